@@ -1,0 +1,144 @@
+"""Accounts and tokens: /v1/auth/*, /v1/me, /v1/admin/clinicians."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask_smorest import Blueprint
+
+from api.auth import services
+from api.auth.schemas import (
+    ClinicianCreateSchema,
+    CredentialsSchema,
+    MePatchSchema,
+    PasswordChangeSchema,
+    RefreshSchema,
+    RegisterSchema,
+    TokenPairSchema,
+    UserSchema,
+)
+from api.db import get_session, utcnow
+from api.ratelimit import make_counter
+from api.security import auth_required, client_address, current_user, password_hasher
+
+blp = Blueprint("auth", __name__, url_prefix="/v1", description="Accounts and tokens")
+
+
+def token_settings() -> services.TokenSettings:
+    cfg = current_app.config
+    return services.TokenSettings(cfg["ACCESS_TOKEN_TTL"], cfg["REFRESH_TOKEN_TTL"])
+
+
+def throttle_settings() -> services.ThrottleSettings:
+    cfg = current_app.config
+    return services.ThrottleSettings(
+        cfg["LOGIN_MAX_FAILURES_PER_ACCOUNT"],
+        cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"],
+        cfg["LOGIN_FAILURE_WINDOW"],
+    )
+
+
+@blp.post("/auth/register")
+@blp.arguments(RegisterSchema)
+@blp.response(201, UserSchema)
+@blp.alt_response(409, response="CONFLICT")
+def register_user(body: dict[str, Any]) -> Any:
+    """Create a patient account."""
+    session = get_session()
+    user = services.create_user(session, hasher=password_hasher(), **body)
+    session.commit()
+    return user
+
+
+@blp.post("/auth/token")
+@blp.arguments(CredentialsSchema)
+@blp.response(200, TokenPairSchema)
+@blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def create_token(body: dict[str, Any]) -> Any:
+    """Sign in with email and password; answers an access and a refresh token."""
+    session = get_session()
+    pair = services.login(
+        session,
+        email=body["email"],
+        password=body["password"],
+        address=client_address(),
+        now=utcnow(),
+        hasher=password_hasher(),
+        counter=make_counter(current_app.config["REDIS_URL"]),
+        throttle=throttle_settings(),
+        tokens=token_settings(),
+    )
+    session.commit()
+    return pair
+
+
+@blp.post("/auth/refresh")
+@blp.arguments(RefreshSchema)
+@blp.response(200, TokenPairSchema)
+@blp.alt_response(401, response="UNAUTHORIZED")
+def refresh_token(body: dict[str, Any]) -> Any:
+    """Exchange a refresh token for a new pair; the old one is spent."""
+    session = get_session()
+    pair = services.refresh(
+        session, refresh_token=body["refresh_token"], now=utcnow(), tokens=token_settings()
+    )
+    session.commit()
+    return pair
+
+
+@blp.post("/auth/logout")
+@blp.arguments(RefreshSchema)
+@blp.response(204)
+def logout(body: dict[str, Any]) -> None:
+    """End the sign-in that the refresh token belongs to."""
+    session = get_session()
+    services.logout(session, refresh_token=body["refresh_token"], now=utcnow())
+    session.commit()
+
+
+@blp.get("/me")
+@auth_required()
+@blp.response(200, UserSchema)
+def get_me() -> Any:
+    """The signed-in user."""
+    return current_user()
+
+
+@blp.patch("/me")
+@auth_required()
+@blp.arguments(MePatchSchema)
+@blp.response(200, UserSchema)
+def update_me(body: dict[str, Any]) -> Any:
+    """Change display name, time zone, quiet hours or discreet notifications."""
+    session = get_session()
+    user = services.update_profile(session, user=current_user(), changes=body)
+    session.commit()
+    return user
+
+
+@blp.post("/me/password")
+@auth_required()
+@blp.arguments(PasswordChangeSchema)
+@blp.response(204)
+def change_password(body: dict[str, Any]) -> None:
+    """Change the password; every sign-in of the account ends."""
+    session = get_session()
+    services.change_password(
+        session, user=current_user(), now=utcnow(), hasher=password_hasher(), **body
+    )
+    session.commit()
+
+
+@blp.post("/admin/clinicians")
+@auth_required("admin")
+@blp.arguments(ClinicianCreateSchema)
+@blp.response(201, UserSchema)
+@blp.alt_response(409, response="CONFLICT")
+def create_clinician(body: dict[str, Any]) -> Any:
+    """Create a clinician account (admin only)."""
+    session = get_session()
+    user = services.create_user(session, hasher=password_hasher(), role="clinician", **body)
+    session.commit()
+    return user

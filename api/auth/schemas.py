@@ -1,0 +1,90 @@
+"""Shapes of accounts and tokens (contract: "Accounts and tokens")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, post_dump, validate, validates_schema
+
+from api.fields import LocalTime, StrictSchema, TimeZoneName
+
+
+class QuietHoursSchema(StrictSchema):
+    start = LocalTime(required=True)
+    end = LocalTime(required=True)
+
+    @validates_schema
+    def _distinct(self, data: dict[str, Any], **_kw: Any) -> None:
+        if data["start"] == data["end"]:
+            raise ValidationError("start and end must differ.", "end")
+
+
+class UserSchema(Schema):
+    id = fields.UUID(dump_only=True)
+    email = fields.Email(dump_only=True)
+    display_name = fields.String(dump_only=True)
+    role = fields.String(dump_only=True)
+    timezone = fields.String(dump_only=True)
+    quiet_hours = fields.Nested(QuietHoursSchema, allow_none=True, dump_only=True)
+    discreet_notifications = fields.Boolean(dump_only=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+    organization = fields.String(dump_only=True, metadata={"description": "Clinicians only."})
+    invite_code = fields.String(dump_only=True, metadata={"description": "Clinicians only."})
+
+    @post_dump(pass_original=True)
+    def _clinician_fields(self, data: dict[str, Any], user: Any, **_kw: Any) -> dict[str, Any]:
+        if getattr(user, "role", None) != "clinician":
+            data.pop("organization", None)
+            data.pop("invite_code", None)
+        return data
+
+
+class RegisterSchema(StrictSchema):
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+    password = fields.String(
+        required=True, load_only=True, validate=validate.Length(min=10, max=1024)
+    )
+    display_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    timezone = TimeZoneName(required=True)
+
+
+class CredentialsSchema(StrictSchema):
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(max=1024))
+
+
+class RefreshSchema(StrictSchema):
+    refresh_token = fields.String(required=True, load_only=True, validate=validate.Length(max=200))
+
+
+class TokenPairSchema(Schema):
+    access_token = fields.String(required=True)
+    refresh_token = fields.String(required=True)
+    token_type = fields.String(required=True)
+    expires_in = fields.Integer(required=True)
+
+
+class MePatchSchema(StrictSchema):
+    display_name = fields.String(validate=validate.Length(min=1, max=100))
+    timezone = TimeZoneName()
+    quiet_hours = fields.Nested(QuietHoursSchema, allow_none=True)
+    discreet_notifications = fields.Boolean()
+
+
+class PasswordChangeSchema(StrictSchema):
+    current_password = fields.String(
+        required=True, load_only=True, validate=validate.Length(max=1024)
+    )
+    new_password = fields.String(
+        required=True, load_only=True, validate=validate.Length(min=10, max=1024)
+    )
+
+
+class ClinicianCreateSchema(StrictSchema):
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+    password = fields.String(
+        required=True, load_only=True, validate=validate.Length(min=10, max=1024)
+    )
+    display_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    organization = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    timezone = TimeZoneName(load_default="UTC")

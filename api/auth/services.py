@@ -1,0 +1,289 @@
+"""Accounts, sign-in, token rotation and sign-out. Services flush, never commit."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from argon2 import PasswordHasher
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from api.auth.models import AuthSession, RefreshToken, User
+from api.errors import Conflict, TooManyRequests, Unauthorized
+from api.ratelimit import Counter
+from api.security import (
+    burn_password_check,
+    hash_password,
+    hash_token,
+    issue_access_token,
+    new_opaque_token,
+    verify_password,
+)
+
+log = structlog.get_logger("waymark.auth")
+
+_INVALID_LOGIN = "The email or password is not correct."
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "Bearer"
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    access_ttl: int
+    refresh_ttl: int
+
+
+@dataclass(frozen=True)
+class ThrottleSettings:
+    max_per_account: int
+    max_per_address: int
+    window: int
+
+
+class PersistingUnauthorized(Unauthorized):
+    """A 401 whose side effects (a revoked family, a counted failure) must still be committed."""
+
+    persist = True
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def new_invite_code() -> str:
+    # 10 characters of an unambiguous alphabet: ~50 bits, plenty against guessing with throttling.
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    return "".join(secrets.choice(alphabet) for _ in range(10))
+
+
+def create_user(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    display_name: str,
+    timezone: str,
+    hasher: PasswordHasher,
+    role: str = "patient",
+    organization: str | None = None,
+) -> User:
+    """Raises Conflict if the email is taken."""
+    email = normalize_email(email)
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict("An account with this email already exists.")
+    user = User(
+        email=email,
+        password_hash=hash_password(password, hasher),
+        display_name=display_name.strip(),
+        timezone=timezone,
+        role=role,
+        organization=organization,
+        invite_code=new_invite_code() if role == "clinician" else None,
+    )
+    session.add(user)
+    session.flush()
+    log.info("user.created", user_id=str(user.id), role=role)
+    return user
+
+
+def _throttle_keys(email: str, address: str) -> tuple[str, str]:
+    # Keys hold a hash of the email, never the email itself.
+    digest = hashlib.sha256(normalize_email(email).encode()).hexdigest()[:32]
+    return f"login:acct:{digest}", f"login:addr:{address}"
+
+
+def login(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    address: str,
+    now: datetime,
+    hasher: PasswordHasher,
+    counter: Counter,
+    throttle: ThrottleSettings,
+    tokens: TokenSettings,
+) -> TokenPair:
+    """Sign in. Raises TooManyRequests when throttled, PersistingUnauthorized on bad credentials."""
+    acct_key, addr_key = _throttle_keys(email, address)
+    for key, limit in ((acct_key, throttle.max_per_account), (addr_key, throttle.max_per_address)):
+        window = counter.peek(session, key, window=throttle.window, now=now)
+        if window.count >= limit:
+            log.warning("auth.login_throttled", scope=key.split(":")[1])
+            raise TooManyRequests(window.retry_after, "Too many failed sign-ins. Try again later.")
+
+    user = session.scalar(select(User).where(User.email == normalize_email(email)))
+    if user is None:
+        burn_password_check(password, hasher)
+        ok = False
+    else:
+        ok = verify_password(user.password_hash, password, hasher)
+    if not ok:
+        counter.hit(session, acct_key, window=throttle.window, now=now)
+        counter.hit(session, addr_key, window=throttle.window, now=now)
+        log.info("auth.login_failed", user_id=str(user.id) if user else None)
+        raise PersistingUnauthorized(_INVALID_LOGIN)
+
+    assert user is not None
+    if hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password, hasher)
+        log.info("auth.password_rehashed", user_id=str(user.id))
+    counter.reset(session, acct_key)
+    login_session = AuthSession(user_id=user.id, created_at=now)
+    session.add(login_session)
+    session.flush()
+    log.info("auth.login", user_id=str(user.id), session_id=str(login_session.id))
+    return _issue_pair(session, user=user, login_session=login_session, now=now, tokens=tokens)
+
+
+def _issue_pair(
+    session: Session,
+    *,
+    user: User,
+    login_session: AuthSession,
+    now: datetime,
+    tokens: TokenSettings,
+) -> TokenPair:
+    refresh = new_opaque_token()
+    session.add(
+        RefreshToken(
+            session_id=login_session.id,
+            token_hash=hash_token(refresh),
+            issued_at=now,
+            expires_at=now + timedelta(seconds=tokens.refresh_ttl),
+        )
+    )
+    access = issue_access_token(
+        user_id=user.id, role=user.role, session_id=login_session.id, now=now, ttl=tokens.access_ttl
+    )
+    session.flush()
+    return TokenPair(access_token=access, refresh_token=refresh, expires_in=tokens.access_ttl)
+
+
+def refresh(
+    session: Session, *, refresh_token: str, now: datetime, tokens: TokenSettings
+) -> TokenPair:
+    """Rotate a refresh token. A spent token revokes its whole login (theft detection)."""
+    row = session.scalar(
+        select(RefreshToken)
+        .where(RefreshToken.token_hash == hash_token(refresh_token))
+        .with_for_update()
+    )
+    if row is None:
+        raise Unauthorized("The refresh token is not valid.")
+    login_session = session.get(AuthSession, row.session_id)
+    assert login_session is not None
+    if not login_session.is_live():
+        raise Unauthorized("This sign-in has ended. Sign in again.")
+    if row.spent_at is not None:
+        _revoke(session, login_session, now=now, reason="refresh_reuse")
+        log.warning("auth.refresh_reuse", session_id=str(login_session.id))
+        raise PersistingUnauthorized("The refresh token was already used; this sign-in has ended.")
+    if row.expires_at <= now:
+        raise Unauthorized("The refresh token has expired. Sign in again.")
+    # Conditional update: of two concurrent refreshes with the same token only one wins.
+    won = session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == row.id, RefreshToken.spent_at.is_(None))
+        .values(spent_at=now)
+    ).rowcount
+    if won != 1:
+        _revoke(session, login_session, now=now, reason="refresh_reuse")
+        raise PersistingUnauthorized("The refresh token was already used; this sign-in has ended.")
+    user = session.get(User, login_session.user_id)
+    assert user is not None
+    return _issue_pair(session, user=user, login_session=login_session, now=now, tokens=tokens)
+
+
+def _revoke(session: Session, login_session: AuthSession, *, now: datetime, reason: str) -> None:
+    if login_session.revoked_at is None:
+        login_session.revoked_at = now
+        login_session.revoked_reason = reason
+    session.flush()
+
+
+def logout(session: Session, *, refresh_token: str, now: datetime) -> None:
+    """End the login the token belongs to. Unknown tokens are ignored (nothing to end)."""
+    row = session.scalar(
+        select(RefreshToken).where(RefreshToken.token_hash == hash_token(refresh_token))
+    )
+    if row is None:
+        return
+    login_session = session.get(AuthSession, row.session_id)
+    assert login_session is not None
+    _revoke(session, login_session, now=now, reason="logout")
+    log.info("auth.logout", session_id=str(login_session.id))
+
+
+def end_all_sessions(session: Session, *, user_id: uuid.UUID, now: datetime, reason: str) -> int:
+    return session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+    ).rowcount
+
+
+def user_for_access_token(session: Session, *, claims: dict[str, Any]) -> User:
+    """The user behind a decoded access token, if that login is still live; else Unauthorized."""
+    try:
+        user_id = uuid.UUID(claims["sub"])
+        session_id = uuid.UUID(claims["sid"])
+    except (KeyError, ValueError) as exc:
+        raise Unauthorized("The access token is not valid.") from exc
+    user = session.scalar(
+        select(User)
+        .join(AuthSession, AuthSession.user_id == User.id)
+        .where(User.id == user_id, AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+    )
+    if user is None:
+        raise Unauthorized("This sign-in has ended. Sign in again.")
+    return user
+
+
+def update_profile(session: Session, *, user: User, changes: dict[str, Any]) -> User:
+    if "quiet_hours" in changes:
+        quiet = changes.pop("quiet_hours")
+        user.quiet_hours_start = quiet["start"] if quiet else None
+        user.quiet_hours_end = quiet["end"] if quiet else None
+    for key in ("display_name", "timezone", "discreet_notifications"):
+        if key in changes:
+            setattr(user, key, changes[key])
+    session.flush()
+    log.info("user.updated", user_id=str(user.id), fields=sorted(changes))
+    return user
+
+
+def change_password(
+    session: Session,
+    *,
+    user: User,
+    current_password: str,
+    new_password: str,
+    now: datetime,
+    hasher: PasswordHasher,
+) -> None:
+    """Raises Unauthorized if the current password is wrong; ends every login on success."""
+    if not verify_password(user.password_hash, current_password, hasher):
+        raise Unauthorized("The current password is not correct.")
+    user.password_hash = hash_password(new_password, hasher)
+    ended = end_all_sessions(session, user_id=user.id, now=now, reason="password_change")
+    session.flush()
+    log.info("auth.password_changed", user_id=str(user.id), sessions_ended=ended)
+
+
+def rotate_invite_code(session: Session, *, user: User) -> User:
+    user.invite_code = new_invite_code()
+    session.flush()
+    return user

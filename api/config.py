@@ -1,0 +1,119 @@
+"""One environment-driven configuration. Every variable is listed in the README."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = Path(os.environ.get("WAYMARK_INSTANCE_DIR", ROOT / "instance"))
+
+REDISCLOSURE_NOTICE = (
+    "This record which has been disclosed to you is protected by Federal confidentiality rules "
+    "(42 CFR part 2). These rules prohibit you from using or disclosing this record, or testimony "
+    "that describes the information contained in this record, in any civil, criminal, "
+    "administrative, or legislative proceedings by any Federal, State, or local authority, against "
+    "the patient, unless authorized by the consent of the patient, except as provided at 42 CFR "
+    "2.12(c)(5) or as authorized by a court in accordance with 42 CFR 2.64 or 2.65. In addition, "
+    "the Federal rules prohibit you from making any other use or disclosure of this record unless "
+    "at least one of the following applies: (i) further use or disclosure is expressly permitted "
+    "by the written consent of the individual whose information is being disclosed in this record "
+    "or as otherwise permitted by 42 CFR part 2; (ii) you are a covered entity or business "
+    "associate and have received the record for treatment, payment, or health care operations, or "
+    "(iii) you have received the record from a covered entity or business associate as permitted "
+    "by 45 CFR part 164, subparts A and E. A general authorization for the release of medical or "
+    "other information is NOT sufficient to meet the required elements of written consent to "
+    "further use or redisclose the record (see 42 CFR 2.31)."
+)
+
+CRISIS_RESOURCES = (
+    '[{"name": "988 Suicide & Crisis Lifeline", "contact": "Call or text 988"},'
+    ' {"name": "SAMHSA National Helpline", "contact": "1-800-662-4357 (free, confidential, 24/7)"}]'
+)
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name, default)
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _dev_secret(name: str) -> str:
+    """A development secret made once and kept under instance/, so restarts keep tokens valid."""
+    INSTANCE.mkdir(parents=True, exist_ok=True)
+    path = INSTANCE / name
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class Config:
+    """Read once at app creation; tests subclass it."""
+
+    def __init__(self) -> None:
+        self.ENV = _env("WAYMARK_ENV", "development")
+        self.TESTING = False
+        default_db = f"sqlite:///{INSTANCE / 'waymark.sqlite3'}"
+        self.DATABASE_URL = _env("DATABASE_URL", default_db)
+        self.DB_POOL_SIZE = _int("DB_POOL_SIZE", 5)
+        self.REDIS_URL = _env("REDIS_URL")  # None: shared state (throttles) lives in the database
+        secret = _env("SECRET_KEY")
+        if not secret:
+            if self.ENV == "production":
+                raise RuntimeError("SECRET_KEY must be set when WAYMARK_ENV=production")
+            secret = _dev_secret("secret_key")
+        self.SECRET_KEY = secret
+        self.JWT_ISSUER = _env("JWT_ISSUER", "waymark")
+        self.JWT_AUDIENCE = _env("JWT_AUDIENCE", "waymark-api")
+        self.ACCESS_TOKEN_TTL = _int("ACCESS_TOKEN_TTL", 900)
+        self.REFRESH_TOKEN_TTL = _int("REFRESH_TOKEN_TTL", 30 * 24 * 3600)
+        # OWASP minimum for argon2id is m=19 MiB, t=2, p=1; we default above it.
+        self.ARGON2_MEMORY_KIB = _int("ARGON2_MEMORY_KIB", 19 * 1024)
+        self.ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 2)
+        self.ARGON2_PARALLELISM = _int("ARGON2_PARALLELISM", 1)
+        self.LOGIN_MAX_FAILURES_PER_ACCOUNT = _int("LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)
+        self.LOGIN_MAX_FAILURES_PER_ADDRESS = _int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
+        self.LOGIN_FAILURE_WINDOW = _int("LOGIN_FAILURE_WINDOW", 900)
+        self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 1024 * 1024)
+        self.TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)
+        self.IDEMPOTENCY_TTL = _int("IDEMPOTENCY_TTL", 48 * 3600)
+        self.LOG_LEVEL = _env("LOG_LEVEL", "INFO")
+        self.SMTP_HOST = _env("SMTP_HOST", "127.0.0.1")
+        self.SMTP_PORT = _int("SMTP_PORT", 1025)
+        self.SMTP_USERNAME = _env("SMTP_USERNAME")
+        self.SMTP_PASSWORD = _env("SMTP_PASSWORD")
+        self.SMTP_STARTTLS = _bool("SMTP_STARTTLS", False)
+        self.MAIL_FROM = _env("MAIL_FROM", "Waymark <no-reply@waymark.invalid>")
+        self.PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+        self.PUSH_ENDPOINT = _env("PUSH_ENDPOINT")  # provider URL; None disables push delivery
+        self.PUSH_TIMEOUT = float(_env("PUSH_TIMEOUT", "5") or 5)
+        self.SCHEDULER_STALE_AFTER = _int("SCHEDULER_STALE_AFTER", 180)
+        self.REDISCLOSURE_NOTICE = _env("REDISCLOSURE_NOTICE", REDISCLOSURE_NOTICE)
+        self.CRISIS_RESOURCES = _env("CRISIS_RESOURCES", CRISIS_RESOURCES)
+        self.PROBLEM_BASE_URL = _env("PROBLEM_BASE_URL", "https://docs.waymark.invalid/problems/")
+
+        # flask-smorest / OpenAPI
+        self.API_TITLE = "Waymark API"
+        self.API_VERSION = "v1"
+        self.OPENAPI_VERSION = "3.0.3"
+        self.OPENAPI_URL_PREFIX = "/"
+        self.OPENAPI_JSON_PATH = "openapi.json"
+        self.OPENAPI_SWAGGER_UI_PATH = "docs"
+        self.OPENAPI_SWAGGER_UI_URL = _env(
+            "SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
+        )
+        self.JSON_SORT_KEYS = False
+
+    def as_flask(self) -> dict[str, object]:
+        return {k: v for k, v in vars(self).items() if k.isupper()}

@@ -1,0 +1,98 @@
+"""Fixed-window counters shared by all gunicorn workers: in the database, or in Redis if set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import redis
+from sqlalchemy import String, case, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from api.db import Base
+
+
+class RateCounter(Base):
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime]
+    count: Mapped[int] = mapped_column(default=0)
+
+
+@dataclass(frozen=True)
+class Window:
+    count: int
+    retry_after: int  # seconds until the window resets
+
+
+class Counter(Protocol):
+    def hit(self, session: Session, key: str, *, window: int, now: datetime) -> Window: ...
+    def peek(self, session: Session, key: str, *, window: int, now: datetime) -> Window: ...
+    def reset(self, session: Session, key: str) -> None: ...
+
+
+class DatabaseCounter:
+    """Counters in the caller's transaction: they persist when the caller commits."""
+
+    def hit(self, session: Session, key: str, *, window: int, now: datetime) -> Window:
+        dialect = session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        cutoff = now - timedelta(seconds=window)
+        table = RateCounter.__table__
+        stmt = insert(table).values(key=key, window_start=now, count=1)
+        expired = table.c.window_start <= cutoff
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.key],
+            set_={
+                "count": case((expired, 1), else_=table.c.count + 1),
+                "window_start": case((expired, now), else_=table.c.window_start),
+            },
+        ).returning(table.c.count, table.c.window_start)
+        count, start = session.execute(stmt).one()
+        return Window(count, _remaining(start, window, now))
+
+    def peek(self, session: Session, key: str, *, window: int, now: datetime) -> Window:
+        row = session.execute(
+            select(RateCounter.count, RateCounter.window_start).where(RateCounter.key == key)
+        ).first()
+        if row is None or row.window_start <= now - timedelta(seconds=window):
+            return Window(0, 0)
+        return Window(row.count, _remaining(row.window_start, window, now))
+
+    def reset(self, session: Session, key: str) -> None:
+        session.execute(delete(RateCounter).where(RateCounter.key == key))
+
+
+class RedisCounter:
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url)
+
+    def hit(self, session: Session, key: str, *, window: int, now: datetime) -> Window:
+        pipe = self.client.pipeline()
+        pipe.incr(f"waymark:rl:{key}")
+        pipe.expire(f"waymark:rl:{key}", window, nx=True)
+        pipe.ttl(f"waymark:rl:{key}")
+        count, _, ttl = pipe.execute()
+        return Window(int(count), max(int(ttl), 1))
+
+    def peek(self, session: Session, key: str, *, window: int, now: datetime) -> Window:
+        pipe = self.client.pipeline()
+        pipe.get(f"waymark:rl:{key}")
+        pipe.ttl(f"waymark:rl:{key}")
+        count, ttl = pipe.execute()
+        return Window(int(count or 0), max(int(ttl), 0))
+
+    def reset(self, session: Session, key: str) -> None:
+        self.client.delete(f"waymark:rl:{key}")
+
+
+def _remaining(start: datetime, window: int, now: datetime) -> int:
+    return max(1, int((start + timedelta(seconds=window) - now).total_seconds()))
+
+
+def make_counter(redis_url: str | None) -> Counter:
+    return RedisCounter(redis_url) if redis_url else DatabaseCounter()

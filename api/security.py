@@ -1,0 +1,165 @@
+"""Password hashing, access tokens, the current user and role guards."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import wraps
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app, g, request
+from flask_smorest import Blueprint
+
+from api.errors import Forbidden, Unauthorized
+from api.observability import bind_user
+
+if TYPE_CHECKING:
+    from api.auth.models import User
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ROLES = ("patient", "clinician", "admin")
+_ALGORITHM = "HS256"
+
+
+def password_hasher() -> PasswordHasher:
+    cfg = current_app.config
+    return PasswordHasher(
+        time_cost=cfg["ARGON2_TIME_COST"],
+        memory_cost=cfg["ARGON2_MEMORY_KIB"],
+        parallelism=cfg["ARGON2_PARALLELISM"],
+    )
+
+
+def hash_password(password: str, hasher: PasswordHasher | None = None) -> str:
+    return (hasher or password_hasher()).hash(password)
+
+
+def verify_password(stored_hash: str, password: str, hasher: PasswordHasher) -> bool:
+    try:
+        return hasher.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# A constant hash to verify against when the account does not exist, so response time does not
+# tell whether an email is registered.
+_DUMMY_HASH: dict[tuple[int, int, int], str] = {}
+
+
+def burn_password_check(password: str, hasher: PasswordHasher) -> None:
+    key = (hasher.time_cost, hasher.memory_cost, hasher.parallelism)
+    if key not in _DUMMY_HASH:
+        _DUMMY_HASH[key] = hasher.hash(secrets.token_urlsafe(16))
+    verify_password(_DUMMY_HASH[key], password, hasher)
+
+
+def hash_token(token: str) -> str:
+    """Refresh tokens are random 256-bit values, so a fast hash is enough to store them safely."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_opaque_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def issue_access_token(
+    *, user_id: uuid.UUID, role: str, session_id: uuid.UUID, now: datetime, ttl: int
+) -> str:
+    cfg = current_app.config
+    claims = {
+        "iss": cfg["JWT_ISSUER"],
+        "aud": cfg["JWT_AUDIENCE"],
+        "sub": str(user_id),
+        "sid": str(session_id),
+        "role": role,
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(seconds=ttl)).timestamp()),
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, cfg["SECRET_KEY"], algorithm=_ALGORITHM)
+
+
+def decode_access_token(token: str) -> dict[str, Any]:
+    cfg = current_app.config
+    try:
+        return jwt.decode(
+            token,
+            cfg["SECRET_KEY"],
+            algorithms=[_ALGORITHM],
+            audience=cfg["JWT_AUDIENCE"],
+            issuer=cfg["JWT_ISSUER"],
+            options={"require": ["exp", "iat", "sub", "sid", "iss", "aud"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("The access token has expired.") from exc
+    except jwt.InvalidTokenError as exc:
+        raise Unauthorized("The access token is not valid.") from exc
+
+
+def _bearer_token() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Send 'Authorization: Bearer <access_token>'.")
+    return token.strip()
+
+
+def authenticate() -> User:
+    """Resolve the bearer token to a live user whose login has not ended; raise Unauthorized."""
+    from api.auth.services import user_for_access_token  # import here: auth imports security
+    from api.db import get_session
+
+    claims = decode_access_token(_bearer_token())
+    user = user_for_access_token(get_session(), claims=claims)
+    g.current_user = user
+    g.token_claims = claims
+    bind_user(user.id)
+    return user
+
+
+def current_user() -> User:
+    user = g.get("current_user")
+    if user is None:
+        raise Unauthorized()
+    return user
+
+
+def client_address() -> str:
+    # Behind N trusted proxies, the client is the Nth address from the right of X-Forwarded-For.
+    hops = current_app.config["TRUSTED_PROXIES"]
+    if hops:
+        forwarded = [a.strip() for a in request.headers.get("X-Forwarded-For", "").split(",")]
+        if len(forwarded) >= hops:
+            return forwarded[-hops]
+    return request.remote_addr or "unknown"
+
+
+AUTH_RESPONSES = {"401": "UNAUTHORIZED", "403": "FORBIDDEN"}
+
+
+def auth_required(*roles: str) -> Callable[[F], F]:
+    """Require a valid access token and, if given, one of the roles; documents it in OpenAPI."""
+    for role in roles:
+        assert role in ROLES, role
+
+    def decorator(func: F) -> F:
+        @wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            user = authenticate()
+            if roles and user.role not in roles:
+                raise Forbidden(f"This endpoint is for the role(s): {', '.join(roles)}.")
+            return func(*args, **kwargs)
+
+        description = f"Roles: {', '.join(roles)}." if roles else "Any signed-in user."
+        return Blueprint.doc(  # type: ignore[no-any-return]
+            security=[{"bearerAuth": []}], responses=AUTH_RESPONSES, description=description
+        )(wrapper)
+
+    return decorator

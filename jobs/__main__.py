@@ -1,0 +1,70 @@
+"""The scheduler process: `python -m jobs`. The API never starts a scheduler (every gunicorn
+worker would run the jobs again); this process is run once, beside the API."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from api import create_app
+from api.db import utcnow
+from jobs import heartbeat
+
+log = structlog.get_logger("waymark.jobs")
+INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_in_transaction(app: Any, job: Callable[..., Any], **kwargs: Any) -> Any:
+    """Run one job with its own session and commit; a failure rolls back and is logged."""
+    with app.app_context():
+        session = app.extensions["db"].sessionmaker()
+        try:
+            result = job(session, now=utcnow(), **kwargs)
+            session.commit()
+            return result
+        except Exception as exc:
+            session.rollback()
+            log.error("job.failed", job=job.__name__, error_type=type(exc).__name__)
+            raise
+        finally:
+            session.close()
+
+
+def build_scheduler(app: Any) -> BlockingScheduler:
+    # coalesce: after a stall, run a periodic job once, not once per missed tick;
+    # max_instances=1: a slow run is never overlapped by the next;
+    # misfire_grace_time: a tick late by less than this still runs (the jobs themselves catch up
+    # on anything due, so a skipped tick loses nothing).
+    scheduler = BlockingScheduler(
+        timezone="UTC",
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+    )
+    scheduler.add_job(
+        run_in_transaction,
+        "interval",
+        seconds=30,
+        args=[app, heartbeat.beat],
+        kwargs={"instance": INSTANCE, "is_leader": True},
+        id="heartbeat",
+        next_run_time=utcnow(),
+    )
+    return scheduler
+
+
+def main() -> None:
+    app = create_app()
+    scheduler = build_scheduler(app)
+    log.info("scheduler.start", instance=INSTANCE)
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        log.info("scheduler.stop", instance=INSTANCE)
+
+
+if __name__ == "__main__":
+    main()

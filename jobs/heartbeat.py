@@ -1,0 +1,13 @@
+"""Record that the scheduler is alive; /readyz reads it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from api.ops import services as ops_services
+
+
+def beat(session: Session, *, instance: str, now: datetime, is_leader: bool) -> None:
+    ops_services.beat(session, instance=instance, now=now, is_leader=is_leader)

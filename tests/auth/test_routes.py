@@ -1,0 +1,206 @@
+"""Accounts and tokens over HTTP (contract: "Accounts and tokens")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+PASSWORD = "correct horse battery"
+
+
+def register(client: FlaskClient, **overrides: Any) -> Any:
+    body = {
+        "email": "ana@example.test",
+        "password": PASSWORD,
+        "display_name": "Ana",
+        "timezone": "Europe/Lisbon",
+    }
+    body.update(overrides)
+    return client.post("/v1/auth/register", json=body)
+
+
+def login(client: FlaskClient, email: str = "ana@example.test", password: str = PASSWORD) -> Any:
+    return client.post("/v1/auth/token", json={"email": email, "password": password})
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_register_token_me_refresh_reuse_logout(client: FlaskClient) -> None:
+    created = register(client)
+    assert created.status_code == 201
+    assert created.json["role"] == "patient"
+    assert "password" not in created.json and "invite_code" not in created.json
+
+    pair = login(client)
+    assert pair.status_code == 200
+    assert pair.json["token_type"] == "Bearer"
+    assert pair.json["expires_in"] > 0
+
+    me = client.get("/v1/me", headers=bearer(pair.json["access_token"]))
+    assert me.status_code == 200
+    assert me.json["email"] == "ana@example.test"
+    assert me.json["timezone"] == "Europe/Lisbon"
+    assert me.json["quiet_hours"] is None
+    assert me.json["discreet_notifications"] is False
+
+    rotated = client.post("/v1/auth/refresh", json={"refresh_token": pair.json["refresh_token"]})
+    assert rotated.status_code == 200
+    assert rotated.json["refresh_token"] != pair.json["refresh_token"]
+
+    # The spent token again: 401, and the whole family (the new pair too) is revoked.
+    reuse = client.post("/v1/auth/refresh", json={"refresh_token": pair.json["refresh_token"]})
+    assert reuse.status_code == 401
+    assert reuse.headers["Content-Type"] == "application/problem+json"
+    assert "WWW-Authenticate" in reuse.headers
+    again = client.post("/v1/auth/refresh", json={"refresh_token": rotated.json["refresh_token"]})
+    assert again.status_code == 401
+    assert client.get("/v1/me", headers=bearer(rotated.json["access_token"])).status_code == 401
+
+
+def test_logout_ends_the_login(client: FlaskClient) -> None:
+    register(client)
+    pair = login(client).json
+    assert (
+        client.post("/v1/auth/logout", json={"refresh_token": pair["refresh_token"]}).status_code
+        == 204
+    )
+    assert client.get("/v1/me", headers=bearer(pair["access_token"])).status_code == 401
+    refreshed = client.post("/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert refreshed.status_code == 401
+
+
+def test_password_change_ends_every_login(client: FlaskClient) -> None:
+    register(client)
+    first, second = login(client).json, login(client).json
+    changed = client.post(
+        "/v1/me/password",
+        json={"current_password": PASSWORD, "new_password": "a brand new passphrase"},
+        headers=bearer(first["access_token"]),
+    )
+    assert changed.status_code == 204
+    for pair in (first, second):
+        assert client.get("/v1/me", headers=bearer(pair["access_token"])).status_code == 401
+    assert login(client).status_code == 401
+    assert login(client, password="a brand new passphrase").status_code == 200
+
+
+def test_register_refuses_duplicates_and_mass_assignment(client: FlaskClient) -> None:
+    assert register(client).status_code == 201
+    dup = register(client, email="ANA@example.test")
+    assert dup.status_code == 409
+    smuggled = register(
+        client, email="bo@example.test", role="admin", id="00000000-0000-0000-0000-000000000001"
+    )
+    assert smuggled.status_code == 422
+    assert set(smuggled.json["errors"]) == {"role", "id"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"password": "short"}, "password"),
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"timezone": "../../etc/passwd"}, "timezone"),
+        ({"email": "not-an-email"}, "email"),
+        ({"display_name": 42}, "display_name"),
+    ],
+)
+def test_register_validation_names_the_field(
+    client: FlaskClient, overrides: dict[str, Any], field: str
+) -> None:
+    response = register(client, **overrides)
+    assert response.status_code == 422
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert field in response.json["errors"]
+    assert response.json["request_id"]
+
+
+def test_wrong_password_then_throttle(client: FlaskClient, app: Any) -> None:
+    register(client)
+    limit = app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]
+    for _ in range(limit):
+        assert login(client, password="wrong password!").status_code == 401
+    throttled = login(client)  # even the right password waits out the window
+    assert throttled.status_code == 429
+    assert int(throttled.headers["Retry-After"]) > 0
+
+
+def test_unknown_email_is_401_not_404(client: FlaskClient) -> None:
+    response = login(client, email="nobody@example.test")
+    assert response.status_code == 401
+    assert "nobody" not in response.get_data(as_text=True)
+
+
+def test_patch_me(client: FlaskClient) -> None:
+    register(client)
+    token = login(client).json["access_token"]
+    patched = client.patch(
+        "/v1/me",
+        json={
+            "quiet_hours": {"start": "22:00", "end": "07:00"},
+            "discreet_notifications": True,
+            "timezone": "Asia/Tokyo",
+        },
+        headers=bearer(token),
+    )
+    assert patched.status_code == 200
+    assert patched.json["quiet_hours"] == {"start": "22:00", "end": "07:00"}
+    assert patched.json["discreet_notifications"] is True
+    assert patched.json["timezone"] == "Asia/Tokyo"
+    bad = client.patch("/v1/me", json={"role": "admin"}, headers=bearer(token))
+    assert bad.status_code == 422
+    assert client.get("/v1/me", headers=bearer(token)).json["role"] == "patient"
+    bad_time = client.patch(
+        "/v1/me", json={"quiet_hours": {"start": "25:00", "end": "07:00"}}, headers=bearer(token)
+    )
+    assert bad_time.status_code == 422
+    assert "quiet_hours.start" in bad_time.json["errors"]
+
+
+def test_admin_creates_clinician_with_invite_code(
+    client: FlaskClient, make_admin: Any, make_patient: Any, auth_headers: Any
+) -> None:
+    admin, patient = make_admin(), make_patient()
+    body = {
+        "email": "dr@example.test",
+        "display_name": "Dr Lee",
+        "organization": "Clinic",
+        "password": PASSWORD,
+    }
+    assert (
+        client.post("/v1/admin/clinicians", json=body, headers=auth_headers(patient)).status_code
+        == 403
+    )
+    created = client.post("/v1/admin/clinicians", json=body, headers=auth_headers(admin))
+    assert created.status_code == 201
+    assert created.json["role"] == "clinician"
+    assert len(created.json["invite_code"]) == 10
+
+
+def test_tampered_and_expired_tokens(
+    client: FlaskClient, app: Any, patient: Any, auth_headers: Any
+) -> None:
+    import jwt
+
+    headers = auth_headers(patient)
+    token = headers["Authorization"].split()[1]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    forged = jwt.encode(
+        {**claims, "role": "admin"},
+        "another-secret-that-is-long-enough-for-hs256",
+        algorithm="HS256",
+    )
+    assert client.get("/v1/me", headers=bearer(forged)).status_code == 401
+    expired = jwt.encode(
+        {**claims, "exp": claims["iat"] - 10}, app.config["SECRET_KEY"], algorithm="HS256"
+    )
+    assert client.get("/v1/me", headers=bearer(expired)).status_code == 401
+    wrong_aud = jwt.encode(
+        {**claims, "aud": "elsewhere"}, app.config["SECRET_KEY"], algorithm="HS256"
+    )
+    assert client.get("/v1/me", headers=bearer(wrong_aud)).status_code == 401
+    assert client.get("/v1/me").status_code == 401
