@@ -36,10 +36,15 @@ class WaymarkApi(Api):
 
 
 def _blueprints() -> list[Any]:
+    from api.alerts.routes import blp as alerts
+    from api.audit.routes import blp as audit
     from api.auth.routes import blp as auth
+    from api.clinician.routes import blp as clinician
+    from api.consent.routes import blp as consent
+    from api.disclosures.routes import blp as disclosures
     from api.ops.routes import blp as ops
 
-    return [ops, auth]
+    return [ops, auth, consent, disclosures, clinician, alerts, audit]
 
 
 def create_app(config: Config | None = None) -> Flask:

@@ -1,8 +1,21 @@
 """Imports every feature's models so Base.metadata is complete (Alembic, tests)."""
 
+from api.alerts import models as alert_models
+from api.audit import models as audit_models
 from api.auth import models as auth_models
+from api.consent import models as consent_models
+from api.disclosures import models as disclosure_models
 from api.ops import models as ops_models
 from api.ratelimit import RateCounter
 from api.sync import models as sync_models
 
-__all__ = ["RateCounter", "auth_models", "ops_models", "sync_models"]
+__all__ = [
+    "RateCounter",
+    "alert_models",
+    "audit_models",
+    "auth_models",
+    "consent_models",
+    "disclosure_models",
+    "ops_models",
+    "sync_models",
+]

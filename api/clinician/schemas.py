@@ -1,0 +1,42 @@
+"""Shapes of the clinician API (contract: "Clinician API")."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+from api.pagination import page_schema
+
+NOTICE_DESCRIPTION = "The 42 CFR part 2 redisclosure notice that governs the data in this answer."
+
+
+def disclosed_page_schema(item_schema: type, name: str) -> type:
+    """A list envelope that carries disclosed data: items, next_cursor and the notice."""
+    base = page_schema(item_schema, name + "Base")
+    return type(
+        name,
+        (base,),
+        {"notice": fields.String(required=True, metadata={"description": NOTICE_DESCRIPTION})},
+    )
+
+
+class RosterConsentSchema(Schema):
+    id = fields.UUID(dump_only=True)
+    categories = fields.List(fields.String(), dump_only=True)
+    purpose = fields.String(dump_only=True)
+    expires_at = fields.AwareDateTime(dump_only=True, allow_none=True)
+    signed_at = fields.AwareDateTime(dump_only=True)
+    share_weekly_summary = fields.Boolean(dump_only=True)
+
+
+class RosterEntrySchema(Schema):
+    patient_id = fields.UUID(dump_only=True)
+    display_name = fields.String(dump_only=True)
+    consent = fields.Nested(RosterConsentSchema, dump_only=True)
+    open_alerts = fields.Integer(dump_only=True)
+
+
+RosterPageSchema = disclosed_page_schema(RosterEntrySchema, "RosterPage")
+
+
+class InviteCodeSchema(Schema):
+    invite_code = fields.String(dump_only=True)
