@@ -161,4 +161,4 @@ def open_counts(
         )
         .group_by(Alert.patient_id)
     )
-    return {patient_id: int(count) for patient_id, count in rows.tuples()}
+    return {patient_id: int(count) for patient_id, count in rows}

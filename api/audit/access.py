@@ -95,6 +95,9 @@ def auth_required_audited(
 
         @wraps(guarded)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            # The actor is whoever this request authenticates (an app context can outlive one
+            # request, as in tests; a user left on g by an earlier request is not this actor).
+            g.pop("current_user", None)
             try:
                 return guarded(*args, **kwargs)
             except Exception as exc:

@@ -27,15 +27,10 @@ def roster(
         session, stmt, order=Consent.signed_at, tiebreak=Consent.id, limit=limit, cursor=cursor
     )
     patient_ids = [c.patient_id for c in consents]
-    names = (
-        dict(
-            session.execute(
-                select(User.id, User.display_name).where(User.id.in_(patient_ids))
-            ).tuples()
-        )
-        if patient_ids
-        else {}
-    )
+    names: dict[uuid.UUID, str] = {}
+    if patient_ids:
+        rows = session.execute(select(User.id, User.display_name).where(User.id.in_(patient_ids)))
+        names = {row.id: row.display_name for row in rows}
     counts = alert_services.open_counts(
         session, clinician_id=clinician_id, patient_ids=patient_ids, now=now
     )

@@ -58,9 +58,12 @@ class Grant:
 
     def clip(self, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
         """A requested period cut to the window the consent allows (never empty-inverted)."""
-        lo = max(start, self.window_from) if start is not None else self.window_from
-        hi = min(end, self.window_to) if end is not None else self.window_to
-        return lo, max(lo, hi)
+
+        def inside(t: datetime | None, default: datetime) -> datetime:
+            return default if t is None else min(max(t, self.window_from), self.window_to)
+
+        lo = inside(start, self.window_from)
+        return lo, max(lo, inside(end, self.window_to))
 
 
 def _in_force(now: datetime) -> ColumnElement[bool]:
@@ -301,7 +304,8 @@ def _stamp_revocation(session: Session, consent: Consent, *, now: datetime) -> N
     last = session.scalar(
         select(func.max(Disclosure.at)).where(Disclosure.consent_id == consent.id)
     )
-    consent.revoked_at = max(now, last) if last is not None else now
+    # (Nor before it was signed, should another host's clock lag.)
+    consent.revoked_at = max(t for t in (now, last, consent.signed_at) if t is not None)
     session.flush()
 
 
