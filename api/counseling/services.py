@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -82,12 +82,10 @@ def create_session(
     session: Session, *, user_id: uuid.UUID, body: dict[str, Any], now: datetime
 ) -> tuple[CounselingSession, bool]:
     """Store a session (idempotent on a client id). Returns (session, created)."""
+    values = {key: body[key] for key in _FIELDS}
+    values["starts_at"] = values["starts_at"].astimezone(UTC)
     item = CounselingSession(
-        id=body.get("id"),
-        user_id=user_id,
-        created_at=now,
-        updated_at=now,
-        **{key: body[key] for key in _FIELDS},
+        id=body.get("id"), user_id=user_id, created_at=now, updated_at=now, **values
     )
     item, created = create_once(session, item, body=body)
     if created:
@@ -109,7 +107,7 @@ def update_session(
         if key in changes and changes[key] is None:
             raise ValidationError({key: ["Field may not be null."]})
     for key, value in changes.items():
-        setattr(item, key, value)
+        setattr(item, key, value.astimezone(UTC) if key == "starts_at" else value)
     item.updated_at = now
     session.flush()
     _changed(session, item, op="upsert", now=now)
@@ -157,7 +155,7 @@ def attendance_summary(
     if end is not None:
         stmt = stmt.where(CounselingSession.starts_at < end)
     counts = dict.fromkeys(ATTENDANCE, 0)
-    counts.update(dict(session.execute(stmt)))
+    counts.update(dict(session.execute(stmt).all()))
     decided = counts["attended"] + counts["missed"]
     return {
         "from": start,

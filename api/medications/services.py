@@ -306,6 +306,8 @@ def log_dose(
 
     scheduled_for = body.get("scheduled_for")
     taken_at = body.get("taken_at")
+    if taken_at is not None:
+        taken_at = taken_at.astimezone(UTC)
     _check_dose(medication, body["status"], scheduled_for, taken_at, now)
     replaced = None
     if scheduled_for is not None:
@@ -411,6 +413,7 @@ def update_dose(
         taken_at = changes.get("taken_at", dose.taken_at)
         if taken_at is None:
             raise ValidationError({"taken_at": ["Say when the dose was taken."]})
+        taken_at = taken_at.astimezone(UTC)
     else:
         if changes.get("taken_at") is not None:
             raise ValidationError({"taken_at": ["Only a taken dose has taken_at."]})
