@@ -115,9 +115,14 @@ def archive_medication(medication_id: uuid.UUID) -> None:
 @blp.alt_response(409, response="CONFLICT")
 def log_dose(body: dict[str, Any], medication_id: uuid.UUID) -> Any:
     """Log a dose: taken or skipped, answering one scheduled dose (or as-needed)."""
-    session = get_session()
+    session, user = get_session(), current_user()
     dose, created = services.log_dose(
-        session, user_id=current_user().id, medication_id=medication_id, body=body, now=utcnow()
+        session,
+        user_id=user.id,
+        medication_id=medication_id,
+        body=body,
+        now=utcnow(),
+        timezone=user.timezone,
     )
     session.commit()
     return dose, 201 if created else 200

@@ -290,12 +290,14 @@ def log_dose(
     medication_id: uuid.UUID,
     body: dict[str, Any],
     now: datetime,
+    timezone: str | None = None,
 ) -> tuple[Dose, bool]:
     """Log a scheduled dose (taken or skipped) or an as-needed dose. Returns (dose, created).
 
     Raises NotFound (not the user's medication), ValidationError (scheduled_for not a dose time
     of the regimen, taken_at in the future, ...), Conflict (the dose already has a user log, or
     the client id was used with another body). A stored `missed` row for that dose is replaced.
+    `timezone` is the user's zone now: if it changed, the regimen follows it from `now` first.
     """
     medication = get_medication(session, user_id=user_id, medication_id=medication_id)
     fingerprinted = {**body, "medication_id": medication_id}
@@ -303,6 +305,8 @@ def log_dose(
     if client_id is not None and session.get(Dose, client_id) is not None:
         # A resend: answer the stored log (or 409), before the slot looks taken by itself.
         return create_once(session, Dose(id=client_id, user_id=user_id), body=fingerprinted)
+    if timezone is not None and timezone != medication.schedule_timezone:
+        rebase_schedule(session, medication=medication, timezone=timezone, now=now)
 
     scheduled_for = body.get("scheduled_for")
     taken_at = body.get("taken_at")

@@ -471,3 +471,34 @@ def test_changes_are_recorded_and_loaders_dump_the_entities(
     assert medications[medication.id]["times"] == ["08:00", "20:00"]
     assert set(doses) == set(dose_ids)
     assert {d["status"] for d in doses.values()} == {"taken", "skipped"}
+
+
+def test_logging_after_a_zone_change_follows_the_new_zone_at_once(
+    session, patient, make_medication, log
+) -> None:
+    medication = scenario(make_medication, log, patient)
+    moved = utc(2026, 6, 10, 18)  # 11:00 in Los Angeles
+
+    def log_in_la(**body: Any) -> Dose:
+        dose, _ = services.log_dose(
+            session,
+            user_id=patient.id,
+            medication_id=medication.id,
+            body={"id": None, "taken_at": None, "note": None, **body},
+            now=moved,
+            timezone="America/Los_Angeles",
+        )
+        return dose
+
+    # Tonight's 20:00 in Los Angeles (03:00Z): a dose time at once, no job run needed.
+    log_in_la(status="skipped", scheduled_for=utc(2026, 6, 11, 3))
+    # This morning's 08:00 New York dose, logged late: it replaces the row stored at the change.
+    late = log_in_la(status="taken", scheduled_for=utc(2026, 6, 10, 12), taken_at=moved)
+    assert late.source == "user"
+    overall = report(session, patient, end=utc(2026, 6, 11, 7), now=utc(2026, 6, 11, 7))["overall"]
+    assert (overall["scheduled"], overall["taken"], overall["skipped"], overall["missed"]) == (
+        6,
+        3,
+        2,
+        1,
+    )
