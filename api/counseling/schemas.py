@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import Schema, fields, validate
 
 from api.counseling.models import ATTENDANCE, KINDS
@@ -10,14 +12,17 @@ from api.pagination import RangePageArgs, page_schema
 
 NOTE_MAX = 2000
 
-_KIND = {"validate": validate.OneOf(KINDS)}
-_TITLE = {
+_KIND: dict[str, Any] = {"validate": validate.OneOf(KINDS)}
+_TITLE: dict[str, Any] = {
     "validate": [validate.Length(min=1, max=200), validate.Regexp(r"\S", error="Give a title.")]
 }
-_DURATION = {"validate": validate.Range(min=1, max=1440), "metadata": {"description": "1-1440"}}
-_TEXT = {"allow_none": True, "validate": validate.Length(max=200)}
-_ATTENDANCE = {"validate": validate.OneOf(ATTENDANCE)}
-_NOTE = {"allow_none": True, "validate": validate.Length(max=NOTE_MAX)}
+_DURATION: dict[str, Any] = {
+    "validate": validate.Range(min=1, max=1440),
+    "metadata": {"description": "1-1440"},
+}
+_TEXT: dict[str, Any] = {"allow_none": True, "validate": validate.Length(max=200)}
+_ATTENDANCE: dict[str, Any] = {"validate": validate.OneOf(ATTENDANCE)}
+_NOTE: dict[str, Any] = {"allow_none": True, "validate": validate.Length(max=NOTE_MAX)}
 
 
 class CounselingSessionCreateSchema(StrictSchema):

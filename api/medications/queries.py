@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from api.errors import NotFound, ValidationError
 from api.medications.models import Dose, Medication
-from api.medications.schedule import local_day_start, regimen_doses
+from api.medications.schedule import local_day_start, regimen_doses, regimen_doses_by_day
 from api.medications.services import DEFAULT_ON_TIME_WINDOW_MINUTES, missed_cutoff, missed_dose
 from api.pagination import decode_cursor, encode_cursor
 
@@ -280,16 +280,18 @@ def adherence_report(
             continue
         zone = medication.zone
         tally = _Tally()
+        slots = regimen_doses_by_day(medication, start, end)
         answered: set[datetime] = set()
         for status, scheduled_for, taken_at in entries:
             if scheduled_for is None:
                 continue  # an as-needed log from before the regimen got a schedule
             answered.add(scheduled_for)
             on_time = taken_at is not None and abs(taken_at - scheduled_for) <= window
-            tally.add(status, scheduled_for.astimezone(zone).date(), on_time=on_time)
-        for slot in regimen_doses(medication, start, due_before):
-            if slot not in answered:
-                tally.add("missed", slot.astimezone(zone).date(), on_time=False)
+            day = slots.get(scheduled_for) or scheduled_for.astimezone(zone).date()
+            tally.add(status, day, on_time=on_time)
+        for slot, day in slots.items():
+            if slot < due_before and slot not in answered:
+                tally.add("missed", day, on_time=False)
         item.update(tally.report())
         item["as_needed"] = False
         items.append(item)

@@ -76,10 +76,23 @@ def expand_doses(  # noqa: PLR0917
     for every day; `start_date`/`end_date` (inclusive, None = open-ended) are local dates in `tz`
     (an IANA name or a tzinfo). `start` and `end` must be aware. Raises ValueError otherwise.
     """
+    return sorted(expand_doses_by_day(times, days_of_week, start_date, end_date, tz, start, end))
+
+
+def expand_doses_by_day(  # noqa: PLR0917
+    times: Sequence[str],
+    days_of_week: Collection[int] | None,
+    start_date: date,
+    end_date: date | None,
+    tz: str | tzinfo,
+    start: datetime,
+    end: datetime,
+) -> dict[datetime, date]:
+    """As expand_doses, as {instant: the local date of the dose} (unsorted)."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end must be aware datetimes")
     if end <= start or not times:
-        return []
+        return {}
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
     walls = parse_times(times)
     days = set(days_of_week) if days_of_week else None
@@ -89,15 +102,32 @@ def expand_doses(  # noqa: PLR0917
     last = end.astimezone(zone).date() + _ONE_DAY
     if end_date is not None:
         last = min(last, end_date)
-    found: set[datetime] = set()
+    found: dict[datetime, date] = {}
+    opening = _midnight_offset(day, zone)
     while day <= last:
+        following = _midnight_offset(day + _ONE_DAY, zone)
         if days is None or day.isoweekday() in days:
+            # Zones change offset at most once a day: the same offset at this midnight and the
+            # next (read with fold=0) is the offset of every wall time of the day; a DST day
+            # takes the exact, slower path.
+            offset = opening if opening == following else None
             for wall in walls:
-                instant = local_to_utc(day, wall, zone)
-                if start <= instant < end:
-                    found.add(instant)
+                if offset is None:
+                    instant = local_to_utc(day, wall, zone)
+                else:
+                    instant = datetime.combine(day, wall, tzinfo=UTC) - offset
+                if start <= instant < end and instant not in found:
+                    found[instant] = day
+        opening = following
         day += _ONE_DAY
-    return sorted(found)
+    return found
+
+
+_MIDNIGHT = time(0, 0)
+
+
+def _midnight_offset(day: date, zone: tzinfo) -> timedelta | None:
+    return datetime.combine(day, _MIDNIGHT, tzinfo=zone).utcoffset()
 
 
 def local_day_start(day: date, zone: tzinfo) -> datetime:
@@ -106,18 +136,25 @@ def local_day_start(day: date, zone: tzinfo) -> datetime:
 
 
 def regimen_doses(medication: Medication, start: datetime, end: datetime) -> list[datetime]:
-    """The scheduled instants of a regimen's current schedule in [start, end).
+    """The scheduled instants of a regimen's current schedule in [start, end), sorted.
 
     None for an as-needed regimen; only from `schedule_from` (earlier doses were stored when the
     schedule or zone changed) and before `archived_at`; in the regimen's `schedule_timezone`.
     """
+    return sorted(regimen_doses_by_day(medication, start, end))
+
+
+def regimen_doses_by_day(
+    medication: Medication, start: datetime, end: datetime
+) -> dict[datetime, date]:
+    """As regimen_doses, as {instant: local date} (unsorted)."""
     if medication.as_needed:
-        return []
+        return {}
     if medication.schedule_from is not None:
         start = max(start, medication.schedule_from)
     if medication.archived_at is not None:
         end = min(end, medication.archived_at)
-    return expand_doses(
+    return expand_doses_by_day(
         medication.times,
         medication.days_of_week,
         medication.start_date,

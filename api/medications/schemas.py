@@ -52,21 +52,21 @@ def _name(*, required: bool = False) -> fields.String:
     )
 
 
-_DOSE = {
+_DOSE: dict[str, Any] = {
     "validate": validate.Range(min=0, min_inclusive=False, max=1_000_000),
     "metadata": {"description": "Amount per dose, > 0, in `unit`."},
 }
-_UNIT = {"validate": validate.OneOf(UNITS)}
-_TIMES = {
+_UNIT: dict[str, Any] = {"validate": validate.OneOf(UNITS)}
+_TIMES: dict[str, Any] = {
     "validate": validate.Length(max=MAX_TIMES_PER_DAY),
     "metadata": {"description": "Local HH:MM dose times (distinct; answered sorted)."},
 }
-_DAYS = {
+_DAYS: dict[str, Any] = {
     "allow_none": True,
     "validate": validate.Length(max=7),
     "metadata": {"description": "ISO weekdays, 1 = Monday ... 7; null or omitted = every day."},
 }
-_RXNORM = {
+_RXNORM: dict[str, Any] = {
     "allow_none": True,
     "validate": validate.Regexp(r"^\d{1,10}$", error="An RxNorm code is 1-10 digits."),
 }

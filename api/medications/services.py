@@ -516,17 +516,17 @@ def _store_missed(
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = Dose.__table__
-    stmt = insert(table).on_conflict_do_nothing().returning(table.c.id, table.c.user_id)
+    stmt = insert(table).on_conflict_do_nothing().returning(table.c.id, table.c.user_id)  # type: ignore[arg-type]
     inserted = session.execute(stmt, rows).all()
-    for dose_id, owner in inserted:
+    for row in inserted:
         record_change(
-            session, user_id=owner, entity_type="dose", entity_id=dose_id, op="upsert", now=now
+            session, user_id=row.user_id, entity_type="dose", entity_id=row.id, op="upsert", now=now
         )
     session.flush()
     return len(inserted)
 
 
-def _materialisable(since: datetime, until: datetime) -> Select[tuple[Medication, str]]:
+def _materialisable(since: datetime, until: datetime) -> Select[Medication, str]:
     return (
         select(Medication, User.timezone)
         .join(User, User.id == Medication.user_id)

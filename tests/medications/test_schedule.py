@@ -89,6 +89,20 @@ def test_london_gap_and_fold() -> None:
     ]
 
 
+def test_gap_at_midnight_santiago() -> None:
+    # 2026-09-06 in Santiago: 00:00 (-04:00) becomes 01:00 (-03:00), at 04:00Z. A 00:30 dose
+    # that day is at 04:00Z; the day before and after keep their own offsets.
+    zone = "America/Santiago"
+    first, last = date(2026, 9, 5), date(2026, 9, 6)
+    got = expand_doses(["00:30", "23:30"], None, first, last, zone, *wide(first))
+    assert got == [
+        utc(2026, 9, 5, 4, 30),  # 09-05 00:30 -04:00
+        utc(2026, 9, 6, 3, 30),  # 09-05 23:30 -04:00
+        utc(2026, 9, 6, 4, 0),  # 09-06 00:30 does not exist: 01:00 -03:00
+        utc(2026, 9, 7, 2, 30),  # 09-06 23:30 -03:00
+    ]
+
+
 def test_days_of_week_dates_and_half_open_window() -> None:
     # 2026-06-01 is a Monday.
     start, end = utc(2026, 6, 1, 12, 0), utc(2026, 6, 15, 12, 0)
