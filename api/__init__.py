@@ -41,10 +41,12 @@ def _blueprints() -> list[Any]:
     from api.auth.routes import blp as auth
     from api.clinician.routes import blp as clinician
     from api.consent.routes import blp as consent
+    from api.counseling.routes import blp as counseling
     from api.disclosures.routes import blp as disclosures
+    from api.medications.routes import blp as medications
     from api.ops.routes import blp as ops
 
-    return [ops, auth, consent, disclosures, clinician, alerts, audit]
+    return [ops, auth, medications, counseling, consent, disclosures, clinician, alerts, audit]
 
 
 def create_app(config: Config | None = None) -> Flask:

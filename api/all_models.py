@@ -4,7 +4,9 @@ from api.alerts import models as alert_models
 from api.audit import models as audit_models
 from api.auth import models as auth_models
 from api.consent import models as consent_models
+from api.counseling import models as counseling_models
 from api.disclosures import models as disclosure_models
+from api.medications import models as medication_models
 from api.ops import models as ops_models
 from api.ratelimit import RateCounter
 from api.sync import models as sync_models
@@ -15,7 +17,9 @@ __all__ = [
     "audit_models",
     "auth_models",
     "consent_models",
+    "counseling_models",
     "disclosure_models",
+    "medication_models",
     "ops_models",
     "sync_models",
 ]

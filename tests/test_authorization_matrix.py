@@ -248,10 +248,77 @@ def world(
 
 
 def _seed_features(session: Session, world: World, *, now: datetime) -> None:
-    """Seed the owner's health data of each feature present, with canaries (see PARAMS)."""
+    """Seed the owner's data in each feature, with canaries, and the ids to fill paths with."""
+    from api.counseling import services as counseling
+    from api.medications import services as medications
+
+    owner = world.users["owner"]
+    med_name, dose_note = _canary("MedName"), _canary("DoseNote")
+    medication, _ = medications.create_medication(
+        session,
+        user_id=owner.id,
+        timezone=owner.timezone,
+        body={
+            "id": None,
+            "name": med_name,
+            "dose": 8.0,
+            "unit": "film",
+            "times": [],
+            "days_of_week": None,
+            "start_date": (now - timedelta(days=5)).date(),
+            "end_date": None,
+            "as_needed": True,
+            "rxnorm_code": None,
+        },
+        now=now - timedelta(days=5),
+    )
+    dose, _ = medications.log_dose(
+        session,
+        user_id=owner.id,
+        medication_id=medication.id,
+        body={
+            "id": None,
+            "status": "taken",
+            "scheduled_for": None,
+            "taken_at": now - timedelta(hours=3),
+            "note": dose_note,
+        },
+        now=now - timedelta(hours=3),
+    )
+    title, counseling_note = _canary("SessionTitle"), _canary("CounselingNote")
+    item, _ = counseling.create_session(
+        session,
+        user_id=owner.id,
+        body={
+            "id": None,
+            "kind": "individual",
+            "title": title,
+            "starts_at": now - timedelta(days=1),
+            "duration_minutes": 50,
+            "provider_name": None,
+            "location": None,
+            "attendance": "attended",
+            "note": counseling_note,
+        },
+        now=now - timedelta(days=1),
+    )
+    session.commit()
+    world.params.update(
+        medication_id=str(medication.id), dose_id=str(dose.id), session_id=str(item.id)
+    )
+    world.canaries["owner:medications"] |= {med_name, dose_note}
+    world.canaries["owner:counseling"].add(title)
+    # Counseling notes never go under a general consent: no clinician sees them.
+    world.canaries["owner:private"].add(counseling_note)
 
 
+# Valid bodies where validation would otherwise answer 422 before ownership is checked.
 BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
+    ("POST", "/v1/medications/{medication_id}/doses"): lambda _w: {
+        "status": "taken",
+        "taken_at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
+    },
+    ("PUT", "/v1/counseling-sessions/{session_id}/attendance"): lambda _w: {"status": "missed"},
     ("POST", "/v1/consents"): lambda w: {
         "recipient_id": str(w.users["clinician_none"].id),
         "categories": ["symptoms"],
