@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+from flask import current_app
 from flask_smorest import Blueprint
 
 from api.audit.access import auth_required_audited
 from api.auth import services as auth_services
 from api.clinician import services
-from api.clinician.schemas import InviteCodeSchema, RosterPageSchema
+from api.clinician.schemas import (
+    ClinicianCounselingSessionPageSchema,
+    ClinicianDosePageSchema,
+    InviteCodeSchema,
+    RosterPageSchema,
+)
+from api.counseling.schemas import SessionListArgs
 from api.db import get_session, utcnow
 from api.disclosures.notice import add_notice_header, with_notice
+from api.medications.schemas import DoseListArgs
 from api.pagination import PageArgs
 from api.security import auth_required, current_user
 
@@ -39,4 +48,41 @@ def rotate_invite_code() -> Any:
 def list_patients(args: dict[str, Any]) -> Any:
     """Patients with a consent in force to you, with its categories and open alerts."""
     page = services.roster(get_session(), clinician_id=current_user().id, now=utcnow(), **args)
+    return with_notice(page)
+
+
+@blp.get("/patients/<uuid:patient_id>/doses")
+@auth_required_audited("clinician", action="clinician.doses.read")
+@blp.arguments(DoseListArgs, location="query", as_kwargs=True)
+@blp.response(200, ClinicianDosePageSchema)
+@blp.alt_response(403, response="FORBIDDEN", description="The consent lacks medications")
+@blp.alt_response(404, response="NOT_FOUND", description="No consent in force")
+def list_patient_doses(patient_id: uuid.UUID, **args: Any) -> Any:
+    """A consented patient's doses (category medications), as the patient sees them."""
+    session = get_session()
+    page = services.read_doses(
+        session,
+        clinician_id=current_user().id,
+        patient_id=patient_id,
+        window_minutes=current_app.config["ADHERENCE_ON_TIME_WINDOW_MINUTES"],
+        now=utcnow(),
+        **args,
+    )
+    session.commit()
+    return with_notice(page)
+
+
+@blp.get("/patients/<uuid:patient_id>/counseling-sessions")
+@auth_required_audited("clinician", action="clinician.counseling_sessions.read")
+@blp.arguments(SessionListArgs, location="query", as_kwargs=True)
+@blp.response(200, ClinicianCounselingSessionPageSchema)
+@blp.alt_response(403, response="FORBIDDEN", description="The consent lacks counseling")
+@blp.alt_response(404, response="NOT_FOUND", description="No consent in force")
+def list_patient_counseling_sessions(patient_id: uuid.UUID, **args: Any) -> Any:
+    """A consented patient's counseling sessions (category counseling), without their notes."""
+    session = get_session()
+    page = services.read_counseling_sessions(
+        session, clinician_id=current_user().id, patient_id=patient_id, now=utcnow(), **args
+    )
+    session.commit()
     return with_notice(page)

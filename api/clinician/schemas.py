@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from api.counseling.schemas import CounselingSessionSchema
+from api.medications.schemas import DoseSchema
 from api.pagination import page_schema
 
 NOTICE_DESCRIPTION = "The 42 CFR part 2 redisclosure notice that governs the data in this answer."
@@ -40,3 +42,17 @@ RosterPageSchema = disclosed_page_schema(RosterEntrySchema, "RosterPage")
 
 class InviteCodeSchema(Schema):
     invite_code = fields.String(dump_only=True)
+
+
+class ClinicianCounselingSessionSchema(CounselingSessionSchema):
+    """A session as the patient sees it, without its note: counseling notes never go under a
+    general consent (42 CFR 2.31)."""
+
+    class Meta:
+        exclude = ("note",)
+
+
+ClinicianDosePageSchema = disclosed_page_schema(DoseSchema, "ClinicianDosePage")
+ClinicianCounselingSessionPageSchema = disclosed_page_schema(
+    ClinicianCounselingSessionSchema, "ClinicianCounselingSessionPage"
+)

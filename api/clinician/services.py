@@ -4,6 +4,7 @@ data append a disclosure row in the same transaction."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +15,13 @@ from api.alerts import services as alert_services
 from api.auth.models import User
 from api.consent import services as consent_services
 from api.consent.models import Consent
+from api.counseling import services as counseling_services
+from api.disclosures.services import record_disclosure
+from api.medications import queries as medication_queries
 from api.pagination import keyset_page
+
+# fetch(start, end) -> (items, next_cursor): one feature's own list service, as the patient's.
+Fetch = Callable[[datetime, datetime], tuple[list[Any], str | None]]
 
 
 def roster(
@@ -44,3 +51,99 @@ def roster(
         for c in consents
     ]
     return {"items": items, "next_cursor": next_cursor}
+
+
+def _disclosed_read(
+    session: Session,
+    *,
+    clinician_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    category: str,
+    from_: datetime | None,
+    to: datetime | None,
+    now: datetime,
+    fetch: Fetch,
+) -> dict[str, Any]:
+    """The gate, then the feature's list cut to the consent's window, then a ledger row for
+    exactly the period read, all in the caller's transaction."""
+    grant = consent_services.require_active(
+        session, clinician_id=clinician_id, patient_id=patient_id, category=category, now=now
+    )
+    start, end = grant.clip(from_, to)
+    items, next_cursor = fetch(start, end)
+    record_disclosure(
+        session,
+        patient_id=patient_id,
+        recipient_id=clinician_id,
+        consent_id=grant.consent_id,
+        kind="read",
+        categories=[category],
+        data_from=start,
+        data_to=end,
+        now=now,
+    )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def read_doses(
+    session: Session,
+    *,
+    clinician_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    from_: datetime | None,
+    to: datetime | None,
+    medication_id: uuid.UUID | None,
+    limit: int,
+    cursor: str | None,
+    window_minutes: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """The patient's doses (logged and missed) under category medications. Raises NotFound,
+    CategoryNotConsented (see consent.services.require_active)."""
+    return _disclosed_read(
+        session,
+        clinician_id=clinician_id,
+        patient_id=patient_id,
+        category="medications",
+        from_=from_,
+        to=to,
+        now=now,
+        fetch=lambda start, end: medication_queries.list_doses(
+            session,
+            user_id=patient_id,
+            now=now,
+            start=start,
+            end=end,
+            medication_id=medication_id,
+            limit=limit,
+            cursor=cursor,
+            window_minutes=window_minutes,
+        ),
+    )
+
+
+def read_counseling_sessions(
+    session: Session,
+    *,
+    clinician_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    from_: datetime | None,
+    to: datetime | None,
+    limit: int,
+    cursor: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The patient's counseling sessions under category counseling (their notes are never
+    disclosed; the schema leaves them out). Raises NotFound, CategoryNotConsented."""
+    return _disclosed_read(
+        session,
+        clinician_id=clinician_id,
+        patient_id=patient_id,
+        category="counseling",
+        from_=from_,
+        to=to,
+        now=now,
+        fetch=lambda start, end: counseling_services.list_sessions(
+            session, user_id=patient_id, start=start, end=end, limit=limit, cursor=cursor
+        ),
+    )
