@@ -252,9 +252,7 @@ def user_for_access_token(session: Session, *, claims: dict[str, Any]) -> User:
     return user
 
 
-def update_profile(
-    session: Session, *, user: User, changes: dict[str, Any], now: datetime
-) -> User:
+def update_profile(session: Session, *, user: User, changes: dict[str, Any], now: datetime) -> User:
     """Raises nothing; a new time zone re-anchors the user's dose schedules at `now`."""
     from api.medications.services import rebase_timezone  # features depend on auth, not back
 
