@@ -110,8 +110,6 @@ def app(database_url: str, engine: Engine, tmp_path_factory: pytest.TempPathFact
     db = application.extensions["db"]
     db.engine.dispose()
     db.engine = engine
-    # committed_db tests use the app's own sessionmaker: bind it to the engine the suite disposes,
-    # or its pooled connections are left open at exit (ResourceWarning on PostgreSQL).
     db.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
     return application
 

@@ -324,3 +324,15 @@ def test_adherence_route(client: FlaskClient, headers: dict[str, str]) -> None:
         assert refused.status_code == 422 and "to" in refused.json["errors"]
     naive = client.get("/v1/adherence?from=2026-06-08T00:00:00", headers=headers)
     assert naive.status_code == 422 and "from" in naive.json["errors"]
+
+
+def test_moving_zone_reanchors_schedules_at_once(
+    client: FlaskClient, headers: dict[str, str], session: Any
+) -> None:
+    from api.medications.models import Medication
+
+    med = create(client, headers).json
+    moved = client.patch("/v1/me", json={"timezone": "America/Los_Angeles"}, headers=headers)
+    assert moved.status_code == 200
+    stored = session.get(Medication, uuid.UUID(med["id"]), populate_existing=True)
+    assert stored.schedule_timezone == "America/Los_Angeles"
