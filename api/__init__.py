@@ -37,9 +37,10 @@ class WaymarkApi(Api):
 
 def _blueprints() -> list[Any]:
     from api.auth.routes import blp as auth
+    from api.instruments.routes import blp as instruments
     from api.ops.routes import blp as ops
 
-    return [ops, auth]
+    return [ops, auth, instruments]
 
 
 def create_app(config: Config | None = None) -> Flask:

@@ -1,0 +1,21 @@
+"""GET /v1/instruments: the scales the app renders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from api.instruments import services
+from api.instruments.schemas import InstrumentListSchema
+from api.security import auth_required
+
+blp = Blueprint("instruments", __name__, url_prefix="/v1", description="Withdrawal scales")
+
+
+@blp.get("/instruments")
+@auth_required()
+@blp.response(200, InstrumentListSchema)
+def list_instruments() -> Any:
+    """The withdrawal scales, with items, allowed values, labels and bands."""
+    return {"items": services.list_instruments(), "next_cursor": None}
