@@ -1,8 +1,17 @@
 """Imports every feature's models so Base.metadata is complete (Alembic, tests)."""
 
 from api.auth import models as auth_models
+from api.checkins import models as checkins_models
+from api.idempotency import IdempotencyKey
 from api.ops import models as ops_models
 from api.ratelimit import RateCounter
 from api.sync import models as sync_models
 
-__all__ = ["RateCounter", "auth_models", "ops_models", "sync_models"]
+__all__ = [
+    "IdempotencyKey",
+    "RateCounter",
+    "auth_models",
+    "checkins_models",
+    "ops_models",
+    "sync_models",
+]

@@ -13,7 +13,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from api import create_app
 from api.db import utcnow
-from jobs import heartbeat
+from jobs import heartbeat, purge_idempotency
 
 log = structlog.get_logger("waymark.jobs")
 INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
@@ -52,6 +52,13 @@ def build_scheduler(app: Any) -> BlockingScheduler:
         kwargs={"instance": INSTANCE, "is_leader": True},
         id="heartbeat",
         next_run_time=utcnow(),
+    )
+    scheduler.add_job(
+        run_in_transaction,
+        "interval",
+        hours=1,
+        args=[app, purge_idempotency.purge],
+        id="purge_idempotency",
     )
     return scheduler
 
