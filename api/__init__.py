@@ -40,8 +40,9 @@ def _blueprints() -> list[Any]:
     from api.checkins.routes import blp as checkins
     from api.instruments.routes import blp as instruments
     from api.ops.routes import blp as ops
+    from api.sync.routes import blp as sync
 
-    return [ops, auth, instruments, checkins]
+    return [ops, auth, instruments, checkins, sync]
 
 
 def create_app(config: Config | None = None) -> Flask:

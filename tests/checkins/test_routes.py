@@ -193,6 +193,7 @@ def test_every_route_hides_another_patients_checkin(
         client.post("/v1/checkins", json={**payload(), "id": checkin["id"]}, headers=intruder), 409
     )
     assert client.get("/v1/checkins", headers=intruder).json["items"] == []
+    assert client.get("/v1/sync", headers=intruder).json["changes"] == []
     assert client.get(path, headers=patient_headers).json == checkin
 
 
@@ -210,6 +211,7 @@ def test_checkin_routes_are_for_patients_only(
         lambda: client.get(path, headers=staff),
         lambda: client.patch(path, json={"note": "x"}, headers=staff),
         lambda: client.delete(path, headers=staff),
+        lambda: client.get("/v1/sync", headers=staff),
     ]
     for call in calls:
         problem(call(), 403)
@@ -240,6 +242,7 @@ def test_notes_and_symptom_values_never_reach_the_logs(
     client.patch(path, json={"note": CANARY + " again", "craving": 9}, headers=patient_headers)
     client.post("/v1/checkins", json=payload(note=CANARY, craving=99), headers=patient_headers)
     client.post("/v1/checkins", json=payload(note=CANARY * 100), headers=patient_headers)
+    client.get("/v1/sync", headers=patient_headers)
     client.delete(path, headers=patient_headers)
     out = capfd.readouterr()
     text = out.out + out.err
