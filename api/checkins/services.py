@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -23,6 +23,7 @@ from api.sync.services import record_change, register_entity
 log = structlog.get_logger("waymark.checkins")
 
 MAX_FUTURE = timedelta(minutes=10)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # older is a clock or typing error
 _CONTENT = ("instrument", "symptoms", "craving", "sleep_hours", "note")
 
 
@@ -30,6 +31,8 @@ def _check_recorded_at(value: datetime, *, now: datetime) -> None:
     offset = value.utcoffset()
     if offset is None or offset.total_seconds() % 60:
         raise ValidationError({"recorded_at": ["Use an offset in whole minutes."]})
+    if value < EARLIEST:
+        raise ValidationError({"recorded_at": ["Must be in 2000 or later."]})
     if value > now + MAX_FUTURE:
         raise ValidationError({"recorded_at": ["Must not be more than 10 minutes in the future."]})
 

@@ -84,7 +84,7 @@ def encode_sync_cursor(seq: int) -> str:
 
 def decode_sync_cursor(cursor: str) -> int:
     (seq,) = decode_cursor(cursor, [int])
-    if seq < 0:
+    if not 0 <= seq < 2**63:  # a BIGINT
         raise ValidationError({"since": ["Not a cursor this service issued."]})
     return seq
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Callable
@@ -114,6 +115,20 @@ def test_list_pages_and_range(client: FlaskClient, patient_headers: Headers) -> 
     problem(client.get("/v1/checkins?from=2026-01-01T00:00:00", headers=patient_headers), 422)
     bad_cursor = problem(client.get("/v1/checkins?cursor=nope", headers=patient_headers), 422)
     assert "cursor" in bad_cursor["errors"]
+    for edge in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+        for name in ("from", "to"):
+            response = client.get(
+                "/v1/checkins", query_string={name: edge}, headers=patient_headers
+            )
+            assert name in problem(response, 422)["errors"]
+    # Cursors are opaque, but a crafted one is a 422, never a 500.
+    for crafted in (
+        ["2026-01-01T00:00:00", str(uuid.uuid4())],
+        ["0001-01-01T00:00:00+05:00", str(uuid.uuid4())],
+    ):
+        raw = base64.urlsafe_b64encode(json.dumps(crafted).encode()).decode()
+        response = client.get("/v1/checkins", query_string={"cursor": raw}, headers=patient_headers)
+        assert "cursor" in problem(response, 422)["errors"]
 
 
 @pytest.mark.parametrize(
@@ -123,6 +138,9 @@ def test_list_pages_and_range(client: FlaskClient, patient_headers: Headers) -> 
         ({"recorded_at": "yesterday"}, "recorded_at"),
         ({"recorded_at": None}, "recorded_at"),
         ({"recorded_at": (datetime.now(UTC) + timedelta(minutes=30)).isoformat()}, "recorded_at"),
+        ({"recorded_at": "0001-01-01T00:00:00+01:00"}, "recorded_at"),  # no UTC equivalent
+        ({"recorded_at": "1999-12-31T23:59:00+00:00"}, "recorded_at"),
+        ({"recorded_at": "9999-12-31T23:59:59-01:00"}, "recorded_at"),
         ({"instrument": "cows"}, "instrument"),
         ({"answers": None}, "answers"),
         ({"instrument": None}, "instrument"),

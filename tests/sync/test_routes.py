@@ -160,6 +160,7 @@ def test_a_cursor_from_another_user_gives_nothing_of_theirs(
         base64.urlsafe_b64encode(b'["x"]').decode(),
         base64.urlsafe_b64encode(b'["-5"]').decode(),
         base64.urlsafe_b64encode(b'["1", "2"]').decode(),
+        base64.urlsafe_b64encode(b'["9223372036854775808"]').decode(),  # past BIGINT
     ],
 )
 def test_a_bad_cursor_is_422(client: FlaskClient, patient_headers: Headers, since: str) -> None:
