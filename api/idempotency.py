@@ -334,24 +334,20 @@ def _before() -> Response | None:
     request_hash = _request_hash()
     now = utcnow()
 
-    def work(session: Session) -> Claim | None:
-        try:
-            with session.begin_nested():
-                return claim(
-                    session,
-                    principal=principal,
-                    user_id=user_id,
-                    key=key,
-                    request_hash=request_hash,
-                    now=now,
-                    ttl=_ttl(),
-                )
-        except IntegrityError:
-            return None  # the token's account no longer exists: the view answers 401
-
-    result = _in_own_transaction(work)
-    if result is None:
-        return None
+    try:
+        result: Claim = _in_own_transaction(
+            lambda session: claim(
+                session,
+                principal=principal,
+                user_id=user_id,
+                key=key,
+                request_hash=request_hash,
+                now=now,
+                ttl=_ttl(),
+            )
+        )
+    except IntegrityError:
+        return None  # the token's account no longer exists: the view answers 401
     if result.replay is not None:
         log.info("idempotency.replayed", status=result.replay.status)
         return _replay(result.replay)

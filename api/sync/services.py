@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from api.errors import ValidationError
@@ -41,22 +41,30 @@ def record_change(
     op: str,
     now: datetime,
 ) -> None:
-    """Append to the user's change feed in the caller's transaction: it commits with the write."""
+    """Append to the user's change feed in the caller's transaction: it commits with the write.
+
+    On PostgreSQL the same statement first takes the user's feed lock (held until commit): a
+    reader that saw seq 11 committed before seq 10 would move its cursor past 10 and never see
+    it, so one user's feed writers commit in seq order. SQLite serializes writers already.
+    """
     assert entity_type in ENTITY_TYPES, entity_type
     assert op in ("upsert", "delete"), op
-    _lock_user_feed(session, user_id)
-    session.add(
-        Change(user_id=user_id, entity_type=entity_type, entity_id=entity_id, op=op, changed_at=now)
-    )
-
-
-def _lock_user_feed(session: Session, user_id: uuid.UUID) -> None:
-    # A reader that sees seq 11 committed before seq 10 would move its cursor past 10 and never
-    # see it. Serializing each user's feed writers (held until commit) makes that user's seqs
-    # commit in order. SQLite writers are serialized already (BEGIN IMMEDIATE).
-    if session.get_bind().dialect.name == "postgresql":
-        key = int.from_bytes(user_id.bytes[:8], "big", signed=True) ^ _FEED_LOCK_NAMESPACE
-        session.execute(select(func.pg_advisory_xact_lock(key)))
+    table = Change.__table__
+    values = {
+        "user_id": user_id,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "op": op,
+        "changed_at": now,
+    }
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(insert(table).values(values))
+        return
+    key = int.from_bytes(user_id.bytes[:8], "big", signed=True) ^ _FEED_LOCK_NAMESPACE
+    # MATERIALIZED: the lock is evaluated before the row (and its seq) exists.
+    lock = select(func.pg_advisory_xact_lock(key)).cte("feed_lock").prefix_with("MATERIALIZED")
+    row = select(*(literal(v, type_=table.c[k].type) for k, v in values.items())).select_from(lock)
+    session.execute(insert(table).from_select(list(values), row))
 
 
 _FEED_LOCK_NAMESPACE = 0x5741594D41524B  # "WAYMARK": keeps clear of other advisory lock users
