@@ -7,6 +7,7 @@ import hashlib
 import json
 import uuid
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import String, inspect
@@ -99,26 +100,35 @@ def _plain(obj: Any) -> bool:
 
 def _insert_if_absent(session: Session, obj: Any) -> bool:
     """INSERT ... ON CONFLICT (pk) DO NOTHING RETURNING: one round trip instead of a lookup, a
-    savepoint, the insert and its release. On success `obj` is attached as loaded from the row
-    (column defaults included), so later changes to it are ordinary UPDATEs."""
+    savepoint, the insert and its release. On success `obj` is attached as if loaded from its row
+    (columns it did not set come back from RETURNING), so later changes to it are UPDATEs."""
     state = inspect(obj)
     mapper = state.mapper
-    table = mapper.local_table
-    columns = {prop.key: prop.columns[0] for prop in mapper.column_attrs}
-    values = {col.key: state.dict[key] for key, col in columns.items() if key in state.dict}
+    given = tuple(prop.key for prop in mapper.column_attrs if prop.key in state.dict)
     dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = (
-        insert(table)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=list(table.primary_key.columns))
-        .returning(*columns.values())
-    )
-    row = session.execute(stmt).first()
-    if row is None:
+    stmt, returned = _insert_statement(mapper, dialect, given)
+    params = {mapper.get_property(k).columns[0].key: state.dict[k] for k in given}
+    first = session.connection().execute(stmt, params).first()
+    if first is None:
         return False
-    for key, value in zip(columns, row, strict=True):
+    for key, value in zip(returned, first, strict=True):
         setattr(obj, key, value)
     make_transient_to_detached(obj)
     session.add(obj)
     return True
+
+
+@lru_cache(maxsize=256)
+def _insert_statement(mapper: Any, dialect: str, given: tuple[str, ...]) -> tuple[Any, list[str]]:
+    table = mapper.local_table
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    # The primary key always comes back: no row back means the id was taken.
+    returned = [
+        p.key for p in mapper.column_attrs if p.key not in given or p.columns[0].primary_key
+    ]
+    stmt = (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=list(table.primary_key.columns))
+        .returning(*(mapper.get_property(k).columns[0] for k in returned))
+    )
+    return stmt, returned

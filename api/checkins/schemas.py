@@ -35,9 +35,8 @@ _ANSWERS_DOC = {
 
 class _CheckinFields(StrictSchema):
     instrument = fields.String(allow_none=True, validate=_INSTRUMENT)
-    answers = fields.Dict(
-        keys=fields.String(), values=fields.Raw(), allow_none=True, metadata=_ANSWERS_DOC
-    )
+    # Checked item by item against the instrument by the service (answers.<item_key> errors).
+    answers = fields.Dict(allow_none=True, metadata=_ANSWERS_DOC)
     symptoms = fields.Nested(SymptomsSchema, allow_none=True)
     craving = fields.Integer(strict=True, allow_none=True, validate=_RATING)
     sleep_hours = fields.Float(allow_none=True, validate=validate.Range(min=0, max=24))

@@ -42,10 +42,11 @@ def _score(checkin: Checkin, instrument: str | None, answers: Any) -> None:
         checkin.instrument = checkin.instrument_version = None
         checkin.answers = checkin.total = checkin.severity = None
         return
-    result = instruments.score(instrument, answers)
+    result = instruments.score(instrument, answers)  # validates every item first
+    definition = instruments.get_instrument(instrument)
     checkin.instrument = instrument
-    checkin.instrument_version = instruments.get_instrument(instrument).version
-    checkin.answers = instruments.validate_answers(instrument, answers)
+    checkin.instrument_version = definition.version
+    checkin.answers = {item.key: answers[item.key] for item in definition.items}  # item order
     checkin.total = result.total
     checkin.severity = result.severity
 

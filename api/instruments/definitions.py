@@ -4,6 +4,7 @@ validation and GET /v1/instruments all read these definitions, so they cannot dr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,13 @@ class Instrument:
     clinician_only: bool
     bands: tuple[Band, ...] = ()
 
-    @property
+    @cached_property
     def max_total(self) -> int:
         return sum(item.highest for item in self.items)
 
-    @property
-    def keys(self) -> frozenset[str]:
-        return frozenset(item.key for item in self.items)
+    @cached_property
+    def by_key(self) -> dict[str, Item]:
+        return {item.key: item for item in self.items}
 
 
 def _options(*labels: str) -> tuple[Option, ...]:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from api.errors import ValidationError
-from api.instruments.definitions import INSTRUMENTS, Instrument
+from api.instruments.definitions import INSTRUMENTS, Instrument, Item
 
 
 class Score(NamedTuple):
@@ -26,8 +26,7 @@ def list_instruments() -> list[Instrument]:
     return list(INSTRUMENTS.values())
 
 
-def _value_error(instrument: Instrument, key: str, value: Any) -> str | None:
-    item = next(i for i in instrument.items if i.key == key)
+def _value_error(item: Item, value: Any) -> str | None:
     # bool is an int in Python; a JSON true/false is not an answer.
     if isinstance(value, bool) or not isinstance(value, int):
         return "Must be an integer."
@@ -51,14 +50,16 @@ def validate_answers(
     if not isinstance(answers, Mapping):
         raise ValidationError({field: ["Must be an object of item key to integer."]})
     errors: dict[str, list[str]] = {}
+    items = instrument.by_key
     for item in instrument.items:
         if item.key not in answers:
             errors[f"{field}.{item.key}"] = ["Missing answer: every item is required."]
     for key, value in answers.items():
-        if key not in instrument.keys:
+        item = items.get(key)
+        if item is None:
             errors[f"{field}.{key}"] = [f"Not an item of {instrument.code}."]
             continue
-        message = _value_error(instrument, key, value)
+        message = _value_error(item, value)
         if message:
             errors[f"{field}.{key}"] = [message]
     if errors:
@@ -79,6 +80,5 @@ def score(instrument_code: str, answers: Any, *, field: str = "answers") -> Scor
     Raises ValidationError as validate_answers does.
     """
     checked = validate_answers(instrument_code, answers, field=field)
-    instrument = INSTRUMENTS[instrument_code]
     total = sum(checked.values())
-    return Score(total=total, severity=severity_for(instrument, total))
+    return Score(total=total, severity=severity_for(INSTRUMENTS[instrument_code], total))

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import func, insert, literal, select
+from sqlalchemy import BigInteger, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from api.errors import ValidationError
@@ -49,7 +49,6 @@ def record_change(
     """
     assert entity_type in ENTITY_TYPES, entity_type
     assert op in ("upsert", "delete"), op
-    table = Change.__table__
     values = {
         "user_id": user_id,
         "entity_type": entity_type,
@@ -58,16 +57,28 @@ def record_change(
         "changed_at": now,
     }
     if session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(table).values(values))
+        session.connection().execute(_INSERT_CHANGE, values)
         return
-    key = int.from_bytes(user_id.bytes[:8], "big", signed=True) ^ _FEED_LOCK_NAMESPACE
-    # MATERIALIZED: the lock is evaluated before the row (and its seq) exists.
-    lock = select(func.pg_advisory_xact_lock(key)).cte("feed_lock").prefix_with("MATERIALIZED")
-    row = select(*(literal(v, type_=table.c[k].type) for k, v in values.items())).select_from(lock)
-    session.execute(insert(table).from_select(list(values), row))
+    lock_key = int.from_bytes(user_id.bytes[:8], "big", signed=True) ^ _FEED_LOCK_NAMESPACE
+    session.connection().execute(_LOCK_AND_INSERT_CHANGE, {**values, "lock_key": lock_key})
+
+
+def _lock_and_insert() -> Any:
+    table = Change.__table__
+    columns = ["user_id", "entity_type", "entity_id", "op", "changed_at"]
+    # MATERIALIZED: the lock is taken before the row (and its seq) exists.
+    lock = (
+        select(func.pg_advisory_xact_lock(bindparam("lock_key", type_=BigInteger())))
+        .cte("feed_lock")
+        .prefix_with("MATERIALIZED")
+    )
+    row = select(*(bindparam(c, type_=table.c[c].type) for c in columns)).select_from(lock)
+    return insert(table).from_select(columns, row)
 
 
 _FEED_LOCK_NAMESPACE = 0x5741594D41524B  # "WAYMARK": keeps clear of other advisory lock users
+_INSERT_CHANGE = insert(Change.__table__)
+_LOCK_AND_INSERT_CHANGE = _lock_and_insert()
 
 
 @dataclass(frozen=True)
