@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask, g
+from flask import Flask, g, has_app_context
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
@@ -81,6 +81,7 @@ FAMILIES: list[tuple[set[str], str, dict[str, Any]]] = [
     ({"GET"}, r"/healthz|/readyz", PUBLIC),
     ({"POST"}, r"/v1/auth/(register|token|refresh|logout)", PUBLIC),
     ({"GET", "PATCH", "DELETE"}, r"/v1/me", SIGNED_IN),
+    ({"GET"}, r"/v1/instruments", SIGNED_IN),
     ({"POST"}, r"/v1/me/password", SIGNED_IN),
     ({"GET", "POST"}, r"/v1/admin/.*", ADMIN),
     ({"POST"}, r"/v1/clinician/invite-code/rotate", CLINICIAN_SELF),
@@ -97,7 +98,7 @@ FAMILIES: list[tuple[set[str], str, dict[str, Any]]] = [
     (
         {"GET", "POST", "PUT", "PATCH", "DELETE"},
         r"/v1/(checkins|medications|doses|adherence|counseling-sessions|counseling|reminders"
-        r"|consents|disclosures|clinicians/lookup)(/.*)?",
+        r"|sync|consents|disclosures|clinicians/lookup)(/.*)?",
         PATIENT_OWN,
     ),
 ]
@@ -249,10 +250,24 @@ def world(
 
 def _seed_features(session: Session, world: World, *, now: datetime) -> None:
     """Seed the owner's data in each feature, with canaries, and the ids to fill paths with."""
+    from api.checkins import services as checkins
     from api.counseling import services as counseling
     from api.medications import services as medications
 
     owner = world.users["owner"]
+    checkin_note = _canary("CheckinNote")
+    checkin, _ = checkins.create_checkin(
+        session,
+        user_id=owner.id,
+        body={
+            "id": None,
+            "recorded_at": now - timedelta(hours=2),
+            "symptoms": {"anxiety": 5},
+            "craving": 6,
+            "note": checkin_note,
+        },
+        now=now - timedelta(hours=2),
+    )
     med_name, dose_note = _canary("MedName"), _canary("DoseNote")
     medication, _ = medications.create_medication(
         session,
@@ -304,8 +319,12 @@ def _seed_features(session: Session, world: World, *, now: datetime) -> None:
     )
     session.commit()
     world.params.update(
-        medication_id=str(medication.id), dose_id=str(dose.id), session_id=str(item.id)
+        checkin_id=str(checkin.id),
+        medication_id=str(medication.id),
+        dose_id=str(dose.id),
+        session_id=str(item.id),
     )
+    world.canaries["owner:symptoms"].add(checkin_note)
     world.canaries["owner:medications"] |= {med_name, dose_note}
     world.canaries["owner:counseling"].add(title)
     # Counseling notes never go under a general consent: no clinician sees them.
@@ -353,7 +372,8 @@ def isolated(app: Flask, connection: sa.Connection) -> Callable[[], Iterator[Non
         try:
             yield
         finally:
-            stale = g.pop("db_session", None)
+            # Where an app context outlives the request, its session must not carry over.
+            stale = g.pop("db_session", None) if has_app_context() else None
             if stale is not None:
                 stale.close()
             if savepoint.is_active:

@@ -44,7 +44,10 @@ def _record(
     outcome: str,
     status: int | None,
 ) -> None:
-    user = g.get("current_user")
+    # Set by authenticate() once the token resolved to a live login (the role is the one the
+    # token was issued for; roles never change).
+    actor_id = g.get("current_user_id")
+    actor_role = (g.get("token_claims") or {}).get("role") if actor_id is not None else None
 
     def _id(name: str | None) -> uuid.UUID | None:
         value = kwargs.get(name) if name else None
@@ -52,8 +55,8 @@ def _record(
 
     record_access(
         get_session(),
-        actor_id=user.id if user is not None else None,
-        actor_role=user.role if user is not None else None,
+        actor_id=actor_id,
+        actor_role=actor_role,
         action=action,
         patient_id=_id(patient_arg),
         target_id=_id(target_arg),
@@ -97,7 +100,8 @@ def auth_required_audited(
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             # The actor is whoever this request authenticates (an app context can outlive one
             # request, as in tests; a user left on g by an earlier request is not this actor).
-            g.pop("current_user", None)
+            for key in ("current_user", "current_user_id", "token_claims"):
+                g.pop(key, None)
             try:
                 return guarded(*args, **kwargs)
             except Exception as exc:

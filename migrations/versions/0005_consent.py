@@ -1,7 +1,7 @@
 """Consents, disclosure ledger, audit log, alerts
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0002
 Create Date: 2026-11-26 03:56:42.283859
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import api.db
 
 revision: str = "0005"
-down_revision: str | Sequence[str] | None = "0003"
+down_revision: str | Sequence[str] | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
