@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from api import create_app
 from api.alerts import services as alert_services
 from api.consent import services as consent_services
+from api.instruments.definitions import INSTRUMENTS
 from tests.conftest import TestConfig as MatrixConfig
 from tests.consenting import sign
 
@@ -88,7 +89,7 @@ FAMILIES: list[tuple[set[str], str, dict[str, Any]]] = [
     ({"GET"}, r"/v1/clinician/(patients|alerts)", CLINICIAN_SELF),
     ({"POST"}, r"/v1/clinician/alerts/\{alert_id\}/acknowledge", clinician_patient("symptoms")),
     ({"GET"}, r"/v1/clinician/patients/\{patient_id\}/checkins", clinician_patient("symptoms")),
-    ({"POST"}, r"/v1/clinician/patients/\{patient_id\}/cows", clinician_patient("symptoms")),
+    ({"GET", "POST"}, r"/v1/clinician/patients/\{patient_id\}/cows", clinician_patient("symptoms")),
     ({"GET"}, r"/v1/clinician/patients/\{patient_id\}/doses", clinician_patient("medications")),
     (
         {"GET"},
@@ -338,6 +339,10 @@ BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
         "taken_at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
     },
     ("PUT", "/v1/counseling-sessions/{session_id}/attendance"): lambda _w: {"status": "missed"},
+    ("POST", "/v1/clinician/patients/{patient_id}/cows"): lambda _w: {
+        "assessed_at": datetime.now(UTC).isoformat(),
+        "answers": {item.key: item.highest for item in INSTRUMENTS["cows"].items},
+    },
     ("POST", "/v1/consents"): lambda w: {
         "recipient_id": str(w.users["clinician_none"].id),
         "categories": ["symptoms"],

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from api.checkins.schemas import CheckinSchema
 from api.counseling.schemas import CounselingSessionSchema
+from api.fields import AwareDateTime, StrictSchema
 from api.medications.schemas import DoseSchema
 from api.pagination import page_schema
 
@@ -52,7 +54,35 @@ class ClinicianCounselingSessionSchema(CounselingSessionSchema):
         exclude = ("note",)
 
 
+ClinicianCheckinPageSchema = disclosed_page_schema(CheckinSchema, "ClinicianCheckinPage")
 ClinicianDosePageSchema = disclosed_page_schema(DoseSchema, "ClinicianDosePage")
 ClinicianCounselingSessionPageSchema = disclosed_page_schema(
     ClinicianCounselingSessionSchema, "ClinicianCounselingSessionPage"
 )
+
+
+class CowsCreateSchema(StrictSchema):
+    id = fields.UUID(load_default=None, metadata={"description": "Client-generated, optional."})
+    assessed_at = AwareDateTime(required=True)
+    # Checked item by item against the COWS definition (answers.<item_key> errors).
+    answers = fields.Dict(
+        keys=fields.String(),
+        required=True,
+        metadata={"description": "Every COWS item key to one of its allowed values."},
+    )
+
+
+class CowsAssessmentSchema(Schema):
+    id = fields.UUID(dump_only=True)
+    patient_id = fields.UUID(dump_only=True)
+    clinician_id = fields.UUID(dump_only=True, allow_none=True)
+    instrument = fields.Constant("cows", dump_only=True)
+    instrument_version = fields.String(dump_only=True)
+    assessed_at = fields.AwareDateTime(dump_only=True)
+    answers = fields.Dict(keys=fields.String(), values=fields.Integer(), dump_only=True)
+    total = fields.Integer(dump_only=True)
+    severity = fields.String(dump_only=True, allow_none=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+
+
+ClinicianCowsPageSchema = disclosed_page_schema(CowsAssessmentSchema, "ClinicianCowsPage")

@@ -227,3 +227,36 @@ def test_another_patients_medication_filter_is_404_and_not_disclosed(
     )
     assert response.status_code == 404
     assert ledger(session) == []  # the failed read's ledger row was rolled back with it
+
+
+def test_checkins_only_from_the_window(
+    client: FlaskClient, session: Session, people: dict[str, Any]
+) -> None:
+    from api.checkins import services as checkins
+
+    patient, clinician = people["patient"], people["clinician"]
+
+    def checkin(at: datetime) -> Any:
+        item, _ = checkins.create_checkin(
+            session,
+            user_id=patient.id,
+            body={"id": None, "recorded_at": at, "craving": 3, "note": None},
+            now=at,
+        )
+        session.commit()
+        return item
+
+    checkin(datetime.now(UTC) - timedelta(days=1))  # before the consent: never shown
+    sign(session, patient=patient, clinician=clinician, categories=["symptoms"])
+    shown = checkin(datetime.now(UTC))
+    url = f"/v1/clinician/patients/{patient.id}/checkins"
+    response = client.get(url, headers=people["headers"])
+    assert response.status_code == 200
+    assert [c["id"] for c in response.json["items"]] == [str(shown.id)]
+    backwards = client.get(
+        url,
+        query_string={"from": NOW.isoformat(), "to": (NOW - timedelta(days=1)).isoformat()},
+        headers=people["headers"],
+    )
+    assert backwards.status_code == 422 and "to" in backwards.json["errors"]
+    assert len(ledger(session)) == 1

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from api.alerts import services as alert_services
 from api.auth import services as auth_services
 from api.auth.models import AuthSession, User
+from api.checkins import services as checkin_services
 from api.consent.models import Consent
 from api.disclosures.models import Disclosure
 from api.security import issue_access_token, password_hasher
@@ -42,6 +43,12 @@ def _seed(app: Flask, now: datetime) -> dict[str, Any]:
                 organization="Clinic" if role == "clinician" else None,
             )
         session.commit()
+        checkin_services.create_checkin(
+            session,
+            user_id=users["patient"].id,
+            body={"id": None, "recorded_at": now - timedelta(hours=1), "craving": 4},
+            now=now,
+        )
         alert_services.raise_alert(
             session,
             patient_id=users["patient"].id,
@@ -145,20 +152,37 @@ def _check_ledger(app: Flask, world: dict[str, Any], successes: int) -> None:
     assert all(at <= consent.revoked_at for at in stamps)
 
 
-def _read_alerts(client: Any, headers: dict[str, str]) -> tuple[int, bool]:
-    response = client.get("/v1/clinician/alerts", headers=headers)
-    return response.status_code, bool(response.status_code == 200 and response.json["items"])
+def _read_alerts(world: dict[str, Any]) -> Callable[[Any, dict[str, str]], tuple[int, bool]]:
+    def read(client: Any, headers: dict[str, str]) -> tuple[int, bool]:
+        response = client.get("/v1/clinician/alerts", headers=headers)
+        return response.status_code, bool(response.status_code == 200 and response.json["items"])
+
+    return read
+
+
+def _read_checkins(world: dict[str, Any]) -> Callable[[Any, dict[str, str]], tuple[int, bool]]:
+    url = f"/v1/clinician/patients/{world['users']['patient'].id}/checkins"
+
+    def read(client: Any, headers: dict[str, str]) -> tuple[int, bool]:
+        response = client.get(url, headers=headers)
+        assert response.status_code in (200, 404), response.status_code
+        return response.status_code, response.status_code == 200
+
+    return read
 
 
 ROUNDS = 4
 
 
 @pytest.mark.slow
-def test_revoke_while_a_clinician_reads(app: Flask, committed_db: Engine) -> None:
+@pytest.mark.parametrize("reader", [_read_checkins, _read_alerts], ids=["checkins", "alerts"])
+def test_revoke_while_a_clinician_reads(
+    app: Flask, committed_db: Engine, reader: Callable[..., Any]
+) -> None:
     world = _seed(app, datetime.now(UTC))
     for _ in range(ROUNDS):  # the race is timing-bound: several rounds make a miss unlikely
         world["consent_id"] = _sign(app, world)
-        reads, revoked = _race(app, world, _read_alerts)
+        reads, revoked = _race(app, world, reader(world))
         successes = sum(1 for _, ok in reads if ok)
         assert successes >= 5
         late = [started for started, ok in reads if ok and started > revoked]
