@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Protocol
 
 import redis
@@ -68,31 +69,43 @@ class DatabaseCounter:
 
 
 class RedisCounter:
-    def __init__(self, url: str) -> None:
+    """Counters in Redis (INCR + EXPIRE NX in one MULTI): one window per key, shared by every
+    worker and host. Needs Redis >= 7 (EXPIRE NX)."""
+
+    def __init__(self, url: str, *, prefix: str = "waymark:rl:") -> None:
         self.client = redis.Redis.from_url(url)
+        self.prefix = prefix
 
     def hit(self, session: Session, key: str, *, window: int, now: datetime) -> Window:
+        name = self.prefix + key
         pipe = self.client.pipeline()
-        pipe.incr(f"waymark:rl:{key}")
-        pipe.expire(f"waymark:rl:{key}", window, nx=True)
-        pipe.ttl(f"waymark:rl:{key}")
+        pipe.incr(name)
+        pipe.expire(name, window, nx=True)
+        pipe.ttl(name)
         count, _, ttl = pipe.execute()
         return Window(int(count), max(int(ttl), 1))
 
     def peek(self, session: Session, key: str, *, window: int, now: datetime) -> Window:
+        name = self.prefix + key
         pipe = self.client.pipeline()
-        pipe.get(f"waymark:rl:{key}")
-        pipe.ttl(f"waymark:rl:{key}")
+        pipe.get(name)
+        pipe.ttl(name)
         count, ttl = pipe.execute()
         return Window(int(count or 0), max(int(ttl), 0))
 
     def reset(self, session: Session, key: str) -> None:
-        self.client.delete(f"waymark:rl:{key}")
+        self.client.delete(self.prefix + key)
 
 
 def _remaining(start: datetime, window: int, now: datetime) -> int:
     return max(1, int((start + timedelta(seconds=window) - now).total_seconds()))
 
 
+@cache
+def _redis_counter(url: str) -> RedisCounter:
+    # One client (and connection pool) per process, not a new connection per sign-in.
+    return RedisCounter(url)
+
+
 def make_counter(redis_url: str | None) -> Counter:
-    return RedisCounter(redis_url) if redis_url else DatabaseCounter()
+    return _redis_counter(redis_url) if redis_url else DatabaseCounter()

@@ -40,6 +40,8 @@ _ran_on: set[str] = set()
 
 
 class TestConfig(Config):
+    __test__ = False  # a config, not a test class, wherever it is imported
+
     def __init__(self, database_url: str) -> None:
         super().__init__()
         self.TESTING = True

@@ -101,7 +101,7 @@ def create_user(
 def _throttle_keys(email: str, address: str) -> tuple[str, str]:
     # Keys hold a hash of the email, never the email itself.
     digest = hashlib.sha256(normalize_email(email).encode()).hexdigest()[:32]
-    return f"login:acct:{digest}", f"login:addr:{address}"
+    return f"login:acct:{digest}", f"login:addr:{address[:100]}"  # IPv6 is at most 45
 
 
 def login(
