@@ -22,6 +22,7 @@ from prometheus_client import (
 )
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 REQUESTS = Counter("waymark_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -76,8 +77,10 @@ def init_app(app: Flask) -> None:
         route = request.url_rule.rule if request.url_rule else "<unmatched>"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         if route != "/metrics":
-            REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-            LATENCY.labels(request.method, route).observe(elapsed)
+            # Label values stay a small fixed set: a client can send any method name.
+            method = request.method if request.method in _METHODS else "OTHER"
+            REQUESTS.labels(method, route, str(response.status_code)).inc()
+            LATENCY.labels(method, route).observe(elapsed)
         # The path can hold ids but never values; the query string can, so it is not logged.
         log.info(
             "http.request",
