@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import traceback
 from typing import Any
 
 import structlog
@@ -204,17 +203,9 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        # The message of a database or parsing error can quote the values sent; log where it
-        # happened (file, line, function) and its type, never the message.
-        frames = [
-            f"{f.filename}:{f.lineno}:{f.name}" for f in traceback.extract_tb(exc.__traceback__)
-        ]
-        log.error(
-            "request.unhandled",
-            error_type=type(exc).__name__,
-            route=request.endpoint,
-            frames=frames,
-        )
+        # The message of a database or parsing error can quote the values sent; the log holds
+        # where it happened (file, line, function) and its type, never the message.
+        log.error("request.unhandled", exc_info=exc, endpoint=request.endpoint)
         return problem(500, detail="Something went wrong on our side. Quote the request id.")
 
 

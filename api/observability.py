@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import time
+import traceback
 import uuid
 from typing import Any
 
@@ -33,17 +34,50 @@ LATENCY = Histogram(
 )
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Log one JSON object a line; idempotent so tests and workers can call it again."""
-    logging.basicConfig(format="%(message)s", stream=sys.stdout, level=level, force=True)
-    structlog.configure(
+def _exception_without_values(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Render an exception as its type and frames (file:line:function), never its message or
+    locals: a database or parsing error quotes the values that were sent."""
+    exc_info = event.pop("exc_info", None)
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    elif isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    if isinstance(exc_info, tuple) and exc_info[0] is not None:
+        event["error_type"] = exc_info[0].__name__
+        event["frames"] = [
+            f"{f.filename}:{f.lineno}:{f.name}" for f in traceback.extract_tb(exc_info[2])
+        ]
+    return event
+
+
+_SHARED: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    _exception_without_values,
+]
+
+
+def json_formatter() -> logging.Formatter:
+    """A stdlib formatter that writes the same JSON lines as structlog (for other libraries'
+    loggers: gunicorn, APScheduler, SQLAlchemy), with the logger's name."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *_SHARED],
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.dict_tracebacks,
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.JSONRenderer(),
         ],
+    )
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Log one JSON object a line on stdout, ours and every library's; idempotent so tests and
+    workers can call it again."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(json_formatter())
+    logging.basicConfig(handlers=[handler], level=level, force=True)
+    structlog.configure(
+        processors=[*_SHARED, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(),
         cache_logger_on_first_use=False,

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any
 
 import pytest
+import structlog
 from flask import Flask
 from flask.testing import FlaskClient
+
+from api import observability
 
 CANARY_PASSWORD = "canary-Pa55word-7f3e9b"
 CANARY_NEW_PASSWORD = "canary-NewPa55-41d07c"
@@ -147,3 +151,44 @@ def test_an_unmatched_route_is_logged_without_its_path(
     assert not any(CANARY_EMAIL in line for line in lines)
     [event] = [e for e in _events(lines) if e["event"] == "http.request"]
     assert event["status"] == 404 and event["route"] is None
+
+
+def _raise_with_a_value() -> None:
+    password = CANARY_PASSWORD  # a local, as in a real frame
+    raise ValueError(f"bad value {password}")
+
+
+def test_library_log_records_are_the_same_json_lines() -> None:
+    formatter = observability.json_formatter()
+    structlog.contextvars.bind_contextvars(request_id="req-ctx-00000001")
+    try:
+        record = logging.LogRecord(
+            "apscheduler.scheduler", logging.WARNING, __file__, 1, "Run time missed", None, None
+        )
+        event = json.loads(formatter.format(record))
+    finally:
+        structlog.contextvars.clear_contextvars()
+    assert event["event"] == "Run time missed"
+    assert event["logger"] == "apscheduler.scheduler"
+    assert event["level"] == "warning"
+    assert event["request_id"] == "req-ctx-00000001"
+    assert event["timestamp"].endswith("Z")
+
+
+def test_exceptions_are_logged_by_type_and_place_never_by_message(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    try:
+        _raise_with_a_value()
+    except ValueError:
+        structlog.get_logger("test").exception("job.failed")
+        record = logging.LogRecord(
+            "sqlalchemy.pool", logging.ERROR, __file__, 1, "pool error", None, sys.exc_info()
+        )
+        library = json.loads(observability.json_formatter().format(record))
+    ours = json.loads(capsys.readouterr().out.splitlines()[-1])
+    for event in (ours, library):
+        assert event["error_type"] == "ValueError"
+        assert any(frame.endswith(":_raise_with_a_value") for frame in event["frames"])
+        assert CANARY_PASSWORD not in json.dumps(event)
+        assert "exception" not in event and "exc_info" not in event
