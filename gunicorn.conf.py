@@ -16,7 +16,35 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
 max_requests_jitter = 500
 accesslog = None  # the app logs each request as JSON, with ids and no query string
 errorlog = "-"
+# gunicorn's own lines (start, worker boot and exit, timeouts) as the same JSON lines on stdout.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "api.observability.json_formatter"}},
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stdout",
+        }
+    },
+    "loggers": {
+        "gunicorn.error": {
+            "handlers": ["stdout"],
+            "level": os.environ.get("LOG_LEVEL", "INFO"),
+            "propagate": False,
+        },
+        "gunicorn.access": {"handlers": [], "propagate": False},
+    },
+    "root": {"level": "INFO", "handlers": ["stdout"]},  # the app sets its own on import
+}
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Import the app once in the master and fork the workers from it: they start at once (and a
+# worker replaced after max_requests too). post_fork drops any pooled connection copied over.
+preload_app = True
+# gunicorn >= 25 opens a control socket at one fixed path per user ($HOME/.gunicorn/gunicorn.ctl)
+# that two instances on a host would fight over; nothing here uses it (gunicornc).
+control_socket_disable = True
 
 # Prometheus multiprocess mode: every worker writes its samples here and /metrics sums them.
 # It must be set before the workers import prometheus_client (they import the app after the fork).
@@ -35,6 +63,14 @@ def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
     for pattern in _METRIC_FILES:
         for stale in directory.glob(pattern):
             stale.unlink(missing_ok=True)
+
+
+def post_fork(server, worker):  # noqa: ARG001 - gunicorn's hook signature
+    # SQLAlchemy's recipe for forked processes: never share the parent's pooled connections.
+    app = server.app.wsgi()  # the app the master preloaded
+    db = getattr(app, "extensions", {}).get("db")
+    if db is not None:
+        db.engine.dispose(close=False)
 
 
 def child_exit(server, worker):  # noqa: ARG001 - gunicorn's hook signature

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Protocol
 
-import redis
 from sqlalchemy import String, case, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -73,6 +72,8 @@ class RedisCounter:
     worker and host. Needs Redis >= 7 (EXPIRE NX)."""
 
     def __init__(self, url: str, *, prefix: str = "waymark:rl:") -> None:
+        import redis  # only when configured: it is a heavy import for every process
+
         self.client = redis.Redis.from_url(url)
         self.prefix = prefix
 
