@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p instance
-.venv/bin/alembic upgrade head
+# Alembic's imports take seconds; a restart against an up-to-date database skips it.
+if ! .venv/bin/python scripts/migrations_current.py; then
+  .venv/bin/alembic upgrade head
+fi
 
 # Both run in the background, so that a signal reaches this shell at once (bash runs no trap
 # while a foreground child runs) and so that either one ending is noticed.

@@ -1,0 +1,45 @@
+"""scripts/migrations_current.py: `make run` skips Alembic only when the dev database is at head."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from alembic import command
+from alembic.script import ScriptDirectory
+
+from tests.conftest import ROOT, alembic_config
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "migrations_current", ROOT / "scripts" / "migrations_current.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_heads_agree_with_alembic() -> None:
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert _load().heads() == set(script.get_heads())
+
+
+def test_current_only_for_an_up_to_date_default_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checker = _load()
+    monkeypatch.setenv("WAYMARK_INSTANCE_DIR", str(tmp_path))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert checker.current() is False  # no database yet
+    url = f"sqlite:///{tmp_path / 'waymark.sqlite3'}"
+    command.upgrade(alembic_config(url), "head")
+    assert checker.current() is True
+    command.downgrade(alembic_config(url), "base")
+    assert checker.current() is False  # behind: Alembic must run
+    command.upgrade(alembic_config(url), "head")
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert checker.current() is False  # a configured database is always left to Alembic
