@@ -1,4 +1,5 @@
-"""scripts/migrations_current.py: `make run` skips Alembic only when the dev database is at head."""
+"""Tooling: `make run` skips Alembic only when the dev database is at head; CI fails when any
+test ran on SQLite but not on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 
+from tests import conftest
 from tests.conftest import ROOT, alembic_config
 
 
@@ -43,3 +45,19 @@ def test_current_only_for_an_up_to_date_default_database(
     command.upgrade(alembic_config(url), "head")
     monkeypatch.setenv("DATABASE_URL", url)
     assert checker.current() is False  # a configured database is always left to Alembic
+
+
+def test_ci_finds_tests_that_passed_on_sqlite_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    passed = {
+        "t.py::test_a[sqlite]",
+        "t.py::test_a[postgresql]",
+        "t.py::test_b[sqlite-args0]",
+        "t.py::test_c[GET /v1/me][sqlite]",
+        "t.py::test_pg_only[postgresql]",
+        "t.py::test_no_backend",
+    }
+    monkeypatch.setattr(conftest, "_passed", passed)
+    assert conftest._missing_on_postgresql() == [
+        "t.py::test_b[sqlite-args0]",
+        "t.py::test_c[GET /v1/me][sqlite]",
+    ]
