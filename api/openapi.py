@@ -40,6 +40,13 @@ ERROR_HEADERS: dict[int, dict[str, dict[str, Any]]] = {
             "required": True,
         }
     },
+    503: {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "schema": {"type": "integer", "minimum": 1},
+            "required": True,
+        }
+    },
 }
 
 
@@ -49,9 +56,10 @@ def _name(status: int) -> str:
 
 class ProblemResponsesPlugin(BasePlugin):
     """Adds the error answers each operation can give beside the ones a route documents itself
-    (409, 429, ...): 500 everywhere, 413 (body too large) and 415 (body not JSON) where a body
-    can be sent, 400 (unparsable or missing JSON) and 422 where one is read, 404 where the path
-    names a resource, 401/403 where a token is required. Every answer documents `X-Request-ID`."""
+    (409, 429, ...): 500, and 503 (database unavailable), everywhere; 413 (body too large) and
+    415 (body not JSON) where a body can be sent; 400 (unparsable or missing JSON) and 422 where
+    one is read; 404 where the path names a resource; 401/403 where a token is required. Every
+    answer documents `X-Request-ID`."""
 
     def init_spec(self, spec: APISpec) -> None:
         self.spec = spec
@@ -63,7 +71,7 @@ class ProblemResponsesPlugin(BasePlugin):
             if method not in _METHODS:
                 continue
             responses = operation.setdefault("responses", {})
-            codes: list[int] = [500]
+            codes: list[int] = [500, 503]
             if method in _BODY_METHODS:
                 codes += [413, 415]
             if "requestBody" in operation:
