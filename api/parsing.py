@@ -104,6 +104,7 @@ class StrictJsonParser(FlaskParser):
     unstorable text in bodies or query strings."""
 
     def pre_load(self, location_data: Any, *, schema: Schema, req: Any, location: str) -> Any:
+        errors: dict[str, Any]
         if location == "json":
             errors = bad_text_errors(location_data) or json_type_errors(schema, location_data)
         elif location in ("query", "querystring"):

@@ -41,17 +41,21 @@ class DatabaseCounter:
     def hit(self, session: Session, key: str, *, window: int, now: datetime) -> Window:
         dialect = session.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        cutoff = now - timedelta(seconds=window)
-        table = RateCounter.__table__
-        stmt = insert(table).values(key=key, window_start=now, count=1)
-        expired = table.c.window_start <= cutoff
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.key],
-            set_={
-                "count": case((expired, 1), else_=table.c.count + 1),
-                "window_start": case((expired, now), else_=table.c.window_start),
-            },
-        ).returning(table.c.count, table.c.window_start)
+        expired = RateCounter.window_start <= now - timedelta(seconds=window)
+        # One statement, atomic under concurrent workers: insert, or count up (or restart an
+        # expired window) on the existing row, which the database locks for the update.
+        stmt = (
+            insert(RateCounter)
+            .values(key=key, window_start=now, count=1)
+            .on_conflict_do_update(
+                index_elements=[RateCounter.key],
+                set_={
+                    "count": case((expired, 1), else_=RateCounter.count + 1),
+                    "window_start": case((expired, now), else_=RateCounter.window_start),
+                },
+            )
+            .returning(RateCounter.count, RateCounter.window_start)
+        )
         count, start = session.execute(stmt).one()
         return Window(count, _remaining(start, window, now))
 
@@ -59,9 +63,12 @@ class DatabaseCounter:
         row = session.execute(
             select(RateCounter.count, RateCounter.window_start).where(RateCounter.key == key)
         ).first()
-        if row is None or row.window_start <= now - timedelta(seconds=window):
+        if row is None:
             return Window(0, 0)
-        return Window(row.count, _remaining(row.window_start, window, now))
+        count, start = row
+        if start <= now - timedelta(seconds=window):
+            return Window(0, 0)
+        return Window(count, _remaining(start, window, now))
 
     def reset(self, session: Session, key: str) -> None:
         session.execute(delete(RateCounter).where(RateCounter.key == key))
