@@ -92,16 +92,21 @@ def config_instance_dir() -> Any:
 def _require_json_bodies(app: Flask) -> None:
     @app.before_request
     def _json_only() -> None:
-        if request.method not in ("POST", "PUT", "PATCH") or request.routing_exception:
+        if request.method not in ("POST", "PUT", "PATCH", "DELETE") or request.routing_exception:
             return  # an unknown path or method answers 404/405 whatever the body
         chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
         has_body = bool(request.content_length) or chunked
-        # A body that is not JSON is refused up front (415) instead of being read as empty.
-        if has_body and not request.is_json:
+        # A body that is not JSON is refused up front (415) instead of being read as empty
+        # (DELETE: only where a body is taken, as in DELETE /v1/me with the password).
+        takes_body = request.method != "DELETE" or _takes_json_body(_view())
+        if has_body and takes_body and not request.is_json:
             raise UnsupportedMediaType("Send the body as application/json.")
         # A missing body is not an empty object: a PATCH without one would silently succeed.
-        if not has_body and _takes_json_body(app.view_functions.get(request.endpoint or "")):
+        if not has_body and _takes_json_body(_view()):
             raise BadRequest("This request needs a JSON body.")
+
+    def _view() -> Any:
+        return app.view_functions.get(request.endpoint or "")
 
 
 def _takes_json_body(view: Any) -> bool:

@@ -57,9 +57,9 @@ def _name(status: int) -> str:
 class ProblemResponsesPlugin(BasePlugin):
     """Adds the error answers each operation can give beside the ones a route documents itself
     (409, 429, ...): 500, and 503 (database unavailable), everywhere; 413 (body too large) and
-    415 (body not JSON) where a body can be sent; 400 (unparsable or missing JSON) and 422 where
-    one is read; 404 where the path names a resource; 401/403 where a token is required. Every
-    answer documents `X-Request-ID`."""
+    415 (body not JSON) on POST, PUT, PATCH and a DELETE that takes a body; 400 (unparsable or
+    missing JSON) and 422 where a body is read; 404 where the path names a resource; 401/403
+    where a token is required. Every answer documents `X-Request-ID`."""
 
     def init_spec(self, spec: APISpec) -> None:
         self.spec = spec
@@ -72,7 +72,7 @@ class ProblemResponsesPlugin(BasePlugin):
                 continue
             responses = operation.setdefault("responses", {})
             codes: list[int] = [500, 503]
-            if method in _BODY_METHODS:
+            if method in _BODY_METHODS or "requestBody" in operation:
                 codes += [413, 415]
             if "requestBody" in operation:
                 codes += [400, 422]

@@ -131,3 +131,25 @@ def test_unknown_path_or_method_wins_over_the_body_rules(client: FlaskClient) ->
     wrong_method = client.post("/healthz", **form)
     assert wrong_method.status_code == 405
     assert wrong_method.headers["Allow"]
+
+
+def test_delete_follows_the_body_rules_only_where_it_takes_a_body() -> None:
+    from api import create_app
+    from tests.conftest import TestConfig
+
+    application = create_app(TestConfig("sqlite://"))
+
+    def erase() -> tuple[str, int]:
+        return "", 204
+
+    erase._apidoc = {"arguments": {"parameters": [{"in": "json", "required": True}]}}  # type: ignore[attr-defined]
+    application.add_url_rule("/erase", "erase", erase, methods=["DELETE"])
+    application.add_url_rule("/plain", "plain", lambda: ("", 204), methods=["DELETE"])
+    client = application.test_client()
+    form = {"data": "password=x", "content_type": "application/x-www-form-urlencoded"}
+    assert client.delete("/erase", **form).status_code == 415
+    assert client.delete("/erase").status_code == 400
+    assert client.delete("/erase", json={"password": "x"}).status_code == 204
+    assert client.delete("/plain", **form).status_code == 204  # no body taken: none refused
+    assert client.delete("/plain").status_code == 204
+    application.extensions["db"].engine.dispose()
