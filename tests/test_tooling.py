@@ -61,3 +61,17 @@ def test_ci_finds_tests_that_passed_on_sqlite_only(monkeypatch: pytest.MonkeyPat
         "t.py::test_b[sqlite-args0]",
         "t.py::test_c[GET /v1/me][sqlite]",
     ]
+
+
+def test_sqlite_only_tests_are_not_expected_on_postgresql(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conftest, "_passed", set())
+
+    class Report:
+        when, passed, nodeid = "call", True, "t.py::test_pragmas[sqlite]"
+        keywords = {"sqlite_only": 1, "test_pragmas": 1}
+
+    conftest.pytest_runtest_logreport(Report())  # type: ignore[arg-type]
+    assert conftest._missing_on_postgresql() == []
+    Report.keywords = {"test_pragmas": 1}
+    conftest.pytest_runtest_logreport(Report())  # type: ignore[arg-type]
+    assert conftest._missing_on_postgresql() == ["t.py::test_pragmas[sqlite]"]
