@@ -45,15 +45,33 @@ class WaymarkApi(Api):
 
 
 def _blueprints() -> list[Any]:
+    from api.alerts.routes import blp as alerts
+    from api.audit.routes import blp as audit
     from api.auth.routes import blp as auth
     from api.checkins.routes import blp as checkins
+    from api.clinician.routes import blp as clinician
+    from api.consent.routes import blp as consent
     from api.counseling.routes import blp as counseling
+    from api.disclosures.routes import blp as disclosures
     from api.instruments.routes import blp as instruments
     from api.medications.routes import blp as medications
     from api.ops.routes import blp as ops
     from api.sync.routes import blp as sync
 
-    return [ops, auth, instruments, checkins, medications, counseling, sync]
+    return [
+        ops,
+        auth,
+        instruments,
+        checkins,
+        medications,
+        counseling,
+        sync,
+        consent,
+        disclosures,
+        clinician,
+        alerts,
+        audit,
+    ]
 
 
 def create_app(config: Config | None = None) -> Flask:
