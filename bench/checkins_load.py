@@ -199,7 +199,7 @@ def floor_request() -> Callable[[], bytes]:
     return lambda: payload
 
 
-def checkin_request(tokens: list[str]) -> Callable[[], bytes]:
+def checkin_request(tokens: list[str], *, with_key: bool = False) -> Callable[[], bytes]:
     recorded = (datetime.now(UTC) - timedelta(minutes=5)).astimezone().isoformat()
     answers = {key: i % 5 for i, key in enumerate(SOWS_KEYS)}
     template = json.dumps(
@@ -221,8 +221,10 @@ def checkin_request(tokens: list[str]) -> Callable[[], bytes]:
     def build() -> bytes:
         # Round-robin over the users (one user: every request is theirs).
         auth = auths[next(turn) % len(auths)]
-        body = f"{head}{uuid.uuid4()}{tail}".encode()
-        return request_bytes("POST", "/v1/checkins", body, auth)
+        checkin_id = uuid.uuid4()
+        body = f"{head}{checkin_id}{tail}".encode()
+        headers = {**auth, "Idempotency-Key": str(checkin_id)} if with_key else auth
+        return request_bytes("POST", "/v1/checkins", body, headers)
 
     return build
 
@@ -346,7 +348,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             raise
         tokens = [sign_in(args.port) for _ in range(args.users)]
         token = tokens[0]
-        floor, checkin = floor_request(), checkin_request(tokens)
+        floor, checkin = floor_request(), checkin_request(tokens, with_key=args.idempotency_key)
 
         print(f"warm-up {args.warmup:.0f} s each ...", flush=True)
         saturate("warmup-floor", args.port, floor, args.warmup, args.connections)
@@ -387,6 +389,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "cpus": os.cpu_count(),
             "workers": args.workers,
             "users": args.users,
+            "idempotency_key": args.idempotency_key,
             "connections": args.connections,
             "seconds_per_phase": args.duration,
             "floor_rate_per_s": round(floor_rate, 1),
@@ -423,6 +426,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per phase")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=2, help="floor/check-in alternations")
+    parser.add_argument(
+        "--idempotency-key", action="store_true", help="send an Idempotency-Key with each check-in"
+    )
     parser.add_argument(
         "--users", type=int, default=1, help="patients writing (round-robin over requests)"
     )
