@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 import structlog
+from apispec import BasePlugin
 from flask import Flask, Response, current_app, g, request
 from sqlalchemy import (
     JSON,
@@ -418,7 +419,44 @@ def _teardown(_exc: BaseException | None) -> None:
         _in_own_transaction(lambda s: release(s, row_id=state.row_id))
 
 
+class OpenAPIPlugin(BasePlugin):
+    """Documents the header, and its 409 and 422 answers, on every POST operation."""
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **_kw: Any
+    ) -> None:
+        post = (operations or {}).get("post")
+        if post is None:
+            return
+        post.setdefault("parameters", []).append(
+            {
+                "in": "header",
+                "name": HEADER,
+                "required": False,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                "description": (
+                    "Makes a resend safe: the same key and body replay the first answer "
+                    "(header Idempotent-Replayed: true); the same key with another body answers "
+                    "422; a resend while the first is in progress answers 409. Kept at least "
+                    "24 hours."
+                ),
+            }
+        )
+        responses = post.setdefault("responses", {})
+        responses.setdefault("409", "CONFLICT")
+        responses.setdefault("422", "UNPROCESSABLE_ENTITY")
+
+
+def document(spec: Any) -> None:
+    """Add the header to the OpenAPI document; call before the blueprints are registered."""
+    plugin = OpenAPIPlugin()
+    plugin.init_spec(spec)
+    spec.plugins.append(plugin)
+
+
 def init_app(app: Flask) -> None:
+    """Register the hooks last: they need the request id, and a body refused as not JSON
+    must not claim a key."""
     app.before_request(_before)
     app.after_request(_after)
     app.teardown_request(_teardown)
