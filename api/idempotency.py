@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import structlog
 from apispec import BasePlugin
@@ -29,6 +29,7 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     String,
+    Table,
     UniqueConstraint,
     bindparam,
     delete,
@@ -38,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -170,10 +172,13 @@ def claim(
     raise KeyInFlight("Retry shortly.", headers={"Retry-After": "1"})
 
 
+_table = cast(Table, IdempotencyKey.__table__)
+
+
 @lru_cache(maxsize=4)
 def _claim_statement(dialect: str) -> Any:
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    table = IdempotencyKey.__table__
+    table = _table
     return (
         insert(table)
         .on_conflict_do_nothing(index_elements=["principal", "key"])
@@ -181,7 +186,6 @@ def _claim_statement(dialect: str) -> Any:
     )
 
 
-_table = IdempotencyKey.__table__
 # Prebuilt Core statements: these run on every keyed POST.
 _COMPLETE = (
     update(_table)
@@ -199,13 +203,19 @@ _RELEASE = delete(_table).where(_table.c.id == bindparam("row_id"), _table.c.sta
 def _take_over(
     session: Session, row: IdempotencyKey, condition: Any, fresh: dict[str, Any]
 ) -> bool:
-    won = session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.id == row.id, condition)
-        .values(**fresh)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    won = _affected(
+        session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.id == row.id, condition)
+            .values(**fresh)
+            .execution_options(synchronize_session=False)
+        )
+    )
     return won == 1
+
+
+def _affected(result: Any) -> int:
+    return cast(CursorResult[Any], result).rowcount
 
 
 def complete(
@@ -238,20 +248,24 @@ def release(session: Session, *, row_id: uuid.UUID) -> None:
 def forget_resource(session: Session, *, user_id: uuid.UUID, resource_id: uuid.UUID) -> int:
     """Forget stored answers about a resource being deleted: its content must not outlive it, and
     a replayed create must not bring it back to the phone."""
-    return session.execute(
-        delete(IdempotencyKey)
-        .where(IdempotencyKey.user_id == user_id, IdempotencyKey.resource_id == resource_id)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    return _affected(
+        session.execute(
+            delete(IdempotencyKey)
+            .where(IdempotencyKey.user_id == user_id, IdempotencyKey.resource_id == resource_id)
+            .execution_options(synchronize_session=False)
+        )
+    )
 
 
 def purge_expired(session: Session, *, now: datetime) -> int:
     """Delete keys past their expiry (the scheduler runs this; see jobs/purge_idempotency.py)."""
-    return session.execute(
-        delete(IdempotencyKey)
-        .where(IdempotencyKey.expires_at <= now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    return _affected(
+        session.execute(
+            delete(IdempotencyKey)
+            .where(IdempotencyKey.expires_at <= now)
+            .execution_options(synchronize_session=False)
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------------
