@@ -103,6 +103,15 @@ class StrictJsonParser(FlaskParser):
     """webargs' Flask parser, with JSON bodies held to their documented JSON types and no
     unstorable text in bodies or query strings."""
 
+    # Query strings as strict as bodies: an unknown parameter is refused (422) by the schema's
+    # own `unknown` (RAISE for StrictSchema) instead of dropped, as the document promises
+    # (webargs excludes unknown query parameters by default).
+    DEFAULT_UNKNOWN_BY_LOCATION = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": None,
+        "querystring": None,
+    }
+
     def pre_load(self, location_data: Any, *, schema: Schema, req: Any, location: str) -> Any:
         errors: dict[str, Any]
         if location == "json":
