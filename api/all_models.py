@@ -1,8 +1,19 @@
 """Imports every feature's models so Base.metadata is complete (Alembic, tests)."""
 
 from api.auth import models as auth_models
+from api.devices import models as devices_models
+from api.notifications import models as notifications_models
 from api.ops import models as ops_models
 from api.ratelimit import RateCounter
+from api.reminders import models as reminders_models
 from api.sync import models as sync_models
 
-__all__ = ["RateCounter", "auth_models", "ops_models", "sync_models"]
+__all__ = [
+    "RateCounter",
+    "auth_models",
+    "devices_models",
+    "notifications_models",
+    "ops_models",
+    "reminders_models",
+    "sync_models",
+]
