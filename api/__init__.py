@@ -37,9 +37,12 @@ class WaymarkApi(Api):
 
 def _blueprints() -> list[Any]:
     from api.auth.routes import blp as auth
+    from api.devices.routes import blp as devices
+    from api.inbox.routes import blp as inbox
     from api.ops.routes import blp as ops
+    from api.reminders.routes import blp as reminders
 
-    return [ops, auth]
+    return [ops, auth, reminders, devices, inbox]
 
 
 def create_app(config: Config | None = None) -> Flask:

@@ -61,7 +61,7 @@ def _dev_secret(name: str) -> str:
 class Config:
     """Read once at app creation; tests subclass it."""
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # noqa: PLR0915 - one flat list of settings reads best
         self.ENV = _env("WAYMARK_ENV", "development")
         self.TESTING = False
         default_db = f"sqlite:///{INSTANCE / 'waymark.sqlite3'}"
@@ -98,7 +98,22 @@ class Config:
         self.PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
         self.PUSH_ENDPOINT = _env("PUSH_ENDPOINT")  # provider URL; None disables push delivery
         self.PUSH_TIMEOUT = float(_env("PUSH_TIMEOUT", "5") or 5)
+        self.PUSH_AUTH_TOKEN = _env("PUSH_AUTH_TOKEN")  # Bearer token for the push provider
+        self.SMTP_TIMEOUT = float(_env("SMTP_TIMEOUT", "10") or 10)
         self.SCHEDULER_STALE_AFTER = _int("SCHEDULER_STALE_AFTER", 180)
+        # Reminders and the scheduler (docs/scheduler.md, docs/reminders.md).
+        self.REMINDER_GRACE_MINUTES = _int("REMINDER_GRACE_MINUTES", 30)
+        self.DISPATCH_INTERVAL = _int("DISPATCH_INTERVAL", 15)
+        self.DISPATCH_BATCH_SIZE = _int("DISPATCH_BATCH_SIZE", 500)
+        self.SEND_INTERVAL = _int("SEND_INTERVAL", 5)
+        self.SEND_BATCH_SIZE = _int("SEND_BATCH_SIZE", 20)
+        self.DELIVERY_MAX_ATTEMPTS = _int("DELIVERY_MAX_ATTEMPTS", 5)
+        self.DELIVERY_BACKOFF_BASE = _int("DELIVERY_BACKOFF_BASE", 30)
+        self.DELIVERY_BACKOFF_CAP = _int("DELIVERY_BACKOFF_CAP", 600)
+        self.DELIVERY_LEASE = _int("DELIVERY_LEASE", 300)
+        self.HEARTBEAT_INTERVAL = _int("HEARTBEAT_INTERVAL", 15)
+        self.SCHEDULER_LEADER_RETRY = _int("SCHEDULER_LEADER_RETRY", 10)
+        self.SCHEDULER_LOCK_KEY = _int("SCHEDULER_LOCK_KEY", 0x5741594D)  # "WAYM"
         self.REDISCLOSURE_NOTICE = _env("REDISCLOSURE_NOTICE", REDISCLOSURE_NOTICE)
         self.CRISIS_RESOURCES = _env("CRISIS_RESOURCES", CRISIS_RESOURCES)
         self.PROBLEM_BASE_URL = _env("PROBLEM_BASE_URL", "https://docs.waymark.invalid/problems/")

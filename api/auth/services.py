@@ -252,7 +252,10 @@ def user_for_access_token(session: Session, *, claims: dict[str, Any]) -> User:
     return user
 
 
-def update_profile(session: Session, *, user: User, changes: dict[str, Any]) -> User:
+def update_profile(session: Session, *, user: User, changes: dict[str, Any], now: datetime) -> User:
+    """Change profile fields; reminder rules follow a new zone or new quiet hours at once."""
+    moved = "timezone" in changes and changes["timezone"] != user.timezone
+    requiet = "quiet_hours" in changes
     if "quiet_hours" in changes:
         quiet = changes.pop("quiet_hours")
         user.quiet_hours_start = quiet["start"] if quiet else None
@@ -261,6 +264,10 @@ def update_profile(session: Session, *, user: User, changes: dict[str, Any]) -> 
         if key in changes:
             setattr(user, key, changes[key])
     session.flush()
+    if moved or requiet:
+        from api.reminders.services import follow_user  # reminders import auth models
+
+        follow_user(session, user=user, now=now, moved=moved)
     log.info("user.updated", user_id=str(user.id), fields=sorted(changes))
     return user
 
