@@ -78,6 +78,8 @@ def dispatch_reminders(
     for _ in range(max_batches):
         claimed = dispatch_batch(session, now=now, settings=settings)
         session.commit()
+        # The batch wrote with set-based SQL, not through the ORM: forget any loaded rule.
+        session.expire_all()
         total += claimed
         if claimed < settings.batch_size:
             break

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db import Base
@@ -22,7 +22,14 @@ class Notification(Base):
     __table_args__ = (
         UniqueConstraint("rule_id", "scheduled_for"),
         CheckConstraint("source IN ('schedule', 'snooze')", name="source"),
-        Index("ix_notifications_user_inbox", "user_id", "inbox_at"),
+        # Partial: a notification enters this index only when it reaches the inbox.
+        Index(
+            "ix_notifications_user_inbox",
+            "user_id",
+            "inbox_at",
+            postgresql_where=text("inbox_at IS NOT NULL"),
+            sqlite_where=text("inbox_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -55,18 +62,32 @@ class Delivery(Base):
             "status IN ('queued', 'sending', 'sent', 'failed', 'missed', 'cancelled')",
             name="status",
         ),
-        # The sender's access path: queued rows and expired leases, in due order.
-        Index("ix_notification_deliveries_status_next", "status", "next_attempt_at"),
+        # The sender's access path: queued rows and leases, in due order. Partial, so rows that
+        # are done (sent, failed, missed, cancelled) leave it: it stays as small as the backlog.
+        Index(
+            "ix_notification_deliveries_pending",
+            "next_attempt_at",
+            postgresql_where=text("status IN ('queued', 'sending')"),
+            sqlite_where=text("status IN ('queued', 'sending')"),
+        ),
+        # For ON DELETE SET NULL when a device goes; inbox and email rows are not in it.
+        Index(
+            "ix_notification_deliveries_device_id",
+            "device_id",
+            postgresql_where=text("device_id IS NOT NULL"),
+            sqlite_where=text("device_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    # No index of its own: the unique (notification_id, channel, target) serves lookups by it.
     notification_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("notifications.id", ondelete="CASCADE"), index=True
+        ForeignKey("notifications.id", ondelete="CASCADE")
     )
     channel: Mapped[str] = mapped_column(String(10))
     target: Mapped[str] = mapped_column(String(40), default="")  # the device id for push
     device_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("devices.id", ondelete="SET NULL"), index=True
+        ForeignKey("devices.id", ondelete="SET NULL")
     )
     status: Mapped[str] = mapped_column(String(10), default="queued")
     attempts: Mapped[int] = mapped_column(default=0)

@@ -11,25 +11,24 @@ claimed again, so nothing is lost. See docs/reminders.md for the one window that
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Table, and_, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, select, text, update
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
 from api.devices.models import Device
+from api.notifications import bulk
 from api.notifications.models import Delivery, Notification
 
 log = structlog.get_logger("waymark.notifications")
 
-# Rows per INSERT statement: keeps well under SQLite's 32,766 bound parameters.
-_CHUNK = 500
+# Literal, so the planner can match the partial index ix_notification_deliveries_pending.
+PENDING = text("notification_deliveries.status IN ('queued', 'sending')")
 
 
 @dataclass(frozen=True)
@@ -56,17 +55,6 @@ class SenderSettings:
     backoff_cap: timedelta
 
 
-def _insert_for(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
-def _chunks(
-    rows: Sequence[dict[str, Any]], size: int = _CHUNK
-) -> Iterable[Sequence[dict[str, Any]]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
-
-
 def enqueue(
     session: Session, *, occurrences: Sequence[Occurrence], now: datetime
 ) -> set[uuid.UUID]:
@@ -88,16 +76,15 @@ def enqueue(
         }
         for o in occurrences
     ]
-    table: Table = Notification.__table__  # type: ignore[assignment]
-    inserted: set[uuid.UUID] = set()
-    for chunk in _chunks(rows):
-        stmt = (
-            _insert_for(session)(table)
-            .values(list(chunk))
-            .on_conflict_do_nothing(index_elements=["rule_id", "scheduled_for"])
-            .returning(table.c.id)
+    inserted = set(
+        bulk.insert_rows(
+            session,
+            Notification.__table__,  # type: ignore[arg-type]
+            rows,
+            on_conflict_do_nothing=("rule_id", "scheduled_for"),
+            returning="id",
         )
-        inserted.update(session.execute(stmt).scalars())
+    )
 
     fresh = [(o, r["id"]) for o, r in zip(occurrences, rows, strict=True) if r["id"] in inserted]
     devices = _active_devices(session, {o.user_id for o, _ in fresh if o.push and not o.missed})
@@ -123,9 +110,7 @@ def enqueue(
                     "device_id": device_id,
                 }
             )
-    delivery_table: Table = Delivery.__table__  # type: ignore[assignment]
-    for chunk in _chunks(deliveries, 2000):
-        session.execute(insert(delivery_table), list(chunk))
+    bulk.insert_rows(session, Delivery.__table__, deliveries)  # type: ignore[arg-type]
     return inserted
 
 
@@ -197,7 +182,7 @@ def claim_deliveries(
         .join(Notification, Notification.id == Delivery.notification_id)
         .join(User, User.id == Notification.user_id)
         .outerjoin(Device, Device.id == Delivery.device_id)
-        .where(Delivery.status.in_(("queued", "sending")), Delivery.next_attempt_at <= now)
+        .where(PENDING, Delivery.next_attempt_at <= now)
         .order_by(Delivery.next_attempt_at)
         .limit(limit)
         .with_for_update(of=Delivery, skip_locked=True)

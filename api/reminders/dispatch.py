@@ -13,12 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from functools import lru_cache
+from typing import Any
 
 import structlog
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
+from api.notifications import bulk
 from api.notifications import services as notifications
 from api.reminders import services as reminders
 from api.reminders import timecalc
@@ -41,11 +43,53 @@ def _hhmm(text: str | None) -> time | None:
     return None if text is None else timecalc.parse_hhmm(text)
 
 
-def due_rules(*, now: datetime, limit: int) -> Select[tuple[ReminderRule, str | None, str | None]]:
+class _Claimed:
+    """A claimed rule's columns, shaped like a ReminderRule for the scheduling helpers (the ORM
+    unit of work is not used on this path: its per-row bookkeeping costs more than the SQL)."""
+
+    __slots__ = (
+        "days_of_week",
+        "email",
+        "enabled",
+        "end_date",
+        "id",
+        "kind",
+        "last_local_date",
+        "last_occurrence_at",
+        "local_time",
+        "next_fire_at",
+        "next_local_date",
+        "next_occurrence_at",
+        "push",
+        "start_date",
+        "timezone",
+        "user_id",
+    )
+
+    def __init__(self, row: Any) -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(row, name))
+
+    @property
+    def weekdays(self) -> list[int] | None:
+        return None if self.days_of_week is None else [int(d) for d in self.days_of_week]
+
+
+_COLUMNS = [getattr(ReminderRule, name) for name in _Claimed.__slots__]
+_ADVANCED = (
+    "next_local_date",
+    "next_occurrence_at",
+    "next_fire_at",
+    "last_local_date",
+    "last_occurrence_at",
+)
+
+
+def due_rules(*, now: datetime, limit: int) -> Select[Any]:
     """The claim: a range scan of ix_reminder_rules_next_fire_at, rows locked and skipped if
     another dispatcher holds them (PostgreSQL; SQLite serializes writers instead)."""
     return (
-        select(ReminderRule, User.quiet_hours_start, User.quiet_hours_end)
+        select(*_COLUMNS, User.quiet_hours_start, User.quiet_hours_end)
         .join(User, User.id == ReminderRule.user_id)
         .where(ReminderRule.next_fire_at <= now)
         .order_by(ReminderRule.next_fire_at)
@@ -59,9 +103,11 @@ def dispatch_batch(session: Session, *, now: datetime, settings: DispatchSetting
     never commits (the job commits each batch)."""
     rows = session.execute(due_rules(now=now, limit=settings.batch_size)).all()
     occurrences: list[notifications.Occurrence] = []
+    advanced: list[dict[str, Any]] = []
     missed = 0
-    for rule, quiet_start, quiet_end in rows:
-        quiet = (_hhmm(quiet_start), _hhmm(quiet_end))
+    for row in rows:
+        rule = _Claimed(row)
+        quiet = (_hhmm(row.quiet_hours_start), _hhmm(row.quiet_hours_end))
         recorded = 0
         while rule.next_fire_at is not None and rule.next_fire_at <= now:
             assert rule.next_occurrence_at is not None
@@ -71,9 +117,11 @@ def dispatch_batch(session: Session, *, now: datetime, settings: DispatchSetting
                 # what was skipped is not recorded one by one.
                 assert rule.last_local_date is not None
                 found = reminders.next_occurrence(
-                    rule, after=now - settings.grace, min_date=rule.last_local_date + _ONE_DAY
+                    rule,  # type: ignore[arg-type]
+                    after=now - settings.grace,
+                    min_date=rule.last_local_date + _ONE_DAY,
                 )
-                reminders.set_next(rule, found, quiet=quiet)
+                reminders.set_next(rule, found, quiet=quiet)  # type: ignore[arg-type]
                 continue
             missed += late
             recorded += 1
@@ -91,9 +139,14 @@ def dispatch_batch(session: Session, *, now: datetime, settings: DispatchSetting
             )
             rule.last_local_date = rule.next_local_date
             rule.last_occurrence_at = rule.next_occurrence_at
-            found = reminders.next_occurrence(rule, after=rule.next_occurrence_at, min_date=None)
-            reminders.set_next(rule, found, quiet=quiet)
-    session.flush()
+            found = reminders.next_occurrence(
+                rule,  # type: ignore[arg-type]
+                after=rule.next_occurrence_at,
+                min_date=None,
+            )
+            reminders.set_next(rule, found, quiet=quiet)  # type: ignore[arg-type]
+        advanced.append({"id": rule.id, **{name: getattr(rule, name) for name in _ADVANCED}})
+    bulk.update_by_id(session, ReminderRule.__table__, advanced)  # type: ignore[arg-type]
     inserted = notifications.enqueue(session, occurrences=occurrences, now=now)
     if rows:
         log.info(

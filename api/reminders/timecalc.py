@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 _ONE_SECOND = timedelta(seconds=1)
@@ -54,8 +55,12 @@ def _end_of_gap(naive: datetime, zone: ZoneInfo) -> datetime:
     return hi
 
 
+@lru_cache(maxsize=65536)
 def fire_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
-    """When the reminder for local `day` at wall time `at` fires (UTC), by the policy above."""
+    """When the reminder for local `day` at wall time `at` fires (UTC), by the policy above.
+
+    Pure, so cached: a dispatch batch asks for the same few (day, time, zone) again and again.
+    """
     found = occurrences(day, at, zone)
     if found:
         return found[0]

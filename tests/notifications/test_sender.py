@@ -397,3 +397,42 @@ def test_two_senders_claim_disjoint_rows(
     ids_b = {c.delivery_id for c in b}
     assert len(a) + settled_a == 6 and len(b) + settled_b == 6
     assert not ids_a & ids_b and len(ids_a | ids_b) == 6  # every email row, claimed once
+
+
+@pytest.mark.postgres_only
+def test_the_sender_claim_reads_the_partial_pending_index(
+    session: Session, backend: str, make_patient: Callable[..., User]
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("query plans are PostgreSQL's")
+    user = make_patient()
+    rule = queue(session, user, push=False).rule_id
+    history = [
+        outbox.Occurrence(
+            user_id=user.id,
+            rule_id=rule,
+            kind="checkin",
+            scheduled_for=NOW - timedelta(minutes=i + 1),
+            due_at=NOW - timedelta(minutes=i + 1),
+            email=True,
+            push=False,
+        )
+        for i in range(10000)
+    ]
+    outbox.enqueue(session, occurrences=history, now=NOW)
+    # delivered history leaves the partial index; one notification is still pending
+    session.execute(sa.update(Delivery).where(Delivery.next_attempt_at < NOW).values(status="sent"))
+    session.execute(sa.text("ANALYZE notification_deliveries"))
+    from sqlalchemy.dialects import postgresql
+
+    stmt = (
+        select(Delivery.id)
+        .where(outbox.PENDING, Delivery.next_attempt_at <= NOW)
+        .order_by(Delivery.next_attempt_at)
+        .limit(20)
+    )
+    compiled = stmt.compile(dialect=postgresql.dialect())
+    plan = "\n".join(
+        session.connection().exec_driver_sql(f"EXPLAIN {compiled}", compiled.params).scalars()
+    )
+    assert "ix_notification_deliveries_pending" in plan, plan
