@@ -37,12 +37,14 @@ class WaymarkApi(Api):
 
 def _blueprints() -> list[Any]:
     from api.auth.routes import blp as auth
+    from api.counseling.routes import blp as counseling
     from api.devices.routes import blp as devices
     from api.inbox.routes import blp as inbox
+    from api.medications.routes import blp as medications
     from api.ops.routes import blp as ops
     from api.reminders.routes import blp as reminders
 
-    return [ops, auth, reminders, devices, inbox]
+    return [ops, auth, medications, counseling, reminders, devices, inbox]
 
 
 def create_app(config: Config | None = None) -> Flask:

@@ -1,7 +1,9 @@
 """Imports every feature's models so Base.metadata is complete (Alembic, tests)."""
 
 from api.auth import models as auth_models
+from api.counseling import models as counseling_models
 from api.devices import models as devices_models
+from api.medications import models as medication_models
 from api.notifications import models as notifications_models
 from api.ops import models as ops_models
 from api.ratelimit import RateCounter
@@ -11,7 +13,9 @@ from api.sync import models as sync_models
 __all__ = [
     "RateCounter",
     "auth_models",
+    "counseling_models",
     "devices_models",
+    "medication_models",
     "notifications_models",
     "ops_models",
     "reminders_models",

@@ -101,6 +101,11 @@ class Config:
         self.PUSH_AUTH_TOKEN = _env("PUSH_AUTH_TOKEN")  # Bearer token for the push provider
         self.SMTP_TIMEOUT = float(_env("SMTP_TIMEOUT", "10") or 10)
         self.SCHEDULER_STALE_AFTER = _int("SCHEDULER_STALE_AFTER", 180)
+        # A scheduled dose is on time when taken within this many minutes of its time, and
+        # missed once this long has passed without a log.
+        self.ADHERENCE_ON_TIME_WINDOW_MINUTES = _int("ADHERENCE_ON_TIME_WINDOW_MINUTES", 60)
+        self.MISSED_DOSES_INTERVAL = _int("MISSED_DOSES_INTERVAL", 300)
+        self.MISSED_DOSES_LOOKBACK_DAYS = _int("MISSED_DOSES_LOOKBACK_DAYS", 7)
         # Reminders and the scheduler (docs/scheduler.md, docs/reminders.md).
         self.REMINDER_GRACE_MINUTES = _int("REMINDER_GRACE_MINUTES", 30)
         self.DISPATCH_INTERVAL = _int("DISPATCH_INTERVAL", 15)

@@ -20,8 +20,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from api import create_app
 from api.db import utcnow
-from jobs import heartbeat, reminders
-from jobs.leader import Leadership, make_leadership
+from jobs import heartbeat, missed_doses, reminders
+from jobs.leader import Leadership, SingleProcess, make_leadership
 
 log = structlog.get_logger("waymark.jobs")
 INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
@@ -85,10 +85,13 @@ def check_leadership(app: Any, leadership: Leadership, scheduler: BaseScheduler)
 
 
 def build_scheduler(
-    app: Any, leadership: Leadership, scheduler_class: type[BaseScheduler] = BlockingScheduler
+    app: Any,
+    leadership: Leadership | None = None,
+    scheduler_class: type[BaseScheduler] = BlockingScheduler,
 ) -> Any:
     """The leader's jobs. Why these job defaults: docs/scheduler.md."""
     cfg = app.config
+    leadership = leadership or SingleProcess()
     scheduler = scheduler_class(
         timezone="UTC",
         job_defaults={
@@ -125,6 +128,18 @@ def build_scheduler(
         seconds=cfg["SEND_INTERVAL"],
         args=[app],
         id="send_notifications",
+        next_run_time=now,
+    )
+    scheduler.add_job(
+        run_in_transaction,
+        "interval",
+        seconds=app.config["MISSED_DOSES_INTERVAL"],
+        args=[app, missed_doses.run],
+        kwargs={
+            "window_minutes": app.config["ADHERENCE_ON_TIME_WINDOW_MINUTES"],
+            "lookback_days": app.config["MISSED_DOSES_LOOKBACK_DAYS"],
+        },
+        id="missed_doses",
         next_run_time=now,
     )
     return scheduler

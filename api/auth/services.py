@@ -253,9 +253,15 @@ def user_for_access_token(session: Session, *, claims: dict[str, Any]) -> User:
 
 
 def update_profile(session: Session, *, user: User, changes: dict[str, Any], now: datetime) -> User:
-    """Change profile fields; reminder rules follow a new zone or new quiet hours at once."""
+    """Change profile fields. A new time zone re-anchors the user's dose schedules at `now`,
+    and reminder rules follow a new zone or new quiet hours at once."""
+    from api.medications.services import rebase_timezone  # features depend on auth, not back
+
     moved = "timezone" in changes and changes["timezone"] != user.timezone
     requiet = "quiet_hours" in changes
+    if moved:
+        # Past doses keep the zone they were due in; only doses from now on move.
+        rebase_timezone(session, user_id=user.id, timezone=changes["timezone"], now=now)
     if "quiet_hours" in changes:
         quiet = changes.pop("quiet_hours")
         user.quiet_hours_start = quiet["start"] if quiet else None

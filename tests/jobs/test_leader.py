@@ -134,7 +134,7 @@ def test_job_defaults_are_set_on_purpose(app: Any) -> None:
         jobs = {job.id: job for job in scheduler.get_jobs()}
     finally:
         scheduler.shutdown(wait=False)
-    assert set(jobs) == {"heartbeat", "dispatch_reminders", "send_notifications"}
+    assert {"heartbeat", "dispatch_reminders", "send_notifications", "missed_doses"} == set(jobs)
     for job in jobs.values():
         assert job.coalesce is True
         assert job.max_instances == 1
