@@ -20,6 +20,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
+from api.medications.models import Medication
 from api.notifications import bulk
 from api.notifications import services as notifications
 from api.reminders import services as reminders
@@ -56,7 +57,9 @@ class _Claimed:
         "kind",
         "last_local_date",
         "last_occurrence_at",
+        "lead_minutes",
         "local_time",
+        "medication_id",
         "next_fire_at",
         "next_local_date",
         "next_occurrence_at",
@@ -98,10 +101,19 @@ def due_rules(*, now: datetime, limit: int) -> Select[Any]:
     )
 
 
+def _regimen_times(session: Session, ids: set[Any]) -> dict[Any, list[str]]:
+    """The dose times of the regimens behind the batch's medication rules (one query)."""
+    if not ids:
+        return {}
+    rows = session.execute(select(Medication.id, Medication.times).where(Medication.id.in_(ids)))
+    return dict(rows.all())  # a Result has keys(): dict() would read it as a mapping
+
+
 def dispatch_batch(session: Session, *, now: datetime, settings: DispatchSettings) -> int:
     """Claim up to batch_size due rules and queue what they owe. Returns rules claimed; flushes,
     never commits (the job commits each batch)."""
     rows = session.execute(due_rules(now=now, limit=settings.batch_size)).all()
+    siblings = _regimen_times(session, {row.medication_id for row in rows if row.medication_id})
     occurrences: list[notifications.Occurrence] = []
     advanced: list[dict[str, Any]] = []
     missed = 0
@@ -120,6 +132,8 @@ def dispatch_batch(session: Session, *, now: datetime, settings: DispatchSetting
                     rule,  # type: ignore[arg-type]
                     after=now - settings.grace,
                     min_date=rule.last_local_date + _ONE_DAY,
+                    session=session,
+                    sibling_times=siblings.get(rule.medication_id),
                 )
                 reminders.set_next(rule, found, quiet=quiet)  # type: ignore[arg-type]
                 continue
@@ -143,6 +157,8 @@ def dispatch_batch(session: Session, *, now: datetime, settings: DispatchSetting
                 rule,  # type: ignore[arg-type]
                 after=rule.next_occurrence_at,
                 min_date=None,
+                session=session,
+                sibling_times=siblings.get(rule.medication_id),
             )
             reminders.set_next(rule, found, quiet=quiet)  # type: ignore[arg-type]
         advanced.append({"id": rule.id, **{name: getattr(rule, name) for name in _ADVANCED}})

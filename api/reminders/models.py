@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db import Base, TimestampMixin
@@ -24,6 +24,11 @@ class ReminderRule(ClientIdMixin, TimestampMixin, Base):
             "kind != 'counseling' OR (lead_minutes IS NOT NULL AND lead_minutes >= 0)",
             name="lead_minutes",
         ),
+        CheckConstraint(
+            "(kind = 'medication') = (medication_id IS NOT NULL)", name="medication_id"
+        ),
+        # One rule per dose time of a regimen.
+        UniqueConstraint("medication_id", "local_time"),
         # The dispatcher's only access path: due rules in fire order. Disabled rules hold NULL.
         Index("ix_reminder_rules_next_fire_at", "next_fire_at"),
     )
@@ -33,6 +38,10 @@ class ReminderRule(ClientIdMixin, TimestampMixin, Base):
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(String(20))
+    # Medication rules: the regimen, one rule per dose time, kept in step with it.
+    medication_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("medications.id", ondelete="CASCADE")
+    )
     local_time: Mapped[str | None] = mapped_column(String(5))  # "HH:MM" in `timezone`
     lead_minutes: Mapped[int | None]
     days_of_week: Mapped[str | None] = mapped_column(String(7))  # ISO weekdays "135"; None: daily

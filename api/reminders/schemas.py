@@ -34,6 +34,7 @@ def _unique(values: list[Any] | None, name: str) -> None:
 class ReminderSchema(Schema):
     id = fields.UUID(dump_only=True)
     kind = fields.String(dump_only=True)
+    medication_id = fields.UUID(dump_only=True, allow_none=True)
     local_time = fields.String(dump_only=True, allow_none=True)
     lead_minutes = fields.Integer(dump_only=True, allow_none=True)
     days_of_week = fields.List(
@@ -57,7 +58,12 @@ class ReminderSchema(Schema):
 class ReminderCreateSchema(StrictSchema):
     id = fields.UUID(load_default=None)
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
-    local_time = LocalTime(metadata={"description": "Check-in: the local time, HH:MM."})
+    medication_id = fields.UUID(
+        metadata={"description": "Medication: the regimen (its rules are made with it)."}
+    )
+    local_time = LocalTime(
+        metadata={"description": "Check-in: the local time; medication: one of the dose times."}
+    )
     lead_minutes = _LEAD
     days_of_week = _WEEKDAYS
     channels = _CHANNELS

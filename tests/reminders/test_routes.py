@@ -216,15 +216,6 @@ def test_rules_follow_the_user_to_a_new_zone_and_new_quiet_hours(
     )
 
 
-def test_medication_and_counseling_kinds_need_their_features(
-    client: FlaskClient, headers: dict[str, str]
-) -> None:
-    assert (
-        "kind"
-        in problem(create(client, headers, kind="counseling", lead_minutes=30), 422)["errors"]
-    )
-
-
 def test_every_write_lands_in_the_sync_feed(
     client: FlaskClient, headers: dict[str, str], session: Session, patient: User
 ) -> None:

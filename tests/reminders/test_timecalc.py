@@ -251,3 +251,16 @@ def test_quiet_hours_wrapping_midnight() -> None:
     morning = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)  # 08:00 EDT: not quiet
     assert timecalc.hold_for_quiet_hours(morning, NY, start, end) == morning
     assert timecalc.hold_for_quiet_hours(morning, NY, None, None) == morning
+
+
+@settings(max_examples=300, deadline=None)
+@given(zone_and_moment(), st.integers(-2, 2))
+def test_reminders_and_dose_schedules_agree_to_the_second(
+    case: tuple[ZoneInfo, datetime, time], shift: int
+) -> None:
+    # Medication reminders fire at dose instants: the two features' DST policies are one.
+    from api.medications.schedule import local_to_utc
+
+    zone, moment, at = case
+    day = wall(moment, zone).date() + timedelta(days=shift)
+    assert timecalc.fire_instant(day, at, zone) == local_to_utc(day, at, zone)
