@@ -12,6 +12,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -105,7 +106,7 @@ def build_scheduler(
             "misfire_grace_time": cfg["DISPATCH_INTERVAL"],
         },
     )
-    now = utcnow()
+    now = datetime.now(UTC)  # the scheduler's own clock (jobs get `now` from utcnow)
     scheduler.add_job(
         check_leadership,
         "interval",

@@ -115,7 +115,21 @@ def send_notifications(
                 if clock() >= item.lease_until:
                     outcomes["lease_expired"] += 1
                     continue
-                result = deliver(item, email=email, push=push, links=links)
+                committed: list[bool] = []
+
+                def commit_point(
+                    item: outbox.Claimed = item, committed: list[bool] = committed
+                ) -> bool:
+                    # Everything but the last byte is with the provider: record, then finish.
+                    won = outbox.mark_sent(session, claimed=item, now=clock())
+                    session.commit()
+                    committed.append(won)
+                    return won
+
+                result = deliver(item, email=email, push=push, links=links, commit=commit_point)
+                if result.outcome in ("sent", "lost") and committed:
+                    outcomes[result.outcome] += 1
+                    continue
                 status = outbox.record_outcome(
                     session,
                     claimed=item,

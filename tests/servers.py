@@ -29,6 +29,8 @@ class Mailbox:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        if any(rcpt.startswith("reject") for rcpt in envelope.rcpt_tos):
+            return "554 5.7.1 Message refused"
         with self.lock:
             self.messages.append(message_from_bytes(envelope.content))
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
@@ -66,7 +68,10 @@ def _handler(log: PushLog) -> type[BaseHTTPRequestHandler]:
             return None
 
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            length = int(self.headers.get("Content-Length", 0))
+            body = self.rfile.read(length)
+            if len(body) < length:
+                return  # the client went away mid-body: nothing to act on
             payload = json.loads(body)
             with log.lock:
                 log.requests.append(payload)

@@ -1,33 +1,47 @@
 """Channel adapters: email through SMTP, push through a provider's HTTP API (FCM HTTP v1 shape).
 
 Each `send` answers a Result whose outcome is "sent", "retry" (transient: timeout, refused
-connection, 5xx, 429, an answer that is not what the provider documents), "failed" (permanent
-for this delivery) or "invalid_token" (the provider says the device token is dead: the device is
-disabled). An adapter never raises for a delivery problem and never logs a token or an address.
+connection, 4xx SMTP, 5xx/429 HTTP, an answer that is not what the provider documents), "failed"
+(permanent for this delivery), "invalid_token" (the provider says the device token is dead: the
+device is disabled) or "lost" (the claim was taken over: nothing was sent). An adapter never
+raises for a delivery problem and never logs a token or an address.
+
+The commit point. A provider acts on a message only once it has all of it: SMTP commits a
+message at the final "<CRLF>.<CRLF>", an HTTP server reads the whole Content-Length before the
+handler runs. So every byte but the last is sent, then `commit()` records the delivery as sent
+in the database (and checks that the claim is still ours), then the last byte goes. A crash
+before the commit leaves the provider with half a message it discards (the row is retried); a
+crash after it cannot send again. What remains is the instant between the commit and one write:
+a crash there loses that one message, it never doubles it.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import re
 import smtplib
-import urllib.error
-import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
+from email import policy
 from email.message import EmailMessage
-from email.utils import formatdate
+from email.utils import formatdate, parseaddr
 from typing import Any
+from urllib.parse import urlsplit
 
 _MAX_ANSWER = 64 * 1024
+
+Commit = Callable[[], bool]
 
 
 @dataclass(frozen=True)
 class Result:
-    outcome: str  # sent | retry | failed | invalid_token
+    outcome: str  # sent | retry | failed | invalid_token | lost
     error: str | None = None
 
 
 SENT = Result("sent")
+LOST = Result("lost", "claim_lost")
 
 
 @dataclass(frozen=True)
@@ -53,8 +67,10 @@ class EmailChannel:
             s = self.settings
             smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
             try:
+                smtp.ehlo()
                 if s.starttls:
                     smtp.starttls()
+                    smtp.ehlo()
                 if s.username and s.password:
                     smtp.login(s.username, s.password)
             except BaseException:
@@ -63,27 +79,75 @@ class EmailChannel:
             self._smtp = smtp
         return self._smtp
 
-    def send(self, *, to: str, subject: str, body: str, message_id: str) -> Result:
+    def message(self, *, to: str, subject: str, body: str, message_id: str) -> EmailMessage:
         message = EmailMessage()
         message["From"] = self.settings.mail_from
         message["To"] = to
         message["Subject"] = subject
         message["Date"] = formatdate(usegmt=True)
-        # Stable per delivery: a resend after a crash carries the same id, so mail systems and
+        # Stable per delivery: a resend after a failure carries the same id, so mail systems and
         # clients that deduplicate by Message-ID show it once.
         message["Message-ID"] = message_id
         message.set_content(body)
+        return message
+
+    def send(
+        self,
+        *,
+        to: str,
+        subject: str,
+        body: str,
+        message_id: str,
+        commit: Commit | None = None,
+    ) -> Result:
+        message = self.message(to=to, subject=subject, body=body, message_id=message_id)
         try:
-            self._connection().send_message(message)
-        except smtplib.SMTPRecipientsRefused:
-            return Result("failed", "recipient_refused")
-        except smtplib.SMTPResponseException as exc:
-            self.close()
-            return Result("failed" if 500 <= exc.smtp_code < 600 else "retry", "smtp_rejected")
-        except (smtplib.SMTPException, OSError):
-            self.close()
+            return self._transact(message, to, commit)
+        except smtplib.SMTPServerDisconnected:
+            self._drop()
             return Result("retry", "smtp_unavailable")
+        except (smtplib.SMTPException, OSError):
+            self._drop()
+            return Result("retry", "smtp_unavailable")
+
+    def _transact(self, message: EmailMessage, to: str, commit: Commit | None) -> Result:
+        smtp = self._connection()
+        code, _ = smtp.mail(parseaddr(self.settings.mail_from)[1])
+        if code != 250:
+            smtp.rset()
+            return _smtp_refusal(code)
+        code, _ = smtp.rcpt(to)
+        if code not in (250, 251):
+            smtp.rset()
+            return Result("failed", "recipient_refused") if code >= 500 else _smtp_refusal(code)
+        code, _ = smtp.docmd("DATA")
+        if code != 354:
+            smtp.rset()
+            return _smtp_refusal(code)
+        data = re.sub(rb"(?m)^\.", b"..", message.as_bytes(policy=policy.SMTP))
+        if not data.endswith(b"\r\n"):
+            data += b"\r\n"
+        smtp.send(data)  # everything but the end-of-data mark: the server holds, not delivers
+        if commit is not None:
+            try:
+                owned = commit()
+            except BaseException:
+                self._drop()  # the server drops a message without its end mark
+                raise
+            if not owned:
+                self._drop()
+                return LOST
+        smtp.send(b".\r\n")
+        code, _ = smtp.getreply()
+        if code != 250:
+            return _smtp_refusal(code)
         return SENT
+
+    def _drop(self) -> None:
+        # Close the socket without QUIT: mid-DATA a QUIT would be read as message text.
+        if self._smtp is not None:
+            self._smtp.close()
+            self._smtp = None
 
     def close(self) -> None:
         if self._smtp is not None:
@@ -92,6 +156,10 @@ class EmailChannel:
             except (smtplib.SMTPException, OSError):
                 self._smtp.close()
             self._smtp = None
+
+
+def _smtp_refusal(code: int) -> Result:
+    return Result("failed" if 500 <= code < 600 else "retry", f"smtp_{code}")
 
 
 @dataclass(frozen=True)
@@ -106,8 +174,6 @@ class PushChannel:
 
     def __init__(self, settings: PushSettings) -> None:
         self.settings = settings
-        # No proxies from the environment: the provider is reached directly.
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def payload(
         self, *, token: str, platform: str, title: str, body: str, collapse_id: str
@@ -117,14 +183,23 @@ class PushChannel:
                 "token": token,
                 "notification": {"title": title, "body": body},
                 "data": {"notification_id": collapse_id, "platform": platform},
-                # A resend after a crash replaces the first one on the device instead of adding.
+                # A resend after a failure replaces the first one on the device, not adds to it.
                 "android": {"collapse_key": collapse_id},
                 "apns": {"headers": {"apns-collapse-id": collapse_id}},
                 "webpush": {"headers": {"Topic": collapse_id.replace("-", "")[:32]}},
             }
         }
 
-    def send(self, *, token: str, platform: str, title: str, body: str, collapse_id: str) -> Result:
+    def send(
+        self,
+        *,
+        token: str,
+        platform: str,
+        title: str,
+        body: str,
+        collapse_id: str,
+        commit: Commit | None = None,
+    ) -> Result:
         if not self.settings.endpoint:
             return Result("failed", "push_not_configured")
         data = json.dumps(
@@ -132,29 +207,31 @@ class PushChannel:
                 token=token, platform=platform, title=title, body=body, collapse_id=collapse_id
             )
         ).encode()
-        headers = {"Content-Type": "application/json; charset=utf-8"}
-        if self.settings.auth_token:
-            headers["Authorization"] = f"Bearer {self.settings.auth_token}"
-        request = urllib.request.Request(  # noqa: S310 - the endpoint is operator configuration
-            self.settings.endpoint, data=data, headers=headers, method="POST"
-        )
+        url = urlsplit(self.settings.endpoint)
+        kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        connection = kind(url.hostname or "", url.port, timeout=self.settings.timeout)
         try:
-            with self._opener.open(request, timeout=self.settings.timeout) as response:
-                status, raw = response.status, response.read(_MAX_ANSWER)
-        except urllib.error.HTTPError as exc:
-            status, raw = exc.code, _read_quietly(exc)
+            connection.putrequest(
+                "POST", (url.path or "/") + (f"?{url.query}" if url.query else "")
+            )
+            connection.putheader("Content-Type", "application/json; charset=utf-8")
+            connection.putheader("Content-Length", str(len(data)))
+            if self.settings.auth_token:
+                connection.putheader("Authorization", f"Bearer {self.settings.auth_token}")
+            connection.endheaders()
+            connection.send(data[:-1])  # the provider waits for the rest before it acts
+            if commit is not None and not commit():
+                return LOST
+            connection.send(data[-1:])
+            response = connection.getresponse()
+            status, raw = response.status, response.read(_MAX_ANSWER)
         except TimeoutError:
             return Result("retry", "push_timeout")
-        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
+        except (http.client.HTTPException, OSError, ValueError):
             return Result("retry", "push_unreachable")
+        finally:
+            connection.close()
         return classify_push_answer(status, raw)
-
-
-def _read_quietly(exc: urllib.error.HTTPError) -> bytes:
-    try:
-        return exc.read(_MAX_ANSWER)
-    except (OSError, http.client.HTTPException):
-        return b""
 
 
 def _error_codes(answer: Any) -> set[str]:
@@ -194,8 +271,16 @@ class LinkSettings:
     message_domain: str  # right-hand side of Message-IDs
 
 
-def deliver(claimed: Any, *, email: EmailChannel, push: PushChannel, links: LinkSettings) -> Result:
-    """Send one claimed delivery (api.notifications.services.Claimed) through its channel."""
+def deliver(
+    claimed: Any,
+    *,
+    email: EmailChannel,
+    push: PushChannel,
+    links: LinkSettings,
+    commit: Commit | None = None,
+) -> Result:
+    """Send one claimed delivery (api.notifications.services.Claimed) through its channel;
+    `commit` runs at the commit point (see the module docstring)."""
     from api.notifications.texts import email_text, visible_text
 
     if claimed.channel == "email":
@@ -206,6 +291,7 @@ def deliver(claimed: Any, *, email: EmailChannel, push: PushChannel, links: Link
             subject=text.title,
             body=text.body,
             message_id=f"<{claimed.delivery_id}@{links.message_domain}>",
+            commit=commit,
         )
     if claimed.channel == "push":
         text = visible_text(claimed.kind, discreet=claimed.discreet)
@@ -215,5 +301,6 @@ def deliver(claimed: Any, *, email: EmailChannel, push: PushChannel, links: Link
             title=text.title,
             body=text.body,
             collapse_id=str(claimed.notification_id),
+            commit=commit,
         )
     return Result("failed", "unknown_channel")

@@ -232,6 +232,28 @@ def backoff(attempts: int, settings: SenderSettings) -> timedelta:
     return min(settings.backoff_base * 2 ** max(attempts - 1, 0), settings.backoff_cap)
 
 
+def mark_sent(session: Session, *, claimed: Claimed, now: datetime) -> bool:
+    """The commit point: record the delivery as sent while the claim is still ours (the caller
+    commits at once, then lets the provider act). False if the claim was taken over."""
+    won = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == claimed.delivery_id,
+            Delivery.claim_token == claimed.claim_token,
+            Delivery.status == "sending",
+        )
+        .values(status="sent", sent_at=now, last_error=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    log.info(
+        "delivery.sent" if won else "delivery.claim_lost",
+        delivery_id=str(claimed.delivery_id),
+        channel=claimed.channel,
+        attempt=claimed.attempts,
+    )
+    return won == 1
+
+
 def record_outcome(
     session: Session,
     *,
@@ -244,7 +266,8 @@ def record_outcome(
     """Record what the channel answered: "sent", "retry", "failed" or "invalid_token".
 
     Only the holder of the claim token can change the row, so a sender whose lease ran out and
-    was taken over records nothing. Returns the row's new status ("lost" if the claim was lost).
+    was taken over records nothing. A row already marked sent at the commit point is set back
+    when the provider refused it after all. Returns the new status ("lost" if the claim was lost).
     """
     values: dict[str, Any]
     if outcome == "sent":
@@ -260,7 +283,7 @@ def record_outcome(
             and_(
                 Delivery.id == claimed.delivery_id,
                 Delivery.claim_token == claimed.claim_token,
-                Delivery.status == "sending",
+                Delivery.status.in_(("sending", "sent")),
             )
         )
         .values(**values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from api.auth.models import User
 from api.devices.models import Device
 from api.devices.services import register_device
 from api.notifications import services as outbox
+from api.notifications.channels import SENT, LinkSettings, deliver
 from api.notifications.models import Delivery, Notification
 from api.notifications.texts import DISCREET_TEXT
 from api.reminders import services as reminder_services
@@ -436,3 +438,97 @@ def test_the_sender_claim_reads_the_partial_pending_index(
         session.connection().exec_driver_sql(f"EXPLAIN {compiled}", compiled.params).scalars()
     )
     assert "ix_notification_deliveries_pending" in plan, plan
+
+
+def test_email_is_recorded_sent_before_the_server_can_accept_it(
+    mailbox: Mailbox,
+    email_channel: Any,
+) -> None:
+    seen_at_commit: list[int] = []
+
+    def commit() -> bool:
+        seen_at_commit.append(len(mailbox.messages))
+        return True
+
+    result = email_channel.send(
+        to="ana@example.test", subject="s", body="b", message_id="<1@w>", commit=commit
+    )
+    assert result.outcome == "sent"
+    assert seen_at_commit == [0]  # all but the end mark was sent: the server had nothing yet
+    assert len(mailbox.messages) == 1
+    # a lost claim at the commit point: the server drops the unfinished message
+    lost = email_channel.send(
+        to="ana@example.test", subject="s", body="b", message_id="<2@w>", commit=lambda: False
+    )
+    assert lost.outcome == "lost"
+    assert len(mailbox.messages) == 1
+    # and the channel reconnects for the next one
+    assert email_channel.send(to="b@example.test", subject="s", body="b", message_id="<3@w>") == (
+        SENT
+    )
+    assert len(mailbox.messages) == 2
+    email_channel.close()
+
+
+def test_push_is_recorded_sent_before_the_provider_has_the_whole_request(
+    push_log: PushLog, push_channel: Any
+) -> None:
+    seen_at_commit: list[int] = []
+
+    def commit() -> bool:
+        seen_at_commit.append(len(push_log.requests))
+        return True
+
+    sent = push_channel.send(
+        token="ok-1", platform="ios", title="t", body="b", collapse_id="c", commit=commit
+    )
+    assert sent.outcome == "sent" and seen_at_commit == [0] and len(push_log.requests) == 1
+    lost = push_channel.send(
+        token="ok-2", platform="ios", title="t", body="b", collapse_id="c", commit=lambda: False
+    )
+    assert lost.outcome == "lost"
+    time.sleep(0.2)
+    assert len(push_log.requests) == 1
+
+
+def test_a_sender_whose_claim_was_taken_over_sends_nothing(  # noqa: PLR0917
+    session: Session,
+    make_patient: Callable[..., User],
+    mailbox: Mailbox,
+    sender_settings: outbox.SenderSettings,
+    email_channel: Any,
+    push_channel: Any,
+) -> None:
+    user = make_patient()
+    notification = queue(session, user, push=False)
+    claimed, _ = outbox.claim_deliveries(session, now=NOW, limit=10, settings=sender_settings)
+    session.commit()
+    (item,) = claimed
+    # its lease ran out and another sender claimed the row meanwhile
+    row = deliveries(session, notification)["email"]
+    row.claim_token = uuid.uuid4()
+    session.commit()
+    result = deliver(
+        item,
+        email=email_channel,
+        push=push_channel,
+        links=LinkSettings("https://x.test", "waymark.test"),
+        commit=lambda: outbox.mark_sent(session, claimed=item, now=NOW),
+    )
+    assert result.outcome == "lost"
+    assert mailbox.messages == []
+    assert deliveries(session, notification)["email"].status == "sending"
+
+
+def test_a_message_refused_at_the_end_is_set_back_from_sent(
+    session: Session,
+    make_patient: Callable[..., User],
+    send: Callable[..., Any],
+    mailbox: Mailbox,
+) -> None:
+    user = make_patient(email=f"reject-{uuid.uuid4().hex[:6]}@example.test")
+    notification = queue(session, user, push=False)
+    send(session, NOW)
+    row = deliveries(session, notification)["email"]
+    assert (row.status, row.last_error) == ("failed", "smtp_554")
+    assert mailbox.messages == []
