@@ -61,7 +61,7 @@ def _dev_secret(name: str) -> str:
 class Config:
     """Read once at app creation; tests subclass it."""
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # noqa: PLR0915 - one statement per setting, on purpose
         self.ENV = _env("WAYMARK_ENV", "development")
         self.TESTING = False
         default_db = f"sqlite:///{INSTANCE / 'waymark.sqlite3'}"
@@ -100,6 +100,27 @@ class Config:
         self.PUSH_TIMEOUT = float(_env("PUSH_TIMEOUT", "5") or 5)
         self.SCHEDULER_STALE_AFTER = _int("SCHEDULER_STALE_AFTER", 180)
         self.REDISCLOSURE_NOTICE = _env("REDISCLOSURE_NOTICE", REDISCLOSURE_NOTICE)
+        # A scheduled dose is on time when taken within this many minutes of its time, and
+        # missed once this long has passed without a log.
+        self.ADHERENCE_ON_TIME_WINDOW_MINUTES = _int("ADHERENCE_ON_TIME_WINDOW_MINUTES", 60)
+        # Clinician summaries and alerts (docs/summaries.md).
+        self.SUMMARY_MAX_DAYS = _int("SUMMARY_MAX_DAYS", 366)
+        self.SUMMARY_TOP_SYMPTOMS = _int("SUMMARY_TOP_SYMPTOMS", 5)
+        self.WEEKLY_SUMMARY_INTERVAL = _int("WEEKLY_SUMMARY_INTERVAL", 3600)
+        self.WEEKLY_SUMMARY_BATCH_SIZE = _int("WEEKLY_SUMMARY_BATCH_SIZE", 500)
+        self.ALERT_INTERVAL = _int("ALERT_INTERVAL", 900)
+        self.ALERT_LOOKBACK_DAYS = _int("ALERT_LOOKBACK_DAYS", 28)
+        self.ALERT_SOWS_SEVERE = _int("ALERT_SOWS_SEVERE", 21)
+        self.ALERT_COWS_SEVERE = _int("ALERT_COWS_SEVERE", 25)
+        self.ALERT_MISSED_DOSES_RUN = _int("ALERT_MISSED_DOSES_RUN", 2)
+        self.ALERT_CHECKIN_GAP_DAYS = _int("ALERT_CHECKIN_GAP_DAYS", 3)
+        self.ALERT_CHECKIN_STREAK_DAYS = _int("ALERT_CHECKIN_STREAK_DAYS", 5)
+        self.ALERT_RISING_RECENT_DAYS = _int("ALERT_RISING_RECENT_DAYS", 3)
+        self.ALERT_RISING_BASELINE_DAYS = _int("ALERT_RISING_BASELINE_DAYS", 7)
+        self.ALERT_RISING_PERCENT = _int("ALERT_RISING_PERCENT", 50)
+        self.ALERT_RISING_MIN_DELTA = float(_env("ALERT_RISING_MIN_DELTA", "2") or 2)
+        self.ALERT_RISING_MIN_RECENT = _int("ALERT_RISING_MIN_RECENT", 2)
+        self.ALERT_RISING_MIN_BASELINE = _int("ALERT_RISING_MIN_BASELINE", 3)
         self.CRISIS_RESOURCES = _env("CRISIS_RESOURCES", CRISIS_RESOURCES)
         self.PROBLEM_BASE_URL = _env("PROBLEM_BASE_URL", "https://docs.waymark.invalid/problems/")
 

@@ -85,7 +85,7 @@ class DoseLog:
     """One dose the patient logged: taken or skipped, answering a scheduled time or as needed."""
 
     medication_id: uuid.UUID
-    status: str  # "taken" | "skipped"
+    status: str  # "taken" | "skipped" | "missed" (stored by the missed-dose job)
     scheduled_for: datetime | None = None
     taken_at: datetime | None = None
 
@@ -337,7 +337,7 @@ def cows_section(cows: Sequence[CowsRow], period: Period) -> dict[str, Any]:
 def _dose_status(
     slot: ScheduledDose, log: DoseLog | None, *, window: timedelta, now: datetime
 ) -> str:
-    if log is not None:
+    if log is not None and log.status != "missed":  # a stored "missed" answers nothing
         if log.status != "taken":
             return "skipped"
         on_time = log.taken_at is not None and abs(log.taken_at - slot.scheduled_for) <= window
@@ -354,7 +354,7 @@ def resolve_doses(
         if log.scheduled_for is None:
             continue
         key = (log.medication_id, log.scheduled_for)
-        # Two logs for one dose (should not happen): a taken one wins over a skip.
+        # Two logs for one dose (should not happen): a taken one wins over the rest.
         if key not in logs or log.status == "taken":
             logs[key] = log
     out: dict[uuid.UUID, list[tuple[ScheduledDose, str]]] = defaultdict(list)

@@ -288,3 +288,10 @@ def test_unknown_category_is_a_programming_error() -> None:
             now=at(2026, 5, 11),
             settings=SummarySettings(),
         )
+
+
+def test_a_stored_missed_row_counts_as_missed_not_as_an_answer() -> None:
+    slots = [at(2026, 5, 4, 8), at(2026, 5, 5, 8)]
+    logs = [DoseLog(MED, "missed", slots[0], None), DoseLog(MED, "taken", slots[1], slots[1])]
+    m = meds(slots, logs, now=at(2026, 5, 11))["medications"][0]
+    assert (m["scheduled"], m["missed"], m["skipped"], m["taken"]) == (2, 1, 0, 1)
