@@ -41,6 +41,9 @@ SECTION_CATEGORY = {
     "counseling": "counseling",
 }
 WITHHELD_REASON = "Withheld: the consent this summary was made under does not cover '{category}'."
+OUTSIDE_WINDOW_REASON = (
+    "Withheld: the consent covers '{category}' only for data recorded after this period."
+)
 
 
 # --- input rows -----------------------------------------------------------------------------
@@ -522,44 +525,69 @@ def compute_sections(
     categories: Iterable[str],
     now: datetime,
     settings: SummarySettings,
+    category_periods: Mapping[str, Period | None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Every section of the summary; a section whose category is not consented is withheld and
-    carries none of its figures (its rows are not even read here)."""
+    carries none of its figures (its rows are not even read here).
+
+    category_periods: where a consent's data window covers only part of the period, the part
+    for that category (None: none of it); its sections then say which window they cover.
+    """
     allowed = frozenset(categories)
     unknown = allowed - set(CATEGORIES)
     if unknown:
         raise ValueError(f"unknown categories: {sorted(unknown)}")
-    builders = {
-        "checkins": lambda: checkins_section(data.checkins, period),
-        "withdrawal": lambda: withdrawal_section(data.checkins, period),
-        "symptoms": lambda: symptoms_section(data.checkins, period, top=settings.top_symptoms),
-        "craving": lambda: trend(
-            ((c.recorded_at, float(c.craving)) for c in data.checkins if c.craving is not None),
-            period,
-        ),
-        "sleep": lambda: trend(
-            (
-                (c.recorded_at, float(c.sleep_hours))
-                for c in data.checkins
-                if c.sleep_hours is not None
+
+    def builders(p: Period) -> dict[str, Any]:
+        return {
+            "checkins": lambda: checkins_section(data.checkins, p),
+            "withdrawal": lambda: withdrawal_section(data.checkins, p),
+            "symptoms": lambda: symptoms_section(data.checkins, p, top=settings.top_symptoms),
+            "craving": lambda: trend(
+                ((c.recorded_at, float(c.craving)) for c in data.checkins if c.craving is not None),
+                p,
             ),
-            period,
-        ),
-        "cows": lambda: cows_section(data.cows, period),
-        "medications": lambda: medications_section(data, period, now=now, settings=settings),
-        "counseling": lambda: counseling_section(data.sessions, period),
-    }
+            "sleep": lambda: trend(
+                (
+                    (c.recorded_at, float(c.sleep_hours))
+                    for c in data.checkins
+                    if c.sleep_hours is not None
+                ),
+                p,
+            ),
+            "cows": lambda: cows_section(data.cows, p),
+            "medications": lambda: medications_section(data, p, now=now, settings=settings),
+            "counseling": lambda: counseling_section(data.sessions, p),
+        }
+
     sections: dict[str, dict[str, Any]] = {}
-    for name, build in builders.items():
-        category = SECTION_CATEGORY[name]
-        if category in allowed:
-            sections[name] = {"status": "included", "category": category, **build()}
-        else:
+    for name, category in SECTION_CATEGORY.items():
+        if category not in allowed:
             sections[name] = withheld(category)
+            continue
+        own = category_periods.get(category, period) if category_periods else period
+        if own is None:
+            sections[name] = {
+                "status": "withheld",
+                "category": category,
+                "reason": OUTSIDE_WINDOW_REASON.format(category=category),
+            }
+            continue
+        section: dict[str, Any] = {"status": "included", "category": category}
+        if (own.start, own.end) != (period.start, period.end):
+            section["data_window"] = {
+                "from": own.local_iso(own.start),
+                "to": own.local_iso(own.end),
+            }
+        section.update(builders(own)[name]())
+        sections[name] = section
+    shown = frozenset(
+        c for c in allowed if not category_periods or category_periods.get(c, period) is not None
+    )
     sections["alerts"] = {
         "status": "included",
-        "categories": sorted(allowed),
-        **alerts_section(data.open_alerts, period, categories=allowed),
+        "categories": sorted(shown),
+        **alerts_section(data.open_alerts, period, categories=shown),
     }
     return sections
 
@@ -584,11 +612,17 @@ def build_summary(
     notice: str,
     settings: SummarySettings,
     kind: str = "on_demand",
+    category_periods: Mapping[str, Period | None] | None = None,
 ) -> dict[str, Any]:
     """The whole summary document: who, when, under which consent, the sections, definitions
     and the Part 2 redisclosure notice."""
     sections = compute_sections(
-        data, period=period, categories=consent["categories"], now=now, settings=settings
+        data,
+        period=period,
+        categories=consent["categories"],
+        now=now,
+        settings=settings,
+        category_periods=category_periods,
     )
     return {
         "kind": kind,
@@ -611,6 +645,7 @@ def build_summary(
             "purpose": consent.get("purpose"),
             "signed_at": _iso(consent.get("signed_at")),
             "expires_at": _iso(consent.get("expires_at")),
+            **({"by_category": consent["by_category"]} if consent.get("by_category") else {}),
         },
         "sections": sections,
         "definitions": definitions_for(sections),

@@ -295,3 +295,23 @@ def test_a_stored_missed_row_counts_as_missed_not_as_an_answer() -> None:
     logs = [DoseLog(MED, "missed", slots[0], None), DoseLog(MED, "taken", slots[1], slots[1])]
     m = meds(slots, logs, now=at(2026, 5, 11))["medications"][0]
     assert (m["scheduled"], m["missed"], m["skipped"], m["taken"]) == (2, 1, 0, 1)
+
+
+def test_a_category_whose_consent_window_starts_later_reads_only_that_window() -> None:
+    p = period(date(2026, 5, 4), 7)
+    later = Period(at(2026, 5, 7, 0), p.end, p.timezone)
+    checkins = tuple(CheckinRow(at(2026, 5, d), "sows", 10) for d in range(4, 11))
+    sessions = (SessionRow(uuid.uuid4(), "group", "G", at(2026, 5, 5), "missed"),)
+    sections = compute_sections(
+        SummaryData(checkins=checkins, sessions=sessions),
+        period=p,
+        categories=["symptoms", "counseling"],
+        now=at(2026, 5, 11),
+        settings=SummarySettings(),
+        category_periods={"symptoms": later, "counseling": None},
+    )
+    assert sections["checkins"]["count"] == 4 and sections["checkins"]["days_in_period"] == 4
+    assert sections["checkins"]["data_window"]["from"].startswith("2026-05-07")
+    assert sections["counseling"]["status"] == "withheld"
+    assert "after this period" in sections["counseling"]["reason"]
+    assert sections["alerts"]["categories"] == ["symptoms"]
