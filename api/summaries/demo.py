@@ -115,11 +115,18 @@ def _uuid(rng: random.Random) -> uuid.UUID:
 
 
 def generate_demo(
-    *, seed: int = 6, start: date = DEMO_START, timezone: str = DEMO_TIMEZONE
+    *,
+    seed: int = 6,
+    start: date = DEMO_START,
+    timezone: str = DEMO_TIMEZONE,
+    lead_in_weeks: int = 0,
 ) -> DemoPatient:
+    """The taper patient; `lead_in_weeks` of stable 8 mg maintenance come before the taper
+    (the benchmark's 90 days of data)."""
     rng = random.Random(seed)  # noqa: S311 (demo data, not secrets)
     tz = ZoneInfo(timezone)
-    days = [start + timedelta(days=i) for i in range(DEMO_DAYS)]
+    days = [start + timedelta(days=i) for i in range(DEMO_DAYS + 7 * lead_in_weeks)]
+    lead = 7 * lead_in_weeks
     patient = DemoPatient(
         display_name="Demo Patient (taper)",
         timezone=timezone,
@@ -128,36 +135,46 @@ def generate_demo(
         # Generated "the next morning": every dose window of the period has closed.
         now=datetime.combine(days[-1] + timedelta(days=1), time(9, 30), tzinfo=tz),
     )
-    _medications(patient, days, tz, rng)
-    _checkins(patient, days, tz, rng)
-    _cows(patient, days, tz, rng)
-    _sessions(patient, days, tz, rng)
+    _medications(patient, days, lead, tz, rng)
+    _checkins(patient, days, lead, tz, rng)
+    _cows(patient, days, lead, tz, rng)
+    _sessions(patient, days, lead, tz, rng)
     return patient
 
 
-def _medications(patient: DemoPatient, days: list[date], tz: ZoneInfo, rng: random.Random) -> None:
+def _medications(
+    patient: DemoPatient, days: list[date], lead: int, tz: ZoneInfo, rng: random.Random
+) -> None:
     # The buprenorphine/naloxone taper: 8 mg, 4 mg, 2 mg, 1 mg, each step a new regimen entry
     # (a medication is never edited in place; the history keeps each step).
-    steps = [(0, 13, 8.0), (14, 27, 4.0), (28, 34, 2.0), (35, 41, 1.0)]
+    steps = [(-lead, 13, 8.0), (14, 27, 4.0), (28, 34, 2.0), (35, 41, 1.0)]
     regimens: list[tuple[DemoMedication, float, float]] = []  # (medication, p_taken, p_skipped)
     for first, last, mg in steps:
         med = MedicationRow(
             id=_uuid(rng), name="Buprenorphine/naloxone", dose=mg, unit="mg", as_needed=False
         )
-        regimens.append((DemoMedication(med, ("08:00",), days[first], days[last]), 0.94, 0.02))
+        medication = DemoMedication(med, ("08:00",), days[lead + first], days[lead + last])
+        regimens.append((medication, 0.94, 0.02))
     # Lofexidine for withdrawal symptoms over the last two weeks (at most 14 days).
     lofexidine = MedicationRow(
         id=_uuid(rng), name="Lofexidine", dose=0.18, unit="mg", as_needed=False
     )
     regimens.append(
-        (DemoMedication(lofexidine, ("08:00", "13:00", "19:00"), days[28], days[41]), 0.82, 0.06)
+        (
+            DemoMedication(
+                lofexidine, ("08:00", "13:00", "19:00"), days[lead + 28], days[lead + 41]
+            ),
+            0.82,
+            0.06,
+        )
     )
     ibuprofen = MedicationRow(id=_uuid(rng), name="Ibuprofen", dose=400, unit="mg", as_needed=True)
     patient.medications = [m for m, _, _ in regimens] + [
         DemoMedication(ibuprofen, (), days[0], None)
     ]
     # A weekend with two missed doses in a row (an alert episode) on the 4 mg step.
-    forced_missed = {(regimens[1][0].row.id, days[19]), (regimens[1][0].row.id, days[20])}
+    step = regimens[1][0].row.id
+    forced_missed = {(step, days[lead + 19]), (step, days[lead + 20])}
     for med, p_taken, p_skipped in regimens:
         for day in days:
             if not med.start_date <= day <= (med.end_date or day):
@@ -178,21 +195,23 @@ def _medications(patient: DemoPatient, days: list[date], tz: ZoneInfo, rng: rand
                     DoseLog(med.row.id, "taken", when, when + timedelta(minutes=delay))
                 )
     for day in days:
-        if _withdrawal_level(days.index(day)) > 12 and rng.random() < 0.5:
+        if _withdrawal_level(days.index(day) - lead) > 12 and rng.random() < 0.5:
             taken = _at(day, "12:30", tz) + timedelta(minutes=rng.randint(0, 300))
             patient.dose_logs.append(DoseLog(ibuprofen.id, "taken", None, taken))
 
 
-def _checkins(patient: DemoPatient, days: list[date], tz: ZoneInfo, rng: random.Random) -> None:
+def _checkins(
+    patient: DemoPatient, days: list[date], lead: int, tz: ZoneInfo, rng: random.Random
+) -> None:
     # Daily evening check-ins, a few days forgotten, and one 4-day silence in week 4 (after a
     # week of daily check-ins: an alert episode).
-    silent = {days[i] for i in (23, 24, 25, 26)}
-    forgotten = {days[i] for i in rng.sample([i for i in range(42) if 3 < i < 15], 2)}
+    silent = {days[lead + i] for i in (23, 24, 25, 26)}
+    forgotten = {days[i] for i in rng.sample(range(4, lead + 15), 2 + lead // 14)}
     names = ("anxiety", "insomnia", "muscle_aches", "restlessness", "nausea", "diarrhea")
     for i, day in enumerate(days):
         if day in silent or day in forgotten:
             continue
-        level = _withdrawal_level(i)
+        level = _withdrawal_level(i - lead)
         when = _at(day, "20:30", tz) + timedelta(minutes=rng.randint(-40, 80))
         total = max(0, min(64, round(rng.gauss(level, 2.2))))
         symptoms = {
@@ -226,26 +245,30 @@ def _checkins(patient: DemoPatient, days: list[date], tz: ZoneInfo, rng: random.
             )
 
 
-def _cows(patient: DemoPatient, days: list[date], tz: ZoneInfo, rng: random.Random) -> None:
+def _cows(
+    patient: DemoPatient, days: list[date], lead: int, tz: ZoneInfo, rng: random.Random
+) -> None:
     # Clinic visits: intake, each taper step, the peak of the hardest step, and the last day.
     for i, total in ((0, 3), (14, 8), (29, 14), (37, 26), (41, 11)):
-        when = _at(days[i], "10:15", tz) + timedelta(minutes=rng.randint(0, 40))
+        when = _at(days[lead + i], "10:15", tz) + timedelta(minutes=rng.randint(0, 40))
         patient.cows.append(CowsRow(when, total, cows_band(total)))
 
 
-def _sessions(patient: DemoPatient, days: list[date], tz: ZoneInfo, rng: random.Random) -> None:
+def _sessions(
+    patient: DemoPatient, days: list[date], lead: int, tz: ZoneInfo, rng: random.Random
+) -> None:
     attendance = {
         ("individual", 2): "missed",
         ("group", 3): "cancelled",
         ("individual", 4): "rescheduled",
         ("group", 5): "missed",
     }
-    for week in range(6):
+    for week in range(len(days) // 7):
         for kind, weekday, hhmm, title, minutes in (
             ("individual", 2, "15:00", "Counseling with J. Rivera", 50),
             ("group", 4, "18:00", "Recovery group", 90),
         ):
             day = days[week * 7 + weekday - 1]
-            status = attendance.get((kind, week), "attended")
+            status = attendance.get((kind, week - lead // 7), "attended")
             row = SessionRow(_uuid(rng), kind, title, _at(day, hhmm, tz), status)
             patient.sessions.append(DemoSession(row, minutes))
