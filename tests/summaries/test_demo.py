@@ -85,8 +85,9 @@ class Expected:
         }
         first = [v for w, v in points if self.day_of(w) in self.days[:7]]
         last = [v for w, v in points if self.day_of(w) in self.days[-7:]]
-        f = r2(sum(first) / len(first)) if first else None
-        la = r2(sum(last) / len(last)) if last else None
+        two_weeks = len(self.days) >= 14  # else no week change is given
+        f = r2(sum(first) / len(first)) if first and two_weeks else None
+        la = r2(sum(last) / len(last)) if last and two_weeks else None
         out["first_week_mean"], out["last_week_mean"] = f, la
         out["change"] = r2(la - f) if f is not None and la is not None else None
         return out
@@ -146,7 +147,7 @@ class Expected:
             "status": "included",
             "category": "symptoms",
             "count": len(cows),
-            "max_total": max(c.total for c in cows),
+            "max_total": max((c.total for c in cows), default=None),
             "assessments": [
                 {
                     "assessed_at": c.assessed_at.astimezone(self.tz).isoformat(),
@@ -188,7 +189,17 @@ class Expected:
         demo, window = self.demo, timedelta(minutes=WINDOW_MINUTES)
         rows = []
         totals: dict[str, int] = {}
+        first_day, last_day = self.days[0], self.days[-1]
         for med in demo.medications:
+            # Regimens not live in the period (and with no dose logged in it) are left out.
+            live = med.start_date <= last_day and (med.end_date or last_day) >= first_day
+            logged = any(
+                lg.medication_id == med.row.id
+                and self.inside(lg.scheduled_for or lg.taken_at)
+                for lg in demo.dose_logs
+            )
+            if not (live or logged):
+                continue
             # The schedule expanded by hand from the regimen (not from demo.scheduled_doses).
             slots = []
             day = med.start_date
