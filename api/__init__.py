@@ -37,9 +37,11 @@ class WaymarkApi(Api):
 
 def _blueprints() -> list[Any]:
     from api.auth.routes import blp as auth
+    from api.counseling.routes import blp as counseling
+    from api.medications.routes import blp as medications
     from api.ops.routes import blp as ops
 
-    return [ops, auth]
+    return [ops, auth, medications, counseling]
 
 
 def create_app(config: Config | None = None) -> Flask:
