@@ -105,9 +105,6 @@ class Config:
         self.MISSED_DOSES_INTERVAL = _int("MISSED_DOSES_INTERVAL", 300)
         self.MISSED_DOSES_LOOKBACK_DAYS = _int("MISSED_DOSES_LOOKBACK_DAYS", 7)
         self.REDISCLOSURE_NOTICE = _env("REDISCLOSURE_NOTICE", REDISCLOSURE_NOTICE)
-        # A scheduled dose is on time when taken within this many minutes of its time, and
-        # missed once this long has passed without a log.
-        self.ADHERENCE_ON_TIME_WINDOW_MINUTES = _int("ADHERENCE_ON_TIME_WINDOW_MINUTES", 60)
         # Clinician summaries and alerts (docs/summaries.md).
         self.SUMMARY_MAX_DAYS = _int("SUMMARY_MAX_DAYS", 366)
         self.SUMMARY_TOP_SYMPTOMS = _int("SUMMARY_TOP_SYMPTOMS", 5)

@@ -194,8 +194,7 @@ class Expected:
             # Regimens not live in the period (and with no dose logged in it) are left out.
             live = med.start_date <= last_day and (med.end_date or last_day) >= first_day
             logged = any(
-                lg.medication_id == med.row.id
-                and self.inside(lg.scheduled_for or lg.taken_at)
+                lg.medication_id == med.row.id and self.inside(lg.scheduled_for or lg.taken_at)
                 for lg in demo.dose_logs
             )
             if not (live or logged):
