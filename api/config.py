@@ -27,6 +27,12 @@ REDISCLOSURE_NOTICE = (
     "further use or redisclose the record (see 42 CFR 2.31)."
 )
 
+CONSENT_REVOCATION_STATEMENT = (
+    "You may revoke this consent at any time in the app (Sharing, then Revoke). Revocation takes "
+    "effect at once: from that moment the recipient sees nothing more, and nothing more is sent. "
+    "Revoking does not undo disclosures already made while the consent was in force."
+)
+
 CRISIS_RESOURCES = (
     '[{"name": "988 Suicide & Crisis Lifeline", "contact": "Call or text 988"},'
     ' {"name": "SAMHSA National Helpline", "contact": "1-800-662-4357 (free, confidential, 24/7)"}]'
@@ -69,11 +75,10 @@ class Config:
         self.DB_POOL_SIZE = _int("DB_POOL_SIZE", 5)
         self.REDIS_URL = _env("REDIS_URL")  # None: shared state (throttles) lives in the database
         secret = _env("SECRET_KEY")
-        if not secret:
-            if self.ENV == "production":
-                raise RuntimeError("SECRET_KEY must be set when WAYMARK_ENV=production")
-            secret = _dev_secret("secret_key")
-        self.SECRET_KEY = secret
+        if self.ENV == "production" and len(secret or "") < 32:
+            # HS256 wants a key of at least its 256-bit output; a short one is guessable offline.
+            raise RuntimeError("WAYMARK_ENV=production needs a SECRET_KEY of 32+ characters")
+        self.SECRET_KEY = secret or _dev_secret("secret_key")
         self.JWT_ISSUER = _env("JWT_ISSUER", "waymark")
         self.JWT_AUDIENCE = _env("JWT_AUDIENCE", "waymark-api")
         self.ACCESS_TOKEN_TTL = _int("ACCESS_TOKEN_TTL", 900)
@@ -123,6 +128,14 @@ class Config:
         self.ALERT_RISING_MIN_DELTA = float(_env("ALERT_RISING_MIN_DELTA", "2") or 2)
         self.ALERT_RISING_MIN_RECENT = _int("ALERT_RISING_MIN_RECENT", 2)
         self.ALERT_RISING_MIN_BASELINE = _int("ALERT_RISING_MIN_BASELINE", 3)
+        # Consents: who discloses (element 2 of 42 CFR 2.31) and how to revoke (element 6).
+        self.PROGRAM_NAME = _env("PROGRAM_NAME", "Waymark")
+        self.CONSENT_REVOCATION_STATEMENT = _env(
+            "CONSENT_REVOCATION_STATEMENT", CONSENT_REVOCATION_STATEMENT
+        )
+        self.CLINICIAN_LOOKUP_MAX_PER_USER = _int("CLINICIAN_LOOKUP_MAX_PER_USER", 10)
+        self.CLINICIAN_LOOKUP_MAX_PER_ADDRESS = _int("CLINICIAN_LOOKUP_MAX_PER_ADDRESS", 30)
+        self.CLINICIAN_LOOKUP_WINDOW = _int("CLINICIAN_LOOKUP_WINDOW", 900)
         self.CRISIS_RESOURCES = _env("CRISIS_RESOURCES", CRISIS_RESOURCES)
         self.PROBLEM_BASE_URL = _env("PROBLEM_BASE_URL", "https://docs.waymark.invalid/problems/")
 
