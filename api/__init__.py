@@ -56,6 +56,7 @@ def _blueprints() -> list[Any]:
     from api.instruments.routes import blp as instruments
     from api.medications.routes import blp as medications
     from api.ops.routes import blp as ops
+    from api.summaries.routes import blp as summaries
     from api.sync.routes import blp as sync
 
     return [
@@ -70,6 +71,7 @@ def _blueprints() -> list[Any]:
         disclosures,
         clinician,
         alerts,
+        summaries,
         audit,
     ]
 

@@ -12,6 +12,7 @@ from api.idempotency import IdempotencyKey
 from api.medications import models as medication_models
 from api.ops import models as ops_models
 from api.ratelimit import RateCounter
+from api.summaries import models as summary_models
 from api.sync import models as sync_models
 
 __all__ = [
@@ -27,5 +28,6 @@ __all__ = [
     "disclosure_models",
     "medication_models",
     "ops_models",
+    "summary_models",
     "sync_models",
 ]

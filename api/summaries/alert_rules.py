@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from statistics import fmean
 from zoneinfo import ZoneInfo
 
@@ -42,6 +43,11 @@ RULE_CATEGORY = {
 RULES = tuple(RULE_CATEGORY)
 TREND_SERIES = ("sows", "sows-gossop", "craving")
 _LABEL = {"sows": "SOWS total", "sows-gossop": "SOWS-Gossop total", "craving": "Craving"}
+
+
+@cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,7 @@ class Window:
 
     @property
     def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+        return _zone(self.timezone)
 
     def local(self, when: datetime) -> datetime:
         return when.astimezone(self.tz)

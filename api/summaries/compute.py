@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from statistics import fmean
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,6 +47,11 @@ OUTSIDE_WINDOW_REASON = (
 
 
 # --- input rows -----------------------------------------------------------------------------
+
+
+@cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,7 @@ class Period:
     end: datetime
     timezone: str = "UTC"
     _days: tuple[date, ...] = field(init=False, repr=False, compare=False)
+    _dates: dict[datetime, date] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
@@ -143,10 +149,12 @@ class Period:
         if self.end <= self.start:
             raise ValueError("period end must be after its start")
         object.__setattr__(self, "_days", tuple(_local_days(self.start, self.end, self.tz)))
+        # A row's local day is asked for by several sections: convert each instant once.
+        object.__setattr__(self, "_dates", {})
 
     @property
     def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+        return _zone(self.timezone)
 
     @property
     def days(self) -> tuple[date, ...]:
@@ -157,7 +165,10 @@ class Period:
         return self.start <= when < self.end
 
     def local_date(self, when: datetime) -> date:
-        return when.astimezone(self.tz).date()
+        day = self._dates.get(when)
+        if day is None:
+            day = self._dates[when] = when.astimezone(self.tz).date()
+        return day
 
     def local_iso(self, when: datetime) -> str:
         return when.astimezone(self.tz).isoformat()
@@ -230,7 +241,7 @@ SECTION_DEFINITIONS: dict[str, tuple[str, ...]] = {
 
 def _mean(values: Iterable[float]) -> float | None:
     items = list(values)
-    return round(fmean(items), 2) if items else None
+    return round(sum(items) / len(items), 2) if items else None
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -354,7 +365,7 @@ def resolve_doses(
     """Each scheduled dose in the period with its status, per medication, in time order."""
     logs: dict[tuple[uuid.UUID, datetime], DoseLog] = {}
     for log in data.dose_logs:
-        if log.scheduled_for is None:
+        if log.scheduled_for is None or not period.contains(log.scheduled_for):
             continue
         key = (log.medication_id, log.scheduled_for)
         # Two logs for one dose (should not happen): a taken one wins over the rest.
@@ -362,12 +373,12 @@ def resolve_doses(
             logs[key] = log
     out: dict[uuid.UUID, list[tuple[ScheduledDose, str]]] = defaultdict(list)
     seen: set[tuple[uuid.UUID, datetime]] = set()
-    for slot in sorted(data.scheduled_doses, key=lambda s: (s.scheduled_for, s.medication_id.hex)):
+    inside = [s for s in data.scheduled_doses if period.contains(s.scheduled_for)]
+    for slot in sorted(inside, key=lambda s: (s.scheduled_for, s.medication_id)):
         key = (slot.medication_id, slot.scheduled_for)
         log = logs.get(key)
         # A future dose counts only once logged (taken early); until then it is not yet due.
-        future = slot.scheduled_for > now and log is None
-        if not period.contains(slot.scheduled_for) or future or key in seen:
+        if (slot.scheduled_for > now and log is None) or key in seen:
             continue
         seen.add(key)
         status = _dose_status(slot, log, window=window, now=now)
@@ -389,6 +400,18 @@ def medications_section(
     window = timedelta(minutes=settings.on_time_window_minutes)
     resolved = resolve_doses(data, period, window=window, now=now)
     slot_keys = {(s.medication_id, s.scheduled_for) for s in data.scheduled_doses}
+    # Taken doses that answer no scheduled time: as-needed, or logged against another time.
+    unscheduled: dict[uuid.UUID, int] = defaultdict(int)
+    for log in data.dose_logs:
+        if (
+            log.status == "taken"
+            and log.taken_at is not None
+            and period.contains(log.taken_at)
+            and (
+                log.scheduled_for is None or (log.medication_id, log.scheduled_for) not in slot_keys
+            )
+        ):
+            unscheduled[log.medication_id] += 1
     medications = []
     totals: dict[str, int] = defaultdict(int)
 
@@ -399,31 +422,24 @@ def medications_section(
     for med in sorted(data.medications, key=order):
         slots = resolved.get(med.id, [])
         settled = [(slot, status) for slot, status in slots if status != "pending"]
-        counts = {
-            "scheduled": len(settled),
-            "taken": sum(1 for _, s in settled if s.startswith("taken")),
-            "taken_on_time": sum(1 for _, s in settled if s == "taken_on_time"),
-            "skipped": sum(1 for _, s in settled if s == "skipped"),
-            "missed": sum(1 for _, s in settled if s == "missed"),
-            "pending": len(slots) - len(settled),
-        }
-        # Taken doses that answer no scheduled time: as-needed, or logged against another time.
-        counts["taken_unscheduled"] = sum(
-            1
-            for log in data.dose_logs
-            if log.medication_id == med.id
-            and log.status == "taken"
-            and log.taken_at is not None
-            and period.contains(log.taken_at)
-            and (log.scheduled_for is None or (med.id, log.scheduled_for) not in slot_keys)
-        )
+        tally = dict.fromkeys(("taken_on_time", "taken_late", "skipped", "missed"), 0)
         days_scheduled: set[date] = set()
         days_covered: set[date] = set()
-        for slot, status in settled:
+        for slot, status in settled:  # one pass: a year of doses is thousands of them
+            tally[status] += 1
             day = period.local_date(slot.scheduled_for)
             days_scheduled.add(day)
-            if status.startswith("taken"):
+            if status[0] == "t":  # taken_on_time, taken_late
                 days_covered.add(day)
+        counts = {
+            "scheduled": len(settled),
+            "taken": tally["taken_on_time"] + tally["taken_late"],
+            "taken_on_time": tally["taken_on_time"],
+            "skipped": tally["skipped"],
+            "missed": tally["missed"],
+            "pending": len(slots) - len(settled),
+        }
+        counts["taken_unscheduled"] = unscheduled.get(med.id, 0)
         counts["days_scheduled"] = len(days_scheduled)
         counts["days_covered"] = len(days_covered)
         for key, value in counts.items():

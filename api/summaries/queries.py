@@ -11,15 +11,18 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, any_, literal, or_, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from api.alerts.models import Alert
 from api.auth.models import User
 from api.checkins.models import Checkin
+from api.clinician.models import CowsAssessment
 from api.counseling.models import CounselingSession
 from api.medications.models import Dose, Medication
 from api.medications.schedule import expand_doses, local_day_start, regimen_doses
@@ -35,6 +38,16 @@ from api.summaries.compute import (
 )
 
 
+def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+    """`column IN (values)`; on PostgreSQL `column = ANY(:array)`: one short statement however
+    many ids a batch has, which the driver parses once (an IN list of 500 placeholders is a new
+    statement to parse for every batch size)."""
+    items = list(values)
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(items, type_=postgresql.ARRAY(column.type)))
+    return column.in_(items)
+
+
 @dataclass(frozen=True)
 class PatientRow:
     id: uuid.UUID
@@ -48,7 +61,9 @@ def load_users(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Pa
     if not wanted:
         return {}
     rows = session.execute(
-        select(User.id, User.display_name, User.timezone, User.email).where(User.id.in_(wanted))
+        select(User.id, User.display_name, User.timezone, User.email).where(
+            one_of(session, User.id, wanted)
+        )
     )
     return {r.id: PatientRow(r.id, r.display_name, r.timezone, r.email) for r in rows}
 
@@ -56,11 +71,7 @@ def load_users(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Pa
 def _cows_rows(
     session: Session, ids: list[uuid.UUID], start: datetime, end: datetime
 ) -> dict[uuid.UUID, list[CowsRow]]:
-    """COWS assessments, where the feature that records them has landed (else none)."""
-    try:
-        from api.cows.models import CowsAssessment  # type: ignore[import-not-found]
-    except ImportError:
-        return {}
+    """COWS assessments clinicians recorded (api.clinician), for the symptoms category."""
     out: dict[uuid.UUID, list[CowsRow]] = defaultdict(list)
     rows = session.execute(
         select(
@@ -69,7 +80,7 @@ def _cows_rows(
             CowsAssessment.total,
             CowsAssessment.severity,
         ).where(
-            CowsAssessment.patient_id.in_(ids),
+            one_of(session, CowsAssessment.patient_id, ids),
             CowsAssessment.assessed_at >= start,
             CowsAssessment.assessed_at < end,
         )
@@ -79,7 +90,7 @@ def _cows_rows(
     return out
 
 
-def _first_dose(medication: Medication) -> datetime | None:
+def _first_dose(medication: Any) -> datetime | None:
     """The first scheduled instant a regimen ever had (for the alert rules' run starts)."""
     if medication.as_needed or not medication.times:
         return None
@@ -111,6 +122,7 @@ def load_rows(
     now: datetime,
     categories: Collection[str],
     open_alerts: bool = True,
+    schedule_starts: bool = False,
 ) -> Loaded:
     """Each patient's rows in [start, end) for the given categories, as compute's plain rows."""
     ids = list(patient_ids)
@@ -134,7 +146,7 @@ def load_rows(
                 Checkin.craving,
                 Checkin.sleep_hours,
             ).where(
-                Checkin.user_id.in_(ids),
+                one_of(session, Checkin.user_id, ids),
                 Checkin.recorded_at >= start,
                 Checkin.recorded_at < end,
                 Checkin.deleted_at.is_(None),
@@ -147,7 +159,12 @@ def load_rows(
         cows = _cows_rows(session, ids, start, end)
     if ids and "medications" in cats:
         _load_medications(
-            session, ids=ids, start=start, end=end, now=now, out=(meds, slots, logs, starts)
+            session,
+            ids=ids,
+            start=start,
+            end=end,
+            now=now,
+            out=(meds, slots, logs, starts if schedule_starts else None),
         )
     if ids and "counseling" in cats:
         rows = session.execute(
@@ -159,7 +176,7 @@ def load_rows(
                 CounselingSession.starts_at,
                 CounselingSession.attendance,
             ).where(
-                CounselingSession.user_id.in_(ids),
+                one_of(session, CounselingSession.user_id, ids),
                 CounselingSession.starts_at >= start,
                 CounselingSession.starts_at < end,
             )
@@ -177,7 +194,7 @@ def load_rows(
                 Alert.created_at,
                 Alert.detail,
             ).where(
-                Alert.patient_id.in_(ids),
+                one_of(session, Alert.patient_id, ids),
                 Alert.acknowledged_at.is_(None),
                 Alert.clinician_visible.is_(True),
                 Alert.category.in_(sorted(cats)),
@@ -203,6 +220,47 @@ def load_rows(
     return Loaded(data=data, schedule_starts=starts)
 
 
+_REGIMEN_FIELDS = (
+    "id",
+    "user_id",
+    "name",
+    "dose",
+    "unit",
+    "times",
+    "days_of_week",
+    "start_date",
+    "end_date",
+    "as_needed",
+    "schedule_timezone",
+    "schedule_from",
+    "archived_at",
+)
+
+
+@dataclass
+class _Regimen:
+    """The columns of a Medication the schedule needs, without an ORM object per row (the
+    weekly job reads thousands); medications.schedule reads it like a Medication."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    dose: float
+    unit: str
+    times: list[str]
+    days_of_week: list[int] | None
+    start_date: date
+    end_date: date | None
+    as_needed: bool
+    schedule_timezone: str
+    schedule_from: datetime | None
+    archived_at: datetime | None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.schedule_timezone)
+
+
 def _load_medications(
     session: Session,
     *,
@@ -218,11 +276,31 @@ def _load_medications(
     (rows before a regimen's schedule_from were stored when its schedule changed), and the
     current schedule adds the doses nobody answered."""
     meds, slots, logs, starts = out
-    regimens = list(session.scalars(select(Medication).where(Medication.user_id.in_(ids))))
+    # Regimens live at some point of the period (a day's margin each side covers every zone),
+    # or with a dose logged in it; the exact overlap is decided below, in the regimen's zone.
+    touched_ids = select(Dose.medication_id).where(
+        one_of(session, Dose.user_id, ids), Dose.dose_at >= start, Dose.dose_at < end
+    )
+    live = and_(
+        Medication.start_date <= (end + timedelta(days=1)).date(),
+        or_(
+            Medication.end_date.is_(None), Medication.end_date >= (start - timedelta(days=1)).date()
+        ),
+        or_(Medication.archived_at.is_(None), Medication.archived_at > start),
+    )
+    columns = [getattr(Medication, name) for name in _REGIMEN_FIELDS]
+    regimens = [
+        _Regimen(**row._mapping)
+        for row in session.execute(
+            select(*columns).where(
+                one_of(session, Medication.user_id, ids), or_(live, Medication.id.in_(touched_ids))
+            )
+        )
+    ]
     rows = session.execute(
         select(
             Dose.user_id, Dose.medication_id, Dose.status, Dose.scheduled_for, Dose.taken_at
-        ).where(Dose.user_id.in_(ids), Dose.dose_at >= start, Dose.dose_at < end)
+        ).where(one_of(session, Dose.user_id, ids), Dose.dose_at >= start, Dose.dose_at < end)
     )
     answered: dict[uuid.UUID, set[datetime]] = defaultdict(set)
     touched: set[uuid.UUID] = set()
@@ -234,19 +312,19 @@ def _load_medications(
             slots[user_id].append(ScheduledDose(medication_id, scheduled_for))
     due_before = min(end, now)
     for med in regimens:
-        expected = regimen_doses(med, start, due_before) if due_before > start else []
-        if not expected and med.id not in touched and not _overlaps(med, start, end):
+        if med.id not in touched and not _overlaps(med, start, end):
             continue
+        expected = regimen_doses(med, start, due_before) if due_before > start else []  # type: ignore[arg-type]
         meds[med.user_id].append(MedicationRow(med.id, med.name, med.dose, med.unit, med.as_needed))
         slots[med.user_id].extend(
             ScheduledDose(med.id, when) for when in expected if when not in answered[med.id]
         )
-        first = _first_dose(med)
+        first = _first_dose(med) if starts is not None else None
         if first is not None:
             starts[med.id] = first
 
 
-def _overlaps(medication: Medication, start: datetime, end: datetime) -> bool:
+def _overlaps(medication: Any, start: datetime, end: datetime) -> bool:
     zone = medication.zone
     if medication.archived_at is not None and medication.archived_at <= start:
         return False

@@ -108,7 +108,11 @@ def list_summaries(args: dict[str, Any]) -> Any:
 @blp.alt_response(404, response="NOT_FOUND")
 def get_summary(args: dict[str, Any], summary_id: uuid.UUID) -> Any:
     """One delivered weekly summary (JSON, or ?format=html|pdf / Accept)."""
-    row = services.get_weekly_summary(
-        get_session(), clinician_id=current_user().id, summary_id=summary_id, now=utcnow()
+    view = services.get_weekly_summary(
+        get_session(),
+        clinician_id=current_user().id,
+        summary_id=summary_id,
+        now=utcnow(),
+        notice=current_app.config["REDISCLOSURE_NOTICE"],
     )
-    return _rendered(row.content or {}, _format(args["format"])) or row
+    return _rendered(view["content"], _format(args["format"])) or view

@@ -9,24 +9,30 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from api.alerts import services as alert_services
 from api.consent import services as consent_services
-from api.consent.models import Consent
-from api.disclosures.services import record_disclosure
+from api.consent.models import Consent, ConsentCategory
+from api.disclosures.services import record_disclosure, record_disclosures
 from api.errors import NotFound, ValidationError
 from api.pagination import keyset_page
 from api.summaries import queries
 from api.summaries.alert_rules import AlertSettings, Window, evaluate
-from api.summaries.compute import CATEGORIES, Period, SummarySettings, build_summary
+from api.summaries.compute import (
+    CATEGORIES,
+    Period,
+    SummarySettings,
+    build_summary,
+    definitions_for,
+)
 from api.summaries.models import WeeklySummary
 
 log = structlog.get_logger("waymark.summaries")
@@ -71,7 +77,38 @@ def alert_settings(config: Mapping[str, Any]) -> AlertSettings:
     )
 
 
-def _consent_info(consent: Consent) -> dict[str, Any]:
+_CONSENT_FIELDS = (
+    "id",
+    "patient_id",
+    "recipient_id",
+    "purpose",
+    "signed_at",
+    "expires_at",
+    "data_from",
+    "share_weekly_summary",
+)
+
+
+@dataclass
+class _ConsentRow:
+    """The columns of a consent the weekly job needs (thousands a run: no ORM object each)."""
+
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    recipient_id: uuid.UUID
+    purpose: str
+    signed_at: datetime
+    expires_at: datetime | None
+    data_from: datetime | None
+    share_weekly_summary: bool
+    categories: list[str] = field(default_factory=list)
+
+    @property
+    def window_start(self) -> datetime:
+        return self.data_from if self.data_from is not None else self.signed_at
+
+
+def _consent_info(consent: Consent | _ConsentRow) -> dict[str, Any]:
     return {
         "id": str(consent.id),
         "categories": list(consent.categories),
@@ -116,18 +153,9 @@ def on_demand_summary(
     for a bad period. A category the consents do not cover is withheld (the section says so);
     data outside a consent's window is not read. Appends one disclosure row per consent used.
     """
-    grants = {}
-    for category in CATEGORIES:
-        try:
-            grants[category] = consent_services.require_active(
-                session,
-                clinician_id=clinician_id,
-                patient_id=patient_id,
-                category=category,
-                now=now,
-            )
-        except consent_services.CategoryNotConsented:
-            continue
+    grants = consent_services.grants_in_force(
+        session, clinician_id=clinician_id, patient_id=patient_id, categories=CATEGORIES, now=now
+    )
     start, end = summary_period(start, end, now=now, max_days=config.max_days)
     patient = queries.load_users(session, [patient_id]).get(patient_id)
     if patient is None:
@@ -247,36 +275,45 @@ def build_weekly_batch(
 
     Safe to run twice or in two schedulers: the unique (consent, week) keeps one."""
     stmt = (
-        select(Consent)
+        select(*(getattr(Consent, name) for name in _CONSENT_FIELDS))
         .where(Consent.share_weekly_summary.is_(True), consent_services.in_force_clause(now))
         .order_by(Consent.id)
         .limit(limit)
     )
     if after is not None:
         stmt = stmt.where(Consent.id > after)
-    consents = list(session.scalars(stmt))
+    consents = [_ConsentRow(**row._mapping) for row in session.execute(stmt)]
     if not consents:
         return 0, None
     last = consents[-1].id
+    ids = [c.id for c in consents]
+    # The latest week each consent has a summary for: one that has its last week's is done.
+    done: dict[uuid.UUID, date] = dict(
+        session.execute(  # type: ignore[arg-type]
+            select(WeeklySummary.consent_id, func.max(WeeklySummary.week_start))
+            .where(queries.one_of(session, WeeklySummary.consent_id, ids))
+            .group_by(WeeklySummary.consent_id)
+        ).all()
+    )
     users = queries.load_users(session, {c.patient_id for c in consents})
+    categories: dict[uuid.UUID, list[str]] = defaultdict(list)
+    for consent_id, category in session.execute(
+        select(ConsentCategory.consent_id, ConsentCategory.category).where(
+            queries.one_of(session, ConsentCategory.consent_id, ids)
+        )
+    ):
+        categories[consent_id].append(category)
     plans = []
     for consent in consents:
+        consent.categories = sorted(categories[consent.id])
         patient = users.get(consent.patient_id)
         if patient is None:
             continue
         week_start, lo, hi = week_of(now, patient.timezone)
         start = max(lo, consent.window_start)
-        if start >= hi:
-            continue  # the consent's data window begins after that week
+        if start >= hi or done.get(consent.id, date.min) >= week_start:
+            continue  # done, or the consent's data window begins after that week
         plans.append((consent, patient, week_start, lo, hi, start))
-    done = set(
-        session.execute(
-            select(WeeklySummary.consent_id, WeeklySummary.week_start).where(
-                WeeklySummary.consent_id.in_([p[0].id for p in plans])
-            )
-        ).tuples()
-    )
-    plans = [p for p in plans if (p[0].id, p[2]) not in done]
     if not plans:
         return 0, last
     loaded = queries.load_rows(
@@ -313,7 +350,7 @@ def build_weekly_batch(
                 "period_from": lo,
                 "period_to": hi,
                 "status": "built",
-                "content": _jsonable(doc),
+                "content": stored(doc),
                 "built_at": now,
             }
         )
@@ -322,16 +359,21 @@ def build_weekly_batch(
     return built, last
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return value
+_CONSTANT_PARTS = ("definitions", "redisclosure_notice")
+
+
+def stored(doc: dict[str, Any]) -> dict[str, Any]:
+    """What a weekly summary keeps: the document less the parts that are the same in every one
+    (the definitions and the notice, 40% of its size), restored by `hydrate` when it is read."""
+    return {k: v for k, v in doc.items() if k not in _CONSTANT_PARTS}
+
+
+def hydrate(content: dict[str, Any], *, notice: str) -> dict[str, Any]:
+    return {
+        **content,
+        "definitions": definitions_for(content["sections"]),
+        "redisclosure_notice": notice,
+    }
 
 
 def _insert_ignoring_duplicates(session: Session, values: list[dict[str, Any]]) -> int:
@@ -344,62 +386,71 @@ def _insert_ignoring_duplicates(session: Session, values: list[dict[str, Any]]) 
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     stmt = (
         dialect_insert(WeeklySummary)
-        .values(values)
         .on_conflict_do_nothing(index_elements=["consent_id", "week_start"])
         .returning(WeeklySummary.id)
     )
-    return len(session.execute(stmt).all())
+    # executemany: compiled once, sent in batches (SQLAlchemy's insertmanyvalues).
+    return len(session.execute(stmt, values).all())
 
 
 def deliver_weekly_batch(session: Session, *, now: datetime, limit: int) -> tuple[int, int]:
     """Deliver up to `limit` built summaries, checking each consent again: one still in force
     delivers (a disclosure row), one revoked or expired since building cancels (its content is
-    dropped). Returns (delivered, cancelled). Rows another scheduler holds are skipped."""
-    rows = list(
-        session.scalars(
-            select(WeeklySummary)
-            .where(WeeklySummary.status == "built")
-            .order_by(WeeklySummary.built_at, WeeklySummary.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+    dropped). Returns (delivered, cancelled). Rows another scheduler holds are skipped.
+
+    A consent is never edited, so what a summary built under it holds is its categories (over
+    the part of the week inside its data window): the disclosure says so without reading it."""
+    rows = session.execute(
+        select(
+            WeeklySummary.id,
+            WeeklySummary.consent_id,
+            WeeklySummary.patient_id,
+            WeeklySummary.clinician_id,
+            WeeklySummary.period_from,
+            WeeklySummary.period_to,
         )
-    )
+        .where(WeeklySummary.status == "built")
+        .order_by(WeeklySummary.built_at, WeeklySummary.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
     if not rows:
         return 0, 0
     in_force = consent_services.consents_in_force(
         session, consent_ids={r.consent_id for r in rows}, now=now
     )
-    delivered = cancelled = 0
+    delivered, cancelled, entries = [], [], []
     for row in rows:
         consent = in_force.get(row.consent_id)
         if consent is None or not consent.share_weekly_summary:
-            row.status, row.content, row.cancelled_at = "cancelled", None, now
-            cancelled += 1
+            cancelled.append(row.id)
             continue
-        content = row.content or {}
-        included = sorted(
+        delivered.append(row.id)
+        entries.append(
             {
-                s["category"]
-                for s in content.get("sections", {}).values()
-                if s.get("status") == "included" and "category" in s
+                "patient_id": row.patient_id,
+                "recipient_id": row.clinician_id,
+                "consent_id": row.consent_id,
+                "categories": list(consent.categories),
+                "data_from": max(row.period_from, consent.window_start),
+                "data_to": row.period_to,
             }
         )
-        record_disclosure(
-            session,
-            patient_id=row.patient_id,
-            recipient_id=row.clinician_id,
-            consent_id=row.consent_id,
-            kind="summary",
-            categories=included or list(consent.categories),
-            data_from=max(row.period_from, consent.window_start),
-            data_to=row.period_to,
-            now=now,
+    record_disclosures(session, kind="summary", entries=entries, now=now)
+    if delivered:
+        session.execute(
+            update(WeeklySummary)
+            .where(WeeklySummary.id.in_(delivered))
+            .values(status="delivered", delivered_at=now)
         )
-        row.status, row.delivered_at = "delivered", now
-        delivered += 1
-    session.flush()
-    log.info("weekly_summaries.delivered", delivered=delivered, cancelled=cancelled)
-    return delivered, cancelled
+    if cancelled:
+        session.execute(
+            update(WeeklySummary)
+            .where(WeeklySummary.id.in_(cancelled))
+            .values(status="cancelled", content=None, cancelled_at=now)
+        )
+    log.info("weekly_summaries.delivered", delivered=len(delivered), cancelled=len(cancelled))
+    return len(delivered), len(cancelled)
 
 
 @dataclass(frozen=True)
@@ -490,16 +541,35 @@ def list_weekly_summaries(
 
 
 def get_weekly_summary(
-    session: Session, *, clinician_id: uuid.UUID, summary_id: uuid.UUID, now: datetime
-) -> WeeklySummary:
-    """Raises NotFound unless delivered to this clinician under a consent still in force."""
+    session: Session,
+    *,
+    clinician_id: uuid.UUID,
+    summary_id: uuid.UUID,
+    now: datetime,
+    notice: str,
+) -> dict[str, Any]:
+    """The summary with its document as delivered. Raises NotFound unless delivered to this
+    clinician under a consent still in force."""
     consent_services.hold_active(session, clinician_id=clinician_id, now=now)
     row = session.scalar(
         select(WeeklySummary).where(WeeklySummary.id == summary_id, _readable(clinician_id, now))
     )
     if row is None:
         raise NotFound("No such summary.")
-    return row
+    fields = (
+        "id",
+        "patient_id",
+        "consent_id",
+        "week_start",
+        "period_from",
+        "period_to",
+        "built_at",
+        "delivered_at",
+    )
+    view = {name: getattr(row, name) for name in fields}
+    view["display_name"] = (row.content or {}).get("patient", {}).get("display_name")
+    view["content"] = hydrate(row.content or {}, notice=notice)
+    return view
 
 
 # --- alerts ------------------------------------------------------------------------------------
@@ -529,32 +599,32 @@ def evaluate_alerts_batch(
         now=now,
         categories=CATEGORIES,
         open_alerts=False,
+        schedule_starts=True,
     )
-    raised = 0
+    raised = []
     for patient_id, categories in granted.items():
         patient = users.get(patient_id)
         if patient is None:
             continue
         window = Window(start, now, patient.timezone)
-        for alert in evaluate(
-            loaded.data[patient_id],
-            window=window,
-            settings=settings,
-            categories=categories,
-            schedule_starts=loaded.schedule_starts,
-        ):
-            _, created = alert_services.raise_alert(
-                session,
-                patient_id=patient_id,
-                kind=alert.rule,
-                category=alert.category,
-                episode_key=alert.episode_key,
-                now=now,
-                triggered_at=alert.triggered_at,
-                detail=alert.detail,
+        raised += [
+            {
+                "patient_id": patient_id,
+                "kind": alert.rule,
+                "category": alert.category,
+                "episode_key": alert.episode_key,
+                "triggered_at": alert.triggered_at,
+                "detail": alert.detail,
+            }
+            for alert in evaluate(
+                loaded.data[patient_id],
+                window=window,
+                settings=settings,
+                categories=categories,
+                schedule_starts=loaded.schedule_starts,
             )
-            raised += created
-    return raised, max(granted)
+        ]
+    return alert_services.raise_alerts(session, alerts=raised, now=now), max(granted)
 
 
 SendEmail = Callable[[str, str, str], None]
