@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 
 from api.audit.access import auth_required_audited
 from api.db import get_session, utcnow
@@ -64,7 +65,7 @@ def _rendered(doc: dict[str, Any], fmt: str) -> Response | None:
 
 @blp.get("/patients/<uuid:patient_id>/summary")
 @auth_required_audited("clinician", action="clinician.summary.read")
-@blp.arguments(SummaryArgs, location="query")
+@blp.arguments(SummaryArgs, location="query", unknown=RAISE)
 @blp.response(200, SummarySchema)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
@@ -89,7 +90,7 @@ def get_patient_summary(args: dict[str, Any], patient_id: uuid.UUID) -> Any:
 
 @blp.get("/summaries")
 @auth_required_audited("clinician", action="clinician.summaries.list", patient_arg=None)
-@blp.arguments(SummaryListArgs, location="query")
+@blp.arguments(SummaryListArgs, location="query", unknown=RAISE)
 @blp.response(200, WeeklySummaryPageSchema)
 def list_summaries(args: dict[str, Any]) -> Any:
     """Weekly summaries delivered to you under consents still in force, newest first."""
@@ -103,7 +104,7 @@ def list_summaries(args: dict[str, Any]) -> Any:
 @auth_required_audited(
     "clinician", action="clinician.summaries.read", patient_arg=None, target_arg="summary_id"
 )
-@blp.arguments(FormatArgs, location="query")
+@blp.arguments(FormatArgs, location="query", unknown=RAISE)
 @blp.response(200, WeeklySummarySchema)
 @blp.alt_response(404, response="NOT_FOUND")
 def get_summary(args: dict[str, Any], summary_id: uuid.UUID) -> Any:

@@ -164,6 +164,7 @@ def test_a_consent_window_that_starts_inside_the_period_is_respected(
         ({"from": "2025-01-01T00:00:00+00:00", "to": "2026-11-01T00:00:00+00:00"}, "to"),
         ({"from": "2026-11-01"}, "from"),
         ({"format": "docx"}, "format"),
+        ({"colour": "blue"}, "colour"),  # unknown query parameters are refused, not ignored
     ],
 )
 def test_bad_periods_and_formats_are_422_naming_the_field(
