@@ -95,13 +95,14 @@ def create_app(config: Config | None = None) -> Flask:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
+    idempotency.document(api.spec)  # before the blueprints: it annotates each POST as added
     for blueprint in _blueprints():
         api.register_blueprint(blueprint)
 
     observability.init_app(app)
     errors.init_app(app)
     _require_json_bodies(app)
-    idempotency.init_app(app)  # after the body checks: a refused body claims no key
+    idempotency.init_app(app)  # last: after the request id and the body checks
 
     from api.cli import register_cli
 
