@@ -59,6 +59,7 @@ def _blueprints() -> list[Any]:
     from api.medications.routes import blp as medications
     from api.ops.routes import blp as ops
     from api.reminders.routes import blp as reminders
+    from api.summaries.routes import blp as summaries
     from api.sync.routes import blp as sync
 
     return [
@@ -76,6 +77,7 @@ def _blueprints() -> list[Any]:
         disclosures,
         clinician,
         alerts,
+        summaries,
         audit,
     ]
 

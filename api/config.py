@@ -125,6 +125,24 @@ class Config:
         self.SCHEDULER_LEADER_RETRY = _int("SCHEDULER_LEADER_RETRY", 10)
         self.SCHEDULER_LOCK_KEY = _int("SCHEDULER_LOCK_KEY", 0x5741594D)  # "WAYM"
         self.REDISCLOSURE_NOTICE = _env("REDISCLOSURE_NOTICE", REDISCLOSURE_NOTICE)
+        # Clinician summaries and alerts (docs/summaries.md).
+        self.SUMMARY_MAX_DAYS = _int("SUMMARY_MAX_DAYS", 366)
+        self.SUMMARY_TOP_SYMPTOMS = _int("SUMMARY_TOP_SYMPTOMS", 5)
+        self.WEEKLY_SUMMARY_INTERVAL = _int("WEEKLY_SUMMARY_INTERVAL", 3600)
+        self.WEEKLY_SUMMARY_BATCH_SIZE = _int("WEEKLY_SUMMARY_BATCH_SIZE", 500)
+        self.ALERT_INTERVAL = _int("ALERT_INTERVAL", 900)
+        self.ALERT_LOOKBACK_DAYS = _int("ALERT_LOOKBACK_DAYS", 28)
+        self.ALERT_SOWS_SEVERE = _int("ALERT_SOWS_SEVERE", 21)
+        self.ALERT_COWS_SEVERE = _int("ALERT_COWS_SEVERE", 25)
+        self.ALERT_MISSED_DOSES_RUN = _int("ALERT_MISSED_DOSES_RUN", 2)
+        self.ALERT_CHECKIN_GAP_DAYS = _int("ALERT_CHECKIN_GAP_DAYS", 3)
+        self.ALERT_CHECKIN_STREAK_DAYS = _int("ALERT_CHECKIN_STREAK_DAYS", 5)
+        self.ALERT_RISING_RECENT_DAYS = _int("ALERT_RISING_RECENT_DAYS", 3)
+        self.ALERT_RISING_BASELINE_DAYS = _int("ALERT_RISING_BASELINE_DAYS", 7)
+        self.ALERT_RISING_PERCENT = _int("ALERT_RISING_PERCENT", 50)
+        self.ALERT_RISING_MIN_DELTA = float(_env("ALERT_RISING_MIN_DELTA", "2") or 2)
+        self.ALERT_RISING_MIN_RECENT = _int("ALERT_RISING_MIN_RECENT", 2)
+        self.ALERT_RISING_MIN_BASELINE = _int("ALERT_RISING_MIN_BASELINE", 3)
         # Consents: who discloses (element 2 of 42 CFR 2.31) and how to revoke (element 6).
         self.PROGRAM_NAME = _env("PROGRAM_NAME", "Waymark")
         self.CONSENT_REVOCATION_STATEMENT = _env(

@@ -21,7 +21,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from api import create_app
 from api.db import utcnow
-from jobs import heartbeat, missed_doses, purge_idempotency, reminders
+from jobs import alerts, heartbeat, missed_doses, purge_idempotency, reminders, weekly_summaries
 from jobs.leader import Leadership, SingleProcess, make_leadership
 
 log = structlog.get_logger("waymark.jobs")
@@ -149,6 +149,24 @@ def build_scheduler(
         hours=1,
         args=[app, purge_idempotency.purge],
         id="purge_idempotency",
+    )
+    scheduler.add_job(
+        run_in_transaction,
+        "interval",
+        seconds=app.config["ALERT_INTERVAL"],
+        args=[app, alerts.evaluate_alerts],
+        kwargs={"config": app.config},
+        id="alerts",
+        next_run_time=now,
+    )
+    scheduler.add_job(
+        run_in_transaction,
+        "interval",
+        seconds=app.config["WEEKLY_SUMMARY_INTERVAL"],
+        args=[app, weekly_summaries.run],
+        kwargs={"config": app.config},
+        id="weekly_summaries",
+        next_run_time=now,
     )
     return scheduler
 

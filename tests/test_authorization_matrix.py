@@ -91,7 +91,15 @@ FAMILIES: list[tuple[set[str], str, dict[str, Any]]] = [
     ({"POST"}, r"/v1/inbox/\{notification_id\}/read", SIGNED_IN_ITEM),
     ({"GET", "POST"}, r"/v1/admin/.*", ADMIN),
     ({"POST"}, r"/v1/clinician/invite-code/rotate", CLINICIAN_SELF),
-    ({"GET"}, r"/v1/clinician/(patients|alerts)", CLINICIAN_SELF),
+    ({"GET"}, r"/v1/clinician/(patients|alerts|summaries)", CLINICIAN_SELF),
+    # A summary answers any clinician with a consent in force; what it does not cover is withheld
+    # in the body (the canaries check it), not refused.
+    ({"GET"}, r"/v1/clinician/patients/\{patient_id\}/summary", clinician_patient("symptoms")),
+    (
+        {"GET"},
+        r"/v1/clinician/summaries/\{summary_id\}",
+        {**clinician_patient("symptoms"), "clinician_partial": 404},  # delivered to full only
+    ),
     ({"POST"}, r"/v1/clinician/alerts/\{alert_id\}/acknowledge", clinician_patient("symptoms")),
     ({"GET"}, r"/v1/clinician/patients/\{patient_id\}/checkins", clinician_patient("symptoms")),
     ({"GET", "POST"}, r"/v1/clinician/patients/\{patient_id\}/cows", clinician_patient("symptoms")),
@@ -360,6 +368,31 @@ def _seed_features(session: Session, world: World, *, now: datetime) -> None:
     world.canaries["owner:counseling"].add(title)
     # Counseling notes never go under a general consent: no clinician sees them.
     world.canaries["owner:private"].add(counseling_note)
+    _seed_weekly_summary(session, world, now=now)
+
+
+def _seed_weekly_summary(session: Session, world: World, *, now: datetime) -> None:
+    """A weekly summary delivered to the full clinician, holding a medications canary."""
+    from api.summaries.models import WeeklySummary
+
+    canary = _canary("SummaryMedication")
+    owner, full = world.users["owner"], world.users["clinician_full"]
+    row = WeeklySummary(
+        consent_id=uuid.UUID(world.params["consent_id"]),
+        patient_id=owner.id,
+        clinician_id=full.id,
+        week_start=(now - timedelta(days=7)).date(),
+        period_from=now - timedelta(days=7),
+        period_to=now,
+        status="delivered",
+        content={"sections": {"medications": {"medications": [{"name": canary}]}}},
+        built_at=now,
+        delivered_at=now,
+    )
+    session.add(row)
+    session.commit()
+    world.params["summary_id"] = str(row.id)
+    world.canaries["owner:medications"].add(canary)
 
 
 # Valid bodies where validation would otherwise answer 422 before ownership is checked.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.consent.models import CATEGORIES
@@ -35,6 +35,10 @@ class Alert(Base):
     # Identifies one episode of a kind (e.g. the ISO week), so a job raising it twice is a no-op.
     episode_key: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime]
+    # When the evidence occurred (a reading, a dose window closing) and what it was, in words
+    # for the clinician (never advice to the patient). Health data: shown only under consent.
+    triggered_at: Mapped[datetime | None]
+    detail: Mapped[str | None] = mapped_column(Text)
     acknowledged_at: Mapped[datetime | None]
     acknowledged_by_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")

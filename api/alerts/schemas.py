@@ -21,6 +21,8 @@ class AlertSchema(Schema):
     category = fields.String(dump_only=True)
     episode_key = fields.String(dump_only=True)
     created_at = fields.AwareDateTime(dump_only=True)
+    triggered_at = fields.AwareDateTime(dump_only=True, allow_none=True)
+    detail = fields.String(dump_only=True, allow_none=True)
     acknowledged_at = fields.AwareDateTime(dump_only=True, allow_none=True)
     acknowledged_by = fields.UUID(attribute="acknowledged_by_id", dump_only=True, allow_none=True)
 

@@ -33,6 +33,8 @@ def raise_alert(
     episode_key: str,
     now: datetime,
     clinician_visible: bool = True,
+    triggered_at: datetime | None = None,
+    detail: str | None = None,
 ) -> tuple[Alert, bool]:
     """Raise an alert once per (patient, kind, episode): a second call returns the first.
     Returns (alert, created); safe when two jobs race (the unique key decides)."""
@@ -48,6 +50,8 @@ def raise_alert(
         episode_key=episode_key,
         created_at=now,
         clinician_visible=clinician_visible,
+        triggered_at=triggered_at,
+        detail=detail,
     )
     try:
         with session.begin_nested():
@@ -59,6 +63,42 @@ def raise_alert(
         return winner, False
     log.info("alert.raised", alert_id=str(alert.id), patient_id=str(patient_id), kind=kind)
     return alert, True
+
+
+def raise_alerts(session: Session, *, alerts: Iterable[dict[str, Any]], now: datetime) -> int:
+    """raise_alert for many at once (one INSERT that skips episodes already raised, so two jobs
+    racing still raise each once). Each: patient_id, kind, category, episode_key and optionally
+    triggered_at, detail. Returns how many were new."""
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "clinician_visible": True,
+            "triggered_at": None,
+            "detail": None,
+            **alert,
+            "created_at": now,
+        }
+        for alert in alerts
+    ]
+    if not rows:
+        return 0
+    for row in rows:
+        assert row["category"] in CATEGORIES, row["category"]
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = (
+        dialect_insert(Alert)
+        .on_conflict_do_nothing(index_elements=["patient_id", "kind", "episode_key"])
+        .returning(Alert.id, Alert.patient_id, Alert.kind)
+    )
+    created: list[Any] = []
+    for i in range(0, len(rows), 500):  # one multi-row INSERT per 500: within every driver's limits
+        created += session.execute(stmt.values(rows[i : i + 500])).all()
+    for alert_id, patient_id, kind in created:
+        log.info("alert.raised", alert_id=str(alert_id), patient_id=str(patient_id), kind=kind)
+    return len(created)
 
 
 def _visible(clinician_id: uuid.UUID, now: datetime) -> Any:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -111,21 +112,43 @@ def require_active(
     data recorded while the consent was in force: from its data_from (or signed_at) to `now`.
     Holds a share lock on the consent rows until the caller's transaction ends.
     """
-    assert category in CATEGORIES, category
+    grants = grants_in_force(
+        session, clinician_id=clinician_id, patient_id=patient_id, categories=[category], now=now
+    )
+    if category not in grants:
+        raise CategoryNotConsented(category)
+    return grants[category]
+
+
+def grants_in_force(
+    session: Session,
+    *,
+    clinician_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    categories: Collection[str],
+    now: datetime,
+) -> dict[str, Grant]:
+    """require_active for several categories at once (one locking read): a Grant for each
+    category some consent in force covers; the others are absent. Raises NotFound if no consent
+    from the patient to the clinician is in force."""
+    for category in categories:
+        assert category in CATEGORIES, category
     consents = _active(session, clinician_id=clinician_id, patient_id=patient_id, now=now)
     if not consents:
         raise NotFound("No such patient.")
-    covering = [c for c in consents if category in c.categories]
-    if not covering:
-        raise CategoryNotConsented(category)
-    return Grant(
-        patient_id=patient_id,
-        clinician_id=clinician_id,
-        consent_id=covering[0].id,
-        category=category,
-        window_from=min(c.window_start for c in covering),
-        window_to=now,
-    )
+    grants = {}
+    for category in categories:
+        covering = [c for c in consents if category in c.categories]
+        if covering:
+            grants[category] = Grant(
+                patient_id=patient_id,
+                clinician_id=clinician_id,
+                consent_id=covering[0].id,
+                category=category,
+                window_from=min(c.window_start for c in covering),
+                window_to=now,
+            )
+    return grants
 
 
 def visible_clause(
@@ -148,6 +171,52 @@ def visible_clause(
         time_col >= start,
         time_col <= now,
     )
+
+
+def in_force_clause(now: datetime) -> ColumnElement[bool]:
+    """The gate's rule (Consent.is_active) as SQL, for jobs that select consents in bulk."""
+    return _in_force(now)
+
+
+def consents_in_force(
+    session: Session, *, consent_ids: Collection[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, Consent]:
+    """Those of the consents still in force at `now`, share-locked like require_active does (a
+    revoke in flight is waited for and then seen): the weekly summaries' check at delivery."""
+    if not consent_ids:
+        return {}
+    stmt = (
+        select(Consent)
+        .where(Consent.id.in_(list(consent_ids)), _in_force(now))
+        .with_for_update(read=True, of=Consent)
+    )
+    return {c.id: c for c in session.scalars(stmt)}
+
+
+def categories_in_force(
+    session: Session, *, now: datetime, after: uuid.UUID | None, limit: int
+) -> dict[uuid.UUID, set[str]]:
+    """The next `limit` patients (by id, after `after`) with a consent in force, each with the
+    categories those consents cover (one query): what the alert job may evaluate."""
+    stmt = (
+        select(Consent.patient_id, ConsentCategory.category)
+        .join(ConsentCategory, ConsentCategory.consent_id == Consent.id)
+        .where(_in_force(now))
+    )
+    if after is not None:
+        stmt = stmt.where(Consent.patient_id > after)
+    patients = (
+        select(Consent.patient_id)
+        .where(_in_force(now), *([Consent.patient_id > after] if after is not None else []))
+        .group_by(Consent.patient_id)
+        .order_by(Consent.patient_id)
+        .limit(limit)
+    )
+    stmt = stmt.where(Consent.patient_id.in_(patients))
+    out: dict[uuid.UUID, set[str]] = {}
+    for patient_id, category in session.execute(stmt):
+        out.setdefault(patient_id, set()).add(category)
+    return dict(sorted(out.items()))
 
 
 def hold_active(session: Session, *, clinician_id: uuid.UUID, now: datetime) -> list[Consent]:

@@ -1,0 +1,1 @@
+"""Clinician summaries (on demand and weekly) and the alert rules behind them."""

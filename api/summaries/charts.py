@@ -1,0 +1,190 @@
+"""Charts for the summary, drawn server-side by matplotlib: SVG for the HTML page, PNG for the PDF.
+
+matplotlib rather than pygal: it is heavier (about 60 MB of wheels with numpy), but its SVG is
+self-contained (text drawn as paths, no CSS or JavaScript, the same in every browser and in
+print) and the same figure renders to PNG for the PDF; pygal's SVG relies on CSS/JS that fpdf2
+cannot draw, so the PDF would need a second chart implementation. Only the object API is used
+(Figure, no pyplot): no global state, safe in threaded workers. Imported lazily by the renderers,
+so the API and the jobs do not pay for it unless a chart is drawn.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; before any backend is touched
+from matplotlib.dates import DateFormatter, DayLocator, WeekdayLocator
+from matplotlib.figure import Figure
+
+INK = "#1f2937"
+BLUE = "#2563eb"
+ORANGE = "#d97706"
+GREEN = "#059669"
+GREY = "#9ca3af"
+_RC = {
+    "font.size": 9,
+    "axes.edgecolor": GREY,
+    "axes.labelcolor": INK,
+    "xtick.color": INK,
+    "ytick.color": INK,
+    "svg.fonttype": "path",
+    "svg.hashsalt": "waymark",  # deterministic ids: the same summary draws the same SVG
+}
+
+
+def _daily(trend: Mapping[str, Any]) -> tuple[list[date], list[float], list[float], list[float]]:
+    days = [date.fromisoformat(d["date"]) for d in trend["daily"]]
+    return (
+        days,
+        [d["min"] for d in trend["daily"]],
+        [d["mean"] for d in trend["daily"]],
+        [d["max"] for d in trend["daily"]],
+    )
+
+
+def _figure(height: float = 2.4) -> Figure:
+    fig = Figure(figsize=(7.2, height), layout="constrained")
+    fig.patch.set_alpha(0)
+    return fig
+
+
+def _time_axis(ax: Any, first: date, last: date) -> None:
+    span = (last - first).days + 1
+    ax.set_xlim(first, last)
+    if span <= 16:
+        ax.xaxis.set_major_locator(DayLocator())
+        ax.xaxis.set_major_formatter(DateFormatter("%a\n%d %b"))
+    else:
+        ax.xaxis.set_major_locator(WeekdayLocator(byweekday=0, interval=max(1, span // 70)))
+        ax.xaxis.set_major_formatter(DateFormatter("%d %b"))
+    ax.grid(axis="y", color="#e5e7eb", linewidth=0.6)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def trend_figure(
+    trend: Mapping[str, Any],
+    *,
+    title: str,
+    ylabel: str,
+    period: Mapping[str, Any],
+    ylim: tuple[float, float] | None = None,
+    color: str = BLUE,
+    threshold: float | None = None,
+) -> Figure:
+    """Daily mean as a line with the day's min-max as a band."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    days, lows, means, highs = _daily(trend)
+    ax.fill_between(days, lows, highs, color=color, alpha=0.18, linewidth=0, label="daily min-max")
+    ax.plot(days, means, color=color, marker="o", markersize=3, linewidth=1.6, label="daily mean")
+    if threshold is not None:
+        ax.axhline(threshold, color=ORANGE, linestyle="--", linewidth=1, label="flag threshold")
+    if ylim:
+        ax.set_ylim(*ylim)
+    first = date.fromisoformat(period["first_day"])
+    last = date.fromisoformat(period["last_day"])
+    _time_axis(ax, first, last)
+    ax.set_title(title, loc="left", fontsize=10, color=INK)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="upper left", fontsize=7, frameon=False, ncols=3)
+    return fig
+
+
+def adherence_figure(medications: list[Mapping[str, Any]]) -> Figure:
+    """Dose adherence and PDC per scheduled medication, as horizontal bars (0-100%)."""
+    rows = [m for m in medications if m["scheduled"]]
+    fig = _figure(height=0.9 + 0.42 * max(1, len(rows)))
+    ax = fig.add_subplot()
+    labels = [f"{m['name']} {_num(m['dose'])} {m['unit'] or ''}".strip() for m in rows]
+    ys = list(range(len(rows)))
+    adherence = [100 * (m["dose_adherence"] or 0) for m in rows]
+    pdc = [100 * (m["pdc"] or 0) for m in rows]
+    ax.barh([y + 0.2 for y in ys], adherence, height=0.38, color=BLUE, label="dose adherence")
+    ax.barh([y - 0.2 for y in ys], pdc, height=0.38, color=GREEN, label="PDC")
+    ax.axvline(80, color=ORANGE, linestyle="--", linewidth=1, label="80%")
+    ax.set_yticks(ys, labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("%")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.legend(loc="outside lower center", fontsize=7, frameon=False, ncols=3)
+    ax.set_title("Medications: dose adherence and PDC", loc="left", fontsize=10, color=INK)
+    return fig
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def figures(doc: Mapping[str, Any], *, sows_threshold: float | None = None) -> dict[str, Figure]:
+    """The charts a summary has data for, by name (only from included sections)."""
+    with matplotlib.rc_context(_RC):  # style is read when artists are made
+        return _figures(doc, sows_threshold=sows_threshold)
+
+
+def _figures(doc: Mapping[str, Any], *, sows_threshold: float | None) -> dict[str, Figure]:
+    sections, period = doc["sections"], doc["period"]
+    out: dict[str, Figure] = {}
+    withdrawal = sections["withdrawal"]
+    if withdrawal["status"] == "included":
+        for code, title, threshold in (
+            ("sows", "SOWS (Handelsman, 0-64): daily total", sows_threshold),
+            ("sows-gossop", "SOWS-Gossop (0-30): daily total", None),
+        ):
+            trend = withdrawal[code]
+            if trend["n"]:
+                out[code] = trend_figure(
+                    trend,
+                    title=title,
+                    ylabel="total",
+                    period=period,
+                    ylim=(0, max(trend["scale_max"] * 0.5, trend["max"] + 2)),
+                    threshold=threshold,
+                )
+    for name, title, ylim, color in (
+        ("craving", "Craving (0-10)", (0, 10.5), ORANGE),
+        ("sleep", "Sleep (hours)", (0, 12), GREEN),
+    ):
+        trend = sections[name]
+        if trend["status"] == "included" and trend["n"]:
+            out[name] = trend_figure(
+                trend, title=title, ylabel=name, period=period, ylim=ylim, color=color
+            )
+    meds = sections["medications"]
+    if meds["status"] == "included" and any(m["scheduled"] for m in meds["medications"]):
+        out["medications"] = adherence_figure(meds["medications"])
+    return out
+
+
+_ID = re.compile(r'id="([^"]+)"')
+_REF = re.compile(r'(href="#|url\(#)([^")]+)')
+
+
+def to_svg(fig: Figure, *, prefix: str, title: str) -> str:
+    """An inline <svg> element: ids prefixed so several charts can share one page."""
+    buf = io.StringIO()
+    with matplotlib.rc_context({**_RC, "svg.hashsalt": prefix}):
+        fig.savefig(buf, format="svg")
+    text = buf.getvalue()
+    text = text[text.index("<svg") :]
+    text = _ID.sub(lambda m: f'id="{prefix}-{m.group(1)}"', text)
+    text = _REF.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", text)
+    # An accessible name for the chart; the numbers are also in the tables beside it.
+    label = html.escape(title, quote=True)
+    return text.replace("<svg ", f'<svg role="img" aria-label="{label}" ', 1)
+
+
+def to_png(fig: Figure, *, dpi: int = 160) -> bytes:
+    buf = io.BytesIO()
+    with matplotlib.rc_context(_RC):
+        fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()

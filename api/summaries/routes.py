@@ -1,0 +1,119 @@
+"""Clinician summaries: GET /v1/clinician/patients/{id}/summary and /v1/clinician/summaries."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Response, current_app, request
+from flask_smorest import Blueprint
+from marshmallow import RAISE
+
+from api.audit.access import auth_required_audited
+from api.db import get_session, utcnow
+from api.disclosures.notice import add_notice_header, with_notice
+from api.security import current_user
+from api.summaries import services
+from api.summaries.render import render_html, render_pdf
+from api.summaries.schemas import (
+    FormatArgs,
+    SummaryArgs,
+    SummaryListArgs,
+    SummarySchema,
+    WeeklySummaryPageSchema,
+    WeeklySummarySchema,
+)
+
+blp = Blueprint(
+    "summaries", __name__, url_prefix="/v1/clinician", description="Clinician summaries"
+)
+blp.after_request(add_notice_header)
+
+_MIMETYPES = {"json": "application/json", "html": "text/html", "pdf": "application/pdf"}
+
+
+@blp.after_request
+def _no_store(response: Response) -> Response:
+    # Summaries are health records: no shared or browser cache keeps them.
+    response.headers["Cache-Control"] = "no-store, private"
+    response.vary.add("Accept")
+    return response
+
+
+def _format(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    best = request.accept_mimetypes.best_match(list(_MIMETYPES.values()), "application/json")
+    return next(k for k, v in _MIMETYPES.items() if v == best)
+
+
+def _rendered(doc: dict[str, Any], fmt: str) -> Response | None:
+    """The HTML or PDF answer, or None for JSON (dumped by the schema)."""
+    threshold = current_app.config["ALERT_SOWS_SEVERE"]
+    if fmt == "html":
+        return Response(render_html(doc, sows_threshold=threshold), mimetype="text/html")
+    if fmt == "pdf":
+        period = doc["period"]
+        name = f"summary-{period['first_day']}-to-{period['last_day']}.pdf"
+        return Response(
+            render_pdf(doc, sows_threshold=threshold),
+            mimetype="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="{name}"'},
+        )
+    return None
+
+
+@blp.get("/patients/<uuid:patient_id>/summary")
+@auth_required_audited("clinician", action="clinician.summary.read")
+@blp.arguments(SummaryArgs, location="query", unknown=RAISE)
+@blp.response(200, SummarySchema)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+def get_patient_summary(args: dict[str, Any], patient_id: uuid.UUID) -> Any:
+    """A patient's summary for a period: JSON, HTML or PDF; consented categories only."""
+    session = get_session()
+    doc = services.on_demand_summary(
+        session,
+        clinician_id=current_user().id,
+        patient_id=patient_id,
+        start=args["from_"],
+        end=args["to"],
+        now=utcnow(),
+        config=services.SummaryConfig.from_mapping(current_app.config),
+    )
+    answer = _rendered(
+        doc, _format(args["format"])
+    )  # before the commit: a failure discloses nothing
+    session.commit()
+    return answer or doc
+
+
+@blp.get("/summaries")
+@auth_required_audited("clinician", action="clinician.summaries.list", patient_arg=None)
+@blp.arguments(SummaryListArgs, location="query", unknown=RAISE)
+@blp.response(200, WeeklySummaryPageSchema)
+def list_summaries(args: dict[str, Any]) -> Any:
+    """Weekly summaries delivered to you under consents still in force, newest first."""
+    page = services.list_weekly_summaries(
+        get_session(), clinician_id=current_user().id, now=utcnow(), **args
+    )
+    return with_notice(page)
+
+
+@blp.get("/summaries/<uuid:summary_id>")
+@auth_required_audited(
+    "clinician", action="clinician.summaries.read", patient_arg=None, target_arg="summary_id"
+)
+@blp.arguments(FormatArgs, location="query", unknown=RAISE)
+@blp.response(200, WeeklySummarySchema)
+@blp.alt_response(404, response="NOT_FOUND")
+def get_summary(args: dict[str, Any], summary_id: uuid.UUID) -> Any:
+    """One delivered weekly summary (JSON, or ?format=html|pdf / Accept)."""
+    view = services.get_weekly_summary(
+        get_session(),
+        clinician_id=current_user().id,
+        summary_id=summary_id,
+        now=utcnow(),
+        notice=current_app.config["REDISCLOSURE_NOTICE"],
+    )
+    return _rendered(view["content"], _format(args["format"])) or view

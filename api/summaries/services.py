@@ -1,0 +1,630 @@
+"""Clinician summaries: on demand and weekly, each through the consent gate; alert evaluation.
+
+Services flush, never commit. Every summary a clinician receives passes consent.services (the
+gate) and leaves a disclosure row (kind "summary") in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from api.alerts import services as alert_services
+from api.consent import services as consent_services
+from api.consent.models import Consent, ConsentCategory
+from api.disclosures.services import record_disclosure, record_disclosures
+from api.errors import NotFound, ValidationError
+from api.pagination import keyset_page
+from api.summaries import queries
+from api.summaries.alert_rules import AlertSettings, Window, evaluate
+from api.summaries.compute import (
+    CATEGORIES,
+    Period,
+    SummarySettings,
+    build_summary,
+    definitions_for,
+)
+from api.summaries.models import WeeklySummary
+
+log = structlog.get_logger("waymark.summaries")
+
+DEFAULT_PERIOD = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class SummaryConfig:
+    """What the services need from configuration, passed in (never read from the app)."""
+
+    settings: SummarySettings
+    notice: str
+    max_days: int = 366
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any]) -> SummaryConfig:
+        return cls(
+            settings=SummarySettings(
+                on_time_window_minutes=config["ADHERENCE_ON_TIME_WINDOW_MINUTES"],
+                top_symptoms=config["SUMMARY_TOP_SYMPTOMS"],
+            ),
+            notice=config["REDISCLOSURE_NOTICE"],
+            max_days=config["SUMMARY_MAX_DAYS"],
+        )
+
+
+def alert_settings(config: Mapping[str, Any]) -> AlertSettings:
+    return AlertSettings(
+        sows_severe=config["ALERT_SOWS_SEVERE"],
+        cows_severe=config["ALERT_COWS_SEVERE"],
+        missed_doses_run=config["ALERT_MISSED_DOSES_RUN"],
+        checkin_gap_days=config["ALERT_CHECKIN_GAP_DAYS"],
+        checkin_streak_days=config["ALERT_CHECKIN_STREAK_DAYS"],
+        rising_recent_days=config["ALERT_RISING_RECENT_DAYS"],
+        rising_baseline_days=config["ALERT_RISING_BASELINE_DAYS"],
+        rising_ratio=1 + config["ALERT_RISING_PERCENT"] / 100,
+        rising_min_delta=config["ALERT_RISING_MIN_DELTA"],
+        rising_min_recent=config["ALERT_RISING_MIN_RECENT"],
+        rising_min_baseline=config["ALERT_RISING_MIN_BASELINE"],
+        on_time_window_minutes=config["ADHERENCE_ON_TIME_WINDOW_MINUTES"],
+    )
+
+
+_CONSENT_FIELDS = (
+    "id",
+    "patient_id",
+    "recipient_id",
+    "purpose",
+    "signed_at",
+    "expires_at",
+    "data_from",
+    "share_weekly_summary",
+)
+
+
+@dataclass
+class _ConsentRow:
+    """The columns of a consent the weekly job needs (thousands a run: no ORM object each)."""
+
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    recipient_id: uuid.UUID
+    purpose: str
+    signed_at: datetime
+    expires_at: datetime | None
+    data_from: datetime | None
+    share_weekly_summary: bool
+    categories: list[str] = field(default_factory=list)
+
+    @property
+    def window_start(self) -> datetime:
+        return self.data_from if self.data_from is not None else self.signed_at
+
+
+def _consent_info(consent: Consent | _ConsentRow) -> dict[str, Any]:
+    return {
+        "id": str(consent.id),
+        "categories": list(consent.categories),
+        "purpose": consent.purpose,
+        "signed_at": consent.signed_at,
+        "expires_at": consent.expires_at,
+    }
+
+
+# --- on demand ---------------------------------------------------------------------------------
+
+
+def summary_period(
+    start: datetime | None, end: datetime | None, *, now: datetime, max_days: int
+) -> tuple[datetime, datetime]:
+    """[from, to) with defaults (to = now, from = to - 7 days), `to` no later than now.
+
+    Raises ValidationError naming the field for an empty, inverted or too long period."""
+    end = min(end or now, now)
+    start = start or end - DEFAULT_PERIOD
+    if start >= end:
+        field = "to" if start < now else "from"
+        raise ValidationError({field: ["The period must end after it starts, and not after now."]})
+    if end - start > timedelta(days=max_days):
+        raise ValidationError({"to": [f"The period is at most {max_days} days."]})
+    return start, end
+
+
+def on_demand_summary(
+    session: Session,
+    *,
+    clinician_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime,
+    config: SummaryConfig,
+) -> dict[str, Any]:
+    """The summary of a period for one patient, each category through the consent gate.
+
+    Raises NotFound if no consent from the patient to the clinician is in force, ValidationError
+    for a bad period. A category the consents do not cover is withheld (the section says so);
+    data outside a consent's window is not read. Appends one disclosure row per consent used.
+    """
+    grants = consent_services.grants_in_force(
+        session, clinician_id=clinician_id, patient_id=patient_id, categories=CATEGORIES, now=now
+    )
+    start, end = summary_period(start, end, now=now, max_days=config.max_days)
+    patient = queries.load_users(session, [patient_id]).get(patient_id)
+    if patient is None:
+        raise NotFound("No such patient.")
+    tz = patient.timezone
+    periods: dict[str, Period | None] = {}
+    for category, grant in grants.items():
+        lo, hi = grant.clip(start, end)
+        periods[category] = Period(lo, hi, tz) if hi > lo else None
+    windows = [p for p in periods.values() if p is not None]
+    loaded = queries.load_rows(
+        session,
+        patient_ids=[patient_id],
+        start=min((p.start for p in windows), default=start),
+        end=max((p.end for p in windows), default=end),
+        now=now,
+        categories=[c for c, p in periods.items() if p is not None],
+    )
+    consents = {
+        c.id: c
+        for c in session.scalars(
+            select(Consent).where(Consent.id.in_({g.consent_id for g in grants.values()}))
+        )
+    }
+    by_category = {category: str(grant.consent_id) for category, grant in grants.items()}
+    primary = consents[grants[next(iter(grants))].consent_id]
+    consent = _consent_info(primary) | {"categories": sorted(grants), "by_category": by_category}
+    if len(set(by_category.values())) == 1:
+        consent.pop("by_category")
+    doc = build_summary(
+        loaded.data[patient_id],
+        patient={"id": patient_id, "display_name": patient.display_name},
+        period=Period(start, end, tz),
+        consent=consent,
+        generated_at=now,
+        now=now,
+        notice=config.notice,
+        settings=config.settings,
+        category_periods=periods,
+    )
+    _disclose(
+        session,
+        patient_id=patient_id,
+        clinician_id=clinician_id,
+        grants={c: (grants[c].consent_id, p) for c, p in periods.items() if p is not None},
+        now=now,
+    )
+    log.info(
+        "summary.disclosed",
+        patient_id=str(patient_id),
+        clinician_id=str(clinician_id),
+        kind="on_demand",
+    )
+    return doc
+
+
+def _disclose(
+    session: Session,
+    *,
+    patient_id: uuid.UUID,
+    clinician_id: uuid.UUID,
+    grants: Mapping[str, tuple[uuid.UUID, Period]],
+    now: datetime,
+) -> None:
+    """One disclosure row per consent used, with its categories and the data period read."""
+    by_consent: dict[uuid.UUID, list[tuple[str, Period]]] = defaultdict(list)
+    for category, (consent_id, period) in grants.items():
+        by_consent[consent_id].append((category, period))
+    for consent_id, items in by_consent.items():
+        record_disclosure(
+            session,
+            patient_id=patient_id,
+            recipient_id=clinician_id,
+            consent_id=consent_id,
+            kind="summary",
+            categories=[c for c, _ in items],
+            data_from=min(p.start for _, p in items),
+            data_to=max(p.end for _, p in items),
+            now=now,
+        )
+
+
+# --- weekly ------------------------------------------------------------------------------------
+
+
+def week_of(now: datetime, timezone: str) -> tuple[date, datetime, datetime]:
+    """The last local week (Monday 00:00 to Monday 00:00, DST-safe) that has ended by `now`."""
+    zone = ZoneInfo(timezone)
+    today = now.astimezone(zone).date()
+    this_monday = today - timedelta(days=today.weekday())
+    week_start = this_monday - timedelta(days=7)
+    return (
+        week_start,
+        _local_midnight(week_start, zone),
+        _local_midnight(this_monday, zone),
+    )
+
+
+def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    # A midnight that falls in a DST gap (a few zones) reads as the pre-transition offset;
+    # normalizing through UTC gives the real instant the local day begins at.
+    from datetime import UTC
+
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def build_weekly_batch(
+    session: Session,
+    *,
+    now: datetime,
+    config: SummaryConfig,
+    after: uuid.UUID | None,
+    limit: int,
+) -> tuple[int, uuid.UUID | None]:
+    """Build the missing summaries for the next `limit` consents (by id, after `after`) in force
+    with share_weekly_summary. Returns (built, last consent id seen, None when done).
+
+    Safe to run twice or in two schedulers: the unique (consent, week) keeps one."""
+    stmt = (
+        select(*(getattr(Consent, name) for name in _CONSENT_FIELDS))
+        .where(Consent.share_weekly_summary.is_(True), consent_services.in_force_clause(now))
+        .order_by(Consent.id)
+        .limit(limit)
+    )
+    if after is not None:
+        stmt = stmt.where(Consent.id > after)
+    consents = [_ConsentRow(**row._mapping) for row in session.execute(stmt)]
+    if not consents:
+        return 0, None
+    last = consents[-1].id
+    ids = [c.id for c in consents]
+    # The latest week each consent has a summary for: one that has its last week's is done.
+    done: dict[uuid.UUID, date] = dict(
+        session.execute(  # type: ignore[arg-type]
+            select(WeeklySummary.consent_id, func.max(WeeklySummary.week_start))
+            .where(queries.one_of(session, WeeklySummary.consent_id, ids))
+            .group_by(WeeklySummary.consent_id)
+        ).all()
+    )
+    users = queries.load_users(session, {c.patient_id for c in consents})
+    categories: dict[uuid.UUID, list[str]] = defaultdict(list)
+    for consent_id, category in session.execute(
+        select(ConsentCategory.consent_id, ConsentCategory.category).where(
+            queries.one_of(session, ConsentCategory.consent_id, ids)
+        )
+    ):
+        categories[consent_id].append(category)
+    plans = []
+    for consent in consents:
+        consent.categories = sorted(categories[consent.id])
+        patient = users.get(consent.patient_id)
+        if patient is None:
+            continue
+        week_start, lo, hi = week_of(now, patient.timezone)
+        start = max(lo, consent.window_start)
+        if start >= hi or done.get(consent.id, date.min) >= week_start:
+            continue  # done, or the consent's data window begins after that week
+        plans.append((consent, patient, week_start, lo, hi, start))
+    if not plans:
+        return 0, last
+    loaded = queries.load_rows(
+        session,
+        patient_ids={p[1].id for p in plans},
+        start=min(p[5] for p in plans),
+        end=max(p[4] for p in plans),
+        now=now,
+        categories=CATEGORIES,
+    )
+    values = []
+    for consent, patient, week_start, lo, hi, start in plans:
+        period = Period(lo, hi, patient.timezone)
+        own = Period(start, hi, patient.timezone)
+        doc = build_summary(
+            loaded.data[patient.id],
+            patient={"id": patient.id, "display_name": patient.display_name},
+            period=period,
+            consent=_consent_info(consent),
+            generated_at=now,
+            now=now,
+            notice=config.notice,
+            settings=config.settings,
+            kind="weekly",
+            category_periods=None if own.start == period.start else dict.fromkeys(CATEGORIES, own),
+        )
+        values.append(
+            {
+                "id": uuid.uuid4(),
+                "consent_id": consent.id,
+                "patient_id": patient.id,
+                "clinician_id": consent.recipient_id,
+                "week_start": week_start,
+                "period_from": lo,
+                "period_to": hi,
+                "status": "built",
+                "content": stored(doc),
+                "built_at": now,
+            }
+        )
+    built = _insert_ignoring_duplicates(session, values)
+    log.info("weekly_summaries.built", count=built)
+    return built, last
+
+
+_CONSTANT_PARTS = ("definitions", "redisclosure_notice")
+
+
+def stored(doc: dict[str, Any]) -> dict[str, Any]:
+    """What a weekly summary keeps: the document less the parts that are the same in every one
+    (the definitions and the notice, 40% of its size), restored by `hydrate` when it is read."""
+    return {k: v for k, v in doc.items() if k not in _CONSTANT_PARTS}
+
+
+def hydrate(content: dict[str, Any], *, notice: str) -> dict[str, Any]:
+    return {
+        **content,
+        "definitions": definitions_for(content["sections"]),
+        "redisclosure_notice": notice,
+    }
+
+
+def _insert_ignoring_duplicates(session: Session, values: list[dict[str, Any]]) -> int:
+    if not values:
+        return 0
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = (
+        dialect_insert(WeeklySummary)
+        .on_conflict_do_nothing(index_elements=["consent_id", "week_start"])
+        .returning(WeeklySummary.id)
+    )
+    # executemany: compiled once, sent in batches (SQLAlchemy's insertmanyvalues).
+    return len(session.execute(stmt, values).all())
+
+
+def deliver_weekly_batch(session: Session, *, now: datetime, limit: int) -> tuple[int, int]:
+    """Deliver up to `limit` built summaries, checking each consent again: one still in force
+    delivers (a disclosure row), one revoked or expired since building cancels (its content is
+    dropped). Returns (delivered, cancelled). Rows another scheduler holds are skipped.
+
+    A consent is never edited, so what a summary built under it holds is its categories (over
+    the part of the week inside its data window): the disclosure says so without reading it."""
+    rows = session.execute(
+        select(
+            WeeklySummary.id,
+            WeeklySummary.consent_id,
+            WeeklySummary.patient_id,
+            WeeklySummary.clinician_id,
+            WeeklySummary.period_from,
+            WeeklySummary.period_to,
+        )
+        .where(WeeklySummary.status == "built")
+        .order_by(WeeklySummary.built_at, WeeklySummary.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not rows:
+        return 0, 0
+    in_force = consent_services.consents_in_force(
+        session, consent_ids={r.consent_id for r in rows}, now=now
+    )
+    delivered, cancelled, entries = [], [], []
+    for row in rows:
+        consent = in_force.get(row.consent_id)
+        if consent is None or not consent.share_weekly_summary:
+            cancelled.append(row.id)
+            continue
+        delivered.append(row.id)
+        entries.append(
+            {
+                "patient_id": row.patient_id,
+                "recipient_id": row.clinician_id,
+                "consent_id": row.consent_id,
+                "categories": list(consent.categories),
+                "data_from": max(row.period_from, consent.window_start),
+                "data_to": row.period_to,
+            }
+        )
+    record_disclosures(session, kind="summary", entries=entries, now=now)
+    if delivered:
+        session.execute(
+            update(WeeklySummary)
+            .where(WeeklySummary.id.in_(delivered))
+            .values(status="delivered", delivered_at=now)
+        )
+    if cancelled:
+        session.execute(
+            update(WeeklySummary)
+            .where(WeeklySummary.id.in_(cancelled))
+            .values(status="cancelled", content=None, cancelled_at=now)
+        )
+    log.info("weekly_summaries.delivered", delivered=len(delivered), cancelled=len(cancelled))
+    return len(delivered), len(cancelled)
+
+
+@dataclass(frozen=True)
+class Notification:
+    clinician_id: uuid.UUID
+    email: str
+    summary_ids: list[uuid.UUID]
+
+
+def pending_notifications(session: Session, *, limit: int) -> list[Notification]:
+    """Delivered summaries whose clinician has not been told yet, grouped by clinician."""
+    rows = session.execute(
+        select(WeeklySummary.id, WeeklySummary.clinician_id)
+        .where(WeeklySummary.status == "delivered", WeeklySummary.notified_at.is_(None))
+        .order_by(WeeklySummary.clinician_id, WeeklySummary.delivered_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    grouped: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    for summary_id, clinician_id in rows:
+        grouped[clinician_id].append(summary_id)
+    users = queries.load_users(session, grouped)
+    return [
+        Notification(cid, users[cid].email, ids) for cid, ids in grouped.items() if cid in users
+    ]
+
+
+def notification_email(note: Notification, *, base_url: str) -> tuple[str, str]:
+    """Subject and body: links only; no patient name, no health data (the link needs a login)."""
+    links = [f"{base_url.rstrip('/')}/v1/clinician/summaries/{sid}" for sid in note.summary_ids]
+    shown = links[:50]
+    more = len(links) - len(shown)
+    body = (
+        f"{len(links)} new weekly summar{'y is' if len(links) == 1 else 'ies are'} ready for you "
+        "in Waymark. Sign in to read them:\n\n"
+        + "\n".join(shown)
+        + (f"\n... and {more} more: {base_url.rstrip('/')}/v1/clinician/summaries" if more else "")
+        + "\n\nThis message carries no health information.\n"
+    )
+    return "New weekly summaries are ready", body
+
+
+def mark_notified(session: Session, *, summary_ids: Sequence[uuid.UUID], now: datetime) -> None:
+    session.execute(
+        update(WeeklySummary).where(WeeklySummary.id.in_(summary_ids)).values(notified_at=now)
+    )
+
+
+# --- reading stored weekly summaries ----------------------------------------------------------
+
+
+def _readable(clinician_id: uuid.UUID, now: datetime) -> Any:
+    """Delivered to this clinician under a consent still in force: a revoked or expired consent
+    hides what it delivered (no read after revocation)."""
+    live = consent_services.active_for_clinician_stmt(clinician_id=clinician_id, now=now)
+    return (
+        (WeeklySummary.clinician_id == clinician_id)
+        & (WeeklySummary.status == "delivered")
+        & WeeklySummary.consent_id.in_(live.with_only_columns(Consent.id))
+    )
+
+
+def list_weekly_summaries(
+    session: Session,
+    *,
+    clinician_id: uuid.UUID,
+    patient_id: uuid.UUID | None,
+    limit: int,
+    cursor: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    consent_services.hold_active(session, clinician_id=clinician_id, now=now)
+    stmt = select(WeeklySummary).where(_readable(clinician_id, now))
+    if patient_id is not None:
+        stmt = stmt.where(WeeklySummary.patient_id == patient_id)
+    items, next_cursor = keyset_page(
+        session,
+        stmt,
+        order=WeeklySummary.delivered_at,  # type: ignore[arg-type]
+        tiebreak=WeeklySummary.id,
+        limit=limit,
+        cursor=cursor,
+    )
+    names = queries.load_users(session, {s.patient_id for s in items})
+    for item in items:
+        item.display_name = names[item.patient_id].display_name  # type: ignore[attr-defined]
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def get_weekly_summary(
+    session: Session,
+    *,
+    clinician_id: uuid.UUID,
+    summary_id: uuid.UUID,
+    now: datetime,
+    notice: str,
+) -> dict[str, Any]:
+    """The summary with its document as delivered. Raises NotFound unless delivered to this
+    clinician under a consent still in force."""
+    consent_services.hold_active(session, clinician_id=clinician_id, now=now)
+    row = session.scalar(
+        select(WeeklySummary).where(WeeklySummary.id == summary_id, _readable(clinician_id, now))
+    )
+    if row is None:
+        raise NotFound("No such summary.")
+    fields = (
+        "id",
+        "patient_id",
+        "consent_id",
+        "week_start",
+        "period_from",
+        "period_to",
+        "built_at",
+        "delivered_at",
+    )
+    view = {name: getattr(row, name) for name in fields}
+    view["display_name"] = (row.content or {}).get("patient", {}).get("display_name")
+    view["content"] = hydrate(row.content or {}, notice=notice)
+    return view
+
+
+# --- alerts ------------------------------------------------------------------------------------
+
+
+def evaluate_alerts_batch(
+    session: Session,
+    *,
+    now: datetime,
+    settings: AlertSettings,
+    lookback_days: int,
+    after: uuid.UUID | None,
+    limit: int,
+) -> tuple[int, uuid.UUID | None]:
+    """Run the alert rules for the next `limit` patients (by id) with a consent in force, for the
+    categories those consents share. Returns (alerts raised, last patient id, None when done)."""
+    granted = consent_services.categories_in_force(session, now=now, after=after, limit=limit)
+    if not granted:
+        return 0, None
+    start = now - timedelta(days=lookback_days)
+    users = queries.load_users(session, granted)
+    loaded = queries.load_rows(
+        session,
+        patient_ids=list(granted),
+        start=start,
+        end=now + timedelta(microseconds=1),
+        now=now,
+        categories=CATEGORIES,
+        open_alerts=False,
+        schedule_starts=True,
+    )
+    raised = []
+    for patient_id, categories in granted.items():
+        patient = users.get(patient_id)
+        if patient is None:
+            continue
+        window = Window(start, now, patient.timezone)
+        raised += [
+            {
+                "patient_id": patient_id,
+                "kind": alert.rule,
+                "category": alert.category,
+                "episode_key": alert.episode_key,
+                "triggered_at": alert.triggered_at,
+                "detail": alert.detail,
+            }
+            for alert in evaluate(
+                loaded.data[patient_id],
+                window=window,
+                settings=settings,
+                categories=categories,
+                schedule_starts=loaded.schedule_starts,
+            )
+        ]
+    return alert_services.raise_alerts(session, alerts=raised, now=now), max(granted)
+
+
+SendEmail = Callable[[str, str, str], None]

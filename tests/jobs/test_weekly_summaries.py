@@ -1,0 +1,296 @@
+"""The weekly summaries job: one per consent and week, consent checked again at delivery, a
+disclosure per delivery, an email with a link and no health data."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.consent import services as consent_services
+from api.disclosures.models import Disclosure
+from api.summaries.demo import DemoPatient, generate_demo
+from api.summaries.models import WeeklySummary
+from api.summaries.seed import seed_demo
+from jobs import weekly_summaries
+from tests.consenting import sign
+from tests.summaries.test_demo import Expected, leaves
+
+# Tuesday after the demo's last week (Monday 2026-11-09 to Monday 2026-11-16, Chicago).
+BUILD = datetime(2026, 11, 17, 12, 0, tzinfo=UTC)
+DELIVER = BUILD + timedelta(minutes=5)
+ALL = ["symptoms", "medications", "counseling"]
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str]] = []
+
+    def __call__(self, to: str, subject: str, body: str) -> None:
+        self.sent.append((to, subject, body))
+
+
+@pytest.fixture
+def demo() -> DemoPatient:
+    return generate_demo(seed=6)
+
+
+@pytest.fixture
+def world(
+    session: Session,
+    demo: DemoPatient,
+    make_patient: Callable[..., Any],
+    make_clinician: Callable[..., Any],
+    auth_headers: Callable[[Any], dict[str, str]],
+) -> dict[str, Any]:
+    patient = make_patient(display_name="Weekly Demo Patient", timezone=demo.timezone)
+    clinician = make_clinician(email="dr.weekly@example.test")
+    seed_demo(session, demo, patient_id=patient.id, created_at=demo.start)
+    consent = sign(
+        session,
+        patient=patient,
+        clinician=clinician,
+        categories=ALL,
+        now=demo.start - timedelta(days=1),
+        days=120,
+        share_weekly_summary=True,
+    )
+    return {
+        "patient": patient,
+        "clinician": clinician,
+        "consent": consent,
+        "headers": auth_headers(clinician),
+    }
+
+
+def summaries(session: Session) -> list[WeeklySummary]:
+    return list(session.scalars(select(WeeklySummary)))
+
+
+def test_build_once_per_consent_and_week_with_the_weeks_figures(
+    app: Flask, session: Session, world: dict[str, Any], demo: DemoPatient
+) -> None:
+    assert weekly_summaries.build_weekly_summaries(session, now=BUILD, config=app.config) == 1
+    assert weekly_summaries.build_weekly_summaries(session, now=BUILD, config=app.config) == 0
+    later = BUILD + timedelta(days=1)  # same week still the last one that ended
+    assert weekly_summaries.build_weekly_summaries(session, now=later, config=app.config) == 0
+    (row,) = summaries(session)
+    assert row.status == "built" and row.week_start.isoformat() == "2026-11-09"
+    content = row.content
+    assert content["kind"] == "weekly" and content["period"]["days"] == 7
+    assert content["patient"]["display_name"] == "Weekly Demo Patient"
+    assert content["consent"]["id"] == str(world["consent"].id)
+    # The parts every summary shares are restored when read, not stored 10,000 times a week.
+    assert "redisclosure_notice" not in content and "definitions" not in content
+    # Every figure of the week, recomputed by the independent loops.
+    week = dataclasses.replace(demo, start=demo.end - timedelta(days=7), now=BUILD)
+    want = leaves(Expected(week).sections())
+    got = leaves(content["sections"])
+    assert set(got) == set(want)
+    for path, value in want.items():
+        if isinstance(value, float) or isinstance(got[path], float):
+            assert got[path] is not None and value is not None, (path, got[path], value)
+            assert math.isclose(got[path], value, abs_tol=1e-9), path
+        else:
+            assert got[path] == value, path
+
+
+def test_deliver_discloses_and_emails_a_link_without_health_data(
+    app: Flask, session: Session, world: dict[str, Any]
+) -> None:
+    weekly_summaries.build_weekly_summaries(session, now=BUILD, config=app.config)
+    outbox = Outbox()
+    result = weekly_summaries.deliver_weekly_summaries(
+        session, now=DELIVER, config=app.config, send_email=outbox
+    )
+    assert result == {"delivered": 1, "cancelled": 0, "notified": 1}
+    (row,) = summaries(session)
+    assert row.status == "delivered" and row.delivered_at == DELIVER and row.notified_at
+    (disclosure,) = session.scalars(select(Disclosure))
+    assert disclosure.kind == "summary" and disclosure.consent_id == world["consent"].id
+    assert disclosure.recipient_id == world["clinician"].id
+    assert sorted(disclosure.categories) == sorted(ALL)
+    (to, subject, body) = outbox.sent[0]
+    assert to == "dr.weekly@example.test"
+    assert f"/v1/clinician/summaries/{row.id}" in body
+    for secret in ("Weekly Demo Patient", "Buprenorphine", "SOWS", "Lofexidine", "missed"):
+        assert secret not in subject + body
+    # Nothing twice: a rerun delivers and sends nothing more.
+    again = weekly_summaries.deliver_weekly_summaries(
+        session, now=DELIVER, config=app.config, send_email=outbox
+    )
+    assert again == {"delivered": 0, "cancelled": 0, "notified": 0} and len(outbox.sent) == 1
+
+
+def test_a_consent_revoked_between_building_and_delivering_stops_the_delivery(
+    app: Flask, session: Session, client: FlaskClient, world: dict[str, Any]
+) -> None:
+    weekly_summaries.build_weekly_summaries(session, now=BUILD, config=app.config)
+    consent_services.revoke_consent(
+        session,
+        patient_id=world["patient"].id,
+        consent_id=world["consent"].id,
+        now=BUILD + timedelta(minutes=1),
+    )
+    session.commit()
+    outbox = Outbox()
+    result = weekly_summaries.deliver_weekly_summaries(
+        session, now=DELIVER, config=app.config, send_email=outbox
+    )
+    assert result == {"delivered": 0, "cancelled": 1, "notified": 0}
+    (row,) = summaries(session)
+    assert row.status == "cancelled" and row.content is None and row.delivered_at is None
+    assert session.scalars(select(Disclosure)).all() == []
+    assert outbox.sent == []
+    listed = client.get("/v1/clinician/summaries", headers=world["headers"])
+    assert listed.status_code == 200 and listed.json["items"] == []
+
+
+def test_clinician_lists_and_reads_delivered_summaries_until_revoked(
+    app: Flask, session: Session, client: FlaskClient, world: dict[str, Any]
+) -> None:
+    weekly_summaries.build_weekly_summaries(session, now=BUILD, config=app.config)
+    weekly_summaries.deliver_weekly_summaries(
+        session, now=DELIVER, config=app.config, send_email=Outbox()
+    )
+    listed = client.get("/v1/clinician/summaries", headers=world["headers"])
+    assert listed.status_code == 200
+    (item,) = listed.json["items"]
+    assert item["display_name"] == "Weekly Demo Patient" and item["week_start"] == "2026-11-09"
+    assert listed.json["notice"].startswith("This record")
+    one = client.get(f"/v1/clinician/summaries/{item['id']}", headers=world["headers"])
+    assert one.status_code == 200
+    assert one.json["content"]["sections"]["checkins"]["days_in_period"] == 7
+    assert one.json["content"]["redisclosure_notice"].startswith("This record")
+    assert "pdc" in one.json["content"]["definitions"]
+    assert one.json["display_name"] == "Weekly Demo Patient"
+    page = client.get(f"/v1/clinician/summaries/{item['id']}?format=html", headers=world["headers"])
+    assert page.mimetype == "text/html" and "<svg" in page.get_data(as_text=True)
+    pdf = client.get(f"/v1/clinician/summaries/{item['id']}?format=pdf", headers=world["headers"])
+    assert pdf.data.startswith(b"%PDF")
+    consent_services.revoke_consent(
+        session,
+        patient_id=world["patient"].id,
+        consent_id=world["consent"].id,
+        now=datetime.now(UTC),
+    )
+    session.commit()
+    gone = client.get(f"/v1/clinician/summaries/{item['id']}", headers=world["headers"])
+    assert gone.status_code == 404
+    assert client.get("/v1/clinician/summaries", headers=world["headers"]).json["items"] == []
+
+
+def test_only_consents_sharing_weekly_summaries_get_one(
+    app: Flask,
+    session: Session,
+    world: dict[str, Any],
+    demo: DemoPatient,
+    make_clinician: Callable[..., Any],
+) -> None:
+    sign(
+        session,
+        patient=world["patient"],
+        clinician=make_clinician(),
+        categories=ALL,
+        now=demo.start,
+        days=120,
+        share_weekly_summary=False,
+    )
+    assert weekly_summaries.build_weekly_summaries(session, now=BUILD, config=app.config) == 1
+    (row,) = summaries(session)
+    assert row.consent_id == world["consent"].id
+
+
+def test_notification_by_smtp(app: Flask, session: Session, world: dict[str, Any]) -> None:
+    from aiosmtpd.controller import Controller
+
+    received: list[Any] = []
+
+    class Handler:
+        async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802
+            received.append(envelope)
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=8725)
+    controller.start()
+    try:
+        config = {**app.config, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": 8725}
+        weekly_summaries.build_weekly_summaries(session, now=BUILD, config=config)
+        result = weekly_summaries.deliver_weekly_summaries(session, now=DELIVER, config=config)
+    finally:
+        controller.stop()
+    assert result["notified"] == 1
+    (envelope,) = received
+    assert envelope.rcpt_tos == ["dr.weekly@example.test"]
+    text = envelope.content.decode()
+    assert "/v1/clinician/summaries/" in text and "Weekly Demo Patient" not in text
+
+
+@pytest.mark.postgres_only
+def test_two_schedulers_building_at_once_make_one_summary(
+    app: Flask, backend: str, committed_db: Any
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("needs PostgreSQL: real concurrent transactions")
+    from api.auth import services as auth_services
+    from api.security import password_hasher
+
+    maker = sessionmaker(bind=committed_db, expire_on_commit=False)
+    with app.app_context():
+        setup = maker()
+        people = {
+            role: auth_services.create_user(
+                setup,
+                hasher=password_hasher(),
+                email=f"{role}-race@example.test",
+                password="correct horse battery",
+                display_name=role,
+                timezone="America/Chicago",
+                role=role,
+                **({"organization": "Clinic"} if role == "clinician" else {}),
+            )
+            for role in ("patient", "clinician")
+        }
+        setup.commit()
+        sign(
+            setup,
+            patient=people["patient"],
+            clinician=people["clinician"],
+            categories=ALL,
+            now=BUILD - timedelta(days=30),
+            days=120,
+            share_weekly_summary=True,
+        )
+        setup.close()
+    results: list[int] = []
+    start = threading.Barrier(2)
+
+    def build() -> None:
+        with app.app_context():
+            own = maker()
+            try:
+                start.wait(10)
+                results.append(
+                    weekly_summaries.build_weekly_summaries(own, now=BUILD, config=app.config)
+                )
+            finally:
+                own.close()
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results) == [0, 1]
+    check = maker()
+    assert len(summaries(check)) == 1
+    check.close()

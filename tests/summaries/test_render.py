@@ -1,0 +1,146 @@
+"""HTML and PDF renderings of a summary: what they must carry, and charts a browser really draws."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from pypdf import PdfReader
+
+from api.config import REDISCLOSURE_NOTICE
+from api.summaries.compute import CATEGORIES, Period, SummarySettings, build_summary
+from api.summaries.demo import generate_demo
+from api.summaries.render import render_html, render_pdf
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+NAME = "Zoë Ågren"
+NOTICE_START = "This record which has been disclosed to you is protected by Federal confidentiality"
+
+
+def summary(categories: tuple[str, ...] = CATEGORIES) -> dict:
+    demo = generate_demo()
+    return build_summary(
+        demo.data(),
+        patient={"id": "0f0f0f0f-0000-4000-8000-000000000001", "display_name": NAME},
+        period=Period(demo.start, demo.end, demo.timezone),
+        consent={"id": "c0ffee00-0000-4000-8000-000000000002", "categories": list(categories)},
+        generated_at=demo.now,
+        now=demo.now,
+        notice=REDISCLOSURE_NOTICE,
+        settings=SummarySettings(),
+    )
+
+
+@pytest.fixture(scope="module")
+def full() -> dict:
+    return summary()
+
+
+@pytest.fixture(scope="module")
+def html(full: dict) -> str:
+    return render_html(full, sows_threshold=21)
+
+
+def test_html_carries_who_when_consent_and_notice(full: dict, html: str) -> None:
+    assert NAME in html
+    assert "2026-10-05 to 2026-11-15" in html
+    assert full["generated_at"] in html
+    assert full["consent"]["id"] in html
+    assert NOTICE_START in html
+    assert "@media print" in html
+
+
+def test_html_has_one_inline_svg_per_chart_with_unique_ids(html: str) -> None:
+    assert len(re.findall(r"<svg\b", html)) == 5  # SOWS, Gossop, craving, sleep, medications
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert ids and len(ids) == len(set(ids))
+    for ref in set(re.findall(r'(?:href="#|url\(#)([^")]+)', html)):
+        assert ref in ids  # every reference resolves inside the page
+
+
+def test_html_escapes_patient_text() -> None:
+    doc = summary()
+    doc["patient"]["display_name"] = "<script>alert(1)</script>"
+    assert "<script>alert" not in render_html(doc)
+
+
+def test_withheld_sections_say_so_and_draw_nothing() -> None:
+    page = render_html(summary(("counseling",)))
+    assert "<svg" not in page
+    assert page.count("does not cover") == 6  # craving and sleep share one heading
+    assert "Buprenorphine" not in page and "Recovery group" in page
+
+
+def test_pdf_carries_who_when_consent_notice_and_charts(full: dict) -> None:
+    data = render_pdf(full, sows_threshold=21)
+    assert data.startswith(b"%PDF")
+    reader = PdfReader(io.BytesIO(data))
+    text = " ".join(" ".join((page.extract_text() or "").split()) for page in reader.pages)
+    assert NAME in text
+    assert "2026-10-05 to 2026-11-15" in text
+    assert full["generated_at"] in text
+    assert full["consent"]["id"] in text
+    assert NOTICE_START in text
+    images = sum(len(page.images) for page in reader.pages)
+    assert images == 5
+
+
+def _chart_pixels(png: Path) -> int:
+    """Pixels in the charts' line colours (blue, orange, green) in a screenshot."""
+    image = Image.open(png).convert("RGB")
+    targets = [(0x25, 0x63, 0xEB), (0xD9, 0x77, 0x06), (0x05, 0x96, 0x69)]
+    colours = image.getcolors(maxcolors=image.width * image.height) or []
+    return sum(
+        n
+        for n, (r, g, b) in colours
+        if any(abs(r - tr) + abs(g - tg) + abs(b - tb) < 40 for tr, tg, tb in targets)
+    )
+
+
+def _screenshot(page: str, tmp_path: Path, name: str) -> Path:
+    assert CHROMIUM
+    source = tmp_path / f"{name}.html"
+    source.write_text(page, encoding="utf-8")
+    shot = tmp_path / f"{name}.png"
+    subprocess.run(  # noqa: S603 (a fixed argument list, no shell)
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / ('profile-' + name)}",
+            "--window-size=1000,2600",
+            f"--screenshot={shot}",
+            source.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    assert shot.exists()
+    return shot
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="chromium is not installed here (apt-get install -y chromium); .ci/run installs it",
+)
+def test_html_renders_its_charts_in_headless_chromium(html: str, tmp_path: Path) -> None:
+    with_charts = _screenshot(html, tmp_path, "with")
+    # The same page with the charts taken out: the chart colours must come from the charts.
+    without = _screenshot(re.sub(r"<svg\b.*?</svg>", "", html, flags=re.S), tmp_path, "without")
+    drawn, baseline = _chart_pixels(with_charts), _chart_pixels(without)
+    assert drawn > 5000, drawn
+    assert baseline < drawn / 20, (baseline, drawn)
