@@ -37,9 +37,11 @@ class WaymarkApi(Api):
 
 def _blueprints() -> list[Any]:
     from api.auth.routes import blp as auth
+    from api.export.routes import blp as export
+    from api.export.routes import fhir_blp as fhir
     from api.ops.routes import blp as ops
 
-    return [ops, auth]
+    return [ops, auth, export, fhir]
 
 
 def create_app(config: Config | None = None) -> Flask:

@@ -13,7 +13,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from api import create_app
 from api.db import utcnow
-from jobs import heartbeat
+from jobs import bulk_export, heartbeat
 
 log = structlog.get_logger("waymark.jobs")
 INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
@@ -53,7 +53,35 @@ def build_scheduler(app: Any) -> BlockingScheduler:
         id="heartbeat",
         next_run_time=utcnow(),
     )
+    _add_export_jobs(scheduler, app)
     return scheduler
+
+
+def _add_export_jobs(scheduler: BlockingScheduler, app: Any) -> None:
+    cfg = app.config
+    # Bulk exports run here, never in a web worker; max_instances=1 keeps one at a time per
+    # scheduler, and SKIP LOCKED keeps two schedulers off the same job.
+    scheduler.add_job(
+        run_in_transaction,
+        "interval",
+        seconds=cfg["BULK_EXPORT_POLL_INTERVAL"],
+        args=[app, bulk_export.run_next_export],
+        kwargs={
+            "export_dir": cfg["EXPORT_DIR"],
+            "base_url": cfg["FHIR_BASE_URL"],
+            "ttl": cfg["BULK_EXPORT_TTL"],
+            "clock": utcnow,
+        },
+        id="bulk_export",
+    )
+    scheduler.add_job(
+        run_in_transaction,
+        "interval",
+        minutes=5,
+        args=[app, bulk_export.expire_exports],
+        kwargs={"export_dir": cfg["EXPORT_DIR"]},
+        id="expire_exports",
+    )
 
 
 def main() -> None:
