@@ -27,12 +27,14 @@ def run_export_job(app: Flask, session: Session, export_dir: Path) -> Callable[.
 
     def run(now: datetime | None = None) -> Any:
         with app.app_context():
-            return bulk_export.run_next_export(
+            job = bulk_export.run_next_export(
                 session,
                 now=now or datetime.now(UTC),
                 export_dir=str(export_dir),
                 base_url=app.config["FHIR_BASE_URL"],
                 ttl=app.config["BULK_EXPORT_TTL"],
             )
+            session.commit()  # as jobs.__main__.run_in_transaction does
+            return job
 
     return run
