@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask
+from sqlalchemy import Connection
 
 from api.auth.models import User
 from tests.export.fhir_check import bundle_errors
@@ -26,7 +27,9 @@ def test_export_user_writes_every_format(app: Flask, patient: User, tmp_path: Pa
     assert (folder / "export.json").stat().st_mode & 0o077 == 0  # not readable by others
 
 
-def test_export_user_refuses_an_unknown_id(app: Flask, tmp_path: Path) -> None:
+def test_export_user_refuses_an_unknown_id(
+    app: Flask, connection: Connection, tmp_path: Path
+) -> None:
     result = app.test_cli_runner().invoke(
         args=["export-user", "--user-id", str(uuid.uuid4()), "--out", str(tmp_path)]
     )
