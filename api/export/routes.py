@@ -63,6 +63,7 @@ def export_own_data(args: dict[str, Any]) -> Any:
 @blp.arguments(EraseSchema)
 @blp.response(204)
 @blp.alt_response(403, response="FORBIDDEN")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def erase_me(body: dict[str, Any]) -> None:
     """Erase the account and its health data; every sign-in ends (needs the password)."""
     session = get_session()
