@@ -37,11 +37,13 @@ class WaymarkApi(Api):
 
 def _blueprints() -> list[Any]:
     from api.auth.routes import blp as auth
+    from api.counseling.routes import blp as counseling
     from api.export.routes import blp as export
     from api.export.routes import fhir_blp as fhir
+    from api.medications.routes import blp as medications
     from api.ops.routes import blp as ops
 
-    return [ops, auth, export, fhir]
+    return [ops, auth, medications, counseling, export, fhir]
 
 
 def create_app(config: Config | None = None) -> Flask:

@@ -99,6 +99,11 @@ class Config:
         self.PUSH_ENDPOINT = _env("PUSH_ENDPOINT")  # provider URL; None disables push delivery
         self.PUSH_TIMEOUT = float(_env("PUSH_TIMEOUT", "5") or 5)
         self.SCHEDULER_STALE_AFTER = _int("SCHEDULER_STALE_AFTER", 180)
+        # A scheduled dose is on time when taken within this many minutes of its time, and
+        # missed once this long has passed without a log.
+        self.ADHERENCE_ON_TIME_WINDOW_MINUTES = _int("ADHERENCE_ON_TIME_WINDOW_MINUTES", 60)
+        self.MISSED_DOSES_INTERVAL = _int("MISSED_DOSES_INTERVAL", 300)
+        self.MISSED_DOSES_LOOKBACK_DAYS = _int("MISSED_DOSES_LOOKBACK_DAYS", 7)
         self.REDISCLOSURE_NOTICE = _env("REDISCLOSURE_NOTICE", REDISCLOSURE_NOTICE)
         self.CRISIS_RESOURCES = _env("CRISIS_RESOURCES", CRISIS_RESOURCES)
         self.PROBLEM_BASE_URL = _env("PROBLEM_BASE_URL", "https://docs.waymark.invalid/problems/")

@@ -13,7 +13,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from api import create_app
 from api.db import utcnow
-from jobs import bulk_export, heartbeat
+from jobs import bulk_export, heartbeat, missed_doses
 
 log = structlog.get_logger("waymark.jobs")
 INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
@@ -51,6 +51,18 @@ def build_scheduler(app: Any) -> BlockingScheduler:
         args=[app, heartbeat.beat],
         kwargs={"instance": INSTANCE, "is_leader": True},
         id="heartbeat",
+        next_run_time=utcnow(),
+    )
+    scheduler.add_job(
+        run_in_transaction,
+        "interval",
+        seconds=app.config["MISSED_DOSES_INTERVAL"],
+        args=[app, missed_doses.run],
+        kwargs={
+            "window_minutes": app.config["ADHERENCE_ON_TIME_WINDOW_MINUTES"],
+            "lookback_days": app.config["MISSED_DOSES_LOOKBACK_DAYS"],
+        },
+        id="missed_doses",
         next_run_time=utcnow(),
     )
     _add_export_jobs(scheduler, app)

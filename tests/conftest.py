@@ -107,8 +107,10 @@ def engine(database_url: str) -> Iterator[Engine]:
 def app(database_url: str, engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Flask:
     os.environ.setdefault("WAYMARK_INSTANCE_DIR", str(tmp_path_factory.mktemp("instance")))
     application = create_app(TestConfig(database_url))
-    application.extensions["db"].engine.dispose()
-    application.extensions["db"].engine = engine
+    db = application.extensions["db"]
+    db.engine.dispose()
+    db.engine = engine
+    db.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
     return application
 
 

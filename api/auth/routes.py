@@ -113,7 +113,7 @@ def get_me() -> Any:
 def update_me(body: dict[str, Any]) -> Any:
     """Change display name, time zone, quiet hours or discreet notifications."""
     session = get_session()
-    user = services.update_profile(session, user=current_user(), changes=body)
+    user = services.update_profile(session, user=current_user(), changes=body, now=utcnow())
     session.commit()
     return user
 

@@ -252,7 +252,13 @@ def user_for_access_token(session: Session, *, claims: dict[str, Any]) -> User:
     return user
 
 
-def update_profile(session: Session, *, user: User, changes: dict[str, Any]) -> User:
+def update_profile(session: Session, *, user: User, changes: dict[str, Any], now: datetime) -> User:
+    """Raises nothing; a new time zone re-anchors the user's dose schedules at `now`."""
+    from api.medications.services import rebase_timezone  # features depend on auth, not back
+
+    if "timezone" in changes and changes["timezone"] != user.timezone:
+        # Past doses keep the zone they were due in; only doses from now on move.
+        rebase_timezone(session, user_id=user.id, timezone=changes["timezone"], now=now)
     if "quiet_hours" in changes:
         quiet = changes.pop("quiet_hours")
         user.quiet_hours_start = quiet["start"] if quiet else None

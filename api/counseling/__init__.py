@@ -1,0 +1,1 @@
+"""Counseling sessions and attendance."""

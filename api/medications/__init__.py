@@ -1,0 +1,1 @@
+"""Medication regimens, dose logs, missed doses and adherence."""
