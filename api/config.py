@@ -61,7 +61,7 @@ def _dev_secret(name: str) -> str:
 class Config:
     """Read once at app creation; tests subclass it."""
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # noqa: PLR0915 - one assignment per setting
         self.ENV = _env("WAYMARK_ENV", "development")
         self.TESTING = False
         default_db = f"sqlite:///{INSTANCE / 'waymark.sqlite3'}"

@@ -15,7 +15,10 @@ from tests.conftest import alembic_config
 
 START = datetime(2023, 11, 26, 8, 0, tzinfo=UTC)
 # A valid argon2id hash of a throwaway password: nobody signs in during the bench.
-HASH = "$argon2id$v=19$m=1024,t=1,p=1$IYncvd6Ag1OV59v+l8/AWA$tKFlXuEyMVbRIk2AU0Gf231PHiwYSXhHwsPRoGXj4qM"
+HASH = (
+    "$argon2id$v=19$m=1024,t=1,p=1$IYncvd6Ag1OV59v+l8/AWA"
+    "$tKFlXuEyMVbRIk2AU0Gf231PHiwYSXhHwsPRoGXj4qM"
+)
 
 # Feature seeders: (conn, user_id, days, rng) -> rows inserted. Registered as features exist.
 Seeder = Callable[[Connection, uuid.UUID, int, random.Random], int]

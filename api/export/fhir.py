@@ -65,6 +65,11 @@ PURPOSE_CODES = {
     "patient_request": ("PATRQT", "patient requested"),
 }
 
+DOSE_NOT_DONE_REASONS = {
+    "skipped": "skipped (reported by the patient)",
+    "missed": "missed (no dose logged by the end of its window)",
+}
+
 APPOINTMENT_STATUS = {
     "scheduled": "booked",
     "attended": "fulfilled",
@@ -415,18 +420,21 @@ def medication_administration(
     *,
     patient_id: Any,
 ) -> dict:
-    """A logged dose: completed when taken, not-done when skipped (missed doses are not logged,
-    so they are not exported as administrations; see docs/fhir.md)."""
+    """A dose row: completed when taken; not-done when skipped (by the patient) or missed (no
+    log by the end of the dose window, recorded by the service); see docs/fhir.md."""
     taken = dose["status"] == "taken"
     when = dose.get("taken_at") if taken else None
     when = when or dose.get("scheduled_for") or dose.get("created_at")
+    reason = None
+    if not taken:
+        reason = [{"text": DOSE_NOT_DONE_REASONS.get(dose["status"], dose["status"])}]
     return _compact(
         {
             "resourceType": "MedicationAdministration",
             "id": str(dose["id"]),
             "meta": _meta(ctx),
             "status": "completed" if taken else "not-done",
-            "statusReason": None if taken else [{"text": "skipped (reported by the patient)"}],
+            "statusReason": reason,
             "medicationCodeableConcept": _medication_concept(medication),
             "subject": _patient_ref(patient_id),
             "supportingInformation": [{"reference": f"MedicationStatement/{medication['id']}"}],
@@ -482,6 +490,8 @@ def appointment(session: Mapping[str, Any], ctx: FhirContext, *, patient_id: Any
             if session.get("duration_minutes")
             else None,
             "created": _ts(session.get("created_at")),
+            # Counseling notes never leave under a consent (42 CFR 2.31): own export only.
+            "comment": None if ctx.disclosed else session.get("note"),
             "participant": participants,
         }
     )

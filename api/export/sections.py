@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -62,7 +62,7 @@ class Section:
     fhir_types: tuple[str, ...] = ()
     # The time a record is about, for consented data periods; None: not filtered by period.
     when: Callable[[dict[str, Any]], datetime | None] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    position: int = 50  # order in the JSON document, the zip and the Bundle
 
 
 SECTIONS: dict[str, Section] = {}
@@ -74,7 +74,7 @@ def register(section: Section) -> Section:
 
 
 def all_sections() -> list[Section]:
-    return list(SECTIONS.values())
+    return sorted(SECTIONS.values(), key=lambda s: s.position)
 
 
 def json_cell(value: Any) -> str:
@@ -154,6 +154,7 @@ PROFILE = register(
         title="The account: one row.",
         rows=_profile_rows,
         single=True,
+        position=0,
         columns=(
             Column("id", "Account id (UUID)."),
             Column("email", "Sign-in email."),
@@ -172,4 +173,29 @@ PROFILE = register(
         to_fhir=_profile_fhir,
         fhir_types=("Patient",),
     )
+)
+
+
+# --- Shared helpers for feature sections -----------------------------------------------------
+
+
+def iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def when_field(key: str) -> Callable[[dict[str, Any]], datetime | None]:
+    return lambda record: parse_time(record.get(key))
+
+
+def fhir_many(mapper: Callable[..., list[dict[str, Any]]]) -> ToFhir:
+    return lambda record, ctx, patient_id: mapper(record, ctx, patient_id=patient_id)
+
+
+def fhir_one(mapper: Callable[..., dict[str, Any]]) -> ToFhir:
+    return lambda record, ctx, patient_id: [mapper(record, ctx, patient_id=patient_id)]
+
+
+TIME_COLUMNS = (
+    Column("created_at", "When it was recorded in Waymark (UTC)."),
+    Column("updated_at", "Last change (UTC)."),
 )

@@ -22,12 +22,13 @@ from sqlalchemy.orm import Session
 
 from api.auth.models import User
 from api.errors import AppError, NotFound, TooManyRequests, ValidationError
-from api.export import fhir, writers
+from api.export import feature_sections, fhir, writers
 from api.export.models import ACTIVE_STATUSES, ExportJob, ExportJobPatient
 from api.export.sections import Section, Window, all_sections
 from api.ratelimit import Counter
 
 log = structlog.get_logger("waymark.export")
+assert feature_sections  # imported for its registrations
 
 FORMATS = {
     "json": ("application/json", "json"),

@@ -63,6 +63,13 @@ def _records(session: Session, section: Section, user_id: uuid.UUID) -> Iterator
         yield record
 
 
+def public(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The record as the API shows it: keys starting with _ are helpers for the mappings."""
+    if record is None:
+        return None
+    return {k: v for k, v in record.items() if not k.startswith("_")}
+
+
 def json_document(
     session: Session, *, user_id: uuid.UUID, sections: Iterable[Section], now: datetime
 ) -> Iterator[bytes]:
@@ -74,13 +81,13 @@ def json_document(
         out.add(f",{dumps(section.name)}:")
         if section.single:
             record = next(_records(session, section, user_id), None)
-            if (chunk := out.add(dumps(record))) is not None:
+            if (chunk := out.add(dumps(public(record)))) is not None:
                 yield chunk
             continue
         out.add("[")
         first = True
         for record in _records(session, section, user_id):
-            chunk = out.add(("" if first else ",") + dumps(record))
+            chunk = out.add(("" if first else ",") + dumps(public(record)))
             first = False
             if chunk is not None:
                 yield chunk

@@ -19,6 +19,7 @@ from api.auth.models import User
 from api.export.models import ExportJob, ExportJobPatient
 from jobs import bulk_export
 from jobs.__main__ import build_scheduler
+from tests.export.data import seed_patient_data
 from tests.export.fhir_check import fhir_errors
 
 ASYNC = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
@@ -104,6 +105,34 @@ def test_admin_export_round_trip(  # noqa: PLR0917 - pytest fixtures
     assert len(lines) == by_type["Patient"]["count"]
     assert {str(p.id) for p in patients} <= {r["id"] for r in lines}
     assert all(fhir_errors(r) == [] for r in lines)
+
+
+def test_admin_export_holds_every_feature(  # noqa: PLR0917 - pytest fixtures
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    admin_headers: dict[str, str],
+    make_patient: Callable[..., User],
+    auth_headers: Callable[[User], dict[str, str]],
+    run_export_job: Callable[..., Any],
+) -> None:
+    patients = [make_patient() for _ in range(2)]
+    for patient in patients:
+        seed_patient_data(app, client, session, auth_headers(patient))
+    status_url = _path(kick_off(client, admin_headers).headers["Content-Location"])
+    run_export_job()
+    manifest = client.get(status_url, headers=admin_headers).json
+    by_type = {o["type"]: o for o in manifest["output"]}
+    assert by_type["MedicationStatement"]["count"] >= 2
+    assert by_type["Appointment"]["count"] >= 4
+    assert by_type["Encounter"]["count"] >= 2
+    for output in manifest["output"]:
+        lines = fetch(client, _path(output["url"]), admin_headers).get_data().decode().splitlines()
+        assert len(lines) == output["count"]
+        for line in lines:
+            resource = json.loads(line)
+            assert resource["resourceType"] == output["type"]
+            assert fhir_errors(resource) == []
 
 
 def test_files_only_for_the_requester(  # noqa: PLR0917 - pytest fixtures

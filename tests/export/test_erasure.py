@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 import api.all_models  # noqa: F401 - every table on Base.metadata
 from api.auth.models import User
 from api.db import Base
+from tests.export.data import seed_patient_data
 
 PASSWORD = "correct horse battery"
 
@@ -99,6 +101,7 @@ def test_password_is_required(
 
 
 def test_erasure_leaves_no_trace(  # noqa: PLR0917 - pytest fixtures
+    app: Flask,
     client: FlaskClient,
     session: Session,
     canary_patient: User,
@@ -109,11 +112,13 @@ def test_erasure_leaves_no_trace(  # noqa: PLR0917 - pytest fixtures
     export_dir: Path,
 ) -> None:
     user_id, email = canary_patient.id, canary_patient.email
-    canaries = [canary_patient.display_name, canary_patient.email]
     bystander = make_patient()
     first = login(client, canary_patient.email).json
     second = login(client, canary_patient.email).json
     token = first["access_token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    seeded = seed_patient_data(app, client, session, bearer)
+    canaries = [canary_patient.display_name, canary_patient.email, *seeded.canaries]
     # Rows keyed by the user: an export counted, a wrong erase password counted.
     assert client.get("/v1/export", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert erase(client, token, "wrong password").status_code == 403

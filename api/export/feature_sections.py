@@ -1,0 +1,238 @@
+"""Sections for the features' data: medications, doses, counseling sessions (and the rest as
+they land). Records are built from Core rows, shaped exactly as each feature's output schema
+dumps them (tests/export/test_sections.py checks the parity), because marshmallow per row would
+cost more than the whole FHIR mapping in a bulk export."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.counseling.models import CounselingSession
+from api.export import fhir
+from api.export.sections import (
+    TIME_COLUMNS,
+    Column,
+    Section,
+    Window,
+    fhir_many,
+    fhir_one,
+    in_chunks,
+    iso,
+    json_cell,
+    register,
+    stream,
+    when_field,
+    windowed,
+)
+from api.medications.models import Dose, Medication
+
+Rows = Iterator[tuple[uuid.UUID, dict[str, Any]]]
+
+# --- Medications -----------------------------------------------------------------------------
+
+
+def medication_record(row: Any, now: datetime) -> dict[str, Any]:
+    # The model's own rule decides `active` (not archived, today within the dates in its zone).
+    shape = SimpleNamespace(
+        archived_at=row.archived_at,
+        zone=ZoneInfo(row.schedule_timezone),
+        start_date=row.start_date,
+        end_date=row.end_date,
+    )
+    return {
+        "id": str(row.id),
+        "name": row.name,
+        "dose": row.dose,
+        "unit": row.unit,
+        "times": list(row.times or []),
+        "days_of_week": list(row.days_of_week) if row.days_of_week is not None else None,
+        "start_date": row.start_date.isoformat(),
+        "end_date": iso(row.end_date),
+        "as_needed": row.as_needed,
+        "rxnorm_code": row.rxnorm_code,
+        "active": Medication.is_active(shape, now),  # type: ignore[arg-type]
+        "archived_at": iso(row.archived_at),
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+    }
+
+
+def _medication_rows(
+    session: Session, user_ids: Sequence[uuid.UUID] | None, window: Window
+) -> Rows:
+    now = window.until or datetime.now(UTC)
+    base = select(Medication.__table__).order_by(Medication.user_id, Medication.created_at)
+    base = windowed(base, Medication.updated_at, window)
+    for stmt in in_chunks(base, Medication.user_id, user_ids):
+        for row in stream(session, stmt):
+            yield row.user_id, medication_record(row, now)
+
+
+MEDICATIONS = register(
+    Section(
+        name="medications",
+        title="Medication regimens (archived ones too).",
+        rows=_medication_rows,
+        category="medications",
+        position=20,
+        columns=(
+            Column("id", "Regimen id (UUID)."),
+            Column("name", "The name as you wrote it."),
+            Column("dose", "Amount per dose."),
+            Column("unit", "Unit of the dose (mg, mcg, ml, tablet, film, ...)."),
+            Column(
+                "times", "Local dose times, JSON list of HH:MM.", lambda r: json_cell(r["times"])
+            ),
+            Column(
+                "days_of_week",
+                "JSON list of weekdays (1 = Monday ... 7); empty = every day.",
+                lambda r: json_cell(r["days_of_week"]) if r["days_of_week"] else None,
+            ),
+            Column("start_date", "First day (YYYY-MM-DD)."),
+            Column("end_date", "Last day, or empty."),
+            Column("as_needed", "true: taken as needed, not on a schedule."),
+            Column("rxnorm_code", "RxNorm code, if given."),
+            Column("active", "true when the export was made: not archived, today within dates."),
+            Column("archived_at", "When it was archived (deleted), or empty."),
+            *TIME_COLUMNS,
+        ),
+        to_fhir=fhir_one(fhir.medication_statement),
+        fhir_types=("MedicationStatement",),
+    )
+)
+
+# --- Doses -----------------------------------------------------------------------------------
+
+
+def dose_record(row: Any) -> dict[str, Any]:
+    return {
+        "id": str(row.id),
+        "medication_id": str(row.medication_id),
+        "status": row.status,
+        "source": row.source,
+        "scheduled_for": iso(row.scheduled_for),
+        "taken_at": iso(row.taken_at),
+        "note": row.note,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+        # For the FHIR mapping and the CSV's medication_name; not part of the JSON record.
+        "_medication": {
+            "id": str(row.medication_id),
+            "name": row.medication_name,
+            "dose": row.medication_dose,
+            "unit": row.medication_unit,
+            "rxnorm_code": row.medication_rxnorm_code,
+        },
+    }
+
+
+def _dose_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window: Window) -> Rows:
+    base = (
+        select(
+            Dose.__table__,
+            Medication.name.label("medication_name"),
+            Medication.dose.label("medication_dose"),
+            Medication.unit.label("medication_unit"),
+            Medication.rxnorm_code.label("medication_rxnorm_code"),
+        )
+        .join(Medication, Medication.id == Dose.medication_id)
+        .order_by(Dose.user_id, Dose.dose_at, Dose.id)
+    )
+    base = windowed(base, Dose.updated_at, window)
+    for stmt in in_chunks(base, Dose.user_id, user_ids):
+        for row in stream(session, stmt):
+            yield row.user_id, dose_record(row)
+
+
+def _dose_fhir(
+    record: dict[str, Any], ctx: fhir.FhirContext, patient_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    return [
+        fhir.medication_administration(record, record["_medication"], ctx, patient_id=patient_id)
+    ]
+
+
+DOSES = register(
+    Section(
+        name="doses",
+        title="Dose logs: taken, skipped, and missed doses the service recorded.",
+        rows=_dose_rows,
+        category="medications",
+        position=30,
+        columns=(
+            Column("id", "Dose id (UUID)."),
+            Column("medication_id", "The regimen (medications.csv id)."),
+            Column("medication_name", "The regimen's name.", lambda r: r["_medication"]["name"]),
+            Column("status", "taken, skipped or missed."),
+            Column("source", "user (you logged it) or system (recorded as missed)."),
+            Column("scheduled_for", "The dose time it answers (UTC), or empty (as needed)."),
+            Column("taken_at", "When it was taken (UTC), or empty."),
+            Column("note", "Your note."),
+            *TIME_COLUMNS,
+        ),
+        to_fhir=_dose_fhir,
+        fhir_types=("MedicationAdministration",),
+        when=lambda r: when_field("taken_at")(r) or when_field("scheduled_for")(r),
+    )
+)
+
+# --- Counseling sessions ---------------------------------------------------------------------
+
+
+def session_record(row: Any) -> dict[str, Any]:
+    return {
+        "id": str(row.id),
+        "kind": row.kind,
+        "title": row.title,
+        "starts_at": iso(row.starts_at),
+        "duration_minutes": row.duration_minutes,
+        "provider_name": row.provider_name,
+        "location": row.location,
+        "attendance": row.attendance,
+        "note": row.note,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+    }
+
+
+def _session_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window: Window) -> Rows:
+    table = CounselingSession
+    base = select(table.__table__).order_by(table.user_id, table.starts_at, table.id)
+    base = windowed(base, table.updated_at, window)
+    for stmt in in_chunks(base, table.user_id, user_ids):
+        for row in stream(session, stmt):
+            yield row.user_id, session_record(row)
+
+
+COUNSELING = register(
+    Section(
+        name="counseling_sessions",
+        title="Counseling sessions and their attendance.",
+        rows=_session_rows,
+        category="counseling",
+        position=40,
+        columns=(
+            Column("id", "Session id (UUID)."),
+            Column("kind", "individual, group, peer_support, family or other."),
+            Column("title", "Title."),
+            Column("starts_at", "Start (UTC)."),
+            Column("duration_minutes", "Length in minutes."),
+            Column("provider_name", "Counselor or provider, if given."),
+            Column("location", "Where, if given."),
+            Column("attendance", "scheduled, attended, missed, cancelled or rescheduled."),
+            Column("note", "Your note (never shared with clinicians)."),
+            *TIME_COLUMNS,
+        ),
+        to_fhir=fhir_many(fhir.session_resources),
+        fhir_types=("Appointment", "Encounter"),
+        when=when_field("starts_at"),
+    )
+)
