@@ -25,7 +25,6 @@ from api.export.sections import (
     fhir_many,
     fhir_one,
     in_chunks,
-    iso,
     json_cell,
     register,
     stream,
@@ -40,6 +39,8 @@ Rows = Iterator[tuple[uuid.UUID, dict[str, Any]]]
 
 
 def medication_record(row: Any, now: datetime) -> dict[str, Any]:
+    # Values stay as the database gives them (UUID, date, datetime); the writers format them,
+    # and the FHIR mapping formats only what it uses.
     # The model's own rule decides `active` (not archived, today within the dates in its zone).
     shape = SimpleNamespace(
         archived_at=row.archived_at,
@@ -48,20 +49,20 @@ def medication_record(row: Any, now: datetime) -> dict[str, Any]:
         end_date=row.end_date,
     )
     return {
-        "id": str(row.id),
+        "id": row.id,
         "name": row.name,
         "dose": row.dose,
         "unit": row.unit,
         "times": list(row.times or []),
         "days_of_week": list(row.days_of_week) if row.days_of_week is not None else None,
-        "start_date": row.start_date.isoformat(),
-        "end_date": iso(row.end_date),
+        "start_date": row.start_date,
+        "end_date": row.end_date,
         "as_needed": row.as_needed,
         "rxnorm_code": row.rxnorm_code,
         "active": Medication.is_active(shape, now),  # type: ignore[arg-type]
-        "archived_at": iso(row.archived_at),
-        "created_at": iso(row.created_at),
-        "updated_at": iso(row.updated_at),
+        "archived_at": row.archived_at,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
     }
 
 
@@ -112,25 +113,19 @@ MEDICATIONS = register(
 # --- Doses -----------------------------------------------------------------------------------
 
 
-def dose_record(row: Any) -> dict[str, Any]:
+def dose_record(row: Any, medication: dict[str, Any]) -> dict[str, Any]:
     return {
-        "id": str(row.id),
-        "medication_id": str(row.medication_id),
+        "id": row.id,
+        "medication_id": row.medication_id,
         "status": row.status,
         "source": row.source,
-        "scheduled_for": iso(row.scheduled_for),
-        "taken_at": iso(row.taken_at),
+        "scheduled_for": row.scheduled_for,
+        "taken_at": row.taken_at,
         "note": row.note,
-        "created_at": iso(row.created_at),
-        "updated_at": iso(row.updated_at),
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
         # For the FHIR mapping and the CSV's medication_name; not part of the JSON record.
-        "_medication": {
-            "id": str(row.medication_id),
-            "name": row.medication_name,
-            "dose": row.medication_dose,
-            "unit": row.medication_unit,
-            "rxnorm_code": row.medication_rxnorm_code,
-        },
+        "_medication": medication,
     }
 
 
@@ -147,9 +142,20 @@ def _dose_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window: W
         .order_by(Dose.user_id, Dose.dose_at, Dose.id)
     )
     base = windowed(base, Dose.updated_at, window)
+    # One shared dict per regimen (not per dose): many doses, few regimens.
+    medications: dict[uuid.UUID, dict[str, Any]] = {}
     for stmt in in_chunks(base, Dose.user_id, user_ids):
         for row in stream(session, stmt):
-            yield row.user_id, dose_record(row)
+            medication = medications.get(row.medication_id)
+            if medication is None:
+                medication = medications[row.medication_id] = {
+                    "id": str(row.medication_id),
+                    "name": row.medication_name,
+                    "dose": row.medication_dose,
+                    "unit": row.medication_unit,
+                    "rxnorm_code": row.medication_rxnorm_code,
+                }
+            yield row.user_id, dose_record(row, medication)
 
 
 def _dose_fhir(
@@ -189,17 +195,17 @@ DOSES = register(
 
 def session_record(row: Any) -> dict[str, Any]:
     return {
-        "id": str(row.id),
+        "id": row.id,
         "kind": row.kind,
         "title": row.title,
-        "starts_at": iso(row.starts_at),
+        "starts_at": row.starts_at,
         "duration_minutes": row.duration_minutes,
         "provider_name": row.provider_name,
         "location": row.location,
         "attendance": row.attendance,
         "note": row.note,
-        "created_at": iso(row.created_at),
-        "updated_at": iso(row.updated_at),
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
     }
 
 

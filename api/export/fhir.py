@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 # Derived resource ids (score Observation, Encounter, ...) are uuid5 of the source id in this
@@ -141,7 +142,9 @@ def _meta(ctx: FhirContext) -> dict[str, Any] | None:
     }
 
 
+@lru_cache(maxsize=4096)
 def _patient_ref(patient_id: Any) -> dict[str, str]:
+    # Shared between the resources of one patient (nothing mutates a mapped resource).
     return {"reference": f"Patient/{patient_id}"}
 
 

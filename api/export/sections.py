@@ -179,10 +179,6 @@ PROFILE = register(
 # --- Shared helpers for feature sections -----------------------------------------------------
 
 
-def iso(value: Any) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def when_field(key: str) -> Callable[[dict[str, Any]], datetime | None]:
     return lambda record: parse_time(record.get(key))
 

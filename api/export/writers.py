@@ -31,7 +31,10 @@ def _default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-_encoder = json.JSONEncoder(default=_default, ensure_ascii=False, separators=(",", ":"))
+# No circular check: records are trees built here; it is a measurable share of a bulk export.
+_encoder = json.JSONEncoder(
+    default=_default, ensure_ascii=False, separators=(",", ":"), check_circular=False
+)
 
 
 def dumps(value: Any) -> str:
@@ -133,6 +136,8 @@ def csv_cell(value: Any) -> Any:
         return "true" if value else "false"
     if isinstance(value, dict | list):
         return dumps(value)
+    if isinstance(value, datetime | date | uuid.UUID):
+        return _default(value)
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         # Quote so a spreadsheet shows the text instead of running it (see the README).
         return "'" + value
