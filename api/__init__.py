@@ -10,7 +10,7 @@ from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
-from api import errors, observability
+from api import errors, idempotency, observability
 from api.config import Config
 from api.db import Database
 
@@ -37,13 +37,16 @@ class WaymarkApi(Api):
 
 def _blueprints() -> list[Any]:
     from api.auth.routes import blp as auth
+    from api.checkins.routes import blp as checkins
     from api.counseling.routes import blp as counseling
     from api.export.routes import blp as export
     from api.export.routes import fhir_blp as fhir
+    from api.instruments.routes import blp as instruments
     from api.medications.routes import blp as medications
     from api.ops.routes import blp as ops
+    from api.sync.routes import blp as sync
 
-    return [ops, auth, medications, counseling, export, fhir]
+    return [ops, auth, instruments, checkins, medications, counseling, sync, export, fhir]
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -65,6 +68,7 @@ def create_app(config: Config | None = None) -> Flask:
     observability.init_app(app)
     errors.init_app(app)
     _require_json_bodies(app)
+    idempotency.init_app(app)  # after the body checks: a refused body claims no key
 
     from api.cli import register_cli
 

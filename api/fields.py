@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -33,7 +33,14 @@ class AwareDateTime(fields.AwareDateTime):
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
         if isinstance(value, str) and not re.match(r"^\d{4}-\d{2}-\d{2}T", value):
             raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            # 0001-01-01T00:00+01:00 parses but has no UTC equivalent: refuse it here, not as a
+            # 500 when it is stored or compared.
+            parsed.astimezone(UTC)
+        except OverflowError as exc:
+            raise self.make_error("invalid") from exc
+        return parsed
 
 
 class TimeZoneName(fields.String):

@@ -7,11 +7,14 @@ import hashlib
 import json
 import uuid
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import String
+from sqlalchemy import String, inspect
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, make_transient_to_detached, mapped_column
 
 from api.errors import Conflict
 
@@ -54,21 +57,34 @@ def _replay(existing: T | None, *, user_id: uuid.UUID, digest: str) -> T:
     return existing
 
 
+def replay(
+    session: Session, model: type[T], *, id: uuid.UUID, user_id: uuid.UUID, body: dict[str, Any]
+) -> T:
+    """The stored resource for a resend of `body` with this id; Conflict if it differs."""
+    return _replay(session.get(model, id), user_id=user_id, digest=fingerprint(body))
+
+
 def create_once(session: Session, obj: T, *, body: dict[str, Any]) -> tuple[T, bool]:
     """Insert `obj` (whose id may come from the client) unless that id exists.
 
-    Returns (resource, created). Raises Conflict if the id exists with another body or owner.
+    Returns (resource, created); when created, `obj` itself is now persistent in the session.
+    Raises Conflict if the id exists with another body or owner.
     Safe under concurrent resends: the primary key decides, and the loser reads the winner's row.
     """
     digest = fingerprint(body)
     obj.create_fingerprint = digest
     model = type(obj)
-    if obj.id is not None:
-        existing = session.get(model, obj.id)
-        if existing is not None:
-            return _replay(existing, user_id=obj.user_id, digest=digest), False
-    else:
+    if obj.id is None:
         obj.id = uuid.uuid4()
+    if _plain(obj):
+        if _insert_if_absent(session, obj):
+            return obj, True
+        existing = session.get(model, obj.id, populate_existing=True)
+        return _replay(existing, user_id=obj.user_id, digest=digest), False
+    with session.no_autoflush:  # a pending `obj` must not be flushed and then taken as a resend
+        existing = session.get(model, obj.id)
+    if existing is not None and existing is not obj:
+        return _replay(existing, user_id=obj.user_id, digest=digest), False
     try:
         with session.begin_nested():
             session.add(obj)
@@ -77,3 +93,49 @@ def create_once(session: Session, obj: T, *, body: dict[str, Any]) -> tuple[T, b
         existing = session.get(model, obj.id, populate_existing=True)
         return _replay(existing, user_id=obj.user_id, digest=digest), False
     return obj, True
+
+
+def _plain(obj: Any) -> bool:
+    """A new object of a single-table model, with only column attributes set: it can be written
+    with one INSERT ... ON CONFLICT statement (else the savepoint path above)."""
+    state = inspect(obj)
+    mapper = state.mapper
+    if not state.transient or mapper.inherits is not None or len(mapper.primary_key) != 1:
+        return False
+    return not any(rel.key in state.dict for rel in mapper.relationships)
+
+
+def _insert_if_absent(session: Session, obj: Any) -> bool:
+    """INSERT ... ON CONFLICT (pk) DO NOTHING RETURNING: one round trip instead of a lookup, a
+    savepoint, the insert and its release. On success `obj` is attached as if loaded from its row
+    (columns it did not set come back from RETURNING), so later changes to it are UPDATEs."""
+    state = inspect(obj)
+    mapper = state.mapper
+    given = tuple(prop.key for prop in mapper.column_attrs if prop.key in state.dict)
+    dialect = session.get_bind().dialect.name
+    stmt, returned = _insert_statement(mapper, dialect, given)
+    params = {mapper.get_property(k).columns[0].key: state.dict[k] for k in given}
+    first = session.connection().execute(stmt, params).first()
+    if first is None:
+        return False
+    for key, value in zip(returned, first, strict=True):
+        setattr(obj, key, value)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return True
+
+
+@lru_cache(maxsize=256)
+def _insert_statement(mapper: Any, dialect: str, given: tuple[str, ...]) -> tuple[Any, list[str]]:
+    table = mapper.local_table
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    # The primary key always comes back: no row back means the id was taken.
+    returned = [
+        p.key for p in mapper.column_attrs if p.key not in given or p.columns[0].primary_key
+    ]
+    stmt = (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=list(table.primary_key.columns))
+        .returning(*(mapper.get_property(k).columns[0] for k in returned))
+    )
+    return stmt, returned

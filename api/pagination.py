@@ -6,7 +6,7 @@ import base64
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import fields, validate
@@ -43,6 +43,17 @@ def decode_cursor(cursor: str, parsers: Sequence[Callable[[str], Any]]) -> list[
         raise ValidationError({"cursor": ["Not a cursor this service issued."]}) from exc
 
 
+def _aware_utc(text: str) -> datetime:
+    """A cursor's time: aware and representable in UTC, else ValueError (a 422, not a 500)."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError("naive time in cursor")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("time out of range") from exc
+
+
 def keyset_page(
     session: Session,
     stmt: Select[Any],
@@ -55,7 +66,7 @@ def keyset_page(
 ) -> tuple[list[Any], str | None]:
     """One page of `stmt` ordered by (order, tiebreak), and the cursor of the next page or None."""
     if cursor:
-        when, last_id = decode_cursor(cursor, [datetime.fromisoformat, uuid.UUID])
+        when, last_id = decode_cursor(cursor, [_aware_utc, uuid.UUID])
         if descending:
             stmt = stmt.where(or_(order < when, and_(order == when, tiebreak < last_id)))
         else:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -88,8 +90,16 @@ def issue_access_token(
 
 def decode_access_token(token: str) -> dict[str, Any]:
     cfg = current_app.config
+    cache_key = (token, cfg["SECRET_KEY"], cfg["JWT_AUDIENCE"], cfg["JWT_ISSUER"])
+    claims = _VERIFIED.get(cache_key)
+    if claims is not None:
+        # Verified before: only the expiry can have changed (revocation is checked per request).
+        if claims["exp"] <= time.time():
+            _VERIFIED.pop(cache_key, None)
+            raise Unauthorized("The access token has expired.")
+        return claims
     try:
-        return jwt.decode(
+        claims = jwt.decode(
             token,
             cfg["SECRET_KEY"],
             algorithms=[_ALGORITHM],
@@ -101,6 +111,18 @@ def decode_access_token(token: str) -> dict[str, Any]:
         raise Unauthorized("The access token has expired.") from exc
     except jwt.InvalidTokenError as exc:
         raise Unauthorized("The access token is not valid.") from exc
+    with _VERIFIED_LOCK:
+        if len(_VERIFIED) >= _VERIFIED_MAX:
+            _VERIFIED.pop(next(iter(_VERIFIED)))  # oldest first: dicts keep insertion order
+        _VERIFIED[cache_key] = claims
+    return claims
+
+
+# Signature checks of recently seen tokens (PyJWT spends a good part of a request on them). A
+# token is a few hundred bytes; the cache stays small and per process.
+_VERIFIED: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+_VERIFIED_MAX = 4096
+_VERIFIED_LOCK = threading.Lock()
 
 
 def _bearer_token() -> str:
@@ -111,24 +133,40 @@ def _bearer_token() -> str:
     return token.strip()
 
 
-def authenticate() -> User:
-    """Resolve the bearer token to a live user whose login has not ended; raise Unauthorized."""
-    from api.auth.services import user_for_access_token  # import here: auth imports security
+def authenticate() -> tuple[uuid.UUID, str]:
+    """Resolve the bearer token to a live login: (user id, role); raise Unauthorized."""
+    from api.auth.services import role_for_access_token  # import here: auth imports security
     from api.db import get_session
 
     claims = decode_access_token(_bearer_token())
-    user = user_for_access_token(get_session(), claims=claims)
-    g.current_user = user
+    user_id, role = role_for_access_token(get_session(), claims=claims)
+    g.current_user_id = user_id
+    g.pop("current_user", None)  # a user loaded for an earlier token must never be reused
     g.token_claims = claims
-    bind_user(user.id)
-    return user
+    bind_user(user_id)
+    return user_id, role
+
+
+def current_user_id() -> uuid.UUID:
+    """The signed-in user's id, without loading the user."""
+    user_id = g.get("current_user_id")
+    if user_id is None:
+        raise Unauthorized()
+    return user_id  # type: ignore[no-any-return]
 
 
 def current_user() -> User:
+    """The signed-in user, loaded on first use in the request."""
     user = g.get("current_user")
     if user is None:
-        raise Unauthorized()
-    return user
+        from api.auth.models import User
+        from api.db import get_session
+
+        user = get_session().get(User, current_user_id())
+        if user is None:
+            raise Unauthorized()
+        g.current_user = user
+    return user  # type: ignore[no-any-return]
 
 
 def client_address() -> str:
@@ -152,8 +190,8 @@ def auth_required(*roles: str) -> Callable[[F], F]:
     def decorator(func: F) -> F:
         @wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            user = authenticate()
-            if roles and user.role not in roles:
+            _user_id, role = authenticate()
+            if roles and role not in roles:
                 raise Forbidden(f"This endpoint is for the role(s): {', '.join(roles)}.")
             return func(*args, **kwargs)
 

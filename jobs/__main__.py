@@ -13,7 +13,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from api import create_app
 from api.db import utcnow
-from jobs import bulk_export, heartbeat, missed_doses
+from jobs import bulk_export, heartbeat, missed_doses, purge_idempotency
 
 log = structlog.get_logger("waymark.jobs")
 INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
@@ -64,6 +64,13 @@ def build_scheduler(app: Any) -> BlockingScheduler:
         },
         id="missed_doses",
         next_run_time=utcnow(),
+    )
+    scheduler.add_job(
+        run_in_transaction,
+        "interval",
+        hours=1,
+        args=[app, purge_idempotency.purge],
+        id="purge_idempotency",
     )
     _add_export_jobs(scheduler, app)
     return scheduler

@@ -110,6 +110,8 @@ def app(database_url: str, engine: Engine, tmp_path_factory: pytest.TempPathFact
     db = application.extensions["db"]
     db.engine.dispose()
     db.engine = engine
+    # The sessionmaker was bound to the engine just dropped; committed_db tests use it, and its
+    # pool would otherwise leak connections past the end of the run.
     db.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
     return application
 
@@ -134,10 +136,11 @@ def connection(app: Flask, engine: Engine, backend: str) -> Iterator[sa.Connecti
 
 @pytest.fixture
 def session(app: Flask, connection: sa.Connection) -> Iterator[Session]:
-    with app.app_context():
-        sess = app.extensions["db"].sessionmaker()
-        yield sess
-        sess.close()
+    # No app context is held open here: each request must get its own (and its own `g`), as in
+    # production; tests that call app-bound helpers push one themselves.
+    sess = app.extensions["db"].sessionmaker()
+    yield sess
+    sess.close()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from typing import Any
 from flask import current_app
 from flask_smorest import Blueprint
 
+from api import idempotency
 from api.auth import services
 from api.auth.schemas import (
     ClinicianCreateSchema,
@@ -52,6 +53,7 @@ def register_user(body: dict[str, Any]) -> Any:
 
 
 @blp.post("/auth/token")
+@idempotency.not_replayable
 @blp.arguments(CredentialsSchema)
 @blp.response(200, TokenPairSchema)
 @blp.alt_response(401, response="UNAUTHORIZED")
@@ -75,6 +77,7 @@ def create_token(body: dict[str, Any]) -> Any:
 
 
 @blp.post("/auth/refresh")
+@idempotency.not_replayable
 @blp.arguments(RefreshSchema)
 @blp.response(200, TokenPairSchema)
 @blp.alt_response(401, response="UNAUTHORIZED")

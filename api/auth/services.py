@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 from argon2 import PasswordHasher
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from api.auth.models import AuthSession, RefreshToken, User
@@ -250,6 +250,34 @@ def user_for_access_token(session: Session, *, claims: dict[str, Any]) -> User:
     if user is None:
         raise Unauthorized("This sign-in has ended. Sign in again.")
     return user
+
+
+_users, _logins = User.__table__, AuthSession.__table__
+# Plain Core on the tables: no ORM entity to build on the path every request takes.
+_LIVE_LOGIN = (
+    select(_users.c.role)
+    .join(_logins, _logins.c.user_id == _users.c.id)
+    .where(
+        _users.c.id == bindparam("user_id"),
+        _logins.c.id == bindparam("session_id"),
+        _logins.c.revoked_at.is_(None),
+    )
+)
+
+
+def role_for_access_token(session: Session, *, claims: dict[str, Any]) -> tuple[uuid.UUID, str]:
+    """(user id, role) behind a decoded access token if that login is still live; else
+    Unauthorized. One small query per request: the full user is loaded only when a view asks."""
+    try:
+        user_id = uuid.UUID(claims["sub"])
+        session_id = uuid.UUID(claims["sid"])
+    except (KeyError, ValueError) as exc:
+        raise Unauthorized("The access token is not valid.") from exc
+    params = {"user_id": user_id, "session_id": session_id}
+    role = session.connection().execute(_LIVE_LOGIN, params).scalar()
+    if role is None:
+        raise Unauthorized("This sign-in has ended. Sign in again.")
+    return user_id, role
 
 
 def update_profile(session: Session, *, user: User, changes: dict[str, Any], now: datetime) -> User:

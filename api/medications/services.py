@@ -28,7 +28,7 @@ from api.medications.schemas import (
     normalise_regimen,
     regimen_errors,
 )
-from api.offline import create_once
+from api.offline import create_once, replay
 from api.pagination import keyset_page
 from api.sync.services import record_change, register_entity
 
@@ -304,7 +304,7 @@ def log_dose(
     client_id = body.get("id")
     if client_id is not None and session.get(Dose, client_id) is not None:
         # A resend: answer the stored log (or 409), before the slot looks taken by itself.
-        return create_once(session, Dose(id=client_id, user_id=user_id), body=fingerprinted)
+        return replay(session, Dose, id=client_id, user_id=user_id, body=fingerprinted), False
     if timezone is not None and timezone != medication.schedule_timezone:
         rebase_schedule(session, medication=medication, timezone=timezone, now=now)
 

@@ -1,0 +1,1 @@
+"""Scored symptom check-ins a patient records, offline-safe."""

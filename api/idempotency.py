@@ -1,0 +1,398 @@
+"""`Idempotency-Key` on every POST (contract: Conventions; policy in docs/offline-sync.md).
+
+A POST that carries the header claims (principal, key) before the view runs, in its own short
+transaction. The first request owns the claim; a repeat with the same key and request gets the
+stored answer back, a repeat while the first is still running gets 409, and the same key with a
+different request gets 422. Only final answers (2xx, and 4xx that the same request would get
+again) are stored; anything else releases the claim so a retry runs afresh. Never a 5xx.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import structlog
+from flask import Flask, Response, current_app, g, request
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    delete,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from api.db import Base, get_db, utcnow
+from api.errors import PROBLEM_MIME, Conflict, Unauthorized, ValidationError
+
+log = structlog.get_logger("waymark.idempotency")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+HEADER = "Idempotency-Key"
+MIN_TTL = timedelta(hours=24)
+# A claim whose request has not finished after this long belongs to a worker that died (gunicorn
+# kills a request after GUNICORN_TIMEOUT, 30 s by default); the next repeat takes it over.
+IN_FLIGHT_LEASE = timedelta(seconds=60)
+_KEY_FORMAT = re.compile(r"^[\x21-\x7e]{1,255}$")
+# 4xx answers that the same request could get differently later (signed in again, the resource
+# it refers to synced, the role changed, the rate window passed) are not final, so not stored.
+_NOT_FINAL_4XX = frozenset({401, 403, 404, 405, 408, 423, 425, 429})
+_REPLAYED_HEADERS = ("Content-Type", "Location", "Content-Location", "ETag", "Link", "Allow")
+
+
+class IdempotencyKey(Base):
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("principal", "key"),
+        Index("ix_idempotency_keys_expires_at", "expires_at"),
+        Index("ix_idempotency_keys_user_resource", "user_id", "resource_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    # "user:<id>" for a signed-in caller, "anon:<keyed hash of the client address>" otherwise.
+    principal: Mapped[str] = mapped_column(String(80))
+    key: Mapped[str] = mapped_column(String(255))
+    # Erasing an account erases the answers stored for it (they can hold health data).
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # HMAC-SHA256 under SECRET_KEY of method, path and body: a plain hash of a sign-in body would
+    # let anyone with the table guess passwords offline.
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int | None]  # None while the first request is in flight
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    response_headers: Mapped[dict[str, str] | None] = mapped_column(JSON(none_as_null=True))
+    # The `id` of the stored JSON answer: deleting that resource forgets the answer.
+    resource_id: Mapped[uuid.UUID | None]
+    locked_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class KeyInFlight(Conflict):
+    slug = "idempotency-in-flight"
+    title = "Request already in progress"
+
+
+class KeyReused(ValidationError):
+    slug = "idempotency-key-reused"
+    title = "Idempotency-Key reused"
+
+
+@dataclass
+class Claim:
+    """What the claim decided: `owned` (run the view) or `replay` (answer the stored response)."""
+
+    owned: bool
+    row_id: uuid.UUID
+    replay: IdempotencyKey | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Services: plain functions on a session; the caller commits.
+
+
+def claim(
+    session: Session,
+    *,
+    principal: str,
+    user_id: uuid.UUID | None,
+    key: str,
+    request_hash: str,
+    now: datetime,
+    ttl: timedelta,
+    lease: timedelta = IN_FLIGHT_LEASE,
+) -> Claim:
+    """Claim (principal, key) for one request.
+
+    Raises KeyReused (422) if the key was used with another request, KeyInFlight (409) while the
+    first request is still running. Safe under concurrent claims: the unique key decides.
+    """
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    table = IdempotencyKey.__table__
+    new_id = uuid.uuid4()
+    fresh = {
+        "request_hash": request_hash,
+        "status": None,
+        "response_body": None,
+        "response_headers": None,
+        "resource_id": None,
+        "locked_at": now,
+        "created_at": now,
+        "expires_at": now + max(ttl, MIN_TTL),
+    }
+    stmt = (
+        insert(table)
+        .values(id=new_id, principal=principal, key=key, user_id=user_id, **fresh)
+        .on_conflict_do_nothing(index_elements=["principal", "key"])
+        .returning(table.c.id)  # a row back means inserted (rowcount is not reliable here)
+    )
+    for _attempt in range(3):
+        if session.execute(stmt).first() is not None:
+            return Claim(owned=True, row_id=new_id)
+        row = session.scalar(
+            select(IdempotencyKey)
+            .where(IdempotencyKey.principal == principal, IdempotencyKey.key == key)
+            .execution_options(populate_existing=True)
+        )
+        if row is None:  # purged between the insert and the read: insert again
+            continue
+        if row.expires_at <= now:
+            if _take_over(session, row, IdempotencyKey.expires_at <= now, fresh):
+                return Claim(owned=True, row_id=row.id)
+            continue
+        if not hmac.compare_digest(row.request_hash, request_hash):
+            raise KeyReused(
+                {HEADER: ["This key was already used with a different request."]},
+                detail="This Idempotency-Key was already used with a different request.",
+            )
+        if row.status is None:
+            stale = IdempotencyKey.locked_at == row.locked_at
+            if row.locked_at <= now - lease and _take_over(session, row, stale, fresh):
+                return Claim(owned=True, row_id=row.id)
+            raise KeyInFlight(
+                "A request with this Idempotency-Key is still in progress; retry shortly.",
+                headers={"Retry-After": "1"},
+            )
+        return Claim(owned=False, row_id=row.id, replay=row)
+    raise KeyInFlight("Retry shortly.", headers={"Retry-After": "1"})
+
+
+def _take_over(
+    session: Session, row: IdempotencyKey, condition: Any, fresh: dict[str, Any]
+) -> bool:
+    won = session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.id == row.id, condition)
+        .values(**fresh)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return won == 1
+
+
+def complete(
+    session: Session,
+    *,
+    row_id: uuid.UUID,
+    status: int,
+    body: bytes,
+    headers: dict[str, str],
+    resource_id: uuid.UUID | None,
+) -> None:
+    """Store the final answer of the request that owns the claim."""
+    session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.id == row_id, IdempotencyKey.status.is_(None))
+        .values(
+            status=status, response_body=body, response_headers=headers, resource_id=resource_id
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def release(session: Session, *, row_id: uuid.UUID) -> None:
+    """Drop an unfinished claim, so a retry with the same key runs afresh."""
+    session.execute(
+        delete(IdempotencyKey)
+        .where(IdempotencyKey.id == row_id, IdempotencyKey.status.is_(None))
+        .execution_options(synchronize_session=False)
+    )
+
+
+def forget_resource(session: Session, *, user_id: uuid.UUID, resource_id: uuid.UUID) -> int:
+    """Forget stored answers about a resource being deleted: its content must not outlive it, and
+    a replayed create must not bring it back to the phone."""
+    return session.execute(
+        delete(IdempotencyKey)
+        .where(IdempotencyKey.user_id == user_id, IdempotencyKey.resource_id == resource_id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
+def purge_expired(session: Session, *, now: datetime) -> int:
+    """Delete keys past their expiry (the scheduler runs this; see jobs/purge_idempotency.py)."""
+    return session.execute(
+        delete(IdempotencyKey)
+        .where(IdempotencyKey.expires_at <= now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
+# ---------------------------------------------------------------------------------------------
+# The HTTP layer: before/after_request hooks, registered once in create_app.
+
+
+def not_replayable(func: F) -> F:
+    """Mark a POST view whose answer holds credentials: it is never stored. Its key still guards
+    against a concurrent repeat (409) and reuse with another body (422) while in flight."""
+    func._idempotency_store = False  # type: ignore[attr-defined]
+    return func
+
+
+@dataclass
+class _State:
+    row_id: uuid.UUID
+    store: bool
+
+
+def _keyed_hash(*parts: bytes) -> str:
+    secret = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(secret, b"\n".join(parts), hashlib.sha256).hexdigest()
+
+
+def _request_hash() -> str:
+    raw = request.get_data(cache=True)
+    try:
+        # Same JSON, other whitespace or key order: the same request.
+        body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        body = raw
+    return _keyed_hash(request.method.encode(), request.full_path.encode(), body)
+
+
+def _principal() -> tuple[str, uuid.UUID | None]:
+    from api.security import client_address, decode_access_token
+
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        try:
+            user_id = uuid.UUID(decode_access_token(token.strip())["sub"])
+        except (Unauthorized, KeyError, ValueError):
+            pass  # the view answers 401, which is not stored
+        else:
+            return f"user:{user_id}", user_id
+    return "anon:" + _keyed_hash(client_address().encode())[:40], None
+
+
+def _ttl() -> timedelta:
+    return timedelta(seconds=current_app.config["IDEMPOTENCY_TTL"])
+
+
+def _is_final(status: int) -> bool:
+    return 200 <= status < 300 or (400 <= status < 500 and status not in _NOT_FINAL_4XX)
+
+
+def _replay(row: IdempotencyKey) -> Response:
+    body = row.response_body or b""
+    headers = dict(row.response_headers or {})
+    if headers.get("Content-Type") == PROBLEM_MIME and body:
+        # The problem names this request's id, as every error does (X-Request-ID).
+        problem = json.loads(body)
+        problem["request_id"] = g.get("request_id")
+        body = json.dumps(problem).encode()
+    response = Response(body, status=row.status)
+    for name, value in headers.items():
+        response.headers[name] = value
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _resource_id(response: Response) -> uuid.UUID | None:
+    if not response.is_json:
+        return None
+    data = response.get_json(silent=True)
+    if isinstance(data, dict) and isinstance(data.get("id"), str):
+        try:
+            return uuid.UUID(data["id"])
+        except ValueError:
+            return None
+    return None
+
+
+def _in_own_transaction(work: Callable[[Session], Any]) -> Any:
+    # The request's own session may hold an unfinished transaction (a view that raised after a
+    # flush): end it first, so nothing of it is committed here and, on SQLite, its write lock is
+    # free. The claim and the answer live in short transactions of their own.
+    request_session = g.get("db_session")
+    if request_session is not None:
+        request_session.rollback()
+    with get_db().sessionmaker() as session, session.begin():
+        return work(session)
+
+
+def _before() -> Response | None:
+    key = request.headers.get(HEADER)
+    if request.method != "POST" or key is None or request.url_rule is None:
+        return None
+    if not _KEY_FORMAT.match(key):
+        raise ValidationError({HEADER: ["Use 1 to 255 visible ASCII characters."]})
+    principal, user_id = _principal()
+    request_hash = _request_hash()
+    now = utcnow()
+
+    try:
+        result: Claim = _in_own_transaction(
+            lambda session: claim(
+                session,
+                principal=principal,
+                user_id=user_id,
+                key=key,
+                request_hash=request_hash,
+                now=now,
+                ttl=_ttl(),
+            )
+        )
+    except IntegrityError:
+        return None  # the token's account no longer exists: the view answers 401
+    if result.replay is not None:
+        log.info("idempotency.replayed", status=result.replay.status)
+        return _replay(result.replay)
+    view = current_app.view_functions.get(request.endpoint or "")
+    g.idempotency = _State(result.row_id, store=getattr(view, "_idempotency_store", True))
+    return None
+
+
+def _after(response: Response) -> Response:
+    state: _State | None = g.pop("idempotency", None)
+    if state is None:
+        return response
+    storable = (
+        state.store
+        and _is_final(response.status_code)
+        and not response.direct_passthrough
+        and not response.is_streamed
+    )
+    if storable:
+        headers = {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}
+        body = response.get_data()
+        resource_id = _resource_id(response)
+        _in_own_transaction(
+            lambda s: complete(
+                s,
+                row_id=state.row_id,
+                status=response.status_code,
+                body=body,
+                headers=headers,
+                resource_id=resource_id,
+            )
+        )
+    else:
+        _in_own_transaction(lambda s: release(s, row_id=state.row_id))
+    return response
+
+
+def _teardown(_exc: BaseException | None) -> None:
+    # Normally _after has finished the claim; if something broke before it ran, let go of it.
+    state: _State | None = g.pop("idempotency", None)
+    if state is not None:
+        _in_own_transaction(lambda s: release(s, row_id=state.row_id))
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_before)
+    app.after_request(_after)
+    app.teardown_request(_teardown)

@@ -1,0 +1,1 @@
+"""Withdrawal scales (SOWS, SOWS-Gossop, COWS): one definition that both serves and scores them."""
