@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from api.auth.models import User
 from api.db import get_session, utcnow
-from api.export import fhir, writers
-from api.export.services import FORMATS, own_sections
+from api.export import writers
+from api.export.services import FORMATS, fhir_context, own_sections
 
 FORMAT_CHOICES = [*FORMATS, "all"]
 
@@ -33,7 +33,7 @@ def write_user_export(
         elif fmt == "csv":
             chunks = writers.csv_zip(session, user_id=user_id, sections=sections, now=now)
         else:
-            ctx = fhir.FhirContext(base_url=base_url, now=now)
+            ctx = fhir_context(base_url=base_url, now=now, disclosed=False)
             chunks = writers.fhir_bundle(
                 session, user_id=user_id, sections=sections, ctx=ctx, bundle_id=str(uuid.uuid4())
             )

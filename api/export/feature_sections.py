@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.checkins.models import Checkin
 from api.counseling.models import CounselingSession
 from api.export import fhir
 from api.export.sections import (
@@ -31,9 +33,95 @@ from api.export.sections import (
     when_field,
     windowed,
 )
+from api.instruments.services import list_instruments
 from api.medications.models import Dose, Medication
 
 Rows = Iterator[tuple[uuid.UUID, dict[str, Any]]]
+
+# --- Check-ins -------------------------------------------------------------------------------
+
+
+def instrument_catalogue() -> dict[str, dict[str, str]]:
+    """Item texts per instrument, for QuestionnaireResponse.item.text."""
+    return {i.code: {item.key: item.text for item in i.items} for i in list_instruments()}
+
+
+@lru_cache(maxsize=256)
+def _offset(minutes: int) -> timezone:
+    return timezone(timedelta(minutes=minutes))
+
+
+def checkin_record(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        # As the API gives it back: with the offset the client sent.
+        "recorded_at": row.recorded_at.astimezone(_offset(row.recorded_offset_minutes)),
+        "instrument": row.instrument,
+        "instrument_version": row.instrument_version,
+        "answers": row.answers,
+        "total": row.total,
+        "severity": row.severity,
+        "symptoms": row.symptoms,
+        "craving": row.craving,
+        "craving_scale": row.craving_scale,
+        "sleep_hours": row.sleep_hours,
+        "note": row.note,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
+
+
+def _checkin_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window: Window) -> Rows:
+    # Deleted check-ins are tombstones without content: not exported.
+    base = (
+        select(Checkin.__table__)
+        .where(Checkin.deleted_at.is_(None))
+        .order_by(Checkin.user_id, Checkin.recorded_at, Checkin.id)
+    )
+    base = windowed(base, Checkin.updated_at, window)
+    for stmt in in_chunks(base, Checkin.user_id, user_ids):
+        for row in stream(session, stmt):
+            yield row.user_id, checkin_record(row)
+
+
+CHECKINS = register(
+    Section(
+        name="checkins",
+        title="Check-ins: withdrawal scale answers and scores, symptoms, craving, sleep, notes.",
+        rows=_checkin_rows,
+        category="symptoms",
+        position=10,
+        columns=(
+            Column("id", "Check-in id (UUID)."),
+            Column("recorded_at", "When you felt this, with the offset you recorded it in."),
+            Column("instrument", "sows or sows-gossop, or empty."),
+            Column("instrument_version", "Version of the scale."),
+            Column(
+                "answers",
+                "JSON object item key -> answer (keys as GET /v1/instruments lists them).",
+                lambda r: json_cell(r["answers"]) if r["answers"] is not None else None,
+            ),
+            Column("total", "Total score of the scale."),
+            Column("severity", "Indicative band where the scale has one, else empty."),
+            *(
+                Column(
+                    f"symptom_{name}",
+                    f"{name.replace('_', ' ')} (0 = none ... 10 = worst), or empty.",
+                    lambda r, name=name: (r["symptoms"] or {}).get(name),
+                )
+                for name in fhir.SYMPTOM_NAMES
+            ),
+            Column("craving", "Craving rating, on the scale in craving_scale."),
+            Column("craving_scale", "The craving scale (0-10 numeric rating)."),
+            Column("sleep_hours", "Hours slept."),
+            Column("note", "Your note."),
+            *TIME_COLUMNS,
+        ),
+        to_fhir=fhir_many(fhir.checkin_resources),
+        fhir_types=("QuestionnaireResponse", "Observation"),
+        when=when_field("recorded_at"),
+    )
+)
 
 # --- Medications -----------------------------------------------------------------------------
 

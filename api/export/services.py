@@ -63,6 +63,15 @@ class OwnExport:
     filename: str
 
 
+def fhir_context(*, base_url: str, now: datetime, disclosed: bool) -> fhir.FhirContext:
+    return fhir.FhirContext(
+        base_url=base_url,
+        now=now,
+        disclosed=disclosed,
+        item_texts=feature_sections.instrument_catalogue(),
+    )
+
+
 def rate_key(user_id: uuid.UUID) -> str:
     return f"export:{user_id}"
 
@@ -103,7 +112,7 @@ def start_own_export(
     elif fmt == "csv":
         chunks = writers.csv_zip(session, user_id=user_id, sections=sections, now=now)
     else:
-        ctx = fhir.FhirContext(base_url=base_url, now=now)
+        ctx = fhir_context(base_url=base_url, now=now, disclosed=False)
         chunks = writers.fhir_bundle(
             session, user_id=user_id, sections=sections, ctx=ctx, bundle_id=str(uuid.uuid4())
         )
@@ -394,7 +403,7 @@ def run_bulk_export(
         grants = grants_for(session, requester=requester, now=now)
     job.transaction_time = job.transaction_time or now
     window = Window(since=job.since, until=job.transaction_time)
-    ctx = fhir.FhirContext(base_url=base_url, now=now, disclosed=requester.role != "admin")
+    ctx = fhir_context(base_url=base_url, now=now, disclosed=requester.role != "admin")
     wanted = set(job.types)
     sections = [
         s

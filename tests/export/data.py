@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+from api.instruments.services import list_instruments
 from jobs import missed_doses
 
 
@@ -47,7 +48,31 @@ def seed_patient_data(
     med_name = f"Medcanary{tag}"
     dose_note = f"Dosenote{tag}"
     session_note = f"Sessionnote{tag}"
-    seeded = Seeded(canaries=[med_name, dose_note, session_note])
+    checkin_note = f"Checkinnote{tag}"
+    seeded = Seeded(canaries=[med_name, dose_note, session_note, checkin_note])
+
+    sows = next(i for i in list_instruments() if i.code == "sows")
+    for days_ago, body in (
+        (
+            3,
+            {
+                "instrument": "sows",
+                "answers": {item.key: 2 for item in sows.items},
+                "symptoms": {"nausea": 7, "insomnia": 4},
+                "craving": 6,
+                "sleep_hours": 4.5,
+                "note": checkin_note,
+            },
+        ),
+        (2, {"symptoms": {"anxiety": 3}}),
+    ):
+        recorded = (now - timedelta(days=days_ago)).astimezone(ZoneInfo(timezone))
+        created = _ok(
+            client.post(
+                "/v1/checkins", json={"recorded_at": recorded.isoformat(), **body}, headers=headers
+            )
+        )
+        seeded.checkin_ids.append(created["id"])
 
     start = (now - timedelta(days=4)).date()
     med = _ok(

@@ -118,6 +118,13 @@ def test_erasure_leaves_no_trace(  # noqa: PLR0917 - pytest fixtures
     token = first["access_token"]
     bearer = {"Authorization": f"Bearer {token}"}
     seeded = seed_patient_data(app, client, session, bearer)
+    # A stored Idempotency-Key answer holds the health data it returned.
+    replayable = client.post(
+        "/v1/checkins",
+        json={"recorded_at": "2026-03-08T08:00:00-05:00", "note": seeded.canaries[-1] + "-idem"},
+        headers={**bearer, "Idempotency-Key": "k-" + uuid.uuid4().hex},
+    )
+    assert replayable.status_code == 201
     canaries = [canary_patient.display_name, canary_patient.email, *seeded.canaries]
     # Rows keyed by the user: an export counted, a wrong erase password counted.
     assert client.get("/v1/export", headers={"Authorization": f"Bearer {token}"}).status_code == 200

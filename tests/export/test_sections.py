@@ -18,6 +18,8 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
+from api.checkins.models import Checkin
+from api.checkins.schemas import CheckinSchema
 from api.counseling.models import CounselingSession
 from api.counseling.schemas import CounselingSessionSchema
 from api.export.sections import Window, all_sections
@@ -45,6 +47,7 @@ def test_records_have_the_api_shape(
 ) -> None:
     seeded = seed_patient_data(app, client, session, patient_headers)
     pairs = [
+        ("checkins", Checkin, CheckinSchema()),
         ("medications", Medication, MedicationSchema()),
         ("doses", Dose, DoseSchema()),
         ("counseling_sessions", CounselingSession, CounselingSessionSchema()),
@@ -67,6 +70,8 @@ def test_own_export_holds_every_feature(
 ) -> None:
     seeded = seed_patient_data(app, client, session, patient_headers)
     body = json.loads(client.get("/v1/export", headers=patient_headers).get_data())
+    assert [c["id"] for c in body["checkins"]] == seeded.checkin_ids
+    assert body["checkins"][0]["recorded_at"].endswith(("-05:00", "-04:00"))
     assert [m["id"] for m in body["medications"]] == seeded.medication_ids
     assert set(seeded.dose_ids) <= {d["id"] for d in body["doses"]}
     assert sorted(s["id"] for s in body["counseling_sessions"]) == sorted(seeded.session_ids)
@@ -85,6 +90,10 @@ def test_own_export_holds_every_feature(
     bundle = json.loads(client.get("/v1/export?format=fhir", headers=patient_headers).get_data())
     assert bundle_errors(bundle) == []
     types = Counter(e["resource"]["resourceType"] for e in bundle["entry"])
+    assert types["QuestionnaireResponse"] == 1
+    assert types["Observation"] == 3  # one score, two ratings
+    checkins = list(csv.DictReader(io.StringIO(archive.read("checkins.csv").decode())))
+    assert [c["symptom_nausea"] for c in checkins] == ["7", ""]
     assert types["MedicationStatement"] == 1
     assert types["MedicationAdministration"] == len(body["doses"])
     assert types["Appointment"] == 2
