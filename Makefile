@@ -4,7 +4,7 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-pg lint format migrate jobs bench install clean
+.PHONY: run test test-pg lint typecheck format migrate jobs bench install clean
 
 $(UV):
 	python3 -m venv .tools
@@ -28,6 +28,9 @@ test-pg: install
 lint: install
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
+
+typecheck: install
+	$(UV) run --frozen mypy
 
 format: install
 	$(UV) run --frozen ruff format .

@@ -2,7 +2,9 @@
 
 import multiprocessing
 import os
+import shutil
 import tempfile
+from pathlib import Path
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 8)))
@@ -14,15 +16,69 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
 max_requests_jitter = 500
 accesslog = None  # the app logs each request as JSON, with ids and no query string
 errorlog = "-"
+# gunicorn's own lines (start, worker boot and exit, timeouts) as the same JSON lines on stdout.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "api.observability.json_formatter"}},
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stdout",
+        }
+    },
+    "loggers": {
+        "gunicorn.error": {
+            "handlers": ["stdout"],
+            "level": os.environ.get("LOG_LEVEL", "INFO"),
+            "propagate": False,
+        },
+        "gunicorn.access": {"handlers": [], "propagate": False},
+    },
+    "root": {"level": "INFO", "handlers": ["stdout"]},  # the app sets its own on import
+}
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Import the app once in the master and fork the workers from it: they start at once (and a
+# worker replaced after max_requests too). post_fork drops any pooled connection copied over.
+preload_app = True
+# gunicorn >= 25 opens a control socket at one fixed path per user ($HOME/.gunicorn/gunicorn.ctl)
+# that two instances on a host would fight over; nothing here uses it (gunicornc).
+control_socket_disable = True
 
-# Prometheus multiprocess mode: every worker writes its samples here and /metrics aggregates them.
-# It must be set before the workers import prometheus_client.
+# Prometheus multiprocess mode: every worker writes its samples here and /metrics sums them.
+# It must be set before the workers import prometheus_client (they import the app after the fork).
+_made_metrics_dir: str | None = None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="waymark-metrics-")
+    _made_metrics_dir = tempfile.mkdtemp(prefix="waymark-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _made_metrics_dir
+
+_METRIC_FILES = ("counter_*.db", "gauge_*.db", "histogram_*.db", "summary_*.db")
+
+
+def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
+    # Samples left by an earlier run in a configured directory would be summed in: clear them.
+    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    directory.mkdir(parents=True, exist_ok=True)
+    for pattern in _METRIC_FILES:
+        for stale in directory.glob(pattern):
+            stale.unlink(missing_ok=True)
+
+
+def post_fork(server, worker):  # noqa: ARG001 - gunicorn's hook signature
+    # SQLAlchemy's recipe for forked processes: never share the parent's pooled connections.
+    app = server.app.wsgi()  # the app the master preloaded
+    db = getattr(app, "extensions", {}).get("db")
+    if db is not None:
+        db.engine.dispose(close=False)
 
 
 def child_exit(server, worker):  # noqa: ARG001 - gunicorn's hook signature
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):  # noqa: ARG001 - gunicorn's hook signature
+    if _made_metrics_dir:
+        shutil.rmtree(_made_metrics_dir, ignore_errors=True)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from flask import Flask
+from marshmallow import Schema
+from marshmallow import ValidationError as SchemaError
 
 from api.auth import services as auth_services
+from api.auth.schemas import ClinicianCreateSchema, RegisterSchema
 from api.db import get_session
+from api.errors import AppError
 from api.security import password_hasher
 
 
@@ -18,42 +24,47 @@ def register_cli(app: Flask) -> None:
     @app.cli.command("create-admin")
     @click.option("--email", required=True)
     @click.option("--display-name", default="Administrator", show_default=True)
-    @click.password_option()
+    @click.password_option(help="Prompted for (twice) when not given.")
     def create_admin(email: str, display_name: str, password: str) -> None:
         """Create an admin account (the first one is made this way)."""
-        _create(email=email, display_name=display_name, password=password, role="admin")
+        body = {"email": email, "display_name": display_name, "password": password}
+        _create(RegisterSchema(), {**body, "timezone": "UTC"}, role="admin")
 
     @app.cli.command("create-clinician")
     @click.option("--email", required=True)
     @click.option("--display-name", required=True)
     @click.option("--organization", required=True)
-    @click.password_option()
+    @click.password_option(help="Prompted for (twice) when not given.")
     def create_clinician(email: str, display_name: str, organization: str, password: str) -> None:
         """Create a clinician account; prints its id and invite code."""
-        _create(
-            email=email,
-            display_name=display_name,
-            password=password,
-            role="clinician",
-            organization=organization,
+        body = {
+            "email": email,
+            "display_name": display_name,
+            "organization": organization,
+            "password": password,
+        }
+        _create(ClinicianCreateSchema(), body, role="clinician")
+
+
+def _create(schema: Schema, raw: dict[str, Any], *, role: str) -> None:
+    """The same rules as the API (email, lengths, password >= 10); errors as one clean line."""
+    try:
+        body = schema.load(raw)
+    except SchemaError as exc:
+        # Field names and rule messages only: the values (a password) are never echoed.
+        fields = sorted(exc.messages) if isinstance(exc.messages, dict) else []
+        details = "; ".join(
+            f"{name.replace('_', '-')}: {' '.join(map(str, exc.messages[name]))}"  # type: ignore[index]
+            for name in fields
         )
-
-
-def _create(*, email: str, display_name: str, password: str, role: str, **extra: str) -> None:
-    if len(password) < 10:
-        raise click.BadParameter("at least 10 characters", param_hint="password")
+        raise click.UsageError(details or "invalid input") from None
     session = get_session()
-    user = auth_services.create_user(
-        session,
-        email=email,
-        password=password,
-        display_name=display_name,
-        timezone="UTC",
-        hasher=password_hasher(),
-        role=role,
-        **extra,
-    )
-    session.commit()
+    try:
+        user = auth_services.create_user(session, hasher=password_hasher(), role=role, **body)
+        session.commit()
+    except AppError as exc:  # an email already taken
+        session.rollback()
+        raise click.ClickException(exc.detail) from None
     click.echo(
         f"created {role} {user.id}"
         + (f" invite_code={user.invite_code}" if user.invite_code else "")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import traceback
 from typing import Any
 
 import structlog
 from flask import Flask, Response, current_app, g, json, request
 from marshmallow import Schema, fields
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 log = structlog.get_logger("waymark.errors")
@@ -98,6 +98,7 @@ _HTTP_SLUGS = {
     422: ("validation", "Invalid input"),
     429: ("rate-limited", "Too many requests"),
     500: ("internal", "Internal server error"),
+    503: ("unavailable", "Service unavailable"),
 }
 
 
@@ -202,19 +203,23 @@ def init_app(app: Flask) -> None:
         log.info("db.integrity_conflict", route=request.endpoint)
         return problem(409, detail="The request conflicts with data already stored.")
 
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(PoolTimeout)
+    def _database_unavailable(exc: Exception) -> Response:
+        # The database is down, unreachable, locked or out of connections: nothing the client
+        # did wrong, and worth a retry (a 500 would say otherwise).
+        log.error("db.unavailable", exc_info=exc, endpoint=request.endpoint)
+        return problem(
+            503,
+            detail="The database is not available right now. Try again shortly.",
+            headers={"Retry-After": "5"},
+        )
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        # The message of a database or parsing error can quote the values sent; log where it
-        # happened (file, line, function) and its type, never the message.
-        frames = [
-            f"{f.filename}:{f.lineno}:{f.name}" for f in traceback.extract_tb(exc.__traceback__)
-        ]
-        log.error(
-            "request.unhandled",
-            error_type=type(exc).__name__,
-            route=request.endpoint,
-            frames=frames,
-        )
+        # The message of a database or parsing error can quote the values sent; the log holds
+        # where it happened (file, line, function) and its type, never the message.
+        log.error("request.unhandled", exc_info=exc, endpoint=request.endpoint)
         return problem(500, detail="Something went wrong on our side. Quote the request id.")
 
 

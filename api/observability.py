@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import time
+import traceback
 import uuid
 from typing import Any
 
@@ -22,6 +23,7 @@ from prometheus_client import (
 )
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 REQUESTS = Counter("waymark_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -32,17 +34,50 @@ LATENCY = Histogram(
 )
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Log one JSON object a line; idempotent so tests and workers can call it again."""
-    logging.basicConfig(format="%(message)s", stream=sys.stdout, level=level, force=True)
-    structlog.configure(
+def _exception_without_values(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Render an exception as its type and frames (file:line:function), never its message or
+    locals: a database or parsing error quotes the values that were sent."""
+    exc_info = event.pop("exc_info", None)
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    elif isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    if isinstance(exc_info, tuple) and exc_info[0] is not None:
+        event["error_type"] = exc_info[0].__name__
+        event["frames"] = [
+            f"{f.filename}:{f.lineno}:{f.name}" for f in traceback.extract_tb(exc_info[2])
+        ]
+    return event
+
+
+_SHARED: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    _exception_without_values,
+]
+
+
+def json_formatter() -> logging.Formatter:
+    """A stdlib formatter that writes the same JSON lines as structlog (for other libraries'
+    loggers: gunicorn, APScheduler, SQLAlchemy), with the logger's name."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *_SHARED],
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.dict_tracebacks,
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.JSONRenderer(),
         ],
+    )
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Log one JSON object a line on stdout, ours and every library's; idempotent so tests and
+    workers can call it again."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(json_formatter())
+    logging.basicConfig(handlers=[handler], level=level, force=True)
+    structlog.configure(
+        processors=[*_SHARED, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(),
         cache_logger_on_first_use=False,
@@ -76,8 +111,10 @@ def init_app(app: Flask) -> None:
         route = request.url_rule.rule if request.url_rule else "<unmatched>"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         if route != "/metrics":
-            REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-            LATENCY.labels(request.method, route).observe(elapsed)
+            # Label values stay a small fixed set: a client can send any method name.
+            method = request.method if request.method in _METHODS else "OTHER"
+            REQUESTS.labels(method, route, str(response.status_code)).inc()
+            LATENCY.labels(method, route).observe(elapsed)
         # The path can hold ids but never values; the query string can, so it is not logged.
         log.info(
             "http.request",

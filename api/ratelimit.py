@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Protocol
 
-import redis
 from sqlalchemy import String, case, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -41,17 +41,21 @@ class DatabaseCounter:
     def hit(self, session: Session, key: str, *, window: int, now: datetime) -> Window:
         dialect = session.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        cutoff = now - timedelta(seconds=window)
-        table = RateCounter.__table__
-        stmt = insert(table).values(key=key, window_start=now, count=1)
-        expired = table.c.window_start <= cutoff
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.key],
-            set_={
-                "count": case((expired, 1), else_=table.c.count + 1),
-                "window_start": case((expired, now), else_=table.c.window_start),
-            },
-        ).returning(table.c.count, table.c.window_start)
+        expired = RateCounter.window_start <= now - timedelta(seconds=window)
+        # One statement, atomic under concurrent workers: insert, or count up (or restart an
+        # expired window) on the existing row, which the database locks for the update.
+        stmt = (
+            insert(RateCounter)
+            .values(key=key, window_start=now, count=1)
+            .on_conflict_do_update(
+                index_elements=[RateCounter.key],
+                set_={
+                    "count": case((expired, 1), else_=RateCounter.count + 1),
+                    "window_start": case((expired, now), else_=RateCounter.window_start),
+                },
+            )
+            .returning(RateCounter.count, RateCounter.window_start)
+        )
         count, start = session.execute(stmt).one()
         return Window(count, _remaining(start, window, now))
 
@@ -59,40 +63,57 @@ class DatabaseCounter:
         row = session.execute(
             select(RateCounter.count, RateCounter.window_start).where(RateCounter.key == key)
         ).first()
-        if row is None or row.window_start <= now - timedelta(seconds=window):
+        if row is None:
             return Window(0, 0)
-        return Window(row.count, _remaining(row.window_start, window, now))
+        count, start = row
+        if start <= now - timedelta(seconds=window):
+            return Window(0, 0)
+        return Window(count, _remaining(start, window, now))
 
     def reset(self, session: Session, key: str) -> None:
         session.execute(delete(RateCounter).where(RateCounter.key == key))
 
 
 class RedisCounter:
-    def __init__(self, url: str) -> None:
+    """Counters in Redis (INCR + EXPIRE NX in one MULTI): one window per key, shared by every
+    worker and host. Needs Redis >= 7 (EXPIRE NX)."""
+
+    def __init__(self, url: str, *, prefix: str = "waymark:rl:") -> None:
+        import redis  # only when configured: it is a heavy import for every process
+
         self.client = redis.Redis.from_url(url)
+        self.prefix = prefix
 
     def hit(self, session: Session, key: str, *, window: int, now: datetime) -> Window:
+        name = self.prefix + key
         pipe = self.client.pipeline()
-        pipe.incr(f"waymark:rl:{key}")
-        pipe.expire(f"waymark:rl:{key}", window, nx=True)
-        pipe.ttl(f"waymark:rl:{key}")
+        pipe.incr(name)
+        pipe.expire(name, window, nx=True)
+        pipe.ttl(name)
         count, _, ttl = pipe.execute()
         return Window(int(count), max(int(ttl), 1))
 
     def peek(self, session: Session, key: str, *, window: int, now: datetime) -> Window:
+        name = self.prefix + key
         pipe = self.client.pipeline()
-        pipe.get(f"waymark:rl:{key}")
-        pipe.ttl(f"waymark:rl:{key}")
+        pipe.get(name)
+        pipe.ttl(name)
         count, ttl = pipe.execute()
         return Window(int(count or 0), max(int(ttl), 0))
 
     def reset(self, session: Session, key: str) -> None:
-        self.client.delete(f"waymark:rl:{key}")
+        self.client.delete(self.prefix + key)
 
 
 def _remaining(start: datetime, window: int, now: datetime) -> int:
     return max(1, int((start + timedelta(seconds=window) - now).total_seconds()))
 
 
+@cache
+def _redis_counter(url: str) -> RedisCounter:
+    # One client (and connection pool) per process, not a new connection per sign-in.
+    return RedisCounter(url)
+
+
 def make_counter(redis_url: str | None) -> Counter:
-    return RedisCounter(redis_url) if redis_url else DatabaseCounter()
+    return _redis_counter(redis_url) if redis_url else DatabaseCounter()

@@ -197,7 +197,11 @@ def auth_required(*roles: str) -> Callable[[F], F]:
 
         description = f"Roles: {', '.join(roles)}." if roles else "Any signed-in user."
         return Blueprint.doc(  # type: ignore[no-any-return]
-            security=[{"bearerAuth": []}], responses=AUTH_RESPONSES, description=description
+            security=[{"bearerAuth": []}],
+            responses=AUTH_RESPONSES,
+            description=description,
+            # Machine-readable for clients and for the schemathesis suite (which token to send).
+            **{"x-roles": list(roles or ROLES)},
         )(wrapper)
 
     return decorator

@@ -4,6 +4,7 @@ worker would run the jobs again); this process is run once, beside the API."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -103,13 +104,22 @@ def _add_export_jobs(scheduler: BlockingScheduler, app: Any) -> None:
     )
 
 
+def _exit_on_term(_signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
+
+
 def main() -> None:
     app = create_app()
     scheduler = build_scheduler(app)
+    # TERM (a supervisor, or `make run` stopping) ends the process like Ctrl-C does: a job that is
+    # running finishes and commits, and no new one starts.
+    signal.signal(signal.SIGTERM, _exit_on_term)
     log.info("scheduler.start", instance=INSTANCE)
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
+        if scheduler.running:
+            scheduler.shutdown(wait=True)
         log.info("scheduler.stop", instance=INSTANCE)
 
 

@@ -1,7 +1,9 @@
 """Fixtures: one app per database backend, one rolled-back transaction per test, factories.
 
 The suite runs on SQLite always and again on PostgreSQL when TEST_DATABASE_URL is set (each run
-gets its own throwaway database, so parallel runs on one server do not collide).
+gets its own throwaway database, so parallel runs on one server do not collide). With
+WAYMARK_REQUIRE_POSTGRES=1 (CI) every test that passes on SQLite must pass on PostgreSQL too:
+branch on `backend` instead of skipping, or mark the test `sqlite_only`.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ _ran_on: set[str] = set()
 
 
 class TestConfig(Config):
+    __test__ = False  # a config, not a test class, wherever it is imported
+
     def __init__(self, database_url: str) -> None:
         super().__init__()
         self.TESTING = True
@@ -233,9 +237,33 @@ def patient_headers(
     return auth_headers(patient)
 
 
+_passed: set[str] = set()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # Tests marked sqlite_only are not expected to pass on PostgreSQL as well.
+    if report.when == "call" and report.passed and "sqlite_only" not in report.keywords:
+        _passed.add(report.nodeid)
+
+
+def _missing_on_postgresql() -> list[str]:
+    """Tests that passed on SQLite whose PostgreSQL twin did not pass (skipped, or absent)."""
+    twins = (n for n in _passed if "[sqlite" in n or "-sqlite" in n or "sqlite]" in n)
+    return sorted(n for n in twins if n.replace("sqlite", "postgresql") not in _passed)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    # CI sets WAYMARK_REQUIRE_POSTGRES=1: a run that silently skipped PostgreSQL must fail.
-    required = os.environ.get("WAYMARK_REQUIRE_POSTGRES") == "1"
-    if required and session.testscollected and "postgresql" not in _ran_on:
+    # CI sets WAYMARK_REQUIRE_POSTGRES=1: a run that silently skipped PostgreSQL, wholly or in
+    # part, must fail.
+    if os.environ.get("WAYMARK_REQUIRE_POSTGRES") != "1" or not session.testscollected:
+        return
+    if "postgresql" not in _ran_on:
         print("\nWAYMARK_REQUIRE_POSTGRES=1 but no test ran on PostgreSQL")  # noqa: T201
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        return
+    missing = _missing_on_postgresql()
+    if missing and exitstatus == pytest.ExitCode.OK:
+        print(f"\nWAYMARK_REQUIRE_POSTGRES=1 but {len(missing)} test(s) passed on SQLite only:")  # noqa: T201
+        for nodeid in missing[:20]:
+            print(f"  {nodeid}")  # noqa: T201
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

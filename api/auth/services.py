@@ -7,11 +7,11 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from argon2 import PasswordHasher
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import CursorResult, Result, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from api.auth.models import AuthSession, RefreshToken, User
@@ -101,7 +101,7 @@ def create_user(
 def _throttle_keys(email: str, address: str) -> tuple[str, str]:
     # Keys hold a hash of the email, never the email itself.
     digest = hashlib.sha256(normalize_email(email).encode()).hexdigest()[:32]
-    return f"login:acct:{digest}", f"login:addr:{address}"
+    return f"login:acct:{digest}", f"login:addr:{address[:100]}"  # IPv6 is at most 45
 
 
 def login(
@@ -194,11 +194,13 @@ def refresh(
     if row.expires_at <= now:
         raise Unauthorized("The refresh token has expired. Sign in again.")
     # Conditional update: of two concurrent refreshes with the same token only one wins.
-    won = session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.id == row.id, RefreshToken.spent_at.is_(None))
-        .values(spent_at=now)
-    ).rowcount
+    won = _rowcount(
+        session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.id == row.id, RefreshToken.spent_at.is_(None))
+            .values(spent_at=now)
+        )
+    )
     if won != 1:
         _revoke(session, login_session, now=now, reason="refresh_reuse")
         raise PersistingUnauthorized("The refresh token was already used; this sign-in has ended.")
@@ -228,11 +230,18 @@ def logout(session: Session, *, refresh_token: str, now: datetime) -> None:
 
 
 def end_all_sessions(session: Session, *, user_id: uuid.UUID, now: datetime, reason: str) -> int:
-    return session.execute(
-        update(AuthSession)
-        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
-        .values(revoked_at=now, revoked_reason=reason)
-    ).rowcount
+    return _rowcount(
+        session.execute(
+            update(AuthSession)
+            .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=now, revoked_reason=reason)
+        )
+    )
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE matched (typed: Session.execute() is declared to return a plain Result)."""
+    return cast("CursorResult[Any]", result).rowcount
 
 
 def user_for_access_token(session: Session, *, claims: dict[str, Any]) -> User:

@@ -68,14 +68,18 @@ class CheckinSchema(Schema):
     )
     instrument = fields.String(dump_only=True, allow_none=True)
     instrument_version = fields.String(dump_only=True, allow_none=True)
-    answers = fields.Dict(keys=fields.String(), values=fields.Integer(), dump_only=True)
+    answers = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), dump_only=True, allow_none=True
+    )
     total = fields.Integer(dump_only=True, allow_none=True)
     severity = fields.String(
         dump_only=True,
         allow_none=True,
         metadata={"description": "The instrument's band for the total; null where none applies."},
     )
-    symptoms = fields.Dict(keys=fields.String(), values=fields.Integer(), dump_only=True)
+    symptoms = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), dump_only=True, allow_none=True
+    )
     craving = fields.Integer(dump_only=True, allow_none=True)
     craving_scale = fields.String(dump_only=True, allow_none=True)
     sleep_hours = fields.Float(dump_only=True, allow_none=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Response, current_app, request, send_file, stream_with_context, url_for
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 
 from api.db import get_session, utcnow
 from api.export import erasure, services
@@ -18,7 +19,21 @@ from api.security import auth_required, current_user, password_hasher
 blp = Blueprint("export", __name__, url_prefix="/v1", description="Export and erasure")
 fhir_blp = Blueprint("fhir", __name__, url_prefix="/fhir", description="FHIR Bulk Data export")
 
-ATTACHMENT = {"description": "The export, streamed", "content": {"application/octet-stream": {}}}
+ATTACHMENT = {
+    "description": "The export, streamed: JSON, a zip of CSVs, or a FHIR R4 Bundle",
+    "content": {
+        "application/json": {"schema": {"type": "object"}},
+        "application/zip": {"schema": {"type": "string", "format": "binary"}},
+        "application/fhir+json": {"schema": {"type": "object"}},
+    },
+}
+PREFER = {
+    "in": "header",
+    "name": "Prefer",
+    "required": True,
+    "description": "Must ask for asynchronous processing (FHIR Bulk Data).",
+    "schema": {"type": "string", "enum": ["respond-async"]},
+}
 
 
 def _limits() -> services.RateLimit:
@@ -32,7 +47,7 @@ def _export_dir() -> Path:
 
 @blp.get("/export")
 @auth_required()
-@blp.arguments(ExportArgs, location="query")
+@blp.arguments(ExportArgs, location="query", unknown=RAISE)
 @blp.doc(responses={"200": ATTACHMENT})
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def export_own_data(args: dict[str, Any]) -> Any:
@@ -85,7 +100,12 @@ def _file_url(job_id: uuid.UUID, rtype: str) -> str:
 @fhir_blp.get("/Patient/$export")
 @auth_required("clinician", "admin")
 @fhir_blp.arguments(BulkKickoffArgs, location="query")
-@fhir_blp.response(202, description="Accepted; poll the Content-Location URL")
+@fhir_blp.doc(parameters=[PREFER])
+@fhir_blp.response(
+    202,
+    description="Accepted; poll the Content-Location URL",
+    headers={"Content-Location": {"description": "The status URL", "schema": {"type": "string"}}},
+)
 @fhir_blp.alt_response(400, response="BAD_REQUEST")
 @fhir_blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def start_patient_export(args: dict[str, Any]) -> Any:

@@ -84,6 +84,9 @@ def test_unknown_format_is_422(client: FlaskClient, patient_headers: dict[str, s
     resp = client.get("/v1/export?format=xml", headers=patient_headers)
     assert resp.status_code == 422
     assert "format" in resp.json["errors"]
+    unknown = client.get("/v1/export?format=json&user_id=someone", headers=patient_headers)
+    assert unknown.status_code == 422
+    assert "user_id" in unknown.json["errors"]
 
 
 def test_exports_are_rate_limited_per_user(

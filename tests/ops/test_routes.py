@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
+from sqlalchemy.exc import OperationalError
 
+from api import create_app
+from api.db import utcnow
 from api.ops import services as ops_services
+from api.security import issue_access_token
+from tests.conftest import TestConfig
 
 
 def test_healthz_and_readyz(client: FlaskClient) -> None:
@@ -120,3 +128,85 @@ def test_openapi_documents_every_route_flask_serves(app: Any, client: FlaskClien
     me = spec["paths"]["/v1/me"]["get"]
     assert me["security"] == [{"bearerAuth": []}]
     assert "401" in me["responses"]
+
+
+@pytest.fixture
+def app_without_database(backend: str, tmp_path: Any) -> Any:
+    """An app whose database cannot be reached (a missing directory; a closed port)."""
+    url = {
+        "sqlite": f"sqlite:///{tmp_path / 'missing-dir' / 'db.sqlite3'}",
+        "postgresql": "postgresql+psycopg://postgres@127.0.0.1:1/test?connect_timeout=2",
+    }[backend]
+    application = create_app(TestConfig(url))
+    yield application
+    application.extensions["db"].engine.dispose()
+
+
+def test_database_outage(app_without_database: Any) -> None:
+    client = app_without_database.test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.headers["Content-Type"] == "application/json"
+    assert ready.json == {"status": "unavailable", "database": "unreachable", "scheduler": {}}
+    assert client.get("/healthz").status_code == 200  # the process itself is fine
+
+    with app_without_database.test_request_context():
+        token = issue_access_token(
+            user_id=uuid.uuid4(), role="patient", session_id=uuid.uuid4(), now=utcnow(), ttl=60
+        )
+    me = client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    body = _is_problem(me, 503)
+    assert me.headers["Retry-After"] == "5"
+    text = me.get_data(as_text=True)
+    assert "SELECT" not in text and "sqlite" not in text.lower() and "127.0.0.1" not in text
+    assert body["detail"] == "The database is not available right now. Try again shortly."
+
+
+def test_a_database_error_is_a_503_without_sql(
+    app: Any, client: FlaskClient, monkeypatch: Any
+) -> None:
+    def locked() -> Any:
+        raise OperationalError("UPDATE users SET note='secret-value'", {"p": "x"}, Exception())
+
+    monkeypatch.setitem(app.view_functions, "ops.get_health", locked)
+    response = client.get("/healthz")
+    _is_problem(response, 503)
+    assert "secret-value" not in response.get_data(as_text=True)
+    assert "UPDATE" not in response.get_data(as_text=True)
+
+
+def test_body_rules_hold_for_chunked_and_undecodable_bodies(client: FlaskClient) -> None:
+    chunked = client.post(
+        "/v1/auth/register",
+        input_stream=io.BytesIO(b"email=a"),
+        headers={"Transfer-Encoding": "chunked", "Content-Type": "text/plain"},
+    )
+    _is_problem(chunked, 415)
+    undecodable = client.post(
+        "/v1/auth/register", data=b'{"email": "\xff\xfe"}', content_type="application/json"
+    )
+    _is_problem(undecodable, 400)
+    assert undecodable.json["detail"] == "The request body is not valid JSON."
+    wrong_shape = client.post("/v1/auth/register", json="just a string")
+    _is_problem(wrong_shape, 422)
+
+
+@pytest.mark.parametrize(
+    ("supplied", "kept"),
+    [
+        ("abcdefgh", True),  # 8: the shortest kept
+        ("abcdefg", False),
+        ("a" * 128, True),
+        ("a" * 129, False),
+        ("req:2026-03-08.7_x-y", True),
+        ("with space 12345", False),
+        ("ünïcødé-12345", False),
+    ],
+)
+def test_request_id_rules(client: FlaskClient, supplied: str, kept: bool) -> None:
+    response = client.get("/v1/me", headers={"X-Request-ID": supplied})
+    echoed = response.headers["X-Request-ID"]
+    assert (echoed == supplied) is kept
+    assert response.json["request_id"] == echoed  # the problem body carries the same id
+    if not kept:
+        assert str(uuid.UUID(echoed)) == echoed

@@ -1,0 +1,118 @@
+"""Request parsing: a JSON body must carry the JSON types its schema documents, and no text
+anywhere may hold what the database cannot store.
+
+marshmallow coerces on load: `"5"` becomes 5, `0` and `"no"` become False. A query string has
+only strings, so that is right there; in a JSON body it lets a wrong type through as a guess. This
+parser refuses it (422) before the schema loads, for every route's body, nested fields included.
+
+JSON may carry `\u0000` and lone surrogates (`\ud800`); PostgreSQL refuses both in text (a 500
+at insert time), so any string holding one is refused as well (422), in bodies and query strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields
+from webargs.flaskparser import FlaskParser
+
+BAD_TEXT = "Text must be valid Unicode without NUL characters."
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
+def bad_text_errors(value: Any, path: str = "") -> dict[str, list[str]]:
+    """Dotted paths of every string (keys included) that cannot be stored as text."""
+    errors: dict[str, list[str]] = {}
+    if isinstance(value, str):
+        if not _storable(value):
+            errors[path or "_schema"] = [BAD_TEXT]
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            name = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and not _storable(key):
+                errors[path or "_schema"] = [BAD_TEXT]
+                continue
+            errors.update(bad_text_errors(item, name))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            errors.update(bad_text_errors(item, f"{path}.{i}" if path else str(i)))
+    return errors
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _scalar_errors(field: fields.Field, value: Any) -> list[str] | None:
+    if isinstance(field, fields.Boolean) and not isinstance(value, bool):
+        return ["Not a valid boolean."]
+    if isinstance(field, fields.Integer):
+        if not (_is_number(value) and float(value).is_integer()):
+            return ["Not a valid integer."]
+    elif isinstance(field, fields.Number) and not _is_number(value):
+        return ["Not a valid number."]
+    return None
+
+
+def _only_errors(found: dict[Any, Any]) -> dict[Any, Any] | None:
+    return {k: e for k, e in found.items() if e} or None
+
+
+def _field_errors(field: fields.Field, value: Any) -> Any:
+    """The messages for a value of the wrong JSON type (nested: per key or index), or None."""
+    if value is None:
+        return None  # allow_none is the field's own business
+    if isinstance(field, fields.Nested):
+        schema = field.schema
+        if not (field.many or schema.many):
+            return json_type_errors(schema, value) or None
+        items = value if isinstance(value, list) else []  # else the schema reports the shape
+        return _only_errors({i: json_type_errors(schema, v) for i, v in enumerate(items)})
+    if isinstance(field, fields.List) and isinstance(value, list):
+        return _only_errors({i: _field_errors(field.inner, v) for i, v in enumerate(value)})
+    if isinstance(field, fields.Dict) and isinstance(value, Mapping) and field.value_field:
+        return _only_errors({k: _field_errors(field.value_field, v) for k, v in value.items()})
+    return _scalar_errors(field, value)
+
+
+def json_type_errors(schema: Schema, data: Any) -> dict[str, Any]:
+    """Per field, the values in `data` whose JSON type differs from the schema's field type."""
+    if not isinstance(data, Mapping):
+        return {}  # the schema itself reports a body that is not an object
+    errors: dict[str, Any] = {}
+    for name, field in schema.load_fields.items():
+        key = field.data_key or name
+        if key in data:
+            messages = _field_errors(field, data[key])
+            if messages:
+                errors[key] = messages
+    return errors
+
+
+class StrictJsonParser(FlaskParser):
+    """webargs' Flask parser, with JSON bodies held to their documented JSON types and no
+    unstorable text in bodies or query strings."""
+
+    def pre_load(self, location_data: Any, *, schema: Schema, req: Any, location: str) -> Any:
+        errors: dict[str, Any]
+        if location == "json":
+            errors = bad_text_errors(location_data) or json_type_errors(schema, location_data)
+        elif location in ("query", "querystring"):
+            errors = {}
+            for key, value in req.args.items(multi=True):
+                errors.update(bad_text_errors({key: value}))
+        else:
+            errors = {}
+        if errors:
+            raise ValidationError(errors)
+        return location_data

@@ -1,0 +1,70 @@
+"""Configuration: every variable the code reads is in the README table; production refuses weak
+secrets."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from api.config import Config
+from tests.conftest import ROOT
+
+_PY = re.compile(
+    r'(?:_env|_int|_bool)\(\s*"([A-Z][A-Z0-9_]+)"|os\.environ(?:\.get)?[(\[]\s*"([A-Z][A-Z0-9_]+)"'
+)
+_GENERIC = {"TMPDIR", "HOME", "PATH"}
+
+
+def _read_by_code() -> set[str]:
+    names: set[str] = set()
+    sources = [*ROOT.joinpath("api").rglob("*.py"), *ROOT.joinpath("jobs").rglob("*.py")]
+    sources += [ROOT / "gunicorn.conf.py", ROOT / "wsgi.py", ROOT / "migrations" / "env.py"]
+    sources += [*ROOT.joinpath("scripts").glob("*.py"), ROOT / "tests" / "conftest.py"]
+    for path in sources:
+        for match in _PY.finditer(path.read_text()):
+            names.add(match.group(1) or match.group(2))
+    for path in ROOT.joinpath("scripts").glob("*.sh"):
+        names.update(re.findall(r"\$\{([A-Z][A-Z0-9_]+)", path.read_text()))
+    makefile = (ROOT / "Makefile").read_text()
+    defined = set(re.findall(r"^([A-Z][A-Z0-9_]+)\s*:=", makefile, re.MULTILINE))
+    names.update(re.findall(r"^([A-Z][A-Z0-9_]+)\s*\?=", makefile, re.MULTILINE))
+    names.update(set(re.findall(r"\$\(([A-Z][A-Z0-9_]+)\)", makefile)) - defined)
+    return names - _GENERIC
+
+
+def _documented() -> set[str]:
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Configuration") : readme.index("## Running in production")]
+    first_cells = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    return {name for cell in first_cells for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", cell)}
+
+
+def test_every_variable_the_code_reads_is_in_the_readme_table() -> None:
+    read = _read_by_code()
+    assert {"DATABASE_URL", "ARGON2_MEMORY_KIB", "SWAGGER_UI_URL", "BIND", "PYTEST_ARGS"} <= read
+    missing = read - _documented()
+    assert not missing, f"add to the README configuration table: {sorted(missing)}"
+
+
+def test_the_readme_documents_nothing_the_code_does_not_read() -> None:
+    assert _documented() - _read_by_code() == set()
+
+
+@pytest.mark.parametrize("secret", [None, "", "short-secret"])
+def test_production_refuses_a_missing_or_short_secret(
+    monkeypatch: pytest.MonkeyPatch, secret: str | None
+) -> None:
+    monkeypatch.setenv("WAYMARK_ENV", "production")
+    if secret is None:
+        monkeypatch.delenv("SECRET_KEY", raising=False)
+    else:
+        monkeypatch.setenv("SECRET_KEY", secret)
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        Config()
+
+
+def test_production_accepts_a_long_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WAYMARK_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "s" * 32)
+    assert Config().SECRET_KEY == "s" * 32

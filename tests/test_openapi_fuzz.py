@@ -1,0 +1,93 @@
+"""schemathesis over the whole served OpenAPI document, on every backend: no 5xx, and every answer
+(status, content type, headers, body) is one the document describes.
+
+The operations come from the document the app serves, so routes added later are covered without
+touching this file. Each operation runs with a token of a role it admits (its `x-roles`), inside
+the per-test transaction (the `connection` fixture), so nothing it writes survives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import schemathesis
+from flask import Flask
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from schemathesis.config import SchemathesisConfig
+
+from api import create_app
+from api.fields import time_zone_names
+from tests import conftest
+
+# Valid values for the custom formats the document uses.
+schemathesis.openapi.format("iana-time-zone", st.sampled_from(sorted(time_zone_names())))
+
+CONFIG = SchemathesisConfig.from_dict(
+    {
+        "checks": {
+            # A schema-valid body may still break a rule JSON Schema cannot state (quiet hours
+            # start != end): 422 is a fair answer to it. 400, 413 or 415 would not be.
+            "positive_data_acceptance": {
+                "expected-statuses": ["2xx", "3xx", "401", "403", "404", "409", "422", "429"]
+            }
+        }
+    }
+)
+
+# The document is the same for every backend: read it once, at collection, from an app that
+# never connects; each test then calls the backend's own app.
+schema = schemathesis.openapi.from_wsgi(
+    "/openapi.json", create_app(conftest.TestConfig("sqlite://")), config=CONFIG
+)
+
+
+@pytest.fixture
+def headers_for(
+    make_user: Callable[..., Any], auth_headers: Callable[[Any], dict[str, str]]
+) -> Callable[[str], dict[str, str]]:
+    """Bearer headers for a user of the given role, made on first use."""
+    made: dict[str, dict[str, str]] = {}
+
+    def build(role: str) -> dict[str, str]:
+        if role not in made:
+            extra = {"organization": "Clinic"} if role == "clinician" else {}
+            made[role] = auth_headers(make_user(role=role, **extra))
+        return made[role]
+
+    return build
+
+
+def _role_for(operation: Any) -> str | None:
+    roles = operation.definition.raw.get("x-roles")
+    if not roles:
+        return None  # public operation: no token
+    return "patient" if "patient" in roles else roles[0]
+
+
+@schema.parametrize()
+@settings(
+    max_examples=25,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+    ],
+)
+def test_api_conforms_to_its_document(
+    case: Any, app: Flask, headers_for: Callable[[str], dict[str, str]]
+) -> None:
+    role = _role_for(case.operation)
+    case.call_and_validate(app=app, headers=headers_for(role) if role else None)
+
+
+def test_the_document_is_fuzzed_with_the_right_tokens() -> None:
+    roles = {op.ok().label: _role_for(op.ok()) for op in schema.get_all_operations()}
+    assert roles["GET /v1/me"] == "patient"
+    assert roles["POST /v1/admin/clinicians"] == "admin"
+    assert roles["POST /v1/auth/token"] is None

@@ -1,0 +1,77 @@
+"""Tooling: `make run` skips Alembic only when the dev database is at head; CI fails when any
+test ran on SQLite but not on PostgreSQL."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from alembic import command
+from alembic.script import ScriptDirectory
+
+from tests import conftest
+from tests.conftest import ROOT, alembic_config
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "migrations_current", ROOT / "scripts" / "migrations_current.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_heads_agree_with_alembic() -> None:
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert _load().heads() == set(script.get_heads())
+
+
+def test_current_only_for_an_up_to_date_default_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checker = _load()
+    monkeypatch.setenv("WAYMARK_INSTANCE_DIR", str(tmp_path))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert checker.current() is False  # no database yet
+    url = f"sqlite:///{tmp_path / 'waymark.sqlite3'}"
+    command.upgrade(alembic_config(url), "head")
+    assert checker.current() is True
+    command.downgrade(alembic_config(url), "base")
+    assert checker.current() is False  # behind: Alembic must run
+    command.upgrade(alembic_config(url), "head")
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert checker.current() is False  # a configured database is always left to Alembic
+
+
+def test_ci_finds_tests_that_passed_on_sqlite_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    passed = {
+        "t.py::test_a[sqlite]",
+        "t.py::test_a[postgresql]",
+        "t.py::test_b[sqlite-args0]",
+        "t.py::test_c[GET /v1/me][sqlite]",
+        "t.py::test_pg_only[postgresql]",
+        "t.py::test_no_backend",
+    }
+    monkeypatch.setattr(conftest, "_passed", passed)
+    assert conftest._missing_on_postgresql() == [
+        "t.py::test_b[sqlite-args0]",
+        "t.py::test_c[GET /v1/me][sqlite]",
+    ]
+
+
+def test_sqlite_only_tests_are_not_expected_on_postgresql(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conftest, "_passed", set())
+
+    class Report:
+        when, passed, nodeid = "call", True, "t.py::test_pragmas[sqlite]"
+        keywords = {"sqlite_only": 1, "test_pragmas": 1}
+
+    conftest.pytest_runtest_logreport(Report())  # type: ignore[arg-type]
+    assert conftest._missing_on_postgresql() == []
+    Report.keywords = {"test_pragmas": 1}
+    conftest.pytest_runtest_logreport(Report())  # type: ignore[arg-type]
+    assert conftest._missing_on_postgresql() == ["t.py::test_pragmas[sqlite]"]
