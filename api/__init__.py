@@ -45,9 +45,14 @@ class WaymarkApi(Api):
 
 
 def _blueprints() -> list[Any]:
+    from api.alerts.routes import blp as alerts
+    from api.audit.routes import blp as audit
     from api.auth.routes import blp as auth
     from api.checkins.routes import blp as checkins
+    from api.clinician.routes import blp as clinician
+    from api.consent.routes import blp as consent
     from api.counseling.routes import blp as counseling
+    from api.disclosures.routes import blp as disclosures
     from api.export.routes import blp as export
     from api.export.routes import fhir_blp as fhir
     from api.instruments.routes import blp as instruments
@@ -55,7 +60,22 @@ def _blueprints() -> list[Any]:
     from api.ops.routes import blp as ops
     from api.sync.routes import blp as sync
 
-    return [ops, auth, instruments, checkins, medications, counseling, sync, export, fhir]
+    return [
+        ops,
+        auth,
+        instruments,
+        checkins,
+        medications,
+        counseling,
+        sync,
+        consent,
+        disclosures,
+        clinician,
+        alerts,
+        audit,
+        export,
+        fhir,
+    ]
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -77,13 +97,14 @@ def create_app(config: Config | None = None) -> Flask:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
+    idempotency.document(api.spec)  # before the blueprints: it annotates each POST as added
     for blueprint in _blueprints():
         api.register_blueprint(blueprint)
 
     observability.init_app(app)
     errors.init_app(app)
     _require_json_bodies(app)
-    idempotency.init_app(app)  # after the body checks: a refused body claims no key
+    idempotency.init_app(app)  # last: after the request id and the body checks
 
     from api.cli import register_cli
 

@@ -1,8 +1,13 @@
 """Imports every feature's models so Base.metadata is complete (Alembic, tests)."""
 
+from api.alerts import models as alert_models
+from api.audit import models as audit_models
 from api.auth import models as auth_models
 from api.checkins import models as checkins_models
+from api.clinician import models as clinician_models
+from api.consent import models as consent_models
 from api.counseling import models as counseling_models
+from api.disclosures import models as disclosure_models
 from api.export import models as export_models
 from api.idempotency import IdempotencyKey
 from api.medications import models as medication_models
@@ -13,9 +18,14 @@ from api.sync import models as sync_models
 __all__ = [
     "IdempotencyKey",
     "RateCounter",
+    "alert_models",
+    "audit_models",
     "auth_models",
     "checkins_models",
+    "clinician_models",
+    "consent_models",
     "counseling_models",
+    "disclosure_models",
     "export_models",
     "medication_models",
     "ops_models",

@@ -27,6 +27,12 @@ REDISCLOSURE_NOTICE = (
     "further use or redisclose the record (see 42 CFR 2.31)."
 )
 
+CONSENT_REVOCATION_STATEMENT = (
+    "You may revoke this consent at any time in the app (Sharing, then Revoke). Revocation takes "
+    "effect at once: from that moment the recipient sees nothing more, and nothing more is sent. "
+    "Revoking does not undo disclosures already made while the consent was in force."
+)
+
 CRISIS_RESOURCES = (
     '[{"name": "988 Suicide & Crisis Lifeline", "contact": "Call or text 988"},'
     ' {"name": "SAMHSA National Helpline", "contact": "1-800-662-4357 (free, confidential, 24/7)"}]'
@@ -61,7 +67,7 @@ def _dev_secret(name: str) -> str:
 class Config:
     """Read once at app creation; tests subclass it."""
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # noqa: PLR0915 - one statement per setting, on purpose
         self.ENV = _env("WAYMARK_ENV", "development")
         self.TESTING = False
         default_db = f"sqlite:///{INSTANCE / 'waymark.sqlite3'}"
@@ -104,6 +110,14 @@ class Config:
         self.MISSED_DOSES_INTERVAL = _int("MISSED_DOSES_INTERVAL", 300)
         self.MISSED_DOSES_LOOKBACK_DAYS = _int("MISSED_DOSES_LOOKBACK_DAYS", 7)
         self.REDISCLOSURE_NOTICE = _env("REDISCLOSURE_NOTICE", REDISCLOSURE_NOTICE)
+        # Consents: who discloses (element 2 of 42 CFR 2.31) and how to revoke (element 6).
+        self.PROGRAM_NAME = _env("PROGRAM_NAME", "Waymark")
+        self.CONSENT_REVOCATION_STATEMENT = _env(
+            "CONSENT_REVOCATION_STATEMENT", CONSENT_REVOCATION_STATEMENT
+        )
+        self.CLINICIAN_LOOKUP_MAX_PER_USER = _int("CLINICIAN_LOOKUP_MAX_PER_USER", 10)
+        self.CLINICIAN_LOOKUP_MAX_PER_ADDRESS = _int("CLINICIAN_LOOKUP_MAX_PER_ADDRESS", 30)
+        self.CLINICIAN_LOOKUP_WINDOW = _int("CLINICIAN_LOOKUP_WINDOW", 900)
         self.CRISIS_RESOURCES = _env("CRISIS_RESOURCES", CRISIS_RESOURCES)
         self.PROBLEM_BASE_URL = _env("PROBLEM_BASE_URL", "https://docs.waymark.invalid/problems/")
         self._export_settings()

@@ -17,9 +17,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from functools import lru_cache
+from typing import Any, TypeVar, cast
 
 import structlog
+from apispec import BasePlugin
 from flask import Flask, Response, current_app, g, request
 from sqlalchemy import (
     JSON,
@@ -27,13 +29,17 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     String,
+    Table,
     UniqueConstraint,
+    bindparam,
     delete,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -122,8 +128,6 @@ def claim(
     Raises KeyReused (422) if the key was used with another request, KeyInFlight (409) while the
     first request is still running. Safe under concurrent claims: the unique key decides.
     """
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    table = IdempotencyKey.__table__
     new_id = uuid.uuid4()
     fresh = {
         "request_hash": request_hash,
@@ -135,14 +139,10 @@ def claim(
         "created_at": now,
         "expires_at": now + max(ttl, MIN_TTL),
     }
-    stmt = (
-        insert(table)
-        .values(id=new_id, principal=principal, key=key, user_id=user_id, **fresh)
-        .on_conflict_do_nothing(index_elements=["principal", "key"])
-        .returning(table.c.id)  # a row back means inserted (rowcount is not reliable here)
-    )
+    stmt = _claim_statement(session.get_bind().dialect.name)
+    params = {"id": new_id, "principal": principal, "key": key, "user_id": user_id, **fresh}
     for _attempt in range(3):
-        if session.execute(stmt).first() is not None:
+        if session.connection().execute(stmt, params).first() is not None:
             return Claim(owned=True, row_id=new_id)
         row = session.scalar(
             select(IdempotencyKey)
@@ -172,16 +172,50 @@ def claim(
     raise KeyInFlight("Retry shortly.", headers={"Retry-After": "1"})
 
 
+_table = cast(Table, IdempotencyKey.__table__)
+
+
+@lru_cache(maxsize=4)
+def _claim_statement(dialect: str) -> Any:
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = _table
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["principal", "key"])
+        .returning(table.c.id)  # a row back means inserted (rowcount is not reliable here)
+    )
+
+
+# Prebuilt Core statements: these run on every keyed POST.
+_COMPLETE = (
+    update(_table)
+    .where(_table.c.id == bindparam("row_id"), _table.c.status.is_(None))
+    .values(
+        status=bindparam("status"),
+        response_body=bindparam("body"),
+        response_headers=bindparam("headers"),
+        resource_id=bindparam("resource_id"),
+    )
+)
+_RELEASE = delete(_table).where(_table.c.id == bindparam("row_id"), _table.c.status.is_(None))
+
+
 def _take_over(
     session: Session, row: IdempotencyKey, condition: Any, fresh: dict[str, Any]
 ) -> bool:
-    won = session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.id == row.id, condition)
-        .values(**fresh)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    won = _affected(
+        session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.id == row.id, condition)
+            .values(**fresh)
+            .execution_options(synchronize_session=False)
+        )
+    )
     return won == 1
+
+
+def _affected(result: Any) -> int:
+    return cast(CursorResult[Any], result).rowcount
 
 
 def complete(
@@ -194,42 +228,44 @@ def complete(
     resource_id: uuid.UUID | None,
 ) -> None:
     """Store the final answer of the request that owns the claim."""
-    session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.id == row_id, IdempotencyKey.status.is_(None))
-        .values(
-            status=status, response_body=body, response_headers=headers, resource_id=resource_id
-        )
-        .execution_options(synchronize_session=False)
+    session.connection().execute(
+        _COMPLETE,
+        {
+            "row_id": row_id,
+            "status": status,
+            "body": body,
+            "headers": headers,
+            "resource_id": resource_id,
+        },
     )
 
 
 def release(session: Session, *, row_id: uuid.UUID) -> None:
     """Drop an unfinished claim, so a retry with the same key runs afresh."""
-    session.execute(
-        delete(IdempotencyKey)
-        .where(IdempotencyKey.id == row_id, IdempotencyKey.status.is_(None))
-        .execution_options(synchronize_session=False)
-    )
+    session.connection().execute(_RELEASE, {"row_id": row_id})
 
 
 def forget_resource(session: Session, *, user_id: uuid.UUID, resource_id: uuid.UUID) -> int:
     """Forget stored answers about a resource being deleted: its content must not outlive it, and
     a replayed create must not bring it back to the phone."""
-    return session.execute(
-        delete(IdempotencyKey)
-        .where(IdempotencyKey.user_id == user_id, IdempotencyKey.resource_id == resource_id)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    return _affected(
+        session.execute(
+            delete(IdempotencyKey)
+            .where(IdempotencyKey.user_id == user_id, IdempotencyKey.resource_id == resource_id)
+            .execution_options(synchronize_session=False)
+        )
+    )
 
 
 def purge_expired(session: Session, *, now: datetime) -> int:
     """Delete keys past their expiry (the scheduler runs this; see jobs/purge_idempotency.py)."""
-    return session.execute(
-        delete(IdempotencyKey)
-        .where(IdempotencyKey.expires_at <= now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    return _affected(
+        session.execute(
+            delete(IdempotencyKey)
+            .where(IdempotencyKey.expires_at <= now)
+            .execution_options(synchronize_session=False)
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,18 +370,23 @@ def _before() -> Response | None:
     request_hash = _request_hash()
     now = utcnow()
 
-    try:
-        result: Claim = _in_own_transaction(
-            lambda session: claim(
-                session,
-                principal=principal,
-                user_id=user_id,
-                key=key,
-                request_hash=request_hash,
-                now=now,
-                ttl=_ttl(),
-            )
+    def work(session: Session) -> Claim:
+        if session.get_bind().dialect.name == "postgresql":
+            # A claim lost in a crash only means a retry runs again (as after the lease): it is
+            # not worth a disk flush. The stored answer below keeps the normal durability.
+            session.connection().execute(text("SET LOCAL synchronous_commit TO OFF"))
+        return claim(
+            session,
+            principal=principal,
+            user_id=user_id,
+            key=key,
+            request_hash=request_hash,
+            now=now,
+            ttl=_ttl(),
         )
+
+    try:
+        result: Claim = _in_own_transaction(work)
     except IntegrityError:
         return None  # the token's account no longer exists: the view answers 401
     if result.replay is not None:
@@ -392,7 +433,44 @@ def _teardown(_exc: BaseException | None) -> None:
         _in_own_transaction(lambda s: release(s, row_id=state.row_id))
 
 
+class OpenAPIPlugin(BasePlugin):
+    """Documents the header, and its 409 and 422 answers, on every POST operation."""
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **_kw: Any
+    ) -> None:
+        post = (operations or {}).get("post")
+        if post is None:
+            return
+        post.setdefault("parameters", []).append(
+            {
+                "in": "header",
+                "name": HEADER,
+                "required": False,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                "description": (
+                    "Makes a resend safe: the same key and body replay the first answer "
+                    "(header Idempotent-Replayed: true); the same key with another body answers "
+                    "422; a resend while the first is in progress answers 409. Kept at least "
+                    "24 hours."
+                ),
+            }
+        )
+        responses = post.setdefault("responses", {})
+        responses.setdefault("409", "CONFLICT")
+        responses.setdefault("422", "UNPROCESSABLE_ENTITY")
+
+
+def document(spec: Any) -> None:
+    """Add the header to the OpenAPI document; call before the blueprints are registered."""
+    plugin = OpenAPIPlugin()
+    plugin.init_spec(spec)
+    spec.plugins.append(plugin)
+
+
 def init_app(app: Flask) -> None:
+    """Register the hooks last: they need the request id, and a body refused as not JSON
+    must not claim a key."""
     app.before_request(_before)
     app.after_request(_after)
     app.teardown_request(_teardown)

@@ -103,6 +103,14 @@ class StrictJsonParser(FlaskParser):
     """webargs' Flask parser, with JSON bodies held to their documented JSON types and no
     unstorable text in bodies or query strings."""
 
+    # webargs drops unknown query parameters by default; we refuse them (422 naming the
+    # parameter), as for bodies, so a typo such as `?form=` never silently widens a period.
+    DEFAULT_UNKNOWN_BY_LOCATION = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": None,
+        "querystring": None,
+    }
+
     def pre_load(self, location_data: Any, *, schema: Schema, req: Any, location: str) -> Any:
         errors: dict[str, Any]
         if location == "json":

@@ -77,12 +77,15 @@ def migrate(url: str) -> None:
     )
 
 
-def start_gunicorn(url: str, port: int, workers: int, scratch: Path) -> subprocess.Popen[bytes]:
+def start_gunicorn(
+    url: str, port: int, workers: int, threads: int, scratch: Path
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": str(workers),
+        "GUNICORN_THREADS": str(threads),
         "SECRET_KEY": "bench-" + "s" * 40,
         "WAYMARK_INSTANCE_DIR": str(scratch / "instance"),
         "PROMETHEUS_MULTIPROC_DIR": str(scratch / "metrics"),
@@ -174,21 +177,26 @@ def sign_in(port: int) -> str:
     return pair["access_token"]
 
 
-def server_cpu_seconds(master: int) -> float:
-    """CPU time (user + system) of the gunicorn master and its workers, from /proc."""
+def cpu_seconds(master: int, database: str) -> tuple[float, float]:
+    """CPU time (user + system) from /proc: (gunicorn master and workers, PostgreSQL backends
+    serving the bench database). Backends that exited during a phase are not counted."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    app = db = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
         pid, ppid = int(entry.name), int(fields[1])
+        used = int(fields[11]) + int(fields[12])  # utime, stime
         if master in (pid, ppid):
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
+            app += used
+        elif cmdline.startswith(b"postgres: ") and f" {database} ".encode() in cmdline:
+            db += used
+    return app / ticks, db / ticks
 
 
 # --- load ------------------------------------------------------------------------------------
@@ -199,7 +207,7 @@ def floor_request() -> Callable[[], bytes]:
     return lambda: payload
 
 
-def checkin_request(tokens: list[str]) -> Callable[[], bytes]:
+def checkin_request(tokens: list[str], *, with_key: bool = False) -> Callable[[], bytes]:
     recorded = (datetime.now(UTC) - timedelta(minutes=5)).astimezone().isoformat()
     answers = {key: i % 5 for i, key in enumerate(SOWS_KEYS)}
     template = json.dumps(
@@ -221,8 +229,10 @@ def checkin_request(tokens: list[str]) -> Callable[[], bytes]:
     def build() -> bytes:
         # Round-robin over the users (one user: every request is theirs).
         auth = auths[next(turn) % len(auths)]
-        body = f"{head}{uuid.uuid4()}{tail}".encode()
-        return request_bytes("POST", "/v1/checkins", body, auth)
+        checkin_id = uuid.uuid4()
+        body = f"{head}{checkin_id}{tail}".encode()
+        headers = {**auth, "Idempotency-Key": str(checkin_id)} if with_key else auth
+        return request_bytes("POST", "/v1/checkins", body, headers)
 
     return build
 
@@ -235,6 +245,7 @@ class Result:
     errors: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     server_cpu: float | None = None  # seconds of gunicorn CPU during the phase
+    db_cpu: float | None = None  # seconds of PostgreSQL backend CPU during the phase
 
     @property
     def rate(self) -> float:
@@ -244,6 +255,11 @@ class Result:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
 
+    def _per_request(self, seconds: float | None) -> float | None:
+        if seconds is None or not self.latencies:
+            return None
+        return round(seconds * 1000 / len(self.latencies), 2)
+
     def summary(self) -> dict[str, float | int | str | None]:
         return {
             "phase": self.name,
@@ -252,11 +268,8 @@ class Result:
             "p50_ms": round(self.pct(0.50), 2),
             "p99_ms": round(self.pct(0.99), 2),
             "errors": self.errors,
-            "server_cpu_ms_per_request": (
-                round(self.server_cpu * 1000 / len(self.latencies), 2)
-                if self.server_cpu is not None and self.latencies
-                else None
-            ),
+            "server_cpu_ms_per_request": self._per_request(self.server_cpu),
+            "db_cpu_ms_per_request": self._per_request(self.db_cpu),
         }
 
 
@@ -335,10 +348,11 @@ def paced(
 def run(args: argparse.Namespace) -> dict[str, object]:
     scratch = Path(tempfile.mkdtemp(prefix="waymark-bench-"))
     url, drop = create_database()
+    database = url.rsplit("/", 1)[1]
     server = None
     try:
         migrate(url)
-        server = start_gunicorn(url, args.port, args.workers, scratch)
+        server = start_gunicorn(url, args.port, args.workers, args.threads, scratch)
         try:
             wait_until_up(args.port, server)
         except RuntimeError:
@@ -346,21 +360,23 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             raise
         tokens = [sign_in(args.port) for _ in range(args.users)]
         token = tokens[0]
-        floor, checkin = floor_request(), checkin_request(tokens)
+        floor, checkin = floor_request(), checkin_request(tokens, with_key=args.idempotency_key)
 
         print(f"warm-up {args.warmup:.0f} s each ...", flush=True)
         saturate("warmup-floor", args.port, floor, args.warmup, args.connections)
         saturate("warmup-checkin", args.port, checkin, args.warmup, args.connections)
 
         rounds: list[Result] = []
+        load_before = os.getloadavg()[0]
         cpu_before = os.times()
         for i in range(args.rounds):
             for name, build in (("floor", floor), ("checkin", checkin)):
-                cpu_start = server_cpu_seconds(server.pid)
+                app_start, db_start = cpu_seconds(server.pid, database)
                 result = saturate(
                     f"{name}-{i + 1}", args.port, build, args.duration, args.connections
                 )
-                result.server_cpu = server_cpu_seconds(server.pid) - cpu_start
+                app_end, db_end = cpu_seconds(server.pid, database)
+                result.server_cpu, result.db_cpu = app_end - app_start, db_end - db_start
                 rounds.append(result)
                 print(json.dumps(result.summary()), flush=True)
         cpu_after = os.times()
@@ -386,7 +402,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "date": datetime.now(UTC).date().isoformat(),
             "cpus": os.cpu_count(),
             "workers": args.workers,
+            "threads": args.threads,
             "users": args.users,
+            "idempotency_key": args.idempotency_key,
             "connections": args.connections,
             "seconds_per_phase": args.duration,
             "floor_rate_per_s": round(floor_rate, 1),
@@ -397,6 +415,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "half_rate_p50_ms": round(half.pct(0.50), 2),
             "half_rate_p99_ms": round(half.pct(0.99), 2),
             "errors": sum(r.errors for r in rounds) + half.errors,
+            "loadavg_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "generator_cpu_share": round(
                 generator_cpu / (args.duration * len(rounds) * (os.cpu_count() or 1)), 3
             ),
@@ -419,10 +438,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8137)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="per worker (gthread when > 1)")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per phase")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=2, help="floor/check-in alternations")
+    parser.add_argument(
+        "--idempotency-key", action="store_true", help="send an Idempotency-Key with each check-in"
+    )
     parser.add_argument(
         "--users", type=int, default=1, help="patients writing (round-robin over requests)"
     )

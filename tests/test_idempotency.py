@@ -385,3 +385,27 @@ def test_two_identical_requests_at_once_store_one_checkin(
         assert conn.scalar(select(IdempotencyKey.status)) == 201
     replay = app.test_client().post("/v1/checkins", json=body, headers=headers)
     assert replay.status_code == 201 and replay.json["id"] in ids
+
+
+def test_every_post_documents_the_header(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").json
+    posts = {path: ops["post"] for path, ops in spec["paths"].items() if "post" in ops}
+    assert "/v1/checkins" in posts
+    for path, operation in posts.items():
+        headers = [p["name"] for p in operation.get("parameters", []) if p["in"] == "header"]
+        assert headers == ["Idempotency-Key"], path
+        assert {"409", "422"} <= set(operation["responses"]), path
+
+
+def test_a_body_refused_before_the_view_claims_no_key(
+    client: FlaskClient, patient_headers: Headers, session: Session
+) -> None:
+    refused = client.post(
+        "/v1/checkins",
+        data="recorded_at=now",
+        content_type="application/x-www-form-urlencoded",
+        headers=keyed(patient_headers, "k-415"),
+    )
+    assert refused.status_code == 415
+    assert refused.json["request_id"] == refused.headers["X-Request-ID"]
+    assert count(session, IdempotencyKey) == 0

@@ -51,9 +51,9 @@ def validate_answers(
         raise ValidationError({field: ["Must be an object of item key to integer."]})
     errors: dict[str, list[str]] = {}
     items = instrument.by_key
-    for item in instrument.items:
-        if item.key not in answers:
-            errors[f"{field}.{item.key}"] = ["Missing answer: every item is required."]
+    for expected in instrument.items:
+        if expected.key not in answers:
+            errors[f"{field}.{expected.key}"] = ["Missing answer: every item is required."]
     for key, value in answers.items():
         item = items.get(key)
         if item is None:

@@ -7,10 +7,10 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import BigInteger, bindparam, func, insert, select
+from sqlalchemy import BigInteger, Table, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from api.errors import ValidationError
@@ -63,8 +63,11 @@ def record_change(
     session.connection().execute(_LOCK_AND_INSERT_CHANGE, {**values, "lock_key": lock_key})
 
 
+_changes = cast(Table, Change.__table__)
+
+
 def _lock_and_insert() -> Any:
-    table = Change.__table__
+    table = _changes
     columns = ["user_id", "entity_type", "entity_id", "op", "changed_at"]
     # MATERIALIZED: the lock is taken before the row (and its seq) exists.
     lock = (
@@ -77,7 +80,7 @@ def _lock_and_insert() -> Any:
 
 
 _FEED_LOCK_NAMESPACE = 0x5741594D41524B  # "WAYMARK": keeps clear of other advisory lock users
-_INSERT_CHANGE = insert(Change.__table__)
+_INSERT_CHANGE = insert(_changes)
 _LOCK_AND_INSERT_CHANGE = _lock_and_insert()
 
 

@@ -63,7 +63,7 @@ def test_patients_cannot_bulk_export(
     assert kick_off(client, patient_headers).status_code == 403
 
 
-def test_admin_export_round_trip(  # noqa: PLR0917 - pytest fixtures
+def test_admin_export_round_trip(
     client: FlaskClient,
     admin_headers: dict[str, str],
     make_patient: Callable[..., User],
@@ -107,7 +107,7 @@ def test_admin_export_round_trip(  # noqa: PLR0917 - pytest fixtures
     assert all(fhir_errors(r) == [] for r in lines)
 
 
-def test_admin_export_holds_every_feature(  # noqa: PLR0917 - pytest fixtures
+def test_admin_export_holds_every_feature(
     app: Flask,
     client: FlaskClient,
     session: Session,
@@ -135,7 +135,7 @@ def test_admin_export_holds_every_feature(  # noqa: PLR0917 - pytest fixtures
             assert fhir_errors(resource) == []
 
 
-def test_files_only_for_the_requester(  # noqa: PLR0917 - pytest fixtures
+def test_files_only_for_the_requester(
     client: FlaskClient,
     admin_headers: dict[str, str],
     make_admin: Callable[..., User],
@@ -261,7 +261,7 @@ def test_cancel_seen_by_a_running_job(
     assert not (export_dir / str(job.id)).exists()
 
 
-def test_files_expire_and_are_deleted(  # noqa: PLR0917 - pytest fixtures
+def test_files_expire_and_are_deleted(
     client: FlaskClient,
     session: Session,
     app: Flask,
@@ -285,7 +285,7 @@ def test_files_expire_and_are_deleted(  # noqa: PLR0917 - pytest fixtures
     )
 
 
-def test_a_failed_job_reports_500_and_keeps_nothing(  # noqa: PLR0917 - pytest fixtures
+def test_a_failed_job_reports_500_and_keeps_nothing(
     client: FlaskClient,
     admin_headers: dict[str, str],
     make_patient: Callable[..., User],

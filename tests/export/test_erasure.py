@@ -100,7 +100,7 @@ def test_password_is_required(
     assert "password" in resp.json["errors"]
 
 
-def test_erasure_leaves_no_trace(  # noqa: PLR0917 - pytest fixtures
+def test_erasure_leaves_no_trace(
     app: Flask,
     client: FlaskClient,
     session: Session,

@@ -210,3 +210,10 @@ def test_request_id_rules(client: FlaskClient, supplied: str, kept: bool) -> Non
     assert response.json["request_id"] == echoed  # the problem body carries the same id
     if not kept:
         assert str(uuid.UUID(echoed)) == echoed
+
+
+def test_unknown_query_parameters_are_refused(client: FlaskClient, patient_headers: Any) -> None:
+    # A typo such as ?form= must not silently answer the default period.
+    response = client.get("/v1/counseling/attendance?form=2026-01-01", headers=patient_headers)
+    body = _is_problem(response, 422)
+    assert body["errors"] == {"form": ["Unknown field."]}

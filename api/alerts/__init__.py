@@ -1,0 +1,1 @@
+"""Alerts clinicians see about consented patients (raised by the summaries job)."""

@@ -1,0 +1,28 @@
+"""Shapes of clinician alerts (contract: "Clinician API")."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from api.clinician.schemas import disclosed_page_schema
+from api.pagination import PageArgs
+
+
+class AlertListArgs(PageArgs):
+    state = fields.String(
+        load_default="open", validate=validate.OneOf(["open", "acknowledged", "all"])
+    )
+
+
+class AlertSchema(Schema):
+    id = fields.UUID(dump_only=True)
+    patient_id = fields.UUID(dump_only=True)
+    kind = fields.String(dump_only=True)
+    category = fields.String(dump_only=True)
+    episode_key = fields.String(dump_only=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+    acknowledged_at = fields.AwareDateTime(dump_only=True, allow_none=True)
+    acknowledged_by = fields.UUID(attribute="acknowledged_by_id", dump_only=True, allow_none=True)
+
+
+AlertPageSchema = disclosed_page_schema(AlertSchema, "AlertPage")

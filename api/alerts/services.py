@@ -1,0 +1,164 @@
+"""Raising, listing and acknowledging alerts. A clinician sees an alert only where the gate's
+rule (consent.services.visible_clause) lets them see its category at its time."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.alerts.models import Alert
+from api.consent import services as consent_services
+from api.consent.models import CATEGORIES, Consent
+from api.disclosures.services import record_disclosure
+from api.errors import NotFound
+from api.pagination import keyset_page
+
+log = structlog.get_logger("waymark.alerts")
+
+
+def raise_alert(
+    session: Session,
+    *,
+    patient_id: uuid.UUID,
+    kind: str,
+    category: str,
+    episode_key: str,
+    now: datetime,
+    clinician_visible: bool = True,
+) -> tuple[Alert, bool]:
+    """Raise an alert once per (patient, kind, episode): a second call returns the first.
+    Returns (alert, created); safe when two jobs race (the unique key decides)."""
+    assert category in CATEGORIES, category
+    key = (Alert.patient_id == patient_id, Alert.kind == kind, Alert.episode_key == episode_key)
+    existing = session.scalar(select(Alert).where(*key))
+    if existing is not None:
+        return existing, False
+    alert = Alert(
+        patient_id=patient_id,
+        kind=kind,
+        category=category,
+        episode_key=episode_key,
+        created_at=now,
+        clinician_visible=clinician_visible,
+    )
+    try:
+        with session.begin_nested():
+            session.add(alert)
+            session.flush()
+    except IntegrityError:
+        winner = session.scalar(select(Alert).where(*key))
+        assert winner is not None
+        return winner, False
+    log.info("alert.raised", alert_id=str(alert.id), patient_id=str(patient_id), kind=kind)
+    return alert, True
+
+
+def _visible(clinician_id: uuid.UUID, now: datetime) -> Any:
+    return Alert.clinician_visible.is_(True) & consent_services.visible_clause(
+        clinician_id=clinician_id,
+        patient_col=Alert.patient_id,
+        category_col=Alert.category,
+        time_col=Alert.created_at,
+        now=now,
+    )
+
+
+def list_alerts(
+    session: Session,
+    *,
+    clinician_id: uuid.UUID,
+    state: str,
+    limit: int,
+    cursor: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """Alerts about patients whose consent in force covers the alert's category, newest first.
+    Each patient on the page gets a disclosure row (kind read) in this transaction."""
+    held = consent_services.hold_active(session, clinician_id=clinician_id, now=now)
+    stmt = select(Alert).where(_visible(clinician_id, now))
+    if state == "open":
+        stmt = stmt.where(Alert.acknowledged_at.is_(None))
+    elif state == "acknowledged":
+        stmt = stmt.where(Alert.acknowledged_at.is_not(None))
+    items, next_cursor = keyset_page(
+        session, stmt, order=Alert.created_at, tiebreak=Alert.id, limit=limit, cursor=cursor
+    )
+    _disclose(session, clinician_id=clinician_id, alerts=items, held=held, now=now)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def _disclose(
+    session: Session,
+    *,
+    clinician_id: uuid.UUID,
+    alerts: Iterable[Alert],
+    held: list[Consent],
+    now: datetime,
+) -> None:
+    by_patient: dict[uuid.UUID, list[Alert]] = defaultdict(list)
+    for alert in alerts:
+        by_patient[alert.patient_id].append(alert)
+    for patient_id, rows in by_patient.items():
+        categories = {a.category for a in rows}
+        # The newest consent in force covering them (held, newest first, by hold_active).
+        consent = next(
+            c for c in held if c.patient_id == patient_id and categories & set(c.categories)
+        )
+        record_disclosure(
+            session,
+            patient_id=patient_id,
+            recipient_id=clinician_id,
+            consent_id=consent.id,
+            kind="read",
+            categories=categories,
+            data_from=min(a.created_at for a in rows),
+            data_to=max(a.created_at for a in rows),
+            now=now,
+        )
+
+
+def acknowledge_alert(
+    session: Session, *, clinician_id: uuid.UUID, alert_id: uuid.UUID, now: datetime
+) -> Alert:
+    """Acknowledge once; again changes nothing. Raises NotFound if the clinician cannot see it."""
+    consent_services.hold_active(session, clinician_id=clinician_id, now=now)
+    alert = session.scalar(
+        select(Alert)
+        .where(Alert.id == alert_id, _visible(clinician_id, now))
+        .with_for_update(of=Alert)
+    )
+    if alert is None:
+        raise NotFound("No such alert.")
+    if alert.acknowledged_at is None:
+        alert.acknowledged_at = now
+        alert.acknowledged_by_id = clinician_id
+        session.flush()
+        log.info("alert.acknowledged", alert_id=str(alert.id), clinician_id=str(clinician_id))
+    return alert
+
+
+def open_counts(
+    session: Session, *, clinician_id: uuid.UUID, patient_ids: Iterable[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, int]:
+    """Unacknowledged alerts the clinician can see, per patient (one query)."""
+    ids = list(patient_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Alert.patient_id, func.count())
+        .where(
+            Alert.patient_id.in_(ids),
+            Alert.acknowledged_at.is_(None),
+            _visible(clinician_id, now),
+        )
+        .group_by(Alert.patient_id)
+    )
+    return {patient_id: int(count) for patient_id, count in rows}

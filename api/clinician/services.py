@@ -1,0 +1,276 @@
+"""Clinician reads. Each one passes consent.services (the gate); reads that return a patient's
+data append a disclosure row in the same transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.alerts import services as alert_services
+from api.auth.models import User
+from api.checkins import services as checkin_services
+from api.clinician.models import CowsAssessment
+from api.consent import services as consent_services
+from api.consent.models import Consent
+from api.counseling import services as counseling_services
+from api.disclosures.services import record_disclosure
+from api.errors import ValidationError
+from api.instruments import services as instrument_services
+from api.medications import queries as medication_queries
+from api.offline import create_once
+from api.pagination import keyset_page
+
+log = structlog.get_logger("waymark.clinician")
+
+COWS = "cows"
+# A clinician's device clock may run a little ahead; an assessment further ahead is refused.
+MAX_FUTURE = timedelta(minutes=10)
+
+# fetch(start, end) -> (items, next_cursor): one feature's own list service, as the patient's.
+Fetch = Callable[[datetime, datetime], tuple[list[Any], str | None]]
+
+
+def roster(
+    session: Session, *, clinician_id: uuid.UUID, limit: int, cursor: str | None, now: datetime
+) -> dict[str, Any]:
+    """Patients with a consent in force to this clinician, newest consent first (three queries
+    a page: consents, names, open alert counts)."""
+    stmt = consent_services.active_for_clinician_stmt(clinician_id=clinician_id, now=now)
+    consents, next_cursor = keyset_page(
+        session, stmt, order=Consent.signed_at, tiebreak=Consent.id, limit=limit, cursor=cursor
+    )
+    patient_ids = [c.patient_id for c in consents]
+    names: dict[uuid.UUID, str] = {}
+    if patient_ids:
+        rows = session.execute(select(User.id, User.display_name).where(User.id.in_(patient_ids)))
+        names = {row.id: row.display_name for row in rows}
+    counts = alert_services.open_counts(
+        session, clinician_id=clinician_id, patient_ids=patient_ids, now=now
+    )
+    items = [
+        {
+            "patient_id": c.patient_id,
+            "display_name": names.get(c.patient_id),
+            "consent": c,
+            "open_alerts": counts.get(c.patient_id, 0),
+        }
+        for c in consents
+    ]
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def _disclosed_read(
+    session: Session,
+    *,
+    clinician_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    category: str,
+    from_: datetime | None,
+    to: datetime | None,
+    now: datetime,
+    fetch: Fetch,
+) -> dict[str, Any]:
+    """The gate, then the feature's list cut to the consent's window, then a ledger row for
+    exactly the period read, all in the caller's transaction."""
+    grant = consent_services.require_active(
+        session, clinician_id=clinician_id, patient_id=patient_id, category=category, now=now
+    )
+    if from_ is not None and to is not None and from_ > to:
+        raise ValidationError({"to": ["Must not be before from."]})
+    start, end = grant.clip(from_, to)
+    items, next_cursor = fetch(start, end)
+    record_disclosure(
+        session,
+        patient_id=patient_id,
+        recipient_id=clinician_id,
+        consent_id=grant.consent_id,
+        kind="read",
+        categories=[category],
+        data_from=start,
+        data_to=end,
+        now=now,
+    )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def read_checkins(
+    session: Session,
+    *,
+    clinician_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    from_: datetime | None,
+    to: datetime | None,
+    limit: int,
+    cursor: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The patient's check-ins under category symptoms, by recorded_at. Raises NotFound,
+    CategoryNotConsented (see consent.services.require_active)."""
+    return _disclosed_read(
+        session,
+        clinician_id=clinician_id,
+        patient_id=patient_id,
+        category="symptoms",
+        from_=from_,
+        to=to,
+        now=now,
+        fetch=lambda start, end: checkin_services.list_checkins(
+            session, user_id=patient_id, from_=start, to=end, limit=limit, cursor=cursor
+        ),
+    )
+
+
+def read_doses(
+    session: Session,
+    *,
+    clinician_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    from_: datetime | None,
+    to: datetime | None,
+    medication_id: uuid.UUID | None,
+    limit: int,
+    cursor: str | None,
+    window_minutes: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """The patient's doses (logged and missed) under category medications. Raises NotFound,
+    CategoryNotConsented (see consent.services.require_active)."""
+    return _disclosed_read(
+        session,
+        clinician_id=clinician_id,
+        patient_id=patient_id,
+        category="medications",
+        from_=from_,
+        to=to,
+        now=now,
+        fetch=lambda start, end: medication_queries.list_doses(
+            session,
+            user_id=patient_id,
+            now=now,
+            start=start,
+            end=end,
+            medication_id=medication_id,
+            limit=limit,
+            cursor=cursor,
+            window_minutes=window_minutes,
+        ),
+    )
+
+
+def read_counseling_sessions(
+    session: Session,
+    *,
+    clinician_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    from_: datetime | None,
+    to: datetime | None,
+    limit: int,
+    cursor: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The patient's counseling sessions under category counseling (their notes are never
+    disclosed; the schema leaves them out). Raises NotFound, CategoryNotConsented."""
+    return _disclosed_read(
+        session,
+        clinician_id=clinician_id,
+        patient_id=patient_id,
+        category="counseling",
+        from_=from_,
+        to=to,
+        now=now,
+        fetch=lambda start, end: counseling_services.list_sessions(
+            session, user_id=patient_id, start=start, end=end, limit=limit, cursor=cursor
+        ),
+    )
+
+
+def record_cows(
+    session: Session,
+    *,
+    clinician_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    body: dict[str, Any],
+    now: datetime,
+) -> tuple[CowsAssessment, bool]:
+    """Record a COWS assessment of a patient whose consent in force to the clinician covers
+    symptoms, scored from the instrument's definition. Returns (assessment, created).
+
+    Raises NotFound, CategoryNotConsented (the gate), ValidationError (answers.<item>, an
+    assessed_at ahead of now), Conflict (the id was used with another body or by another).
+    """
+    grant = consent_services.require_active(
+        session, clinician_id=clinician_id, patient_id=patient_id, category="symptoms", now=now
+    )
+    if body["assessed_at"] > now + MAX_FUTURE:
+        raise ValidationError({"assessed_at": ["Must not be in the future."]})
+    answers = instrument_services.validate_answers(COWS, body["answers"], field="answers")
+    score = instrument_services.score(COWS, answers, field="answers")
+    assessment = CowsAssessment(
+        id=body.get("id"),
+        patient_id=patient_id,
+        clinician_id=clinician_id,
+        consent_id=grant.consent_id,
+        assessed_at=body["assessed_at"],
+        instrument_version=instrument_services.get_instrument(COWS).version,
+        answers=answers,
+        total=score.total,
+        severity=score.severity,
+        created_at=now,
+    )
+    # The patient is part of what was sent: the same id for another patient is a conflict.
+    assessment, created = create_once(session, assessment, body={**body, "patient_id": patient_id})
+    if created:
+        log.info(
+            "cows.recorded",
+            assessment_id=str(assessment.id),
+            patient_id=str(patient_id),
+            clinician_id=str(clinician_id),
+        )
+    return assessment, created
+
+
+def read_cows(
+    session: Session,
+    *,
+    clinician_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    from_: datetime | None,
+    to: datetime | None,
+    limit: int,
+    cursor: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The patient's COWS assessments (by any clinician) under category symptoms, newest first
+    by assessed_at. Raises NotFound, CategoryNotConsented."""
+
+    def fetch(start: datetime, end: datetime) -> tuple[list[Any], str | None]:
+        stmt = select(CowsAssessment).where(
+            CowsAssessment.patient_id == patient_id,
+            CowsAssessment.assessed_at >= start,
+            CowsAssessment.assessed_at < end,
+        )
+        return keyset_page(
+            session,
+            stmt,
+            order=CowsAssessment.assessed_at,
+            tiebreak=CowsAssessment.id,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    return _disclosed_read(
+        session,
+        clinician_id=clinician_id,
+        patient_id=patient_id,
+        category="symptoms",
+        from_=from_,
+        to=to,
+        now=now,
+        fetch=fetch,
+    )

@@ -1,0 +1,108 @@
+"""Linking and consents: /v1/clinicians/lookup, /v1/consents."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import current_app
+from flask_smorest import Blueprint
+
+from api.consent import services
+from api.consent.schemas import (
+    ClinicianCardSchema,
+    ClinicianLookupArgs,
+    ConsentCreateSchema,
+    ConsentListArgs,
+    ConsentPageSchema,
+    ConsentSchema,
+)
+from api.db import get_session, utcnow
+from api.ratelimit import make_counter
+from api.security import auth_required, client_address, current_user
+
+blp = Blueprint("consent", __name__, url_prefix="/v1", description="Consents and linking")
+
+
+def lookup_limits() -> services.LookupLimits:
+    cfg = current_app.config
+    return services.LookupLimits(
+        cfg["CLINICIAN_LOOKUP_MAX_PER_USER"],
+        cfg["CLINICIAN_LOOKUP_MAX_PER_ADDRESS"],
+        cfg["CLINICIAN_LOOKUP_WINDOW"],
+    )
+
+
+@blp.get("/clinicians/lookup")
+@auth_required("patient")
+@blp.arguments(ClinicianLookupArgs, location="query")
+@blp.response(200, ClinicianCardSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def lookup_clinician(args: dict[str, Any]) -> Any:
+    """Find a clinician by the invite code they gave you (there is no directory)."""
+    session = get_session()
+    clinician = services.lookup_clinician(
+        session,
+        invite_code=args["invite_code"],
+        patient_id=current_user().id,
+        address=client_address(),
+        counter=make_counter(current_app.config["REDIS_URL"]),
+        limits=lookup_limits(),
+        now=utcnow(),
+    )
+    session.commit()
+    return clinician
+
+
+@blp.post("/consents")
+@auth_required("patient")
+@blp.arguments(ConsentCreateSchema)
+@blp.response(201, ConsentSchema)
+@blp.alt_response(200, schema=ConsentSchema, description="A replay of the same id and body")
+@blp.alt_response(409, response="CONFLICT")
+def create_consent(body: dict[str, Any]) -> Any:
+    """Sign a consent to share categories of your data with a clinician."""
+    session = get_session()
+    consent, created = services.create_consent(
+        session,
+        patient=current_user(),
+        body=body,
+        discloser=current_app.config["PROGRAM_NAME"],
+        revocation_statement=current_app.config["CONSENT_REVOCATION_STATEMENT"],
+        now=utcnow(),
+    )
+    session.commit()
+    return consent, 201 if created else 200
+
+
+@blp.get("/consents")
+@auth_required("patient")
+@blp.arguments(ConsentListArgs, location="query")
+@blp.response(200, ConsentPageSchema)
+def list_consents(args: dict[str, Any]) -> Any:
+    """Your consents, newest first, each with its status now."""
+    return services.list_consents(get_session(), patient_id=current_user().id, now=utcnow(), **args)
+
+
+@blp.get("/consents/<uuid:consent_id>")
+@auth_required("patient")
+@blp.response(200, ConsentSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+def get_consent(consent_id: uuid.UUID) -> Any:
+    """One of your consents."""
+    return services.get_consent(get_session(), patient_id=current_user().id, consent_id=consent_id)
+
+
+@blp.post("/consents/<uuid:consent_id>/revoke")
+@auth_required("patient")
+@blp.response(200, ConsentSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+def revoke_consent(consent_id: uuid.UUID) -> Any:
+    """Revoke a consent, effective at once (revoking again changes nothing)."""
+    session = get_session()
+    consent = services.revoke_consent(
+        session, patient_id=current_user().id, consent_id=consent_id, now=utcnow()
+    )
+    session.commit()
+    return consent

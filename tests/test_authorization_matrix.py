@@ -1,0 +1,436 @@
+"""The authorization matrix: every route of the OpenAPI document against every kind of caller.
+
+Routes are read from the served document at collection time, so a route added by any feature is
+walked automatically; a route this file cannot classify (FAMILIES) or whose path parameter it
+cannot fill (PARAMS) fails until someone decides who may call it. Each caller's request runs in a
+savepoint that is rolled back, so one caller's writes never change what the next one sees. Every
+body is searched for canary values seeded in the data of people the caller has no right to see.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask, g, has_app_context
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
+
+from api import create_app
+from api.alerts import services as alert_services
+from api.consent import services as consent_services
+from api.instruments.definitions import INSTRUMENTS
+from tests.conftest import TestConfig as MatrixConfig
+from tests.consenting import sign
+
+ACTORS = (
+    "owner",
+    "other_patient",
+    "clinician_full",  # consent in force covering every category
+    "clinician_partial",  # consent in force covering symptoms only (category in and out)
+    "clinician_expired",
+    "clinician_revoked",
+    "clinician_none",
+    "admin",
+    "anonymous",
+)
+CLINICIANS = ACTORS[2:7]
+OK = "ok"  # answered (2xx), or refused for the body's content (409/422): never an access refusal
+OK_STATUSES = {200, 201, 202, 204, 409, 422}
+
+
+def _everyone(expected: Any) -> dict[str, Any]:
+    return dict.fromkeys(ACTORS, expected)
+
+
+PUBLIC = _everyone(OK)
+SIGNED_IN = {**_everyone(OK), "anonymous": 401}
+PATIENT_OWN = {
+    **_everyone(403),
+    "owner": OK,
+    "other_patient": OK,  # their own (empty) collection
+    "anonymous": 401,
+}
+PATIENT_OWN_ITEM = {**PATIENT_OWN, "other_patient": 404}
+CLINICIAN_SELF = {**_everyone(403), **dict.fromkeys(CLINICIANS, OK), "anonymous": 401}
+ADMIN = {**_everyone(403), "admin": OK, "anonymous": 401}
+
+
+def clinician_patient(category: str) -> dict[str, Any]:
+    """A clinician route on the owner's data in `category` (the partial consent has symptoms)."""
+    return {
+        **_everyone(403),
+        "_category": category,
+        "clinician_full": OK,
+        "clinician_partial": OK if category == "symptoms" else 403,
+        "clinician_expired": 404,
+        "clinician_revoked": 404,
+        "clinician_none": 404,
+        "anonymous": 401,
+    }
+
+
+# (methods, path pattern, expectations). The first match wins. Patient-owned features of the
+# contract are classified up front; anything else must be classified when it is added.
+FAMILIES: list[tuple[set[str], str, dict[str, Any]]] = [
+    ({"GET"}, r"/healthz|/readyz", PUBLIC),
+    ({"POST"}, r"/v1/auth/(register|token|refresh|logout)", PUBLIC),
+    ({"GET", "PATCH", "DELETE"}, r"/v1/me", SIGNED_IN),
+    ({"GET"}, r"/v1/instruments", SIGNED_IN),
+    ({"POST"}, r"/v1/me/password", SIGNED_IN),
+    ({"GET", "POST"}, r"/v1/admin/.*", ADMIN),
+    ({"POST"}, r"/v1/clinician/invite-code/rotate", CLINICIAN_SELF),
+    ({"GET"}, r"/v1/clinician/(patients|alerts)", CLINICIAN_SELF),
+    ({"POST"}, r"/v1/clinician/alerts/\{alert_id\}/acknowledge", clinician_patient("symptoms")),
+    ({"GET"}, r"/v1/clinician/patients/\{patient_id\}/checkins", clinician_patient("symptoms")),
+    ({"GET", "POST"}, r"/v1/clinician/patients/\{patient_id\}/cows", clinician_patient("symptoms")),
+    ({"GET"}, r"/v1/clinician/patients/\{patient_id\}/doses", clinician_patient("medications")),
+    (
+        {"GET"},
+        r"/v1/clinician/patients/\{patient_id\}/counseling-sessions",
+        clinician_patient("counseling"),
+    ),
+    (
+        {"GET", "POST", "PUT", "PATCH", "DELETE"},
+        r"/v1/(checkins|medications|doses|adherence|counseling-sessions|counseling|reminders"
+        r"|sync|consents|disclosures|clinicians/lookup)(/.*)?",
+        PATIENT_OWN,
+    ),
+]
+
+
+def classify(method: str, path: str) -> dict[str, Any]:
+    for methods, pattern, expected in FAMILIES:
+        if method in methods and re.fullmatch(pattern, path):
+            if expected is PATIENT_OWN and "{" in path:
+                return PATIENT_OWN_ITEM
+            return expected
+    pytest.fail(
+        f"{method} {path} is not in the authorization matrix: add it to FAMILIES in "
+        "tests/test_authorization_matrix.py with who may call it."
+    )
+
+
+def _operations() -> list[tuple[str, str]]:
+    app = create_app(MatrixConfig("sqlite://"))
+    spec = app.test_client().get("/openapi.json").json
+    verbs = ("get", "post", "put", "patch", "delete")
+    return [(m.upper(), path) for path, item in spec["paths"].items() for m in item if m in verbs]
+
+
+OPERATIONS = _operations()
+
+
+@dataclass
+class World:
+    users: dict[str, Any]
+    headers: dict[str, dict[str, str]]
+    params: dict[str, str]
+    # Canary values by whose data they are and which category (None: account fields).
+    canaries: dict[str, set[str]] = field(default_factory=dict)
+
+    def forbidden_for(self, actor: str) -> set[str]:
+        owner_all = set().union(*(v for k, v in self.canaries.items() if k.startswith("owner")))
+        other_all = self.canaries["other"]
+        if actor == "owner":
+            return other_all
+        if actor == "other_patient":
+            return owner_all
+        if actor == "clinician_full":
+            return other_all | self.canaries["owner:private"]
+        if actor == "clinician_partial":
+            hidden = ("owner:private", "owner:medications", "owner:counseling")
+            return other_all | set().union(*(self.canaries[k] for k in hidden))
+        if actor == "admin":  # the audit log names patients by id, nothing more
+            return (owner_all - self.canaries["owner:id"]) | (other_all - {str(self.other_id)})
+        return owner_all | other_all
+
+    @property
+    def other_id(self) -> uuid.UUID:
+        return self.users["other_patient"].id
+
+
+def _canary(label: str) -> str:
+    return f"Canary{label}{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def world(
+    session: Session,
+    make_patient: Callable[..., Any],
+    make_clinician: Callable[..., Any],
+    make_admin: Callable[..., Any],
+    auth_headers: Callable[[Any], dict[str, str]],
+) -> World:
+    now = datetime.now(UTC)
+    owner_name, owner_email = _canary("OwnerName"), _canary("owner").lower() + "@example.test"
+    other_name, other_email = _canary("OtherName"), _canary("other").lower() + "@example.test"
+    owner = make_patient(display_name=owner_name, email=owner_email)
+    other = make_patient(display_name=other_name, email=other_email)
+    users: dict[str, Any] = {"owner": owner, "other_patient": other, "admin": make_admin()}
+    for name in CLINICIANS:
+        users[name] = make_clinician()
+    signature = _canary("Signature")
+    all_categories = ["symptoms", "medications", "counseling"]
+    full = sign(
+        session,
+        patient=owner,
+        clinician=users["clinician_full"],
+        categories=all_categories,
+        now=now - timedelta(days=2),
+        signature=signature,
+        data_from=now - timedelta(days=10),
+    )
+    sign(
+        session,
+        patient=owner,
+        clinician=users["clinician_partial"],
+        categories=["symptoms"],
+        now=now - timedelta(days=2),
+        signature=signature,
+        data_from=now - timedelta(days=10),
+    )
+    sign(
+        session,
+        patient=owner,
+        clinician=users["clinician_expired"],
+        categories=all_categories,
+        now=now - timedelta(days=40),
+        days=30,
+        signature=signature,
+    )
+    revoked = sign(
+        session,
+        patient=owner,
+        clinician=users["clinician_revoked"],
+        categories=all_categories,
+        now=now - timedelta(days=2),
+        signature=signature,
+        data_from=now - timedelta(days=10),
+    )
+    consent_services.revoke_consent(
+        session, patient_id=owner.id, consent_id=revoked.id, now=now - timedelta(days=1)
+    )
+    alert, _ = alert_services.raise_alert(
+        session,
+        patient_id=owner.id,
+        kind="craving_high",
+        category="symptoms",
+        episode_key="matrix",
+        now=now - timedelta(hours=1),
+    )
+    session.commit()
+    world = World(
+        users=users,
+        headers={name: auth_headers(user) for name, user in users.items()},
+        params={
+            "patient_id": str(owner.id),
+            "consent_id": str(full.id),
+            "alert_id": str(alert.id),
+        },
+        canaries={
+            "owner:account": {owner_name},
+            "owner:id": {str(owner.id)},
+            "owner:private": {owner_email, signature},
+            "owner:symptoms": set(),
+            "owner:medications": set(),
+            "owner:counseling": set(),
+            "other": {other_name, other_email, str(other.id)},
+        },
+    )
+    world.headers["anonymous"] = {}
+    _seed_features(session, world, now=now)
+    return world
+
+
+def _seed_features(session: Session, world: World, *, now: datetime) -> None:
+    """Seed the owner's data in each feature, with canaries, and the ids to fill paths with."""
+    from api.checkins import services as checkins
+    from api.counseling import services as counseling
+    from api.medications import services as medications
+
+    owner = world.users["owner"]
+    checkin_note = _canary("CheckinNote")
+    checkin, _ = checkins.create_checkin(
+        session,
+        user_id=owner.id,
+        body={
+            "id": None,
+            "recorded_at": now - timedelta(hours=2),
+            "symptoms": {"anxiety": 5},
+            "craving": 6,
+            "note": checkin_note,
+        },
+        now=now - timedelta(hours=2),
+    )
+    med_name, dose_note = _canary("MedName"), _canary("DoseNote")
+    medication, _ = medications.create_medication(
+        session,
+        user_id=owner.id,
+        timezone=owner.timezone,
+        body={
+            "id": None,
+            "name": med_name,
+            "dose": 8.0,
+            "unit": "film",
+            "times": [],
+            "days_of_week": None,
+            "start_date": (now - timedelta(days=5)).date(),
+            "end_date": None,
+            "as_needed": True,
+            "rxnorm_code": None,
+        },
+        now=now - timedelta(days=5),
+    )
+    dose, _ = medications.log_dose(
+        session,
+        user_id=owner.id,
+        medication_id=medication.id,
+        body={
+            "id": None,
+            "status": "taken",
+            "scheduled_for": None,
+            "taken_at": now - timedelta(hours=3),
+            "note": dose_note,
+        },
+        now=now - timedelta(hours=3),
+    )
+    title, counseling_note = _canary("SessionTitle"), _canary("CounselingNote")
+    item, _ = counseling.create_session(
+        session,
+        user_id=owner.id,
+        body={
+            "id": None,
+            "kind": "individual",
+            "title": title,
+            "starts_at": now - timedelta(days=1),
+            "duration_minutes": 50,
+            "provider_name": None,
+            "location": None,
+            "attendance": "attended",
+            "note": counseling_note,
+        },
+        now=now - timedelta(days=1),
+    )
+    session.commit()
+    world.params.update(
+        checkin_id=str(checkin.id),
+        medication_id=str(medication.id),
+        dose_id=str(dose.id),
+        session_id=str(item.id),
+    )
+    world.canaries["owner:symptoms"].add(checkin_note)
+    world.canaries["owner:medications"] |= {med_name, dose_note}
+    world.canaries["owner:counseling"].add(title)
+    # Counseling notes never go under a general consent: no clinician sees them.
+    world.canaries["owner:private"].add(counseling_note)
+
+
+# Valid bodies where validation would otherwise answer 422 before ownership is checked.
+BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
+    ("POST", "/v1/medications/{medication_id}/doses"): lambda _w: {
+        "status": "taken",
+        "taken_at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
+    },
+    ("PUT", "/v1/counseling-sessions/{session_id}/attendance"): lambda _w: {"status": "missed"},
+    ("POST", "/v1/clinician/patients/{patient_id}/cows"): lambda _w: {
+        "assessed_at": datetime.now(UTC).isoformat(),
+        "answers": {item.key: item.highest for item in INSTRUMENTS["cows"].items},
+    },
+    ("POST", "/v1/consents"): lambda w: {
+        "recipient_id": str(w.users["clinician_none"].id),
+        "categories": ["symptoms"],
+        "purpose": "treatment",
+        "signature": "Someone",
+        "consent_text_version": "2026-01",
+    },
+}
+
+
+def _fill(path: str, world: World) -> str:
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in world.params:
+            pytest.fail(
+                f"The authorization matrix cannot fill {{{name}}} in {path}: seed an owner's "
+                "resource for it in tests/test_authorization_matrix.py (world.params)."
+            )
+        return world.params[name]
+
+    return re.sub(r"\{(\w+)\}", value, path)
+
+
+@pytest.fixture
+def isolated(app: Flask, connection: sa.Connection) -> Callable[[], Iterator[None]]:
+    """A savepoint per caller, rolled back after; the app's session is dropped with it."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def scope() -> Iterator[None]:
+        savepoint = connection.begin_nested()
+        try:
+            yield
+        finally:
+            # Where an app context outlives the request, its session must not carry over.
+            stale = g.pop("db_session", None) if has_app_context() else None
+            if stale is not None:
+                stale.close()
+            if savepoint.is_active:
+                savepoint.rollback()
+
+    return scope
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+def test_route_against_every_actor(
+    client: FlaskClient,
+    world: World,
+    isolated: Callable[[], Any],
+    method: str,
+    path: str,
+) -> None:
+    expected = classify(method, path)
+    url = _fill(path, world)
+    make_body = BODIES.get((method, path))
+    body = make_body(world) if make_body else ({} if method in ("POST", "PUT", "PATCH") else None)
+    failures = []
+    for actor in ACTORS:
+        with isolated():
+            response = client.open(url, method=method, json=body, headers=world.headers[actor])
+        status, text = response.status_code, response.get_data(as_text=True)
+        want = expected[actor]
+        ok = status in OK_STATUSES if want == OK else status == want
+        if not ok:
+            failures.append(f"{actor}: expected {want}, got {status}: {text[:300]}")
+        category = expected.get("_category")
+        if actor == "clinician_partial" and want == 403 and category:
+            missing = (response.json or {}).get("missing_category")
+            if missing != category:
+                failures.append(f"{actor}: the refusal must name the category {category}")
+        leaked = sorted(c for c in world.forbidden_for(actor) if c in text)
+        if leaked:
+            failures.append(f"{actor}: foreign data in the body of {status}: {leaked}")
+    assert not failures, f"{method} {path}\n" + "\n".join(failures)
+
+
+def test_every_api_route_is_in_the_openapi_document() -> None:
+    """A route left out of the document would escape the matrix."""
+    app = create_app(MatrixConfig("sqlite://"))
+    documented = {(m, re.sub(r"\{(\w+)\}", r"<\1>", p)) for m, p in OPERATIONS}
+    undocumented = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith(("/v1", "/fhir")):
+            continue
+        plain = re.sub(r"<(?:\w+:)?(\w+)>", r"<\1>", rule.rule)
+        for method in rule.methods or ():
+            if method in ("HEAD", "OPTIONS"):
+                continue
+            if (method, plain) not in documented:
+                undocumented.append(f"{method} {rule.rule}")
+    assert undocumented == []
