@@ -59,7 +59,11 @@ def run_next_export(
         if failed is not None and failed.status == "running":
             finished = (clock or (lambda: now))()
             failed.status = "failed"
-            failed.error = "The export could not be completed."
+            failed.error = (
+                "A consent changed while the export ran; start a new one."
+                if isinstance(exc, services.ConsentChanged)
+                else "The export could not be completed."
+            )
             failed.finished_at = finished
             failed.expires_at = finished + timedelta(seconds=ttl)
             session.commit()
@@ -69,7 +73,6 @@ def run_next_export(
     job.finished_at = finished
     job.expires_at = finished + timedelta(seconds=ttl)
     services.record_included(session, job=job, included=included)
-    services.record_disclosures(session, job=job, included=included, now=finished)
     session.flush()
     log.info(
         "bulk_export.completed",

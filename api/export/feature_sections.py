@@ -17,7 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.checkins.models import Checkin
+from api.clinician.models import CowsAssessment
+from api.consent.models import Consent, ConsentCategory
 from api.counseling.models import CounselingSession
+from api.disclosures.models import Disclosure
 from api.export import fhir
 from api.export.sections import (
     TIME_COLUMNS,
@@ -328,5 +331,212 @@ COUNSELING = register(
         to_fhir=fhir_many(fhir.session_resources),
         fhir_types=("Appointment", "Encounter"),
         when=when_field("starts_at"),
+    )
+)
+
+# --- COWS assessments (recorded by clinicians, part of the patient's record) ---------------
+
+
+def cows_record(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "assessed_at": row.assessed_at,
+        "clinician_id": row.clinician_id,
+        "instrument": "cows",
+        "instrument_version": row.instrument_version,
+        "answers": row.answers,
+        "total": row.total,
+        "severity": row.severity,
+        "created_at": row.created_at,
+    }
+
+
+def _cows_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window: Window) -> Rows:
+    table = CowsAssessment
+    base = select(table.__table__).order_by(table.patient_id, table.assessed_at, table.id)
+    base = windowed(base, table.created_at, window)
+    for stmt in in_chunks(base, table.patient_id, user_ids):
+        for row in stream(session, stmt):
+            yield row.patient_id, cows_record(row)
+
+
+def _cows_fhir(
+    record: dict[str, Any], ctx: fhir.FhirContext, patient_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    as_checkin = {**record, "recorded_at": record["assessed_at"]}
+    score = fhir.score_observation(as_checkin, ctx, patient_id=patient_id)
+    if score is None:
+        return []
+    # Clinician-administered: no QuestionnaireResponse of the patient's, the clinician performed it.
+    score.pop("derivedFrom", None)
+    score["performer"] = (
+        [{"reference": f"Practitioner/{record['clinician_id']}"}] if record["clinician_id"] else []
+    )
+    if not score["performer"]:
+        del score["performer"]
+    return [score]
+
+
+COWS = register(
+    Section(
+        name="cows_assessments",
+        title="COWS assessments your clinicians recorded.",
+        rows=_cows_rows,
+        category="symptoms",
+        position=15,
+        columns=(
+            Column("id", "Assessment id (UUID)."),
+            Column("assessed_at", "When the clinician assessed (UTC)."),
+            Column("clinician_id", "The clinician who recorded it, or empty if erased."),
+            Column("instrument_version", "Version of COWS."),
+            Column("answers", "JSON object item key -> value.", lambda r: json_cell(r["answers"])),
+            Column("total", "Total score (0-48)."),
+            Column("severity", "Band (mild, moderate, moderately severe, severe), or empty."),
+            Column("created_at", "When it was recorded (UTC)."),
+        ),
+        to_fhir=_cows_fhir,
+        fhir_types=("Observation",),
+        when=when_field("assessed_at"),
+    )
+)
+
+# --- Consents and the accounting of disclosures (own export only) ----------------------------
+
+
+def consent_record(row: Any, categories: list[str], now: datetime) -> dict[str, Any]:
+    status = "active"
+    if row.revoked_at is not None:
+        status = "revoked"
+    elif row.expires_at is not None and row.expires_at <= now:
+        status = "expired"
+    return {
+        "id": row.id,
+        "status": status,
+        "patient_id": row.patient_id,
+        "discloser": row.discloser,
+        "recipient_id": row.recipient_id,
+        "recipient_name": row.recipient_name,
+        "recipient_organization": row.recipient_organization,
+        "categories": categories,
+        "purpose": row.purpose,
+        "share_weekly_summary": row.share_weekly_summary,
+        "expires_at": row.expires_at,
+        "data_from": row.data_from,
+        "revocation_statement": row.revocation_statement,
+        "signature": row.signature,
+        "consent_text_version": row.consent_text_version,
+        "signed_at": row.signed_at,
+        "replaces_id": row.replaces_id,
+        "revoked_at": row.revoked_at,
+        # For the FHIR mapping: the recipient as a display name.
+        "_recipient": {"id": row.recipient_id, "display_name": row.recipient_name},
+    }
+
+
+def _consent_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window: Window) -> Rows:
+    # A patient has a handful of consents: read them, then their categories in one query.
+    now = window.until or datetime.now(UTC)
+    base = select(Consent.__table__).order_by(Consent.patient_id, Consent.signed_at, Consent.id)
+    for stmt in in_chunks(base, Consent.patient_id, user_ids):
+        rows = list(session.execute(stmt))
+        categories: dict[uuid.UUID, list[str]] = {}
+        for consent_id, category in session.execute(
+            select(ConsentCategory.consent_id, ConsentCategory.category)
+            .where(ConsentCategory.consent_id.in_([r.id for r in rows]))
+            .order_by(ConsentCategory.category)
+        ):
+            categories.setdefault(consent_id, []).append(category)
+        for row in rows:
+            yield row.patient_id, consent_record(row, categories.get(row.id, []), now)
+
+
+def _consent_fhir(
+    record: dict[str, Any], ctx: fhir.FhirContext, patient_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    return [fhir.consent({**record, "recipient": record["_recipient"]}, ctx, patient_id=patient_id)]
+
+
+CONSENTS = register(
+    Section(
+        name="consents",
+        title="Consents you signed (42 CFR Part 2), revoked and expired ones too.",
+        rows=_consent_rows,
+        own_only=True,
+        position=60,
+        columns=(
+            Column("id", "Consent id (UUID)."),
+            Column("status", "active, expired or revoked (when the export was made)."),
+            Column("recipient_id", "The clinician's id."),
+            Column("recipient_name", "The clinician, as named when you signed."),
+            Column("recipient_organization", "Their organization."),
+            Column(
+                "categories", "JSON list of data categories.", lambda r: json_cell(r["categories"])
+            ),
+            Column("purpose", "treatment, care_coordination or patient_request."),
+            Column("share_weekly_summary", "true: a weekly summary is sent."),
+            Column("expires_at", "When it ends, or empty (treatment only)."),
+            Column("data_from", "Start of the data it covers, or empty (from signing)."),
+            Column("signature", "Your typed signature."),
+            Column("consent_text_version", "The consent text you saw."),
+            Column("signed_at", "When you signed (UTC)."),
+            Column("revoked_at", "When you revoked it, or empty."),
+        ),
+        to_fhir=_consent_fhir,
+        fhir_types=("Consent",),
+    )
+)
+
+
+def disclosure_record(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "at": row.at,
+        "recipient": {
+            "id": row.recipient_id,
+            "display_name": row.recipient_name,
+            "organization": row.recipient_organization,
+        },
+        "consent_id": row.consent_id,
+        "kind": row.kind,
+        "categories": row.categories,
+        "data_from": row.data_from,
+        "data_to": row.data_to,
+    }
+
+
+def _disclosure_rows(
+    session: Session, user_ids: Sequence[uuid.UUID] | None, window: Window
+) -> Rows:
+    base = select(Disclosure.__table__).order_by(Disclosure.patient_id, Disclosure.at)
+    base = windowed(base, Disclosure.at, window)
+    for stmt in in_chunks(base, Disclosure.patient_id, user_ids):
+        for row in stream(session, stmt):
+            yield row.patient_id, disclosure_record(row)
+
+
+DISCLOSURES = register(
+    Section(
+        name="disclosures",
+        title="Accounting of disclosures: who received which of your data, when.",
+        rows=_disclosure_rows,
+        own_only=True,
+        position=70,
+        columns=(
+            Column("id", "Ledger row id (UUID)."),
+            Column("at", "When (UTC)."),
+            Column("recipient_name", "Who received it.", lambda r: r["recipient"]["display_name"]),
+            Column(
+                "recipient_organization",
+                "Their organization.",
+                lambda r: r["recipient"]["organization"],
+            ),
+            Column("consent_id", "Under which consent."),
+            Column("kind", "read, summary or export."),
+            Column("categories", "JSON list of categories.", lambda r: json_cell(r["categories"])),
+            Column("data_from", "Start of the period of data disclosed."),
+            Column("data_to", "End of the period of data disclosed."),
+        ),
+        to_fhir=fhir_one(fhir.audit_event),
+        fhir_types=("AuditEvent",),
     )
 )

@@ -285,25 +285,39 @@ def remove_files(export_dir: Path, job_id: uuid.UUID) -> None:
 
 @dataclass(frozen=True)
 class Grant:
-    """What a requester may receive of one patient: categories and the data period."""
+    """What a clinician may receive of one patient: per consented category, the consent that
+    covers it and the start of its data window (the window ends at the export's time)."""
 
-    categories: frozenset[str]
-    data_from: datetime | None = None
-    data_to: datetime | None = None
-    consent_id: uuid.UUID | None = None
+    windows: dict[str, tuple[uuid.UUID, datetime]]
+
+    @property
+    def categories(self) -> frozenset[str]:
+        return frozenset(self.windows)
 
 
-def grants_for(
-    session: Session,  # noqa: ARG001 - wired to the consent gate when it lands
-    *,
-    requester: User,  # noqa: ARG001
-    now: datetime,  # noqa: ARG001
-) -> dict[uuid.UUID, Grant]:
-    """Patients a clinician may receive now, from their active consents (the consent gate).
+def grants_for(session: Session, *, requester: User, now: datetime) -> dict[uuid.UUID, Grant]:
+    """Patients a clinician may receive now, and what of each, as the consent gate decides.
 
-    Admins are not asked here: they receive every patient (see run_bulk_export).
+    consent.services.hold_active is the gate's read across patients (share-locked, newest
+    first); per category this picks what require_active would: the newest covering consent, and
+    the earliest window start among the covering ones.
     """
-    return {}
+    from api.consent import services as consent_services
+
+    windows: dict[uuid.UUID, dict[str, tuple[uuid.UUID, datetime]]] = {}
+    for consent in consent_services.hold_active(session, clinician_id=requester.id, now=now):
+        per_patient = windows.setdefault(consent.patient_id, {})
+        for category in consent.categories:
+            if category in per_patient:
+                consent_id, start = per_patient[category]
+                per_patient[category] = (consent_id, min(start, consent.window_start))
+            else:
+                per_patient[category] = (consent.id, consent.window_start)
+    return {pid: Grant(w) for pid, w in windows.items() if w}
+
+
+class ConsentChanged(Exception):
+    """A consent the export relied on ended while it ran: the files are not handed out."""
 
 
 class Cancelled(Exception):
@@ -335,15 +349,15 @@ class _Files:
             handle.close()
 
 
-def _in_period(section: Section, record: dict[str, Any], grant: Grant) -> bool:
-    if section.when is None or (grant.data_from is None and grant.data_to is None):
+def _in_period(section: Section, record: dict[str, Any], grant: Grant, until: datetime) -> bool:
+    """Inside the consent's data window for the section's category (from its start to now)."""
+    if section.when is None or section.category is None:
         return True
     when = section.when(record)
     if when is None:
         return True
-    if grant.data_from is not None and when < grant.data_from:
-        return False
-    return not (grant.data_to is not None and when > grant.data_to)
+    _consent, start = grant.windows[section.category]
+    return start <= when <= until
 
 
 @dataclass
@@ -369,7 +383,8 @@ def _export_section(run: _Run, section: Section) -> None:
             return
     assert section.to_fhir is not None
     for patient_id, record in section.rows(run.session, ids, run.window):
-        if run.grants is not None and not _in_period(section, record, run.grants[patient_id]):
+        grant = run.grants[patient_id] if run.grants is not None else None
+        if grant is not None and not _in_period(section, record, grant, run.ctx.now):
             continue
         wrote = False
         for resource in section.to_fhir(record, run.ctx, patient_id):
@@ -420,6 +435,9 @@ def run_bulk_export(
         run.files.close()
     if on_progress is not None and on_progress(99):
         raise Cancelled
+    if grants is not None:
+        _check_grants_still_hold(session, requester=requester, grants=grants, run=run, now=now)
+        record_disclosures(session, requester=requester, job=job, grants=grants, run=run, now=now)
     counts = run.files.counts
     job.output = [{"type": t, "count": counts[t]} for t in job.types if t in counts]
     job.status = "completed"
@@ -427,18 +445,62 @@ def run_bulk_export(
     return run.included
 
 
+def _check_grants_still_hold(
+    session: Session,
+    *,
+    requester: User,
+    grants: dict[uuid.UUID, Grant],
+    run: _Run,
+    now: datetime,
+) -> None:
+    """Progress commits release the consent locks between resource types; a consent revoked
+    meanwhile voids the export (raises ConsentChanged) rather than disclose after revocation."""
+    current = grants_for(session, requester=requester, now=now)
+    for patient_id, categories in run.included.items():
+        held = current.get(patient_id)
+        if held is None or not categories <= held.categories:
+            raise ConsentChanged
+        before = grants[patient_id]
+        if any(held.windows[c][1] > before.windows[c][1] for c in categories):
+            raise ConsentChanged
+
+
 def record_disclosures(
     session: Session,
     *,
+    requester: User,
     job: ExportJob,
-    included: dict[uuid.UUID, set[str]],
-    now: datetime,  # noqa: ARG001 - wired to the consent ledger when it lands
+    grants: dict[uuid.UUID, Grant],
+    run: _Run,
+    now: datetime,
 ) -> int:
-    """A disclosure row (kind export) per patient whose data went to a clinician."""
-    requester = session.get(User, job.requester_id)
-    if requester is None or requester.role == "admin" or not included:
-        return 0
-    return 0
+    """A ledger row (kind export) per patient and consent whose data went into the files: the
+    categories sent under that consent and the period of data (its window, or from _since)."""
+    from api.disclosures.services import record_disclosure
+
+    rows = 0
+    for patient_id, categories in run.included.items():
+        by_consent: dict[uuid.UUID, list[str]] = {}
+        for category in sorted(categories or grants[patient_id].categories):
+            consent_id, _start = grants[patient_id].windows[category]
+            by_consent.setdefault(consent_id, []).append(category)
+        for consent_id, cats in by_consent.items():
+            start = min(grants[patient_id].windows[c][1] for c in cats)
+            if job.since is not None:
+                start = min(max(start, job.since), now)
+            record_disclosure(
+                session,
+                patient_id=patient_id,
+                recipient_id=requester.id,
+                consent_id=consent_id,
+                kind="export",
+                categories=cats,
+                data_from=start,
+                data_to=now,
+                now=now,
+            )
+            rows += 1
+    return rows
 
 
 def record_included(

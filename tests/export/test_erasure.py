@@ -17,12 +17,13 @@ from sqlalchemy.orm import Session
 import api.all_models  # noqa: F401 - every table on Base.metadata
 from api.auth.models import User
 from api.db import Base
+from api.disclosures.models import Disclosure
 from tests.export.data import seed_patient_data
 
 PASSWORD = "correct horse battery"
 
 # Tables allowed to keep the erased user's id, by design (docs/export.md, "Erasure").
-LEDGER_TABLES: set[str] = set()
+LEDGER_TABLES = {"disclosures", "audit_events"}
 
 
 def traces(session: Session, user_id: uuid.UUID, canaries: list[str]) -> list[str]:
@@ -107,6 +108,7 @@ def test_erasure_leaves_no_trace(
     canary_patient: User,
     make_patient: Callable[..., User],
     make_admin: Callable[..., User],
+    make_clinician: Callable[..., User],
     auth_headers: Callable[[User], dict[str, str]],
     run_export_job: Callable[..., Any],
     export_dir: Path,
@@ -129,6 +131,27 @@ def test_erasure_leaves_no_trace(
     # Rows keyed by the user: an export counted, a wrong erase password counted.
     assert client.get("/v1/export", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert erase(client, token, "wrong password").status_code == 403
+    # A consent (the typed signature is a canary) and a clinician's read: ledger and audit rows.
+    clinician = make_clinician()
+    clinician_headers = auth_headers(clinician)
+    signature = f"Signature{uuid.uuid4().hex[:8]}"
+    canaries.append(signature)
+    signed = client.post(
+        "/v1/consents",
+        json={
+            "recipient_id": str(clinician.id),
+            "categories": ["symptoms", "medications", "counseling"],
+            "purpose": "treatment",
+            "expires_at": None,
+            "data_from": "2026-01-01T00:00:00+00:00",
+            "signature": signature,
+            "consent_text_version": "2026-01",
+        },
+        headers=bearer,
+    )
+    assert signed.status_code == 201
+    patient_url = f"/v1/clinician/patients/{user_id}/checkins"
+    assert client.get(patient_url, headers=clinician_headers).status_code == 200
     # An admin's bulk export holds the patient's data in a file on our disk.
     admin = auth_headers(make_admin())
     started = client.get("/fhir/Patient/$export", headers={**admin, "Prefer": "respond-async"})
@@ -151,6 +174,13 @@ def test_erasure_leaves_no_trace(
     assert login(client, email).status_code == 401
     assert client.get(status_url, headers=admin).status_code == 404
     assert not (export_dir / str(job.id)).exists()
+    # The clinician sees nothing of the patient any more.
+    roster = client.get("/v1/clinician/patients", headers=clinician_headers).json["items"]
+    assert str(user_id) not in json.dumps(roster)
+    assert client.get(patient_url, headers=clinician_headers).status_code == 404
+    # What the ledger keeps: who received which categories when, no values.
+    kept = session.scalars(select(Disclosure).where(Disclosure.patient_id == user_id)).all()
+    assert kept and {d.recipient_id for d in kept} == {clinician.id}
     # Others are untouched.
     assert session.get(User, bystander.id) is not None
 
