@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from flask import Response, current_app, request, send_file, stream_with_context, url_for
 from flask_smorest import Blueprint
 from marshmallow import RAISE
+from sqlalchemy.orm import Session
 
 from api.db import get_session, utcnow
 from api.export import erasure, services
@@ -41,6 +43,14 @@ def _limits() -> services.RateLimit:
     return services.RateLimit(cfg["EXPORT_RATE_LIMIT"], cfg["EXPORT_RATE_WINDOW"])
 
 
+def _closing(chunks: Iterator[bytes], session: Session) -> Iterator[bytes]:
+    """End the read transaction as soon as the last byte is out (or the client went away)."""
+    try:
+        yield from chunks
+    finally:
+        session.close()
+
+
 def _export_dir() -> Path:
     return Path(current_app.config["EXPORT_DIR"])
 
@@ -64,7 +74,7 @@ def export_own_data(args: dict[str, Any]) -> Any:
     )
     session.commit()
     return Response(
-        stream_with_context(export.chunks),
+        stream_with_context(_closing(export.chunks, session)),
         mimetype=export.mimetype,
         headers={
             "Content-Disposition": f'attachment; filename="{export.filename}"',
