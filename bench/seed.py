@@ -188,5 +188,41 @@ def seed_counseling(user_id: uuid.UUID, days: int, rng: random.Random) -> Rows:
     return {CounselingSession.__table__: sessions}
 
 
+def seed_checkins(user_id: uuid.UUID, days: int, rng: random.Random) -> Rows:
+    """A daily check-in: SOWS answers and score, symptoms, craving, sleep, sometimes a note."""
+    from api.checkins.models import Checkin
+    from api.instruments.definitions import INSTRUMENTS
+    from api.instruments.services import severity_for
+
+    sows = INSTRUMENTS["sows"]
+    rows = []
+    for day in daily(days):
+        answers = {item.key: rng.randint(0, 2) for item in sows.items}
+        total = sum(answers.values())
+        recorded = day + timedelta(hours=13)
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "user_id": user_id,
+                "recorded_at": recorded,
+                "recorded_offset_minutes": -300,
+                "instrument": "sows",
+                "instrument_version": sows.version,
+                "answers": answers,
+                "total": total,
+                "severity": severity_for(sows, total),
+                "symptoms": {"nausea": rng.randint(0, 10), "insomnia": rng.randint(0, 10)},
+                "craving": rng.randint(0, 10),
+                "craving_scale": "0-10",
+                "sleep_hours": round(rng.uniform(3, 9), 1),
+                "note": "a hard afternoon" if rng.random() < 0.1 else None,
+                "deleted_at": None,
+                **_stamp(recorded),
+            }
+        )
+    return {Checkin.__table__: rows}
+
+
+SEEDERS["checkins"] = seed_checkins
 SEEDERS["medications"] = seed_medications
 SEEDERS["counseling"] = seed_counseling
