@@ -52,12 +52,15 @@ def _blueprints() -> list[Any]:
     from api.clinician.routes import blp as clinician
     from api.consent.routes import blp as consent
     from api.counseling.routes import blp as counseling
+    from api.devices.routes import blp as devices
     from api.disclosures.routes import blp as disclosures
     from api.export.routes import blp as export
     from api.export.routes import fhir_blp as fhir
+    from api.inbox.routes import blp as inbox
     from api.instruments.routes import blp as instruments
     from api.medications.routes import blp as medications
     from api.ops.routes import blp as ops
+    from api.reminders.routes import blp as reminders
     from api.sync.routes import blp as sync
 
     return [
@@ -68,6 +71,9 @@ def _blueprints() -> list[Any]:
         medications,
         counseling,
         sync,
+        reminders,
+        devices,
+        inbox,
         consent,
         disclosures,
         clinician,

@@ -7,12 +7,15 @@ from api.checkins import models as checkins_models
 from api.clinician import models as clinician_models
 from api.consent import models as consent_models
 from api.counseling import models as counseling_models
+from api.devices import models as devices_models
 from api.disclosures import models as disclosure_models
 from api.export import models as export_models
 from api.idempotency import IdempotencyKey
 from api.medications import models as medication_models
+from api.notifications import models as notifications_models
 from api.ops import models as ops_models
 from api.ratelimit import RateCounter
+from api.reminders import models as reminders_models
 from api.sync import models as sync_models
 
 __all__ = [
@@ -25,9 +28,12 @@ __all__ = [
     "clinician_models",
     "consent_models",
     "counseling_models",
+    "devices_models",
     "disclosure_models",
     "export_models",
     "medication_models",
+    "notifications_models",
     "ops_models",
+    "reminders_models",
     "sync_models",
 ]

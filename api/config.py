@@ -103,12 +103,27 @@ class Config:
         self.PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
         self.PUSH_ENDPOINT = _env("PUSH_ENDPOINT")  # provider URL; None disables push delivery
         self.PUSH_TIMEOUT = float(_env("PUSH_TIMEOUT", "5") or 5)
+        self.PUSH_AUTH_TOKEN = _env("PUSH_AUTH_TOKEN")  # Bearer token for the push provider
+        self.SMTP_TIMEOUT = float(_env("SMTP_TIMEOUT", "10") or 10)
         self.SCHEDULER_STALE_AFTER = _int("SCHEDULER_STALE_AFTER", 180)
         # A scheduled dose is on time when taken within this many minutes of its time, and
         # missed once this long has passed without a log.
         self.ADHERENCE_ON_TIME_WINDOW_MINUTES = _int("ADHERENCE_ON_TIME_WINDOW_MINUTES", 60)
         self.MISSED_DOSES_INTERVAL = _int("MISSED_DOSES_INTERVAL", 300)
         self.MISSED_DOSES_LOOKBACK_DAYS = _int("MISSED_DOSES_LOOKBACK_DAYS", 7)
+        # Reminders and the scheduler (docs/scheduler.md, docs/reminders.md).
+        self.REMINDER_GRACE_MINUTES = _int("REMINDER_GRACE_MINUTES", 30)
+        self.DISPATCH_INTERVAL = _int("DISPATCH_INTERVAL", 15)
+        self.DISPATCH_BATCH_SIZE = _int("DISPATCH_BATCH_SIZE", 500)
+        self.SEND_INTERVAL = _int("SEND_INTERVAL", 5)
+        self.SEND_BATCH_SIZE = _int("SEND_BATCH_SIZE", 20)
+        self.DELIVERY_MAX_ATTEMPTS = _int("DELIVERY_MAX_ATTEMPTS", 5)
+        self.DELIVERY_BACKOFF_BASE = _int("DELIVERY_BACKOFF_BASE", 30)
+        self.DELIVERY_BACKOFF_CAP = _int("DELIVERY_BACKOFF_CAP", 600)
+        self.DELIVERY_LEASE = _int("DELIVERY_LEASE", 300)
+        self.HEARTBEAT_INTERVAL = _int("HEARTBEAT_INTERVAL", 15)
+        self.SCHEDULER_LEADER_RETRY = _int("SCHEDULER_LEADER_RETRY", 10)
+        self.SCHEDULER_LOCK_KEY = _int("SCHEDULER_LOCK_KEY", 0x5741594D)  # "WAYM"
         self.REDISCLOSURE_NOTICE = _env("REDISCLOSURE_NOTICE", REDISCLOSURE_NOTICE)
         # Consents: who discloses (element 2 of 42 CFR 2.31) and how to revoke (element 6).
         self.PROGRAM_NAME = _env("PROGRAM_NAME", "Waymark")

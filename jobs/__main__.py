@@ -1,20 +1,28 @@
 """The scheduler process: `python -m jobs`. The API never starts a scheduler (every gunicorn
-worker would run the jobs again); this process is run once, beside the API."""
+worker would run the jobs again); this process runs beside the API, once or several times for
+failover: only the leader (jobs/leader.py) runs jobs, the others wait and take over within
+SCHEDULER_LEADER_RETRY seconds of its death. Settings are explained in docs/scheduler.md.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from api import create_app
 from api.db import utcnow
-from jobs import bulk_export, heartbeat, missed_doses, purge_idempotency
+from jobs import bulk_export, heartbeat, missed_doses, purge_idempotency, reminders
+from jobs.leader import Leadership, SingleProcess, make_leadership
 
 log = structlog.get_logger("waymark.jobs")
 INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
@@ -36,23 +44,92 @@ def run_in_transaction(app: Any, job: Callable[..., Any], **kwargs: Any) -> Any:
             session.close()
 
 
-def build_scheduler(app: Any) -> BlockingScheduler:
-    # coalesce: after a stall, run a periodic job once, not once per missed tick;
-    # max_instances=1: a slow run is never overlapped by the next;
-    # misfire_grace_time: a tick late by less than this still runs (the jobs themselves catch up
-    # on anything due, so a skipped tick loses nothing).
-    scheduler = BlockingScheduler(
+def run_dispatch(app: Any) -> int:
+    """Queue every reminder that is due (committed batch by batch)."""
+    return int(
+        run_in_transaction(
+            app,
+            reminders.dispatch_reminders,
+            settings=reminders.dispatch_settings(app.config),
+        )
+    )
+
+
+def run_send(app: Any) -> dict[str, int]:
+    """Deliver what the outbox holds, for at most a few send intervals."""
+    cfg = app.config
+    email, push, links = reminders.channels(cfg)
+
+    def send(session: Any, *, now: Any) -> Any:  # noqa: ARG001 - the sender reads the clock itself
+        return reminders.send_notifications(
+            session,
+            clock=utcnow,
+            settings=reminders.sender_settings(cfg),
+            batch_size=cfg["SEND_BATCH_SIZE"],
+            email=email,
+            push=push,
+            links=links,
+            budget_seconds=max(5 * cfg["SEND_INTERVAL"], 30),
+        )
+
+    send.__name__ = "send_notifications"
+    return dict(run_in_transaction(app, send))
+
+
+def check_leadership(app: Any, leadership: Leadership, scheduler: BaseScheduler) -> None:
+    """Beat as leader while the lock is ours; stop the jobs the moment it is not."""
+    if not leadership.holds():
+        log.warning("scheduler.leadership_lost", instance=INSTANCE)
+        scheduler.shutdown(wait=False)
+        return
+    run_in_transaction(app, heartbeat.beat, instance=INSTANCE, is_leader=True)
+
+
+def build_scheduler(
+    app: Any,
+    leadership: Leadership | None = None,
+    scheduler_class: type[BaseScheduler] = BlockingScheduler,
+) -> Any:
+    """The leader's jobs. Why these job defaults: docs/scheduler.md."""
+    cfg = app.config
+    leadership = leadership or SingleProcess()
+    scheduler = scheduler_class(
         timezone="UTC",
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+        job_defaults={
+            # After a stall, run a periodic job once, not once per missed tick: every job works
+            # off "what is due now", so one run catches up on everything.
+            "coalesce": True,
+            # A slow run is never overlapped by the next tick of the same job.
+            "max_instances": 1,
+            # A tick late by up to one interval still runs; later than that it is skipped (and
+            # the next tick does the work), so a paused process does not burst on resume.
+            "misfire_grace_time": cfg["DISPATCH_INTERVAL"],
+        },
+    )
+    now = datetime.now(UTC)  # the scheduler's own clock (jobs get `now` from utcnow)
+    scheduler.add_job(
+        check_leadership,
+        "interval",
+        seconds=cfg["HEARTBEAT_INTERVAL"],
+        args=[app, leadership, scheduler],
+        id="heartbeat",
+        next_run_time=now,
     )
     scheduler.add_job(
-        run_in_transaction,
+        run_dispatch,
         "interval",
-        seconds=30,
-        args=[app, heartbeat.beat],
-        kwargs={"instance": INSTANCE, "is_leader": True},
-        id="heartbeat",
-        next_run_time=utcnow(),
+        seconds=cfg["DISPATCH_INTERVAL"],
+        args=[app],
+        id="dispatch_reminders",
+        next_run_time=now,
+    )
+    scheduler.add_job(
+        run_send,
+        "interval",
+        seconds=cfg["SEND_INTERVAL"],
+        args=[app],
+        id="send_notifications",
+        next_run_time=now,
     )
     scheduler.add_job(
         run_in_transaction,
@@ -64,7 +141,7 @@ def build_scheduler(app: Any) -> BlockingScheduler:
             "lookback_days": app.config["MISSED_DOSES_LOOKBACK_DAYS"],
         },
         id="missed_doses",
-        next_run_time=utcnow(),
+        next_run_time=now,
     )
     scheduler.add_job(
         run_in_transaction,
@@ -104,22 +181,43 @@ def _add_export_jobs(scheduler: BlockingScheduler, app: Any) -> None:
     )
 
 
-def _exit_on_term(_signum: int, _frame: Any) -> None:
-    raise SystemExit(0)
+def serve(app: Any, leadership: Leadership, stop: threading.Event) -> None:
+    """Wait for leadership (beating as standby), lead until the lock is lost, repeat until stop."""
+    current: dict[str, BlockingScheduler] = {}
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        log.info("scheduler.signal", signal=signum, instance=INSTANCE)
+        stop.set()
+        if "scheduler" in current and current["scheduler"].running:
+            current["scheduler"].shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    retry = app.config["SCHEDULER_LEADER_RETRY"]
+    while not stop.is_set():
+        if not leadership.try_acquire():
+            # A standby keeps waiting through database hiccups (run_in_transaction logs them).
+            with contextlib.suppress(Exception):
+                run_in_transaction(app, heartbeat.beat, instance=INSTANCE, is_leader=False)
+            stop.wait(retry)
+            continue
+        log.info("scheduler.leader", instance=INSTANCE, lock=leadership.kind)
+        run_in_transaction(app, heartbeat.take_leadership, instance=INSTANCE)
+        scheduler = build_scheduler(app, leadership)
+        current["scheduler"] = scheduler
+        scheduler.start()  # blocks until shutdown: a signal, or the lock was lost
+        leadership.release()
+        log.info("scheduler.stopped_leading", instance=INSTANCE)
 
 
 def main() -> None:
     app = create_app()
-    scheduler = build_scheduler(app)
-    # TERM (a supervisor, or `make run` stopping) ends the process like Ctrl-C does: a job that is
-    # running finishes and commits, and no new one starts.
-    signal.signal(signal.SIGTERM, _exit_on_term)
-    log.info("scheduler.start", instance=INSTANCE)
+    leadership = make_leadership(app.config["DATABASE_URL"], key=app.config["SCHEDULER_LOCK_KEY"])
+    log.info("scheduler.start", instance=INSTANCE, lock=leadership.kind)
     try:
-        scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        if scheduler.running:
-            scheduler.shutdown(wait=True)
+        serve(app, leadership, threading.Event())
+    finally:
+        leadership.dispose()
         log.info("scheduler.stop", instance=INSTANCE)
 
 

@@ -58,6 +58,8 @@ PATIENT_OWN = {
     "anonymous": 401,
 }
 PATIENT_OWN_ITEM = {**PATIENT_OWN, "other_patient": 404}
+# Any signed-in user's own items (push devices, inbox): someone else's id is not found.
+SIGNED_IN_ITEM = {**_everyone(404), "owner": OK, "anonymous": 401}
 CLINICIAN_SELF = {**_everyone(403), **dict.fromkeys(CLINICIANS, OK), "anonymous": 401}
 ADMIN = {**_everyone(403), "admin": OK, "anonymous": 401}
 # FHIR Bulk Data. The kick-off is for clinicians and admins; the matrix sends no
@@ -103,6 +105,9 @@ FAMILIES: list[tuple[set[str], str, dict[str, Any]]] = [
     ({"GET", "PATCH", "DELETE"}, r"/v1/me", SIGNED_IN),
     ({"GET"}, r"/v1/instruments", SIGNED_IN),
     ({"POST"}, r"/v1/me/password", SIGNED_IN),
+    ({"GET", "POST"}, r"/v1/(devices|inbox)", SIGNED_IN),
+    ({"DELETE"}, r"/v1/devices/\{device_id\}", SIGNED_IN_ITEM),
+    ({"POST"}, r"/v1/inbox/\{notification_id\}/read", SIGNED_IN_ITEM),
     ({"GET", "POST"}, r"/v1/admin/.*", ADMIN),
     ({"POST"}, r"/v1/clinician/invite-code/rotate", CLINICIAN_SELF),
     ({"GET"}, r"/v1/clinician/(patients|alerts)", CLINICIAN_SELF),
@@ -292,7 +297,10 @@ def _seed_features(session: Session, world: World, *, now: datetime) -> None:
     """Seed the owner's data in each feature, with canaries, and the ids to fill paths with."""
     from api.checkins import services as checkins
     from api.counseling import services as counseling
+    from api.devices import services as devices
     from api.medications import services as medications
+    from api.notifications.models import Notification
+    from api.reminders import services as reminders
 
     owner = world.users["owner"]
     checkin_note = _canary("CheckinNote")
@@ -357,8 +365,30 @@ def _seed_features(session: Session, world: World, *, now: datetime) -> None:
         },
         now=now - timedelta(days=1),
     )
+    rule, _ = reminders.create_rule(
+        session,
+        user=owner,
+        body={"kind": "checkin", "local_time": "09:00", "channels": ["inbox"]},
+        now=now,
+    )
+    device, _ = devices.register_device(
+        session, user_id=owner.id, body={"platform": "ios", "token": _canary("PushToken")}, now=now
+    )
+    notification = Notification(
+        user_id=owner.id,
+        rule_id=rule.id,
+        kind="checkin",
+        scheduled_for=now - timedelta(hours=1),
+        due_at=now - timedelta(hours=1),
+        created_at=now - timedelta(hours=1),
+        inbox_at=now - timedelta(hours=1),
+    )
+    session.add(notification)
     session.commit()
     world.params.update(
+        reminder_id=str(rule.id),
+        device_id=str(device.id),
+        notification_id=str(notification.id),
         checkin_id=str(checkin.id),
         medication_id=str(medication.id),
         dose_id=str(dose.id),
@@ -380,6 +410,8 @@ BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
         "taken_at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
     },
     ("PUT", "/v1/counseling-sessions/{session_id}/attendance"): lambda _w: {"status": "missed"},
+    ("POST", "/v1/devices"): lambda _w: {"platform": "android", "token": "tok-" + "x" * 20},
+    ("POST", "/v1/reminders/{reminder_id}/snooze"): lambda _w: {"minutes": 10},
     ("POST", "/v1/clinician/patients/{patient_id}/cows"): lambda _w: {
         "assessed_at": datetime.now(UTC).isoformat(),
         "answers": {item.key: item.highest for item in INSTRUMENTS["cows"].items},

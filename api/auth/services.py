@@ -290,10 +290,13 @@ def role_for_access_token(session: Session, *, claims: dict[str, Any]) -> tuple[
 
 
 def update_profile(session: Session, *, user: User, changes: dict[str, Any], now: datetime) -> User:
-    """Raises nothing; a new time zone re-anchors the user's dose schedules at `now`."""
+    """Change profile fields. A new time zone re-anchors the user's dose schedules at `now`,
+    and reminder rules follow a new zone or new quiet hours at once."""
     from api.medications.services import rebase_timezone  # features depend on auth, not back
 
-    if "timezone" in changes and changes["timezone"] != user.timezone:
+    moved = "timezone" in changes and changes["timezone"] != user.timezone
+    requiet = "quiet_hours" in changes
+    if moved:
         # Past doses keep the zone they were due in; only doses from now on move.
         rebase_timezone(session, user_id=user.id, timezone=changes["timezone"], now=now)
     if "quiet_hours" in changes:
@@ -304,6 +307,10 @@ def update_profile(session: Session, *, user: User, changes: dict[str, Any], now
         if key in changes:
             setattr(user, key, changes[key])
     session.flush()
+    if moved or requiet:
+        from api.reminders.services import follow_user  # reminders import auth models
+
+        follow_user(session, user=user, now=now, moved=moved)
     log.info("user.updated", user_id=str(user.id), fields=sorted(changes))
     return user
 

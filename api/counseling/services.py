@@ -41,6 +41,10 @@ def _changed(session: Session, item: CounselingSession, *, op: str, now: datetim
         op=op,
         now=now,
     )
+    # Counseling reminders aim at the next scheduled session: added, moved, cancelled or gone.
+    from api.reminders.services import sessions_changed  # reminders read sessions
+
+    sessions_changed(session, user_id=item.user_id, now=now)
 
 
 def get_session_for(

@@ -124,8 +124,18 @@ def create_medication(
             op="upsert",
             now=now,
         )
+        _sync_reminders(session, medication=medication, now=now)
         log.info("medication.created", medication_id=str(medication.id), user_id=str(user_id))
     return medication, created
+
+
+def _sync_reminders(
+    session: Session, *, medication: Medication, now: datetime, previous_times: Any = None
+) -> None:
+    # Reminder rules follow the regimen: one per dose time (api.reminders.services).
+    from api.reminders.services import sync_medication  # reminders read medications
+
+    sync_medication(session, medication=medication, now=now, previous_times=previous_times)
 
 
 def update_medication(
@@ -152,6 +162,8 @@ def update_medication(
         raise ValidationError(errors)
     merged = normalise_regimen(merged)
     schedule_changed = any(merged[k] != getattr(medication, k) for k in _SCHEDULE_FIELDS)
+    previous_times = [] if medication.as_needed else list(medication.times)
+    previous_zone = medication.schedule_timezone
     if schedule_changed or timezone != medication.schedule_timezone:
         rebase_schedule(session, medication=medication, timezone=timezone, now=now)
     dates_changed = (merged["start_date"], merged["end_date"]) != (
@@ -164,6 +176,8 @@ def update_medication(
     if dates_changed:
         _drop_missed_outside_dates(session, medication=medication, now=now)
     session.flush()
+    if schedule_changed or dates_changed or timezone != previous_zone:
+        _sync_reminders(session, medication=medication, now=now, previous_times=previous_times)
     record_change(
         session,
         user_id=user_id,
@@ -185,6 +199,7 @@ def archive_medication(
         medication.archived_at = now
         medication.updated_at = now
         session.flush()
+        _sync_reminders(session, medication=medication, now=now)
         record_change(
             session,
             user_id=user_id,

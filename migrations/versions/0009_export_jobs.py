@@ -1,7 +1,7 @@
 """Export: FHIR Bulk Data jobs and the patients each holds
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0006
 Create Date: 2026-11-26 03:56:45.311428
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import api.db
 
 revision: str = "0009"
-down_revision: str | Sequence[str] | None = "0007"
+down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""Push device registrations (POST/DELETE /v1/devices)."""

@@ -1,0 +1,1 @@
+"""The in-app inbox: notifications delivered to the user."""

@@ -1,0 +1,1 @@
+"""Notifications and their outbox: dispatching due reminders and delivering them by channel."""

@@ -1,0 +1,43 @@
+"""What a notification says. Nothing here names a medication, a dose, a value or a note.
+
+With discreet notifications every channel shows only DISCREET_TEXT. Emails are always neutral:
+a short text and a link into the app, whatever the kind (an inbox may be read by others).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DISCREET_TEXT = "You have a reminder"
+
+
+@dataclass(frozen=True)
+class Text:
+    title: str
+    body: str
+
+
+_BY_KIND = {
+    "checkin": Text("Time to check in", "How are you doing today? Take a minute to check in."),
+    "medication": Text("Medication reminder", "It's time for your scheduled dose."),
+    "counseling": Text("Upcoming session", "Your counseling session is coming up."),
+}
+
+
+def visible_text(kind: str, *, discreet: bool) -> Text:
+    """The title and body shown on a lock screen or in the inbox."""
+    if discreet:
+        return Text(DISCREET_TEXT, "Open the app to see it.")
+    return _BY_KIND.get(kind, Text(DISCREET_TEXT, "Open the app to see it."))
+
+
+def email_text(*, discreet: bool, link: str) -> Text:
+    """Subject and plain-text body of a reminder email: neutral, with a link, nothing else."""
+    subject = DISCREET_TEXT if discreet else "A reminder from Waymark"
+    body = (
+        "Hello,\n\n"
+        "You have a reminder waiting in the app.\n\n"
+        f"Open it here: {link}\n\n"
+        "You can change how and when you get reminders in the app's settings.\n"
+    )
+    return Text(subject, body)

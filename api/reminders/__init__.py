@@ -1,0 +1,1 @@
+"""Reminder rules: check-in, medication and counseling reminders at local times."""

@@ -1,0 +1,126 @@
+"""Local wall-clock schedules to UTC instants, with zoneinfo only (no cron triggers). Pure.
+
+Policy (docs/reminders.md):
+- a wall time that does not exist on a day (spring forward) fires at the first instant after the
+  gap, and belongs to that day even when the gap ends after midnight (America/Nuuk's 23:00 gap);
+- a wall time that occurs twice (fall back) fires once, at the first occurrence;
+- quiet hours (local "HH:MM" start/end, may wrap midnight) hold a reminder until they end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+_ONE_SECOND = timedelta(seconds=1)
+_ONE_DAY = timedelta(days=1)
+
+
+def parse_hhmm(text: str) -> time:
+    hours, minutes = text.split(":")
+    return time(int(hours), int(minutes))
+
+
+def _wall(instant: datetime, zone: ZoneInfo) -> datetime:
+    """The naive local wall-clock reading of an instant."""
+    return instant.astimezone(zone).replace(tzinfo=None, fold=0)
+
+
+def occurrences(day: date, at: time, zone: ZoneInfo) -> list[datetime]:
+    """Every UTC instant whose local wall time is `day at`: none (gap), one, or two (fold)."""
+    naive = datetime.combine(day, at)
+    found = set()
+    for fold in (0, 1):
+        instant = naive.replace(tzinfo=zone, fold=fold).astimezone(UTC)
+        if _wall(instant, zone) == naive:
+            found.add(instant)
+    return sorted(found)
+
+
+def _end_of_gap(naive: datetime, zone: ZoneInfo) -> datetime:
+    """The first instant whose wall time is past `naive`, a wall time inside a gap."""
+    # PEP 495: for a time in a gap, the two folds use the offsets before and after the jump, so
+    # the transition lies between them. Bisect on whole seconds (tzdata transitions are whole).
+    a = naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    b = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    lo, hi = min(a, b), max(a, b)  # wall(lo) < naive <= wall(hi)
+    while hi - lo > _ONE_SECOND:
+        mid = lo + timedelta(seconds=int((hi - lo).total_seconds()) // 2)
+        if _wall(mid, zone) > naive:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+@lru_cache(maxsize=65536)
+def fire_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """When the reminder for local `day` at wall time `at` fires (UTC), by the policy above.
+
+    Pure, so cached: a dispatch batch asks for the same few (day, time, zone) again and again.
+    """
+    found = occurrences(day, at, zone)
+    if found:
+        return found[0]
+    return _end_of_gap(datetime.combine(day, at), zone)
+
+
+def next_fire(
+    *,
+    at: time,
+    zone: ZoneInfo,
+    after: datetime,
+    days_of_week: Collection[int] | None = None,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    min_date: date | None = None,
+) -> tuple[date, datetime] | None:
+    """The first (local day, instant) with instant strictly after `after`, or None if none is left.
+
+    `days_of_week` holds ISO weekdays (1 = Monday); None means every day. `start_date`/`end_date`
+    bound the local days (inclusive); `min_date` skips days already served (one per local day).
+    """
+    if days_of_week is not None and not days_of_week:
+        return None
+    # A day's instant can fall on the next local date (gap after midnight), so start a day early.
+    day = after.astimezone(zone).date() - _ONE_DAY
+    for bound in (start_date, min_date):
+        if bound is not None and day < bound:
+            day = bound
+    for _ in range(8 + 1):
+        if end_date is not None and day > end_date:
+            return None
+        if days_of_week is None or day.isoweekday() in days_of_week:
+            instant = fire_instant(day, at, zone)
+            if instant > after:
+                return day, instant
+        day += _ONE_DAY
+    return None  # pragma: no cover - a non-empty weekday set always matches within 9 days
+
+
+def in_quiet_hours(instant: datetime, zone: ZoneInfo, start: time, end: time) -> bool:
+    local = _wall(instant, zone).time()
+    if start < end:
+        return start <= local < end
+    return local >= start or local < end  # wraps midnight (22:00-07:00)
+
+
+def hold_for_quiet_hours(
+    instant: datetime, zone: ZoneInfo, start: time | None, end: time | None
+) -> datetime:
+    """`instant` itself, or, inside quiet hours, the first instant after they end."""
+    if start is None or end is None or start == end:
+        return instant
+    if not in_quiet_hours(instant, zone, start, end):
+        return instant
+    local = _wall(instant, zone)
+    end_day = local.date()
+    if start > end and local.time() >= start:
+        end_day += _ONE_DAY
+    # The end wall time may occur twice (fall back) or not at all (spring forward).
+    for candidate in occurrences(end_day, end, zone):
+        if candidate > instant:
+            return candidate
+    return max(fire_instant(end_day, end, zone), instant)
