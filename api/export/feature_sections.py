@@ -6,7 +6,7 @@ cost more than the whole FHIR mapping in a bulk export."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from types import SimpleNamespace
@@ -16,14 +16,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.auth.models import User
 from api.checkins.models import Checkin
 from api.clinician.models import CowsAssessment
 from api.consent.models import Consent, ConsentCategory
 from api.counseling.models import CounselingSession
+from api.devices.models import Device
+from api.devices.schemas import DeviceSchema
 from api.disclosures.models import Disclosure
 from api.export import fhir
 from api.export.sections import (
     TIME_COLUMNS,
+    YIELD_PER,
     Column,
     Section,
     Window,
@@ -36,8 +40,13 @@ from api.export.sections import (
     when_field,
     windowed,
 )
+from api.inbox.schemas import InboxItemSchema
+from api.inbox.services import _item as inbox_item
 from api.instruments.services import list_instruments
 from api.medications.models import Dose, Medication
+from api.notifications.models import Notification
+from api.reminders.models import ReminderRule
+from api.reminders.schemas import ReminderSchema
 
 Rows = Iterator[tuple[uuid.UUID, dict[str, Any]]]
 
@@ -538,5 +547,113 @@ DISCLOSURES = register(
         ),
         to_fhir=fhir_one(fhir.audit_event),
         fhir_types=("AuditEvent",),
+    )
+)
+
+# --- Reminders, devices, inbox (own export only; few rows, dumped by the features' schemas) ---
+
+
+def _orm_rows(
+    session: Session,
+    model: Any,
+    user_ids: Sequence[uuid.UUID] | None,
+    order: Any,
+    where: Any = None,
+) -> Iterator[Any]:
+    base = select(model).order_by(model.user_id, order, model.id)
+    if where is not None:
+        base = base.where(where)
+    for stmt in in_chunks(base, model.user_id, user_ids):
+        yield from session.scalars(stmt.execution_options(yield_per=YIELD_PER))
+
+
+def _reminder_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, _window: Window) -> Rows:
+    schema = ReminderSchema()
+    for rule in _orm_rows(session, ReminderRule, user_ids, ReminderRule.created_at):
+        yield rule.user_id, schema.dump(rule)
+
+
+def _device_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, _window: Window) -> Rows:
+    schema = DeviceSchema()  # never the push token
+    for device in _orm_rows(session, Device, user_ids, Device.created_at):
+        yield device.user_id, schema.dump(device)
+
+
+def _inbox_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, _window: Window) -> Rows:
+    schema = InboxItemSchema()
+    discreet: dict[uuid.UUID, bool] = {}
+    for note in _orm_rows(
+        session,
+        Notification,
+        user_ids,
+        Notification.inbox_at,
+        where=Notification.inbox_at.is_not(None),
+    ):
+        if note.user_id not in discreet:
+            user = session.get(User, note.user_id)
+            discreet[note.user_id] = bool(user and user.discreet_notifications)
+        yield note.user_id, schema.dump(inbox_item(note, discreet=discreet[note.user_id]))
+
+
+def _json_or_none(key: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda r: json_cell(r[key]) if r.get(key) is not None else None
+
+
+REMINDERS = register(
+    Section(
+        name="reminders",
+        title="Reminder rules.",
+        rows=_reminder_rows,
+        own_only=True,
+        position=50,
+        columns=(
+            Column("id", "Reminder id (UUID)."),
+            Column("kind", "medication, checkin or counseling."),
+            Column("medication_id", "The regimen, for medication reminders."),
+            Column("local_time", "Local time HH:MM (check-in reminders)."),
+            Column("lead_minutes", "Minutes before a session (counseling reminders)."),
+            Column(
+                "days_of_week", "JSON list of weekdays, or empty.", _json_or_none("days_of_week")
+            ),
+            Column("channels", "JSON list of channels.", _json_or_none("channels")),
+            Column("enabled", "true when on."),
+            Column("timezone", "The zone its times are in."),
+            Column("next_fire_at", "Next time it fires (UTC)."),
+        ),
+    )
+)
+DEVICES = register(
+    Section(
+        name="devices",
+        title="Devices registered for push notifications (the push token is never exported).",
+        rows=_device_rows,
+        own_only=True,
+        position=55,
+        columns=(
+            Column("id", "Device id (UUID)."),
+            Column("platform", "ios, android or web."),
+            Column("enabled", "false once the provider rejected the token."),
+            *TIME_COLUMNS,
+        ),
+    )
+)
+INBOX = register(
+    Section(
+        name="inbox",
+        title="Notifications that reached your inbox.",
+        rows=_inbox_rows,
+        own_only=True,
+        position=57,
+        columns=(
+            Column("id", "Notification id (UUID)."),
+            Column("kind", "checkin, medication or counseling."),
+            Column("reminder_id", "The reminder that sent it."),
+            Column("title", "Title as shown."),
+            Column("body", "Text as shown."),
+            Column("scheduled_for", "The occurrence it was for (UTC)."),
+            Column("delivered_at", "When it reached the inbox (UTC)."),
+            Column("read_at", "When you read it, or empty."),
+            Column("snoozed", "true for a snoozed re-fire."),
+        ),
     )
 )

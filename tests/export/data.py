@@ -49,7 +49,8 @@ def seed_patient_data(
     dose_note = f"Dosenote{tag}"
     session_note = f"Sessionnote{tag}"
     checkin_note = f"Checkinnote{tag}"
-    seeded = Seeded(canaries=[med_name, dose_note, session_note, checkin_note])
+    device_token = f"Devicetoken{tag}"
+    seeded = Seeded(canaries=[med_name, dose_note, session_note, checkin_note, device_token])
 
     sows = next(i for i in list_instruments() if i.code == "sows")
     for days_ago, body in (
@@ -126,6 +127,18 @@ def seed_patient_data(
         )
     session.commit()
 
+    _ok(
+        client.post(
+            "/v1/devices", json={"platform": "android", "token": device_token}, headers=headers
+        )
+    )
+    _ok(
+        client.post(
+            "/v1/reminders",
+            json={"kind": "checkin", "local_time": "09:00", "channels": ["push", "inbox"]},
+            headers=headers,
+        )
+    )
     for attendance, note in (("attended", session_note), ("missed", None)):
         created = _ok(
             client.post(

@@ -76,6 +76,10 @@ def test_own_export_holds_every_feature(
     assert set(seeded.dose_ids) <= {d["id"] for d in body["doses"]}
     assert sorted(s["id"] for s in body["counseling_sessions"]) == sorted(seeded.session_ids)
     assert all("_medication" not in d for d in body["doses"])
+    assert {r["kind"] for r in body["reminders"]} == {"checkin", "medication"}
+    assert [d["platform"] for d in body["devices"]] == ["android"]
+    assert seeded.canaries[4] not in json.dumps(body)  # the push token is never exported
+    assert body["inbox"] == []
 
     archive = zipfile.ZipFile(
         io.BytesIO(client.get("/v1/export?format=csv", headers=patient_headers).get_data())
