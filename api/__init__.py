@@ -54,6 +54,8 @@ def _blueprints() -> list[Any]:
     from api.counseling.routes import blp as counseling
     from api.devices.routes import blp as devices
     from api.disclosures.routes import blp as disclosures
+    from api.export.routes import blp as export
+    from api.export.routes import fhir_blp as fhir
     from api.inbox.routes import blp as inbox
     from api.instruments.routes import blp as instruments
     from api.medications.routes import blp as medications
@@ -79,6 +81,8 @@ def _blueprints() -> list[Any]:
         alerts,
         summaries,
         audit,
+        export,
+        fhir,
     ]
 
 

@@ -9,6 +9,7 @@ from api.consent import models as consent_models
 from api.counseling import models as counseling_models
 from api.devices import models as devices_models
 from api.disclosures import models as disclosure_models
+from api.export import models as export_models
 from api.idempotency import IdempotencyKey
 from api.medications import models as medication_models
 from api.notifications import models as notifications_models
@@ -30,6 +31,7 @@ __all__ = [
     "counseling_models",
     "devices_models",
     "disclosure_models",
+    "export_models",
     "medication_models",
     "notifications_models",
     "ops_models",

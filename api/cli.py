@@ -17,6 +17,10 @@ from api.security import password_hasher
 
 
 def register_cli(app: Flask) -> None:
+    from api.export.cli import register_export_cli
+
+    register_export_cli(app)
+
     @app.cli.command("create-admin")
     @click.option("--email", required=True)
     @click.option("--display-name", default="Administrator", show_default=True)

@@ -153,6 +153,7 @@ class Config:
         self.CLINICIAN_LOOKUP_WINDOW = _int("CLINICIAN_LOOKUP_WINDOW", 900)
         self.CRISIS_RESOURCES = _env("CRISIS_RESOURCES", CRISIS_RESOURCES)
         self.PROBLEM_BASE_URL = _env("PROBLEM_BASE_URL", "https://docs.waymark.invalid/problems/")
+        self._export_settings()
 
         # flask-smorest / OpenAPI
         self.API_TITLE = "Waymark API"
@@ -165,6 +166,16 @@ class Config:
             "SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
         )
         self.JSON_SORT_KEYS = False
+
+    def _export_settings(self) -> None:
+        """Export (docs/export.md, docs/fhir.md)."""
+        self.FHIR_BASE_URL = _env("FHIR_BASE_URL", f"{self.PUBLIC_BASE_URL}/fhir")
+        self.EXPORT_DIR = _env("EXPORT_DIR", str(INSTANCE / "exports"))
+        self.EXPORT_RATE_LIMIT = _int("EXPORT_RATE_LIMIT", 10)
+        self.EXPORT_RATE_WINDOW = _int("EXPORT_RATE_WINDOW", 3600)
+        self.BULK_EXPORT_TTL = _int("BULK_EXPORT_TTL", 6 * 3600)
+        self.BULK_EXPORT_RETRY_AFTER = _int("BULK_EXPORT_RETRY_AFTER", 5)
+        self.BULK_EXPORT_POLL_INTERVAL = _int("BULK_EXPORT_POLL_INTERVAL", 5)
 
     def as_flask(self) -> dict[str, object]:
         return {k: v for k, v in vars(self).items() if k.isupper()}

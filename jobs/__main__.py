@@ -21,7 +21,15 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from api import create_app
 from api.db import utcnow
-from jobs import alerts, heartbeat, missed_doses, purge_idempotency, reminders, weekly_summaries
+from jobs import (
+    alerts,
+    bulk_export,
+    heartbeat,
+    missed_doses,
+    purge_idempotency,
+    reminders,
+    weekly_summaries,
+)
 from jobs.leader import Leadership, SingleProcess, make_leadership
 
 log = structlog.get_logger("waymark.jobs")
@@ -168,7 +176,35 @@ def build_scheduler(
         id="weekly_summaries",
         next_run_time=now,
     )
+    _add_export_jobs(scheduler, app)
     return scheduler
+
+
+def _add_export_jobs(scheduler: BlockingScheduler, app: Any) -> None:
+    cfg = app.config
+    # Bulk exports run here, never in a web worker; max_instances=1 keeps one at a time per
+    # scheduler, and SKIP LOCKED keeps two schedulers off the same job.
+    scheduler.add_job(
+        run_in_transaction,
+        "interval",
+        seconds=cfg["BULK_EXPORT_POLL_INTERVAL"],
+        args=[app, bulk_export.run_next_export],
+        kwargs={
+            "export_dir": cfg["EXPORT_DIR"],
+            "base_url": cfg["FHIR_BASE_URL"],
+            "ttl": cfg["BULK_EXPORT_TTL"],
+            "clock": utcnow,
+        },
+        id="bulk_export",
+    )
+    scheduler.add_job(
+        run_in_transaction,
+        "interval",
+        minutes=5,
+        args=[app, bulk_export.expire_exports],
+        kwargs={"export_dir": cfg["EXPORT_DIR"]},
+        id="expire_exports",
+    )
 
 
 def serve(app: Any, leadership: Leadership, stop: threading.Event) -> None:

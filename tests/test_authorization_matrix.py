@@ -62,6 +62,25 @@ PATIENT_OWN_ITEM = {**PATIENT_OWN, "other_patient": 404}
 SIGNED_IN_ITEM = {**_everyone(404), "owner": OK, "anonymous": 401}
 CLINICIAN_SELF = {**_everyone(403), **dict.fromkeys(CLINICIANS, OK), "anonymous": 401}
 ADMIN = {**_everyone(403), "admin": OK, "anonymous": 401}
+# FHIR Bulk Data. The kick-off is for clinicians and admins; the matrix sends no
+# `Prefer: respond-async`, so a permitted caller is answered 400 (after the role check).
+BULK_KICKOFF = {
+    **_everyone(403),
+    **dict.fromkeys(CLINICIANS, 400),
+    "admin": 400,
+    "anonymous": 401,
+}
+# A bulk export job (and its files) belongs to whoever started it (clinician_full here):
+# any other clinician or admin gets 404, patients 403. The seeded job is still queued, so
+# even its owner finds no file yet.
+BULK_JOB = {
+    **_everyone(403),
+    **dict.fromkeys(CLINICIANS, 404),
+    "clinician_full": OK,
+    "admin": 404,
+    "anonymous": 401,
+}
+BULK_FILE = {**BULK_JOB, "clinician_full": 404}
 
 
 def clinician_patient(category: str) -> dict[str, Any]:
@@ -109,6 +128,10 @@ FAMILIES: list[tuple[set[str], str, dict[str, Any]]] = [
         r"/v1/clinician/patients/\{patient_id\}/counseling-sessions",
         clinician_patient("counseling"),
     ),
+    ({"GET"}, r"/v1/export", SIGNED_IN),
+    ({"GET"}, r"/fhir/Patient/\$export", BULK_KICKOFF),
+    ({"GET", "DELETE"}, r"/fhir/bulkstatus/\{job_id\}", BULK_JOB),
+    ({"GET"}, r"/fhir/bulkfiles/\{job_id\}/\{rtype\}\.ndjson", BULK_FILE),
     (
         {"GET", "POST", "PUT", "PATCH", "DELETE"},
         r"/v1/(checkins|medications|doses|adherence|counseling-sessions|counseling|reminders"
@@ -259,7 +282,23 @@ def world(
     )
     world.headers["anonymous"] = {}
     _seed_features(session, world, now=now)
+    _seed_bulk_export(session, world, now=now)
     return world
+
+
+def _seed_bulk_export(session: Session, world: World, *, now: datetime) -> None:
+    """A queued bulk export of clinician_full's, for the /fhir/bulkstatus and file routes."""
+    from api.export.models import ExportJob
+
+    job = ExportJob(
+        requester_id=world.users["clinician_full"].id,
+        types=["Patient"],
+        request_url="matrix",
+        created_at=now,
+    )
+    session.add(job)
+    session.commit()
+    world.params.update(job_id=str(job.id), rtype="Patient")
 
 
 def _seed_features(session: Session, world: World, *, now: datetime) -> None:
@@ -397,6 +436,8 @@ def _seed_weekly_summary(session: Session, world: World, *, now: datetime) -> No
 
 # Valid bodies where validation would otherwise answer 422 before ownership is checked.
 BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
+    # An empty password: 422 for every signed-in caller, so nobody's account is erased here.
+    ("DELETE", "/v1/me"): lambda _w: {"password": ""},
     ("POST", "/v1/medications/{medication_id}/doses"): lambda _w: {
         "status": "taken",
         "taken_at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
@@ -468,7 +509,10 @@ def test_route_against_every_actor(
     for actor in ACTORS:
         with isolated():
             response = client.open(url, method=method, json=body, headers=world.headers[actor])
-        status, text = response.status_code, response.get_data(as_text=True)
+            # A streamed body (GET /v1/export) is read, and its request closed, in the savepoint.
+            text = response.get_data(as_text=True)
+            response.close()
+        status = response.status_code
         want = expected[actor]
         ok = status in OK_STATUSES if want == OK else status == want
         if not ok:

@@ -135,7 +135,8 @@ def test_job_defaults_are_set_on_purpose(app: Any) -> None:
     finally:
         scheduler.shutdown(wait=False)
     expected = {"heartbeat", "dispatch_reminders", "send_notifications", "missed_doses"}
-    assert expected | {"purge_idempotency", "alerts", "weekly_summaries"} == set(jobs)
+    expected |= {"purge_idempotency", "alerts", "weekly_summaries", "bulk_export", "expire_exports"}
+    assert expected == set(jobs)
     for job in jobs.values():
         assert job.coalesce is True
         assert job.max_instances == 1

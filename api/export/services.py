@@ -1,0 +1,589 @@
+"""Exports: the user's own data (JSON, CSV zip, FHIR Bundle) and FHIR Bulk Data jobs.
+
+Own exports stream from the request (generators over server-side cursors). Bulk exports are
+queued here and run by the scheduler process (jobs/bulk_export.py), never in a web worker.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import structlog
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.auth.models import User
+from api.errors import AppError, NotFound, TooManyRequests, ValidationError
+from api.export import feature_sections, fhir, writers
+from api.export.models import ACTIVE_STATUSES, ExportJob, ExportJobPatient
+from api.export.sections import Section, Window, all_sections
+from api.ratelimit import Counter
+
+log = structlog.get_logger("waymark.export")
+assert feature_sections  # imported for its registrations
+
+FORMATS = {
+    "json": ("application/json", "json"),
+    "csv": ("application/zip", "zip"),
+    "fhir": ("application/fhir+json", "fhir.json"),
+}
+NDJSON_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
+
+
+class BadRequest(AppError):
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+
+class ExportFailed(AppError):
+    status = 500
+    slug = "export-failed"
+    title = "Export failed"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    limit: int
+    window: int
+
+
+@dataclass(frozen=True)
+class OwnExport:
+    chunks: Iterator[bytes]
+    mimetype: str
+    filename: str
+
+
+def fhir_context(*, base_url: str, now: datetime, disclosed: bool) -> fhir.FhirContext:
+    return fhir.FhirContext(
+        base_url=base_url,
+        now=now,
+        disclosed=disclosed,
+        item_texts=feature_sections.instrument_catalogue(),
+    )
+
+
+def rate_key(user_id: uuid.UUID) -> str:
+    return f"export:{user_id}"
+
+
+def check_rate(
+    session: Session, *, user_id: uuid.UUID, counter: Counter, limits: RateLimit, now: datetime
+) -> None:
+    """Count one export for the user; raises TooManyRequests (with Retry-After) over the limit."""
+    window = counter.hit(session, rate_key(user_id), window=limits.window, now=now)
+    if window.count > limits.limit:
+        log.info("export.rate_limited", user_id=str(user_id))
+        raise TooManyRequests(
+            window.retry_after, f"At most {limits.limit} exports per {limits.window} seconds."
+        )
+
+
+def own_sections() -> list[Section]:
+    return all_sections()
+
+
+def start_own_export(
+    session: Session,
+    *,
+    user: User,
+    fmt: str,
+    now: datetime,
+    counter: Counter,
+    limits: RateLimit,
+    base_url: str,
+) -> OwnExport:
+    """Count the export against the rate limit and return its (lazy) byte stream."""
+    check_rate(session, user_id=user.id, counter=counter, limits=limits, now=now)
+    mimetype, extension = FORMATS[fmt]
+    sections = own_sections()
+    user_id = user.id
+    if fmt == "json":
+        chunks = writers.json_document(session, user_id=user_id, sections=sections, now=now)
+    elif fmt == "csv":
+        chunks = writers.csv_zip(session, user_id=user_id, sections=sections, now=now)
+    else:
+        ctx = fhir_context(base_url=base_url, now=now, disclosed=False)
+        chunks = writers.fhir_bundle(
+            session, user_id=user_id, sections=sections, ctx=ctx, bundle_id=str(uuid.uuid4())
+        )
+    log.info("export.started", user_id=str(user_id), format=fmt)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    return OwnExport(chunks, mimetype, f"waymark-export-{stamp}.{extension}")
+
+
+# --- FHIR Bulk Data --------------------------------------------------------------------------
+
+
+def bulk_types() -> list[str]:
+    """Every resource type a bulk export can hold, in file order."""
+    seen: list[str] = []
+    for section in all_sections():
+        if section.own_only:
+            continue
+        for rtype in section.fhir_types:
+            if rtype not in seen:
+                seen.append(rtype)
+    return seen
+
+
+def parse_types(raw: str | None) -> list[str]:
+    """`_type` (comma-separated); raises ValidationError naming the unsupported types."""
+    supported = bulk_types()
+    if not raw:
+        return supported
+    asked = [t.strip() for t in raw.split(",") if t.strip()]
+    unknown = sorted({t for t in asked if t not in supported})
+    if unknown or not asked:
+        raise ValidationError(
+            {"_type": [f"Unsupported type(s): {', '.join(unknown) or '(none)'}."]},
+            detail=f"_type must be a subset of: {', '.join(supported)}.",
+        )
+    return [t for t in supported if t in asked]
+
+
+def start_bulk_export(
+    session: Session,
+    *,
+    requester: User,
+    prefer: str | None,
+    output_format: str | None,
+    types: str | None,
+    since: datetime | None,
+    request_url: str,
+    now: datetime,
+    retry_after: int,
+    counter: Counter,
+    limits: RateLimit,
+) -> ExportJob:
+    """Queue a bulk export for the scheduler. Raises BadRequest without `Prefer: respond-async`,
+    ValidationError for bad parameters, TooManyRequests over the export rate limit or while the
+    requester has one queued or running."""
+    if "respond-async" not in (prefer or "").lower():
+        raise BadRequest("Bulk export needs the header 'Prefer: respond-async'.")
+    if output_format and output_format not in NDJSON_FORMATS:
+        raise ValidationError({"_outputFormat": ["Only application/fhir+ndjson is offered."]})
+    if since is not None and since > now:
+        raise ValidationError({"_since": ["_since is in the future."]})
+    check_rate(session, user_id=requester.id, counter=counter, limits=limits, now=now)
+    job = ExportJob(
+        requester_id=requester.id,
+        status="queued",
+        types=parse_types(types),
+        since=since,
+        request_url=request_url[:2000],
+        created_at=now,
+    )
+    busy = TooManyRequests(
+        retry_after, "A bulk export of yours is already running; poll it, or cancel it first."
+    )
+    if session.scalar(
+        select(ExportJob.id).where(
+            ExportJob.requester_id == requester.id, ExportJob.status.in_(ACTIVE_STATUSES)
+        )
+    ):
+        raise busy
+    try:
+        # The partial unique index settles two kick-offs racing past the check above.
+        with session.begin_nested():
+            session.add(job)
+            session.flush()
+    except IntegrityError as exc:
+        raise busy from exc
+    log.info("bulk_export.queued", job_id=str(job.id), requester_id=str(requester.id))
+    return job
+
+
+def _own_job(session: Session, *, requester: User, job_id: uuid.UUID) -> ExportJob:
+    job = session.get(ExportJob, job_id)
+    if job is None or job.requester_id != requester.id or job.status in ("cancelled", "expired"):
+        raise NotFound("No such export.")
+    return job
+
+
+def bulk_status(
+    session: Session, *, requester: User, job_id: uuid.UUID, now: datetime
+) -> ExportJob:
+    """The requester's job; NotFound for others', cancelled or expired ones."""
+    job = _own_job(session, requester=requester, job_id=job_id)
+    if job.expires_at is not None and job.expires_at <= now:
+        raise NotFound("This export has expired.")
+    if job.status == "failed":
+        raise ExportFailed("The export failed. Start a new one.")
+    return job
+
+
+def manifest(job: ExportJob, *, file_url: Any, notice: str | None) -> dict[str, Any]:
+    """The Bulk Data completion manifest; `file_url(job_id, type)` builds the download URLs."""
+    assert job.transaction_time is not None
+    body: dict[str, Any] = {
+        "transactionTime": job.transaction_time.isoformat(),
+        "request": job.request_url,
+        "requiresAccessToken": True,
+        "output": [
+            {"type": o["type"], "url": file_url(job.id, o["type"]), "count": o["count"]}
+            for o in job.output or []
+        ],
+        "error": [],
+    }
+    if notice:
+        body["extension"] = {"redisclosureNotice": notice}
+    return body
+
+
+def cancel_bulk_export(
+    session: Session, *, requester: User, job_id: uuid.UUID, export_dir: Path, now: datetime
+) -> None:
+    """Cancel a queued or running job, or delete a finished one's files. The runner notices."""
+    job = _own_job(session, requester=requester, job_id=job_id)
+    job.status = "cancelled"
+    job.finished_at = job.finished_at or now
+    job.output = None
+    session.flush()
+    remove_files(export_dir, job.id)
+    log.info("bulk_export.cancelled", job_id=str(job.id))
+
+
+def bulk_file(
+    session: Session,
+    *,
+    requester: User,
+    job_id: uuid.UUID,
+    rtype: str,
+    export_dir: Path,
+    now: datetime,
+) -> Path:
+    """The NDJSON file of one type of a completed job of the requester's."""
+    job = bulk_status(session, requester=requester, job_id=job_id, now=now)
+    if job.status != "completed" or rtype not in {o["type"] for o in job.output or []}:
+        raise NotFound("No such file.")
+    path = job_dir(export_dir, job.id) / f"{rtype}.ndjson"
+    if not path.is_file():
+        raise NotFound("No such file.")
+    return path
+
+
+def job_dir(export_dir: Path, job_id: uuid.UUID) -> Path:
+    return Path(export_dir) / str(job_id)
+
+
+def remove_files(export_dir: Path, job_id: uuid.UUID) -> None:
+    shutil.rmtree(job_dir(export_dir, job_id), ignore_errors=True)
+
+
+# --- Running a bulk export (scheduler process) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a clinician may receive of one patient: per consented category, the consent that
+    covers it and the start of its data window (the window ends at the export's time)."""
+
+    windows: dict[str, tuple[uuid.UUID, datetime]]
+
+    @property
+    def categories(self) -> frozenset[str]:
+        return frozenset(self.windows)
+
+
+def grants_for(session: Session, *, requester: User, now: datetime) -> dict[uuid.UUID, Grant]:
+    """Patients a clinician may receive now, and what of each, as the consent gate decides.
+
+    consent.services.hold_active is the gate's read across patients (share-locked, newest
+    first); per category this picks what require_active would: the newest covering consent, and
+    the earliest window start among the covering ones.
+    """
+    from api.consent import services as consent_services
+
+    windows: dict[uuid.UUID, dict[str, tuple[uuid.UUID, datetime]]] = {}
+    for consent in consent_services.hold_active(session, clinician_id=requester.id, now=now):
+        per_patient = windows.setdefault(consent.patient_id, {})
+        for category in consent.categories:
+            if category in per_patient:
+                consent_id, start = per_patient[category]
+                per_patient[category] = (consent_id, min(start, consent.window_start))
+            else:
+                per_patient[category] = (consent.id, consent.window_start)
+    return {pid: Grant(w) for pid, w in windows.items() if w}
+
+
+class ConsentChanged(Exception):
+    """A consent the export relied on ended while it ran: the files are not handed out."""
+
+
+class Cancelled(Exception):
+    pass
+
+
+class _Files:
+    """One NDJSON file per resource type, opened on first write, counted."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.handles: dict[str, IO[str]] = {}
+        self.counts: dict[str, int] = {}
+
+    def write(self, resource: dict[str, Any]) -> None:
+        rtype = resource["resourceType"]
+        handle = self.handles.get(rtype)
+        if handle is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            handle = (self.folder / f"{rtype}.ndjson").open("w", encoding="utf-8")
+            self.handles[rtype] = handle
+            self.counts[rtype] = 0
+        handle.write(writers.dumps(resource))
+        handle.write("\n")
+        self.counts[rtype] += 1
+
+    def close(self) -> None:
+        for handle in self.handles.values():
+            handle.close()
+
+
+def _in_period(section: Section, record: dict[str, Any], grant: Grant, until: datetime) -> bool:
+    """Inside the consent's data window for the section's category (from its start to now)."""
+    if section.when is None or section.category is None:
+        return True
+    when = section.when(record)
+    if when is None:
+        return True
+    _consent, start = grant.windows[section.category]
+    return start <= when <= until
+
+
+@dataclass
+class _Run:
+    session: Session
+    grants: dict[uuid.UUID, Grant] | None  # None: every patient (an admin's export)
+    window: Window
+    ctx: fhir.FhirContext
+    wanted: set[str]
+    files: _Files
+    included: dict[uuid.UUID, set[str]]
+
+
+def _export_section(run: _Run, section: Section) -> None:
+    ids: list[uuid.UUID] | None = None
+    if run.grants is not None:
+        ids = [
+            pid
+            for pid, grant in run.grants.items()
+            if section.category is None or section.category in grant.categories
+        ]
+        if not ids:
+            return
+    assert section.to_fhir is not None
+    for patient_id, record in section.rows(run.session, ids, run.window):
+        grant = run.grants[patient_id] if run.grants is not None else None
+        if grant is not None and not _in_period(section, record, grant, run.ctx.now):
+            continue
+        wrote = False
+        for resource in section.to_fhir(record, run.ctx, patient_id):
+            if resource["resourceType"] in run.wanted:
+                run.files.write(resource)
+                wrote = True
+        if wrote:
+            cats = run.included.setdefault(patient_id, set())
+            if section.category:
+                cats.add(section.category)
+
+
+def run_bulk_export(
+    session: Session,
+    *,
+    job: ExportJob,
+    export_dir: Path,
+    base_url: str,
+    now: datetime,
+    on_progress: Any = None,
+) -> dict[uuid.UUID, set[str]]:
+    """Write the job's NDJSON files and complete it. Returns, per patient included, the consent
+    categories whose data went out (the caller records the disclosures).
+
+    Raises Cancelled when the job was cancelled meanwhile (checked between sections).
+    """
+    requester = session.get(User, job.requester_id)
+    assert requester is not None
+    grants: dict[uuid.UUID, Grant] | None = None
+    if requester.role != "admin":
+        grants = grants_for(session, requester=requester, now=now)
+    job.transaction_time = job.transaction_time or now
+    window = Window(since=job.since, until=job.transaction_time)
+    ctx = fhir_context(base_url=base_url, now=now, disclosed=requester.role != "admin")
+    wanted = set(job.types)
+    sections = [
+        s
+        for s in all_sections()
+        if not s.own_only and s.to_fhir is not None and wanted & set(s.fhir_types)
+    ]
+    run = _Run(session, grants, window, ctx, wanted, _Files(job_dir(export_dir, job.id)), {})
+    try:
+        for index, section in enumerate(sections):
+            if on_progress is not None and on_progress(int(100 * index / max(len(sections), 1))):
+                raise Cancelled
+            _export_section(run, section)
+    finally:
+        run.files.close()
+    if on_progress is not None and on_progress(99):
+        raise Cancelled
+    if grants is not None:
+        _check_grants_still_hold(session, requester=requester, grants=grants, run=run, now=now)
+        record_disclosures(session, requester=requester, job=job, grants=grants, run=run, now=now)
+    counts = run.files.counts
+    job.output = [{"type": t, "count": counts[t]} for t in job.types if t in counts]
+    job.status = "completed"
+    job.progress = 100
+    return run.included
+
+
+def _check_grants_still_hold(
+    session: Session,
+    *,
+    requester: User,
+    grants: dict[uuid.UUID, Grant],
+    run: _Run,
+    now: datetime,
+) -> None:
+    """Progress commits release the consent locks between resource types; a consent revoked
+    meanwhile voids the export (raises ConsentChanged) rather than disclose after revocation."""
+    current = grants_for(session, requester=requester, now=now)
+    for patient_id, categories in run.included.items():
+        held = current.get(patient_id)
+        if held is None or not categories <= held.categories:
+            raise ConsentChanged
+        before = grants[patient_id]
+        if any(held.windows[c][1] > before.windows[c][1] for c in categories):
+            raise ConsentChanged
+
+
+def record_disclosures(
+    session: Session,
+    *,
+    requester: User,
+    job: ExportJob,
+    grants: dict[uuid.UUID, Grant],
+    run: _Run,
+    now: datetime,
+) -> int:
+    """A ledger row (kind export) per patient and consent whose data went into the files: the
+    categories sent under that consent and the period of data (its window, or from _since)."""
+    from api.disclosures.services import record_disclosure
+
+    rows = 0
+    for patient_id, categories in run.included.items():
+        by_consent: dict[uuid.UUID, list[str]] = {}
+        for category in sorted(categories or grants[patient_id].categories):
+            consent_id, _start = grants[patient_id].windows[category]
+            by_consent.setdefault(consent_id, []).append(category)
+        for consent_id, cats in by_consent.items():
+            start = min(grants[patient_id].windows[c][1] for c in cats)
+            if job.since is not None:
+                start = min(max(start, job.since), now)
+            record_disclosure(
+                session,
+                patient_id=patient_id,
+                recipient_id=requester.id,
+                consent_id=consent_id,
+                kind="export",
+                categories=cats,
+                data_from=start,
+                data_to=now,
+                now=now,
+            )
+            rows += 1
+    return rows
+
+
+def record_included(
+    session: Session, *, job: ExportJob, included: dict[uuid.UUID, set[str]]
+) -> None:
+    """Remember which patients the job's files hold (erasure deletes those files)."""
+    if included:
+        session.execute(
+            ExportJobPatient.__table__.insert(),
+            [{"job_id": job.id, "patient_id": pid} for pid in included],
+        )
+
+
+def claim_next_job(session: Session, *, now: datetime) -> ExportJob | None:
+    """Take the oldest queued job (SKIP LOCKED on PostgreSQL, so two schedulers never share one)."""
+    stmt = (
+        select(ExportJob)
+        .where(ExportJob.status == "queued")
+        .order_by(ExportJob.created_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    job = session.scalar(stmt)
+    if job is None:
+        return None
+    job.status = "running"
+    job.started_at = now
+    job.transaction_time = now
+    session.flush()
+    return job
+
+
+def expire_jobs(session: Session, *, export_dir: Path, now: datetime) -> int:
+    """Delete the files of jobs past their expiry and of cancelled jobs; mark them expired."""
+    jobs = list(
+        session.scalars(
+            select(ExportJob).where(
+                ExportJob.status.in_(("completed", "failed", "cancelled")),
+                (ExportJob.expires_at <= now) | (ExportJob.status == "cancelled"),
+            )
+        )
+    )
+    for job in jobs:
+        remove_files(export_dir, job.id)
+        if job.status != "cancelled":
+            job.status = "expired"
+        job.output = None
+    session.execute(
+        delete(ExportJobPatient).where(ExportJobPatient.job_id.in_([j.id for j in jobs]))
+    )
+    # A job whose scheduler died mid-run fails after a generous timeout (the client starts anew).
+    session.execute(
+        update(ExportJob)
+        .where(ExportJob.status == "running", ExportJob.started_at <= now - timedelta(hours=6))
+        .values(status="failed", error="interrupted", finished_at=now, expires_at=now)
+    )
+    session.flush()
+    return len(jobs)
+
+
+def erase_patient_exports(session: Session, *, patient_id: uuid.UUID, export_dir: Path) -> int:
+    """Delete every bulk export file that holds the patient (their erasure reaches those too)."""
+    job_ids = list(
+        session.scalars(
+            select(ExportJobPatient.job_id).where(ExportJobPatient.patient_id == patient_id)
+        )
+    )
+    for job_id in job_ids:
+        remove_files(export_dir, job_id)
+    if job_ids:
+        session.execute(
+            update(ExportJob)
+            .where(ExportJob.id.in_(job_ids))
+            .values(status="expired", output=None, expires_at=None)
+        )
+        session.execute(delete(ExportJobPatient).where(ExportJobPatient.job_id.in_(job_ids)))
+    return len(job_ids)
+
+
+def notice_for(requester: User, notice: str) -> str | None:
+    """Disclosed documents carry the 42 CFR Part 2 redisclosure notice; an admin's does not."""
+    return None if requester.role == "admin" else notice
+
+
+def dump_manifest(body: dict[str, Any]) -> str:
+    return json.dumps(body)

@@ -1,0 +1,173 @@
+"""Every feature's data in every export format: shapes equal the API's, FHIR validates, no N+1."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from api.auth.models import User
+from api.checkins.models import Checkin
+from api.checkins.schemas import CheckinSchema
+from api.counseling.models import CounselingSession
+from api.counseling.schemas import CounselingSessionSchema
+from api.export.sections import Window, all_sections
+from api.export.writers import dumps, public
+from api.medications.models import Dose, Medication
+from api.medications.schemas import DoseSchema, MedicationSchema
+from tests.export.data import seed_patient_data
+from tests.export.fhir_check import bundle_errors
+
+
+def _normal(value: Any) -> Any:
+    return json.loads(dumps(value))
+
+
+def _section(name: str) -> Any:
+    return next(s for s in all_sections() if s.name == name)
+
+
+def test_records_have_the_api_shape(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    patient: User,
+    patient_headers: dict[str, str],
+) -> None:
+    seeded = seed_patient_data(app, client, session, patient_headers)
+    pairs = [
+        ("checkins", Checkin, CheckinSchema()),
+        ("medications", Medication, MedicationSchema()),
+        ("doses", Dose, DoseSchema()),
+        ("counseling_sessions", CounselingSession, CounselingSessionSchema()),
+    ]
+    for name, model, schema in pairs:
+        records = [public(r) for _pid, r in _section(name).rows(session, [patient.id], Window())]
+        assert records, name
+        for record in records:
+            obj = session.get(model, uuid.UUID(str(record["id"])))
+            assert _normal(record) == _normal(schema.dump(obj)), name
+    doses = [r for _pid, r in _section("doses").rows(session, [patient.id], Window())]
+    assert Counter(r["status"] for r in doses)["missed"] == seeded.missed > 0
+
+
+def test_own_export_holds_every_feature(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    patient_headers: dict[str, str],
+) -> None:
+    seeded = seed_patient_data(app, client, session, patient_headers)
+    body = json.loads(client.get("/v1/export", headers=patient_headers).get_data())
+    assert [c["id"] for c in body["checkins"]] == seeded.checkin_ids
+    assert body["checkins"][0]["recorded_at"].endswith(("-05:00", "-04:00"))
+    assert [m["id"] for m in body["medications"]] == seeded.medication_ids
+    assert set(seeded.dose_ids) <= {d["id"] for d in body["doses"]}
+    assert sorted(s["id"] for s in body["counseling_sessions"]) == sorted(seeded.session_ids)
+    assert all("_medication" not in d for d in body["doses"])
+    assert {r["kind"] for r in body["reminders"]} == {"checkin", "medication"}
+    assert [d["platform"] for d in body["devices"]] == ["android"]
+    assert seeded.canaries[4] not in json.dumps(body)  # the push token is never exported
+    assert body["inbox"] == []
+
+    archive = zipfile.ZipFile(
+        io.BytesIO(client.get("/v1/export?format=csv", headers=patient_headers).get_data())
+    )
+    doses = list(csv.DictReader(io.StringIO(archive.read("doses.csv").decode())))
+    assert len(doses) == len(body["doses"])
+    assert {d["medication_name"] for d in doses} == {body["medications"][0]["name"]}
+    readme = archive.read("README.txt").decode()
+    for name in ("medications.csv", "doses.csv", "counseling_sessions.csv"):
+        assert name in archive.namelist() and name in readme
+
+    bundle = json.loads(client.get("/v1/export?format=fhir", headers=patient_headers).get_data())
+    assert bundle_errors(bundle) == []
+    types = Counter(e["resource"]["resourceType"] for e in bundle["entry"])
+    assert types["QuestionnaireResponse"] == 1
+    assert types["Observation"] == 3  # one score, two ratings
+    checkins = list(csv.DictReader(io.StringIO(archive.read("checkins.csv").decode())))
+    assert [c["symptom_nausea"] for c in checkins] == ["7", ""]
+    assert types["MedicationStatement"] == 1
+    assert types["MedicationAdministration"] == len(body["doses"])
+    assert types["Appointment"] == 2
+    assert types["Encounter"] == 1  # only the attended session
+    # The own export keeps the counseling note; statuses follow the doses.
+    appointments = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Appointment"
+    ]
+    assert any(a.get("comment") == seeded.canaries[2] for a in appointments)
+    statuses = Counter(
+        e["resource"]["status"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "MedicationAdministration"
+    )
+    assert statuses["completed"] == 1
+    assert statuses["not-done"] == len(body["doses"]) - 1
+
+
+@contextmanager
+def count_queries(session: Session) -> Iterator[list[str]]:
+    statements: list[str] = []
+    engine = session.get_bind()
+
+    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+
+
+def test_queries_do_not_grow_with_the_data(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    make_patient: Callable[..., User],
+    auth_headers: Callable[[User], dict[str, str]],
+) -> None:
+    """One query per section, whatever the number of records (no N+1)."""
+    counts = []
+    for rounds in (1, 3):
+        user = make_patient()
+        headers = auth_headers(user)
+        for _ in range(rounds):
+            seed_patient_data(app, client, session, headers)
+        with count_queries(session) as statements:
+            assert client.get("/v1/export?format=fhir", headers=headers).status_code == 200
+        counts.append(len(statements))
+    assert counts[0] == counts[1]
+    assert counts[0] <= len(all_sections()) + 6  # + auth, rate counter
+
+
+def test_nothing_of_another_user(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    make_patient: Callable[..., User],
+    auth_headers: Callable[[User], dict[str, str]],
+) -> None:
+    ana, ben = make_patient(), make_patient()
+    ben_data = seed_patient_data(app, client, session, auth_headers(ben))
+    for fmt in ("json", "csv", "fhir"):
+        data = client.get(f"/v1/export?format={fmt}", headers=auth_headers(ana)).get_data()
+        if fmt == "csv":
+            archive = zipfile.ZipFile(io.BytesIO(data))
+            data = b"".join(archive.read(n) for n in archive.namelist())
+        text = data.decode()
+        assert str(ben.id) not in text
+        assert not any(c in text for c in ben_data.canaries)
+    assert session.scalars(select(Medication).where(Medication.user_id == ana.id)).all() == []
