@@ -209,6 +209,7 @@ def child_dispatch(url: str, batch_size: int) -> dict[str, Any]:
     session.execute(sa.text("SELECT 1"))  # connect before the clock starts
     session.commit()
     before = rss_mb()
+    cpu = time.process_time()
     started = time.perf_counter()
     rules = dispatch_reminders(
         session,
@@ -216,6 +217,7 @@ def child_dispatch(url: str, batch_size: int) -> dict[str, Any]:
         settings=DispatchSettings(grace=timedelta(minutes=30), batch_size=batch_size),
     )
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     notifications = session.scalar(sa.text("SELECT count(*) FROM notifications"))
     session.close()
     engine.dispose()
@@ -223,6 +225,7 @@ def child_dispatch(url: str, batch_size: int) -> dict[str, Any]:
         "rules": rules,
         "notifications": notifications,
         "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu, 3),
         "rss_mb": round(rss_mb(), 1),
         "rss_before_mb": round(before, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
@@ -251,6 +254,7 @@ def child_naive(url: str, jobs: int, due: int) -> dict[str, Any]:
     scheduler.start(paused=True)
     base = datetime.now(UTC)
     rss_start = rss_mb()
+    cpu = time.process_time()
     started = time.perf_counter()
     for i in range(jobs):
         # Due ones a second from now (so they are not misfires when the scheduler resumes);
@@ -266,8 +270,10 @@ def child_naive(url: str, jobs: int, due: int) -> dict[str, Any]:
             coalesce=True,
         )
     scheduled = time.perf_counter() - started
+    schedule_cpu = time.process_time() - cpu
     rss_loaded = rss_mb()
     time.sleep(max(0.0, (base + timedelta(seconds=1) - datetime.now(UTC)).total_seconds()))
+    cpu = time.process_time()
     started = time.perf_counter()
     scheduler.resume()
     while due > FIRED and time.perf_counter() - started < 1800:
@@ -282,16 +288,21 @@ def child_naive(url: str, jobs: int, due: int) -> dict[str, Any]:
             break
         time.sleep(0.05)
     settled = time.perf_counter() - started
+    fire_cpu = time.process_time() - cpu
+    rss_fired = rss_mb()
     scheduler.shutdown(wait=True)
     engine.dispose()
     return {
         "jobs": jobs,
         "fired": FIRED,
         "schedule_seconds": round(scheduled, 2),
+        "schedule_cpu_seconds": round(schedule_cpu, 2),
         "fire_seconds": round(fired, 2),
         "fire_and_remove_seconds": round(settled, 2),
+        "fire_cpu_seconds": round(fire_cpu, 2),
         "rss_start_mb": round(rss_start, 1),
         "rss_loaded_mb": round(rss_loaded, 1),
+        "rss_after_fire_mb": round(rss_fired, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
@@ -343,7 +354,10 @@ def main() -> None:
         return
 
     url = create_database(args.pg_url)
-    report: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds")}
+    report: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average_at_start": os.getloadavg(),
+    }
     try:
         started = time.perf_counter()
         load(url, users=args.users, rules=args.rules, due=args.due)
@@ -360,6 +374,10 @@ def main() -> None:
         big_median = statistics.median(r["seconds"] for r in big)
         small_median = statistics.median(r["seconds"] for r in small)
         report["median_seconds"] = {"big": big_median, "small": small_median}
+        report["median_cpu_seconds"] = {
+            "big": statistics.median(r["cpu_seconds"] for r in big),
+            "small": statistics.median(r["cpu_seconds"] for r in small),
+        }
         report["ratio_big_to_small"] = round(big_median / small_median, 2)
 
         report["naive"] = [
@@ -368,6 +386,7 @@ def main() -> None:
         ]
     finally:
         drop_database(args.pg_url, url)
+    report["load_average_at_end"] = os.getloadavg()
     print(json.dumps(report, indent=2))
 
 

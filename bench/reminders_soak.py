@@ -24,6 +24,7 @@ Exit status 0 when every check passes. Not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -84,12 +85,16 @@ def worker() -> None:
 
 @dataclass
 class Mailbox:
+    delay: float = 0.0  # how long the server takes to accept a message (seconds)
     ids: list[str] = field(default_factory=list)
     recipients: list[str] = field(default_factory=list)
     subjects: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        # The whole message is here (end-of-data seen): from now on it is delivered, whatever
+        # happens to the client. A slow server widens the window a crash can fall into.
+        await asyncio.sleep(self.delay)
         message = message_from_bytes(envelope.content)
         with self.lock:
             self.ids.append(str(message["Message-ID"]))
@@ -218,7 +223,38 @@ def leader_pid(engine: sa.Engine) -> int | None:
     return pids[0] if len(pids) == 1 else None
 
 
-def main() -> int:  # noqa: PLR0915 - one script, top to bottom
+def wait_for_work(
+    engine: sa.Engine,
+    epoch: float,
+    sim_start: datetime,
+    speed: float,
+    *,
+    seconds: float,
+    target: str,
+) -> str | None:
+    """Poll until a delivery is being sent ("sending") or a rule is due ("due_rules");
+    return the target, or None when it did not happen within `seconds`."""
+    deadline = time.monotonic() + seconds
+    with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            if target == "sending":
+                found = conn.scalar(
+                    sa.text("SELECT count(*) FROM notification_deliveries WHERE status = 'sending'")
+                )
+            else:
+                sim_now = sim_start + timedelta(seconds=(time.time() - epoch) * speed)
+                found = conn.scalar(
+                    sa.text("SELECT count(*) FROM reminder_rules WHERE next_fire_at <= :now"),
+                    {"now": sim_now},
+                )
+            conn.rollback()
+            if found:
+                return target
+            time.sleep(0.002)
+    return None
+
+
+def main() -> int:  # noqa: PLR0912, PLR0915 - one script, top to bottom
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--minutes", type=float, default=10.0, help="real minutes of the run")
@@ -227,6 +263,7 @@ def main() -> int:  # noqa: PLR0915 - one script, top to bottom
     parser.add_argument("--kills", type=int, default=6)
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--smtp-port", type=int, default=8325)
+    parser.add_argument("--smtp-delay", type=float, default=0.05, help="seconds to accept")
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--keep", action="store_true", help="keep the database and the logs")
@@ -245,7 +282,7 @@ def main() -> int:  # noqa: PLR0915 - one script, top to bottom
     sim_end = sim_start + window
     url = create_database(args.pg_url)
     logdir = Path(tempfile.mkdtemp(prefix="waymark-soak-"))
-    mailbox = Mailbox()
+    mailbox = Mailbox(delay=args.smtp_delay)
     smtp = Controller(mailbox, hostname="127.0.0.1", port=args.smtp_port)
     smtp.start()
     procs: list[subprocess.Popen[bytes]] = []
@@ -298,21 +335,39 @@ def main() -> int:  # noqa: PLR0915 - one script, top to bottom
         while time.monotonic() - started < run_seconds:
             if kill_at and time.monotonic() - started >= kill_at[0]:
                 kill_at.pop(0)
-                pid = leader_pid(engine)
-                victim = next((p for p in procs if p.pid == pid and p.poll() is None), None)
-                if victim is not None:
-                    victim.send_signal(signal.SIGKILL)
-                    victim.wait()
-                    procs.remove(victim)
-                    procs.append(spawn(url, env, logdir, len(kills) + 2))
-                    sim = sim_start + timedelta(seconds=(time.time() - epoch) * args.speed)
+                victim = None
+                for _ in range(50):  # a leader that just took over may not have beaten yet
+                    pid = leader_pid(engine)
+                    victim = next((p for p in procs if p.pid == pid and p.poll() is None), None)
+                    if victim is not None:
+                        break
+                    time.sleep(0.2)
+                if victim is None:
                     kills.append(
                         {
-                            "pid": pid,
+                            "skipped": "no live leader",
                             "real_s": round(time.monotonic() - started, 1),
-                            "sim": sim.isoformat(timespec="seconds"),
                         }
                     )
+                    continue
+                # Aim at work in flight: alternately a delivery being sent, or rules due.
+                target = "sending" if len(kills) % 2 == 0 else "due_rules"
+                in_flight = wait_for_work(
+                    engine, epoch, sim_start, args.speed, seconds=10, target=target
+                )
+                victim.send_signal(signal.SIGKILL)
+                victim.wait()
+                procs.remove(victim)
+                procs.append(spawn(url, env, logdir, len(kills) + 2))
+                sim = sim_start + timedelta(seconds=(time.time() - epoch) * args.speed)
+                kills.append(
+                    {
+                        "pid": pid,
+                        "real_s": round(time.monotonic() - started, 1),
+                        "sim": sim.isoformat(timespec="seconds"),
+                        "in_flight": in_flight,
+                    }
+                )
             time.sleep(0.2)
         time.sleep(drain_seconds)
         report["kills"] = kills

@@ -7,6 +7,7 @@ Ports come from this helper's range (8300-8399), probed until one binds, so runs
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -37,14 +38,26 @@ class Mailbox:
         return "250 Message accepted for delivery"
 
 
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def start_smtp(mailbox: Mailbox) -> tuple[Controller, int]:
     last: Exception | None = None
     for port in PORTS:
+        if not _free(port):  # other suites run beside this one
+            continue
         controller = Controller(mailbox, hostname="127.0.0.1", port=port)
         try:
             controller.start()
-        except (OSError, RuntimeError) as exc:  # taken: try the next
+        except (OSError, RuntimeError) as exc:  # taken meanwhile: try the next
             last = exc
+            controller.loop.close()
             continue
         return controller, port
     raise RuntimeError(f"no free port for SMTP: {last}")

@@ -6,13 +6,18 @@ connection, 4xx SMTP, 5xx/429 HTTP, an answer that is not what the provider docu
 device is disabled) or "lost" (the claim was taken over: nothing was sent). An adapter never
 raises for a delivery problem and never logs a token or an address.
 
-The commit point. A provider acts on a message only once it has all of it: SMTP commits a
-message at the final "<CRLF>.<CRLF>", an HTTP server reads the whole Content-Length before the
-handler runs. So every byte but the last is sent, then `commit()` records the delivery as sent
-in the database (and checks that the claim is still ours), then the last byte goes. A crash
-before the commit leaves the provider with half a message it discards (the row is retried); a
-crash after it cannot send again. What remains is the instant between the commit and one write:
-a crash there loses that one message, it never doubles it.
+The commit point: when `commit()` records the delivery as sent (and checks that the claim is
+still ours) depends on when the provider takes responsibility for the message.
+- SMTP: the server is responsible once it answers 250 to the end of data (RFC 5321, 6.1); until
+  then a client that vanished has not delivered (aiosmtpd drops a transaction whose client went
+  away before the reply). So commit after the 250: a crash before it is retried, and the only
+  double is a crash in the few milliseconds between the 250 and the commit, which carries the
+  same Message-ID.
+- HTTP push: a server acts on a request once it has the whole body, whether or not the client is
+  still there to read the answer. So every byte but the last is sent, then the commit, then the
+  last byte: a crash before the commit leaves half a request the server discards (the row is
+  retried), a crash after it cannot send again; what remains is the instant between the commit
+  and one socket write, where a crash loses that one push rather than doubling it.
 """
 
 from __future__ import annotations
@@ -127,20 +132,13 @@ class EmailChannel:
         data = re.sub(rb"(?m)^\.", b"..", message.as_bytes(policy=policy.SMTP))
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
-        smtp.send(data)  # everything but the end-of-data mark: the server holds, not delivers
-        if commit is not None:
-            try:
-                owned = commit()
-            except BaseException:
-                self._drop()  # the server drops a message without its end mark
-                raise
-            if not owned:
-                self._drop()
-                return LOST
-        smtp.send(b".\r\n")
+        smtp.send(data + b".\r\n")
         code, _ = smtp.getreply()
         if code != 250:
             return _smtp_refusal(code)
+        # The server took responsibility with its 250 (RFC 5321 6.1): record it now.
+        if commit is not None and not commit():
+            return LOST
         return SENT
 
     def _drop(self) -> None:

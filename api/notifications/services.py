@@ -55,6 +55,11 @@ class SenderSettings:
     backoff_cap: timedelta
 
 
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE matched (a CursorResult's rowcount; typed loosely by SQLAlchemy)."""
+    return int(result.rowcount)
+
+
 def enqueue(
     session: Session, *, occurrences: Sequence[Occurrence], now: datetime
 ) -> set[uuid.UUID]:
@@ -133,12 +138,14 @@ def cancel_pending(session: Session, *, rule_id: uuid.UUID, source: str | None =
     notifications = select(Notification.id).where(Notification.rule_id == rule_id)
     if source is not None:
         notifications = notifications.where(Notification.source == source)
-    return session.execute(
-        update(Delivery)
-        .where(Delivery.status == "queued", Delivery.notification_id.in_(notifications))
-        .values(status="cancelled", last_error="rule_changed")
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    return _rowcount(
+        session.execute(
+            update(Delivery)
+            .where(Delivery.status == "queued", Delivery.notification_id.in_(notifications))
+            .values(status="cancelled", last_error="rule_changed")
+            .execution_options(synchronize_session=False)
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,16 +242,18 @@ def backoff(attempts: int, settings: SenderSettings) -> timedelta:
 def mark_sent(session: Session, *, claimed: Claimed, now: datetime) -> bool:
     """The commit point: record the delivery as sent while the claim is still ours (the caller
     commits at once, then lets the provider act). False if the claim was taken over."""
-    won = session.execute(
-        update(Delivery)
-        .where(
-            Delivery.id == claimed.delivery_id,
-            Delivery.claim_token == claimed.claim_token,
-            Delivery.status == "sending",
+    won = _rowcount(
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id == claimed.delivery_id,
+                Delivery.claim_token == claimed.claim_token,
+                Delivery.status == "sending",
+            )
+            .values(status="sent", sent_at=now, last_error=None)
+            .execution_options(synchronize_session=False)
         )
-        .values(status="sent", sent_at=now, last_error=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     log.info(
         "delivery.sent" if won else "delivery.claim_lost",
         delivery_id=str(claimed.delivery_id),
@@ -277,18 +286,20 @@ def record_outcome(
         values = {"status": "queued", "next_attempt_at": now + wait, "last_error": error}
     else:
         values = {"status": "failed", "last_error": error or outcome}
-    won = session.execute(
-        update(Delivery)
-        .where(
-            and_(
-                Delivery.id == claimed.delivery_id,
-                Delivery.claim_token == claimed.claim_token,
-                Delivery.status.in_(("sending", "sent")),
+    won = _rowcount(
+        session.execute(
+            update(Delivery)
+            .where(
+                and_(
+                    Delivery.id == claimed.delivery_id,
+                    Delivery.claim_token == claimed.claim_token,
+                    Delivery.status.in_(("sending", "sent")),
+                )
             )
+            .values(**values)
+            .execution_options(synchronize_session=False)
         )
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if outcome == "invalid_token" and claimed.device_id is not None:
         session.execute(
             update(Device)

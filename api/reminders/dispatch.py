@@ -10,8 +10,9 @@ have moved on and the notifications are in the outbox. The work is a range scan 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+import uuid
+from dataclasses import dataclass, fields
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -44,41 +45,37 @@ def _hhmm(text: str | None) -> time | None:
     return None if text is None else timecalc.parse_hhmm(text)
 
 
+@dataclass(slots=True)
 class _Claimed:
     """A claimed rule's columns, shaped like a ReminderRule for the scheduling helpers (the ORM
     unit of work is not used on this path: its per-row bookkeeping costs more than the SQL)."""
 
-    __slots__ = (
-        "days_of_week",
-        "email",
-        "enabled",
-        "end_date",
-        "id",
-        "kind",
-        "last_local_date",
-        "last_occurrence_at",
-        "lead_minutes",
-        "local_time",
-        "medication_id",
-        "next_fire_at",
-        "next_local_date",
-        "next_occurrence_at",
-        "push",
-        "start_date",
-        "timezone",
-        "user_id",
-    )
-
-    def __init__(self, row: Any) -> None:
-        for name in self.__slots__:
-            setattr(self, name, getattr(row, name))
+    id: uuid.UUID
+    user_id: uuid.UUID
+    kind: str
+    medication_id: uuid.UUID | None
+    local_time: str | None
+    lead_minutes: int | None
+    days_of_week: str | None
+    start_date: date | None
+    end_date: date | None
+    push: bool
+    email: bool
+    enabled: bool
+    timezone: str
+    next_local_date: date | None
+    next_occurrence_at: datetime | None
+    next_fire_at: datetime | None
+    last_local_date: date | None
+    last_occurrence_at: datetime | None
 
     @property
     def weekdays(self) -> list[int] | None:
         return None if self.days_of_week is None else [int(d) for d in self.days_of_week]
 
 
-_COLUMNS = [getattr(ReminderRule, name) for name in _Claimed.__slots__]
+_FIELDS = [f.name for f in fields(_Claimed)]
+_COLUMNS = [getattr(ReminderRule, name) for name in _FIELDS]
 _ADVANCED = (
     "next_local_date",
     "next_occurrence_at",
@@ -118,7 +115,7 @@ def dispatch_batch(session: Session, *, now: datetime, settings: DispatchSetting
     advanced: list[dict[str, Any]] = []
     missed = 0
     for row in rows:
-        rule = _Claimed(row)
+        rule = _Claimed(*row[: len(_FIELDS)])
         quiet = (_hhmm(row.quiet_hours_start), _hhmm(row.quiet_hours_end))
         recorded = 0
         while rule.next_fire_at is not None and rule.next_fire_at <= now:
@@ -129,13 +126,13 @@ def dispatch_batch(session: Session, *, now: datetime, settings: DispatchSetting
                 # what was skipped is not recorded one by one.
                 assert rule.last_local_date is not None
                 found = reminders.next_occurrence(
-                    rule,  # type: ignore[arg-type]
+                    rule,
                     after=now - settings.grace,
                     min_date=rule.last_local_date + _ONE_DAY,
                     session=session,
                     sibling_times=siblings.get(rule.medication_id),
                 )
-                reminders.set_next(rule, found, quiet=quiet)  # type: ignore[arg-type]
+                reminders.set_next(rule, found, quiet=quiet)
                 continue
             missed += late
             recorded += 1
@@ -154,13 +151,13 @@ def dispatch_batch(session: Session, *, now: datetime, settings: DispatchSetting
             rule.last_local_date = rule.next_local_date
             rule.last_occurrence_at = rule.next_occurrence_at
             found = reminders.next_occurrence(
-                rule,  # type: ignore[arg-type]
+                rule,
                 after=rule.next_occurrence_at,
                 min_date=None,
                 session=session,
                 sibling_times=siblings.get(rule.medication_id),
             )
-            reminders.set_next(rule, found, quiet=quiet)  # type: ignore[arg-type]
+            reminders.set_next(rule, found, quiet=quiet)
         advanced.append({"id": rule.id, **{name: getattr(rule, name) for name in _ADVANCED}})
     bulk.update_by_id(session, ReminderRule.__table__, advanced)  # type: ignore[arg-type]
     inserted = notifications.enqueue(session, occurrences=occurrences, now=now)

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -35,7 +35,8 @@ def test_the_scheduler_process_dispatches_and_mails_once(
     mailbox: Mailbox,
     tmp_path: Path,
 ) -> None:
-    now = datetime.now(UTC).replace(microsecond=0)
+    # A rule whose occurrence (this minute's start) is due: its next one is tomorrow.
+    due = datetime.now(UTC).replace(second=0, microsecond=0)
     make = sessionmaker(bind=committed_db, expire_on_commit=False)
     with make() as session:
         user = User(email="proc@example.test", password_hash="x", display_name="P", timezone="UTC")
@@ -45,13 +46,13 @@ def test_the_scheduler_process_dispatches_and_mails_once(
             ReminderRule(
                 user_id=user.id,
                 kind="checkin",
-                local_time=now.strftime("%H:%M"),
+                local_time=due.strftime("%H:%M"),
                 timezone="UTC",
                 push=False,
                 email=True,
-                next_local_date=now.date(),
-                next_occurrence_at=now - timedelta(seconds=5),
-                next_fire_at=now - timedelta(seconds=5),
+                next_local_date=due.date(),
+                next_occurrence_at=due,
+                next_fire_at=due,
             )
         )
         session.commit()

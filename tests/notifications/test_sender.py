@@ -18,7 +18,7 @@ from api.auth.models import User
 from api.devices.models import Device
 from api.devices.services import register_device
 from api.notifications import services as outbox
-from api.notifications.channels import SENT, LinkSettings, deliver
+from api.notifications.channels import SENT, LinkSettings, Result, deliver
 from api.notifications.models import Delivery, Notification
 from api.notifications.texts import DISCREET_TEXT
 from api.reminders import services as reminder_services
@@ -440,7 +440,7 @@ def test_the_sender_claim_reads_the_partial_pending_index(
     assert "ix_notification_deliveries_pending" in plan, plan
 
 
-def test_email_is_recorded_sent_before_the_server_can_accept_it(
+def test_email_is_recorded_sent_once_the_server_took_it(
     mailbox: Mailbox,
     email_channel: Any,
 ) -> None:
@@ -454,15 +454,14 @@ def test_email_is_recorded_sent_before_the_server_can_accept_it(
         to="ana@example.test", subject="s", body="b", message_id="<1@w>", commit=commit
     )
     assert result.outcome == "sent"
-    assert seen_at_commit == [0]  # all but the end mark was sent: the server had nothing yet
+    assert seen_at_commit == [1]  # the server answered 250 before the row was marked
     assert len(mailbox.messages) == 1
-    # a lost claim at the commit point: the server drops the unfinished message
-    lost = email_channel.send(
-        to="ana@example.test", subject="s", body="b", message_id="<2@w>", commit=lambda: False
+    # a refusal is never recorded as sent
+    refused = email_channel.send(
+        to="reject-1@example.test", subject="s", body="b", message_id="<2@w>", commit=commit
     )
-    assert lost.outcome == "lost"
-    assert len(mailbox.messages) == 1
-    # and the channel reconnects for the next one
+    assert refused == Result("failed", "smtp_554") and seen_at_commit == [1]
+    # and the connection goes on serving
     assert email_channel.send(to="b@example.test", subject="s", body="b", message_id="<3@w>") == (
         SENT
     )
@@ -491,21 +490,22 @@ def test_push_is_recorded_sent_before_the_provider_has_the_whole_request(
     assert len(push_log.requests) == 1
 
 
-def test_a_sender_whose_claim_was_taken_over_sends_nothing(
+def test_a_push_sender_whose_claim_was_taken_over_sends_nothing(
     session: Session,
     make_patient: Callable[..., User],
-    mailbox: Mailbox,
+    push_log: PushLog,
     sender_settings: outbox.SenderSettings,
     email_channel: Any,
     push_channel: Any,
 ) -> None:
     user = make_patient()
-    notification = queue(session, user, push=False)
+    device = add_device(session, user, f"ok-{uuid.uuid4().hex}")
+    notification = queue(session, user, email=False)
     claimed, _ = outbox.claim_deliveries(session, now=NOW, limit=10, settings=sender_settings)
     session.commit()
     (item,) = claimed
     # its lease ran out and another sender claimed the row meanwhile
-    row = deliveries(session, notification)["email"]
+    row = deliveries(session, notification)[f"push:{device.id}"]
     row.claim_token = uuid.uuid4()
     session.commit()
     result = deliver(
@@ -516,11 +516,12 @@ def test_a_sender_whose_claim_was_taken_over_sends_nothing(
         commit=lambda: outbox.mark_sent(session, claimed=item, now=NOW),
     )
     assert result.outcome == "lost"
-    assert mailbox.messages == []
-    assert deliveries(session, notification)["email"].status == "sending"
+    time.sleep(0.2)
+    assert push_log.requests == []
+    assert deliveries(session, notification)[f"push:{device.id}"].status == "sending"
 
 
-def test_a_message_refused_at_the_end_is_set_back_from_sent(
+def test_a_message_refused_at_the_end_is_failed(
     session: Session,
     make_patient: Callable[..., User],
     send: Callable[..., Any],
