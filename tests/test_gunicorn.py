@@ -120,7 +120,12 @@ def test_metrics_sum_over_two_gunicorn_workers(gunicorn: tuple[str, Path]) -> No
     [metrics_dir] = list(tmp_path.glob("waymark-metrics-*"))  # made by gunicorn.conf.py
     # Until both workers have served /healthz, keep asking (the kernel picks the worker).
     deadline = time.monotonic() + 30
-    while min(_per_worker(metrics_dir, tmp_path / f"probe-{time.monotonic_ns()}") or [0]) == 0:
+
+    def both_served() -> bool:
+        counts = _per_worker(metrics_dir, tmp_path / f"probe-{time.monotonic_ns()}")
+        return len(counts) == 2 and min(counts) > 0  # one worker alone has only one file
+
+    while not both_served():
         assert time.monotonic() < deadline, "the second worker never answered"
         assert _get(base + "/healthz")[0] == 200
 
