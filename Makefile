@@ -42,8 +42,9 @@ migrate: install
 jobs: install
 	$(UV) run --frozen python -m jobs
 
+# `make bench` runs every benchmark; `make bench BENCH=export` one (see python -m bench --help).
 bench: install
-	$(UV) run --frozen python -m bench
+	$(UV) run --frozen python -m bench $(BENCH)
 
 clean:
 	rm -rf .venv .tools

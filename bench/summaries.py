@@ -220,7 +220,8 @@ def seed(session: Any, *, patients: int, clinicians: int, weeks: int) -> tuple[d
             target = rows.setdefault(model, [])
             for item in items:
                 copy = {**item, "id": fresh.setdefault(item["id"], uuid.uuid4())}
-                copy["user_id"] = patient["id"]
+                # COWS rows name the patient as patient_id; every other table as user_id.
+                copy["patient_id" if "patient_id" in copy else "user_id"] = patient["id"]
                 if "medication_id" in copy:
                     copy["medication_id"] = fresh.setdefault(copy["medication_id"], uuid.uuid4())
                 target.append(copy)
