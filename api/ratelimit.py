@@ -105,6 +105,18 @@ class RedisCounter:
         self.client.delete(self.prefix + key)
 
 
+def purge_expired(session: Session, *, now: datetime, longest_window: int) -> int:
+    """Delete database counters whose window started more than `longest_window` seconds ago.
+
+    A row that old is past its window whatever its key's window is, and `hit`/`peek` treat an
+    expired row exactly like a missing one, so deleting it changes no answer; without this the
+    table keeps one row per address and account ever seen. Redis expires its own keys.
+    """
+    cutoff = now - timedelta(seconds=longest_window)
+    result = session.execute(delete(RateCounter).where(RateCounter.window_start <= cutoff))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def _remaining(start: datetime, window: int, now: datetime) -> int:
     return max(1, int((start + timedelta(seconds=window) - now).total_seconds()))
 

@@ -27,6 +27,7 @@ from jobs import (
     heartbeat,
     missed_doses,
     purge_idempotency,
+    purge_rate_counters,
     reminders,
     weekly_summaries,
 )
@@ -157,6 +158,14 @@ def build_scheduler(
         hours=1,
         args=[app, purge_idempotency.purge],
         id="purge_idempotency",
+    )
+    scheduler.add_job(
+        run_in_transaction,
+        "interval",
+        hours=1,
+        args=[app, purge_rate_counters.purge],
+        kwargs={"config": app.config},
+        id="purge_rate_counters",
     )
     scheduler.add_job(
         run_in_transaction,

@@ -135,7 +135,14 @@ def test_job_defaults_are_set_on_purpose(app: Any) -> None:
     finally:
         scheduler.shutdown(wait=False)
     expected = {"heartbeat", "dispatch_reminders", "send_notifications", "missed_doses"}
-    expected |= {"purge_idempotency", "alerts", "weekly_summaries", "bulk_export", "expire_exports"}
+    expected |= {
+        "purge_idempotency",
+        "purge_rate_counters",
+        "alerts",
+        "weekly_summaries",
+        "bulk_export",
+        "expire_exports",
+    }
     assert expected == set(jobs)
     for job in jobs.values():
         assert job.coalesce is True
