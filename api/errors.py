@@ -85,6 +85,17 @@ class TooManyRequests(AppError):
         super().__init__(detail, headers={"Retry-After": str(max(1, int(retry_after)))})
 
 
+class ServiceUnavailable(AppError):
+    """A shared service the request needs (Redis) is down: worth a retry, unlike a 500."""
+
+    status = 503
+    slug = "unavailable"
+    title = "Service unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
 _HTTP_SLUGS = {
     400: ("bad-request", "Bad request"),
     401: ("unauthorized", "Authentication required"),

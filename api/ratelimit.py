@@ -5,14 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Protocol
+from typing import Any, Protocol
 
+import structlog
 from sqlalchemy import String, case, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from api.db import Base
+from api.errors import ServiceUnavailable
+
+log = structlog.get_logger("waymark.ratelimit")
 
 
 class RateCounter(Base):
@@ -76,13 +80,31 @@ class DatabaseCounter:
 
 class RedisCounter:
     """Counters in Redis (INCR + EXPIRE NX in one MULTI): one window per key, shared by every
-    worker and host. Needs Redis >= 7 (EXPIRE NX)."""
+    worker and host. Needs Redis >= 7 (EXPIRE NX).
 
-    def __init__(self, url: str, *, prefix: str = "waymark:rl:") -> None:
+    If Redis is down the throttle fails closed: the request answers 503 with Retry-After
+    (ServiceUnavailable), never an unthrottled sign-in and never a 500. Timeouts are short so a
+    hung Redis costs a request two seconds, not a worker.
+    """
+
+    def __init__(self, url: str, *, prefix: str = "waymark:rl:", timeout: float = 2.0) -> None:
         import redis  # only when configured: it is a heavy import for every process
 
-        self.client = redis.Redis.from_url(url)
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        self.errors = redis.RedisError
         self.prefix = prefix
+
+    def _run(self, pipe: Any) -> list[Any]:
+        try:
+            return list(pipe.execute())
+        except self.errors as exc:
+            # The key names an account or address: log only the kind of failure.
+            log.error("ratelimit.redis_unavailable", error=type(exc).__name__)
+            raise ServiceUnavailable(
+                "Sign-in protection is not available right now. Try again shortly."
+            ) from exc
 
     def hit(self, session: Session, key: str, *, window: int, now: datetime) -> Window:
         name = self.prefix + key
@@ -90,7 +112,7 @@ class RedisCounter:
         pipe.incr(name)
         pipe.expire(name, window, nx=True)
         pipe.ttl(name)
-        count, _, ttl = pipe.execute()
+        count, _, ttl = self._run(pipe)
         return Window(int(count), max(int(ttl), 1))
 
     def peek(self, session: Session, key: str, *, window: int, now: datetime) -> Window:
@@ -98,11 +120,13 @@ class RedisCounter:
         pipe = self.client.pipeline()
         pipe.get(name)
         pipe.ttl(name)
-        count, ttl = pipe.execute()
+        count, ttl = self._run(pipe)
         return Window(int(count or 0), max(int(ttl), 0))
 
     def reset(self, session: Session, key: str) -> None:
-        self.client.delete(self.prefix + key)
+        pipe = self.client.pipeline()
+        pipe.delete(self.prefix + key)
+        self._run(pipe)
 
 
 def purge_expired(session: Session, *, now: datetime, longest_window: int) -> int:

@@ -218,3 +218,26 @@ def test_per_account_limit_holds_across_workers_and_addresses(
         throttled = _sign_in(worker, email, PASSWORD, addresses[4])
         assert throttled.status_code == 429
         assert 1 <= int(throttled.headers["Retry-After"]) <= 600
+
+
+def test_sign_in_answers_503_when_redis_is_down(
+    committed_db: Engine, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Port 1 on loopback: nothing listens, so every Redis call fails at once.
+    config = TestConfig(database_url)
+    config.REDIS_URL = "redis://127.0.0.1:1/0"
+    application = create_app(config)
+    try:
+        email = f"down-{uuid.uuid4().hex[:8]}@example.test"
+        body = {"email": email, "password": PASSWORD, "display_name": "Ana", "timezone": "UTC"}
+        assert application.test_client().post("/v1/auth/register", json=body).status_code == 201
+        answer = _sign_in(application, email, PASSWORD, "192.0.2.7")
+        # Fails closed (no unthrottled sign-in) but says "retry", not "our bug".
+        assert answer.status_code == 503
+        assert answer.headers["Content-Type"] == "application/problem+json"
+        assert answer.headers["Retry-After"] == "5"
+        assert answer.get_json()["status"] == 503
+        assert "access_token" not in answer.get_json()
+        assert email not in capsys.readouterr().out  # the key names the account: not logged
+    finally:
+        application.extensions["db"].engine.dispose()
