@@ -18,6 +18,7 @@ from api.alerts.models import Alert
 from api.consent import services as consent_services
 from api.consent.models import CATEGORIES, Consent
 from api.disclosures.services import record_disclosure
+from api.dml import insert_ignoring_conflicts
 from api.errors import NotFound
 from api.pagination import keyset_page
 
@@ -84,15 +85,9 @@ def raise_alerts(session: Session, *, alerts: Iterable[dict[str, Any]], now: dat
         return 0
     for row in rows:
         assert row["category"] in CATEGORIES, row["category"]
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    stmt = (
-        dialect_insert(Alert)
-        .on_conflict_do_nothing(index_elements=["patient_id", "kind", "episode_key"])
-        .returning(Alert.id, Alert.patient_id, Alert.kind)
-    )
+    stmt = insert_ignoring_conflicts(
+        session, Alert, index_elements=["patient_id", "kind", "episode_key"]
+    ).returning(Alert.id, Alert.patient_id, Alert.kind)
     created: list[Any] = []
     for i in range(0, len(rows), 500):  # one multi-row INSERT per 500: within every driver's limits
         created += session.execute(stmt.values(rows[i : i + 500])).all()

@@ -15,20 +15,23 @@ import io
 import re
 from collections.abc import Mapping
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display; before any backend is touched
-from matplotlib.dates import DateFormatter, DayLocator, WeekdayLocator
+from matplotlib.dates import DateFormatter, DayLocator, WeekdayLocator, date2num
 from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 INK = "#1f2937"
 BLUE = "#2563eb"
 ORANGE = "#d97706"
 GREEN = "#059669"
 GREY = "#9ca3af"
-_RC = {
+_RC: dict[RcKeyType, Any] = {
     "font.size": 9,
     "axes.edgecolor": GREY,
     "axes.labelcolor": INK,
@@ -39,8 +42,10 @@ _RC = {
 }
 
 
-def _daily(trend: Mapping[str, Any]) -> tuple[list[date], list[float], list[float], list[float]]:
-    days = [date.fromisoformat(d["date"]) for d in trend["daily"]]
+def _daily(trend: Mapping[str, Any]) -> tuple[list[float], list[float], list[float], list[float]]:
+    # Days as matplotlib date numbers (what its date converter makes of dates anyway): its
+    # signatures take numbers, not dates. The axis becomes a date axis in _time_axis.
+    days = [float(x) for x in date2num([date.fromisoformat(d["date"]) for d in trend["daily"]])]
     return (
         days,
         [d["min"] for d in trend["daily"]],

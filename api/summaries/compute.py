@@ -241,7 +241,12 @@ SECTION_DEFINITIONS: dict[str, tuple[str, ...]] = {
 
 def _mean(values: Iterable[float]) -> float | None:
     items = list(values)
-    return round(sum(items) / len(items), 2) if items else None
+    return _mean_of(items) if items else None
+
+
+def _mean_of(items: Sequence[float]) -> float:
+    """The mean of at least one value, to 2 places."""
+    return round(sum(items) / len(items), 2)
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -320,13 +325,12 @@ def symptoms_section(checkins: Sequence[CheckinRow], period: Period, *, top: int
         if period.contains(c.recorded_at) and c.symptoms:
             for name, value in c.symptoms.items():
                 ratings[name].append(value)
-    ranked = sorted(
-        (
-            {"name": name, "mean": _mean(values), "max": max(values), "n": len(values)}
-            for name, values in ratings.items()
-        ),
-        key=lambda s: (-s["mean"], s["name"]),
-    )
+    # Each name has at least one rating: its mean is a number.
+    means = {name: _mean_of(values) for name, values in ratings.items()}
+    ranked = [
+        {"name": name, "mean": means[name], "max": max(ratings[name]), "n": len(ratings[name])}
+        for name in sorted(means, key=lambda name: (-means[name], name))
+    ]
     return {"rated_symptoms": len(ranked), "top": ranked[:top]}
 
 
@@ -376,12 +380,12 @@ def resolve_doses(
     inside = [s for s in data.scheduled_doses if period.contains(s.scheduled_for)]
     for slot in sorted(inside, key=lambda s: (s.scheduled_for, s.medication_id)):
         key = (slot.medication_id, slot.scheduled_for)
-        log = logs.get(key)
+        slot_log = logs.get(key)
         # A future dose counts only once logged (taken early); until then it is not yet due.
-        if (slot.scheduled_for > now and log is None) or key in seen:
+        if (slot.scheduled_for > now and slot_log is None) or key in seen:
             continue
         seen.add(key)
-        status = _dose_status(slot, log, window=window, now=now)
+        status = _dose_status(slot, slot_log, window=window, now=now)
         out[slot.medication_id].append((slot, status))
     return out
 
@@ -412,8 +416,9 @@ def medications_section(
             )
         ):
             unscheduled[log.medication_id] += 1
-    medications = []
+    medications: list[dict[str, Any]] = []
     totals: dict[str, int] = defaultdict(int)
+    longest_missed_run = 0
 
     def order(med: MedicationRow) -> tuple[str, datetime, str]:
         slots = resolved.get(med.id)
@@ -444,6 +449,8 @@ def medications_section(
         counts["days_covered"] = len(days_covered)
         for key, value in counts.items():
             totals[key] += value
+        missed_run = _longest_run(s for _, s in settled)
+        longest_missed_run = max(longest_missed_run, missed_run)
         medications.append(
             {
                 "medication_id": str(med.id),
@@ -454,7 +461,7 @@ def medications_section(
                 **counts,
                 "dose_adherence": _ratio(counts["taken"], counts["scheduled"]),
                 "pdc": _ratio(len(days_covered), len(days_scheduled)),
-                "longest_missed_run": _longest_run(s for _, s in settled),
+                "longest_missed_run": missed_run,
                 "missed_doses": [
                     period.local_iso(slot.scheduled_for) for slot, s in settled if s == "missed"
                 ],
@@ -464,7 +471,7 @@ def medications_section(
         **{key: totals.get(key, 0) for key in _COUNT_KEYS},
         "dose_adherence": _ratio(totals["taken"], totals["scheduled"]),
         "pdc": _ratio(totals["days_covered"], totals["days_scheduled"]),
-        "longest_missed_run": max((m["longest_missed_run"] for m in medications), default=0),
+        "longest_missed_run": longest_missed_run,
     }
     return {
         "on_time_window_minutes": settings.on_time_window_minutes,

@@ -150,10 +150,10 @@ def _medications(
     steps = [(-lead, 13, 8.0), (14, 27, 4.0), (28, 34, 2.0), (35, 41, 1.0)]
     regimens: list[tuple[DemoMedication, float, float]] = []  # (medication, p_taken, p_skipped)
     for first, last, mg in steps:
-        med = MedicationRow(
+        bup = MedicationRow(
             id=_uuid(rng), name="Buprenorphine/naloxone", dose=mg, unit="mg", as_needed=False
         )
-        medication = DemoMedication(med, ("08:00",), days[lead + first], days[lead + last])
+        medication = DemoMedication(bup, ("08:00",), days[lead + first], days[lead + last])
         regimens.append((medication, 0.94, 0.02))
     # Lofexidine for withdrawal symptoms over the last two weeks (at most 14 days).
     lofexidine = MedicationRow(

@@ -136,7 +136,7 @@ def load_rows(
     alerts: dict[uuid.UUID, list[AlertRow]] = defaultdict(list)
     starts: dict[uuid.UUID, datetime] = {}
     if ids and "symptoms" in cats:
-        rows = session.execute(
+        checkin_rows = session.execute(
             select(
                 Checkin.user_id,
                 Checkin.recorded_at,
@@ -152,7 +152,7 @@ def load_rows(
                 Checkin.deleted_at.is_(None),
             )
         )
-        for user_id, recorded_at, instrument, total, symptoms, craving, sleep in rows:
+        for user_id, recorded_at, instrument, total, symptoms, craving, sleep in checkin_rows:
             checkins[user_id].append(
                 CheckinRow(recorded_at, instrument, total, symptoms, craving, sleep)
             )
@@ -167,7 +167,7 @@ def load_rows(
             out=(meds, slots, logs, starts if schedule_starts else None),
         )
     if ids and "counseling" in cats:
-        rows = session.execute(
+        session_rows = session.execute(
             select(
                 CounselingSession.user_id,
                 CounselingSession.id,
@@ -181,10 +181,10 @@ def load_rows(
                 CounselingSession.starts_at < end,
             )
         )
-        for user_id, sid, kind, title, starts_at, attendance in rows:
+        for user_id, sid, kind, title, starts_at, attendance in session_rows:
             sessions[user_id].append(SessionRow(sid, kind, title, starts_at, attendance))
     if ids and open_alerts and cats:
-        rows = session.execute(
+        alert_rows = session.execute(
             select(
                 Alert.patient_id,
                 Alert.id,
@@ -201,7 +201,7 @@ def load_rows(
                 Alert.created_at <= now,
             )
         )
-        for patient_id, aid, kind, category, triggered, created, detail in rows:
+        for patient_id, aid, kind, category, triggered, created, detail in alert_rows:
             alerts[patient_id].append(
                 AlertRow(aid, kind, category, triggered or created, detail or "")
             )

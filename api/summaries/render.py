@@ -11,9 +11,12 @@ import io
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+if TYPE_CHECKING:
+    from fpdf.enums import XPos, YPos
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -68,6 +71,13 @@ def _font_paths() -> tuple[str, str]:
     return str(base / "DejaVuSans.ttf"), str(base / "DejaVuSans-Bold.ttf")
 
 
+class _NextLine(TypedDict):
+    """multi_cell's keywords for "continue on the next line, at the left margin"."""
+
+    new_x: XPos
+    new_y: YPos
+
+
 class _PdfWriter:
     """Writes the summary into an fpdf2 document, one method per section."""
 
@@ -76,7 +86,7 @@ class _PdfWriter:
         from fpdf.enums import XPos, YPos
 
         self.doc, self.figs = doc, figs
-        self.next_line = {"new_x": XPos.LMARGIN, "new_y": YPos.NEXT}
+        self.next_line: _NextLine = {"new_x": XPos.LMARGIN, "new_y": YPos.NEXT}
         patient, period = doc["patient"], doc["period"]
         running = f"{patient['display_name']}, {period['first_day']} to {period['last_day']}"
 

@@ -22,6 +22,7 @@ from api.alerts import services as alert_services
 from api.consent import services as consent_services
 from api.consent.models import Consent, ConsentCategory
 from api.disclosures.services import record_disclosure, record_disclosures
+from api.dml import insert_ignoring_conflicts
 from api.errors import NotFound, ValidationError
 from api.pagination import keyset_page
 from api.summaries import queries
@@ -379,16 +380,9 @@ def hydrate(content: dict[str, Any], *, notice: str) -> dict[str, Any]:
 def _insert_ignoring_duplicates(session: Session, values: list[dict[str, Any]]) -> int:
     if not values:
         return 0
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    stmt = (
-        dialect_insert(WeeklySummary)
-        .on_conflict_do_nothing(index_elements=["consent_id", "week_start"])
-        .returning(WeeklySummary.id)
-    )
+    stmt = insert_ignoring_conflicts(
+        session, WeeklySummary, index_elements=["consent_id", "week_start"]
+    ).returning(WeeklySummary.id)
     # executemany: compiled once, sent in batches (SQLAlchemy's insertmanyvalues).
     return len(session.execute(stmt, values).all())
 
