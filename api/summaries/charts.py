@@ -178,7 +178,7 @@ def to_svg(fig: Figure, *, prefix: str, title: str) -> str:
     """An inline <svg> element: ids prefixed so several charts can share one page."""
     buf = io.StringIO()
     with matplotlib.rc_context({**_RC, "svg.hashsalt": prefix}):
-        fig.savefig(buf, format="svg")
+        fig.savefig(buf, format="svg", metadata={"Date": None})  # no render timestamp
     text = buf.getvalue()
     text = text[text.index("<svg") :]
     text = _ID.sub(lambda m: f'id="{prefix}-{m.group(1)}"', text)

@@ -63,6 +63,13 @@ def test_html_has_one_inline_svg_per_chart_with_unique_ids(html: str) -> None:
         assert ref in ids  # every reference resolves inside the page
 
 
+def test_the_same_summary_renders_the_same_page(full: dict, html: str) -> None:
+    # Byte-identical renders: no render timestamp in the SVG metadata (a delivered summary and
+    # its re-render must compare equal, and caches can key on the content).
+    assert "<dc:date>" not in html
+    assert render_html(full, sows_threshold=21) == html
+
+
 def test_html_escapes_patient_text() -> None:
     doc = summary()
     doc["patient"]["display_name"] = "<script>alert(1)</script>"
