@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 # Derived resource ids (score Observation, Encounter, ...) are uuid5 of the source id in this
@@ -91,7 +91,29 @@ class FhirContext:
     item_texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def system(self, name: str) -> str:
-        return f"{self.base_url.rstrip('/')}/CodeSystem/{name}"
+        return f"{self._base}/CodeSystem/{name}"
+
+    @cached_property
+    def _base(self) -> str:
+        return self.base_url.rstrip("/")
+
+    @cached_property
+    def meta(self) -> dict[str, Any] | None:
+        """The resources' meta: the Part 2 security labels on a disclosed copy, else none. One
+        dict shared by every resource of the export (nothing mutates a mapped resource)."""
+        if not self.disclosed:
+            return None
+        return {
+            "security": [
+                {"system": V3_CONFIDENTIALITY, "code": "R", "display": "restricted"},
+                {"system": V3_ACT_CODE, "code": "42CFRPart2", "display": "42 CFR Part2"},
+                {
+                    "system": V3_ACT_CODE,
+                    "code": "NORDSCLCD",
+                    "display": "no redisclosure without consent directive",
+                },
+            ]
+        }
 
 
 def derived_id(source_id: Any, role: str) -> str:
@@ -121,25 +143,14 @@ def _parse_date(value: Any) -> date | None:
     return date.fromisoformat(str(value))
 
 
+_CONTAINERS = (list, dict)
+
+
 def _compact(obj: dict[str, Any]) -> dict[str, Any]:
     """Drop None and empty lists/dicts: FHIR forbids empty elements."""
-    return {k: v for k, v in obj.items() if v is not None and v not in ([], {})}
-
-
-def _meta(ctx: FhirContext) -> dict[str, Any] | None:
-    if not ctx.disclosed:
-        return None
-    return {
-        "security": [
-            {"system": V3_CONFIDENTIALITY, "code": "R", "display": "restricted"},
-            {"system": V3_ACT_CODE, "code": "42CFRPart2", "display": "42 CFR Part2"},
-            {
-                "system": V3_ACT_CODE,
-                "code": "NORDSCLCD",
-                "display": "no redisclosure without consent directive",
-            },
-        ]
-    }
+    # Written for speed (millions of calls in a bulk export): most values are truthy, and only a
+    # falsy list or dict is empty; 0, False and "" stay.
+    return {k: v for k, v in obj.items() if v is not None and (v or not isinstance(v, _CONTAINERS))}
 
 
 @lru_cache(maxsize=4096)
@@ -170,7 +181,7 @@ def patient(user: Mapping[str, Any], ctx: FhirContext, *, include_contact: bool 
         {
             "resourceType": "Patient",
             "id": str(user["id"]),
-            "meta": _meta(ctx),
+            "meta": ctx.meta,
             "active": True,
             "name": [{"text": user["display_name"]}] if user.get("display_name") else None,
             "telecom": telecom,
@@ -195,17 +206,18 @@ def questionnaire_response(
         _compact({"linkId": key, "text": texts.get(key), "answer": [{"valueInteger": int(value)}]})
         for key, value in (checkin.get("answers") or {}).items()
     ]
+    subject = _patient_ref(patient_id)
     return _compact(
         {
             "resourceType": "QuestionnaireResponse",
             "id": str(checkin["id"]),
-            "meta": _meta(ctx),
+            "meta": ctx.meta,
             "questionnaire": f"{canonical}|{version}" if version else canonical,
             "status": "completed",
-            "subject": _patient_ref(patient_id),
+            "subject": subject,
             "authored": _ts(checkin["recorded_at"]),
-            "author": _patient_ref(patient_id),
-            "source": _patient_ref(patient_id),
+            "author": subject,
+            "source": subject,
             "item": items,
         }
     )
@@ -236,21 +248,22 @@ def score_observation(
             }
         ]
     title = INSTRUMENT_TITLES.get(instrument, instrument)
+    subject = _patient_ref(patient_id)
     return _compact(
         {
             "resourceType": "Observation",
             "id": derived_id(checkin["id"], "score"),
-            "meta": _meta(ctx),
+            "meta": ctx.meta,
             "status": "final",
             "category": [_survey_category()],
             "code": {
                 "coding": [{"system": system, "code": f"{instrument}.total", "display": title}],
                 "text": f"{title}: total score",
             },
-            "subject": _patient_ref(patient_id),
+            "subject": subject,
             "effectiveDateTime": _ts(checkin["recorded_at"]),
             "issued": _ts(checkin.get("created_at")),
-            "performer": [_patient_ref(patient_id)],
+            "performer": [subject],
             "valueInteger": int(checkin["total"]) if checkin.get("total") is not None else None,
             "interpretation": interpretation,
             "derivedFrom": [{"reference": f"QuestionnaireResponse/{checkin['id']}"}],
@@ -310,21 +323,22 @@ def ratings_observation(
     note = checkin.get("note")
     if not components and not note:
         return None
+    subject = _patient_ref(patient_id)
     return _compact(
         {
             "resourceType": "Observation",
             "id": derived_id(checkin["id"], "ratings"),
-            "meta": _meta(ctx),
+            "meta": ctx.meta,
             "status": "final",
             "category": [_survey_category()],
             "code": {
                 "coding": [{"system": system, "code": "checkin", "display": "Check-in ratings"}],
                 "text": "Self-reported check-in",
             },
-            "subject": _patient_ref(patient_id),
+            "subject": subject,
             "effectiveDateTime": _ts(checkin["recorded_at"]),
             "issued": _ts(checkin.get("created_at")),
-            "performer": [_patient_ref(patient_id)],
+            "performer": [subject],
             "note": [{"text": note}] if note else None,
             "component": components,
         }
@@ -400,17 +414,18 @@ def medication_statement(
 ) -> dict:
     start = medication.get("start_date")
     end = medication.get("end_date")
+    subject = _patient_ref(patient_id)
     return _compact(
         {
             "resourceType": "MedicationStatement",
             "id": str(medication["id"]),
-            "meta": _meta(ctx),
+            "meta": ctx.meta,
             "status": medication_status(medication, ctx.now),
             "medicationCodeableConcept": _medication_concept(medication),
-            "subject": _patient_ref(patient_id),
+            "subject": subject,
             "effectivePeriod": _compact({"start": _ts(start), "end": _ts(end)}) or None,
             "dateAsserted": _ts(medication.get("created_at")),
-            "informationSource": _patient_ref(patient_id),
+            "informationSource": subject,
             "dosage": [_dosage(medication)],
         }
     )
@@ -431,18 +446,19 @@ def medication_administration(
     reason = None
     if not taken:
         reason = [{"text": DOSE_NOT_DONE_REASONS.get(dose["status"], dose["status"])}]
+    subject = _patient_ref(patient_id)
     return _compact(
         {
             "resourceType": "MedicationAdministration",
             "id": str(dose["id"]),
-            "meta": _meta(ctx),
+            "meta": ctx.meta,
             "status": "completed" if taken else "not-done",
             "statusReason": reason,
             "medicationCodeableConcept": _medication_concept(medication),
-            "subject": _patient_ref(patient_id),
+            "subject": subject,
             "supportingInformation": [{"reference": f"MedicationStatement/{medication['id']}"}],
             "effectiveDateTime": _ts(when),
-            "performer": [{"actor": _patient_ref(patient_id)}] if taken else None,
+            "performer": [{"actor": subject}] if taken else None,
             "note": [{"text": dose["note"]}] if dose.get("note") else None,
             "dosage": {"dose": _quantity(medication["dose"], medication.get("unit"))},
         }
@@ -480,7 +496,7 @@ def appointment(session: Mapping[str, Any], ctx: FhirContext, *, patient_id: Any
         {
             "resourceType": "Appointment",
             "id": str(session["id"]),
-            "meta": _meta(ctx),
+            "meta": ctx.meta,
             "status": APPOINTMENT_STATUS[attendance],
             "cancelationReason": {"text": "rescheduled"} if attendance == "rescheduled" else None,
             "serviceType": [
@@ -518,7 +534,7 @@ def encounter(session: Mapping[str, Any], ctx: FhirContext, *, patient_id: Any) 
         {
             "resourceType": "Encounter",
             "id": derived_id(session["id"], "encounter"),
-            "meta": _meta(ctx),
+            "meta": ctx.meta,
             "status": "finished",
             "class": {"system": V3_ACT_CODE, "code": "AMB", "display": "ambulatory"},
             "type": [
@@ -576,11 +592,12 @@ def consent(record: Mapping[str, Any], ctx: FhirContext, *, patient_id: Any) -> 
         {"coding": [{"system": ctx.system("data-category"), "code": c}], "text": c}
         for c in categories
     ]
+    subject = _patient_ref(patient_id)
     return _compact(
         {
             "resourceType": "Consent",
             "id": str(record["id"]),
-            "meta": _meta(ctx),
+            "meta": ctx.meta,
             "status": CONSENT_STATUS.get(record.get("status") or "active", "inactive"),
             "scope": {
                 "coding": [
@@ -599,9 +616,9 @@ def consent(record: Mapping[str, Any], ctx: FhirContext, *, patient_id: Any) -> 
                     ]
                 },
             ],
-            "patient": _patient_ref(patient_id),
+            "patient": subject,
             "dateTime": _ts(record.get("signed_at")),
-            "performer": [_patient_ref(patient_id)],
+            "performer": [subject],
             "policy": [
                 {"authority": "https://www.ecfr.gov", "uri": PART2_POLICY},
             ],
@@ -658,7 +675,7 @@ def audit_event(disclosure: Mapping[str, Any], ctx: FhirContext, *, patient_id: 
         {
             "resourceType": "AuditEvent",
             "id": str(disclosure["id"]),
-            "meta": _meta(ctx),
+            "meta": ctx.meta,
             "type": {"system": DICOM, "code": "110106", "display": "Export"},
             "subtype": [{"system": ctx.system("disclosure-kind"), "code": kind}],
             "action": "R",

@@ -35,6 +35,8 @@ FORMATS = {
     "csv": ("application/zip", "zip"),
     "fhir": ("application/fhir+json", "fhir.json"),
 }
+# Bulk NDJSON files are written through a buffer of this size (fewer, larger writes).
+FILE_BUFFER = 1 << 20
 NDJSON_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
 
 
@@ -329,7 +331,7 @@ class _Files:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.handles: dict[str, IO[str]] = {}
+        self.handles: dict[str, IO[bytes]] = {}
         self.counts: dict[str, int] = {}
 
     def write(self, resource: dict[str, Any]) -> None:
@@ -337,11 +339,10 @@ class _Files:
         handle = self.handles.get(rtype)
         if handle is None:
             self.folder.mkdir(parents=True, exist_ok=True)
-            handle = (self.folder / f"{rtype}.ndjson").open("w", encoding="utf-8")
+            handle = (self.folder / f"{rtype}.ndjson").open("wb", buffering=FILE_BUFFER)
             self.handles[rtype] = handle
             self.counts[rtype] = 0
-        handle.write(writers.dumps(resource))
-        handle.write("\n")
+        handle.write(writers.ndjson_line(resource))
         self.counts[rtype] += 1
 
     def close(self) -> None:
@@ -381,17 +382,26 @@ def _export_section(run: _Run, section: Section) -> None:
         ]
         if not ids:
             return
-    assert section.to_fhir is not None
+    to_fhir = section.to_fhir
+    assert to_fhir is not None
+    ctx, wanted, write = run.ctx, run.wanted, run.files.write
+    # Rows come ordered by patient: look the patient up once per patient, not once per row.
+    current: uuid.UUID | None = None
+    grant: Grant | None = None
+    included = False
     for patient_id, record in section.rows(run.session, ids, run.window):
-        grant = run.grants[patient_id] if run.grants is not None else None
-        if grant is not None and not _in_period(section, record, grant, run.ctx.now):
+        if patient_id != current:
+            current, included = patient_id, False
+            grant = run.grants[patient_id] if run.grants is not None else None
+        if grant is not None and not _in_period(section, record, grant, ctx.now):
             continue
         wrote = False
-        for resource in section.to_fhir(record, run.ctx, patient_id):
-            if resource["resourceType"] in run.wanted:
-                run.files.write(resource)
+        for resource in to_fhir(record, ctx, patient_id):
+            if resource["resourceType"] in wanted:
+                write(resource)
                 wrote = True
-        if wrote:
+        if wrote and not included:
+            included = True
             cats = run.included.setdefault(patient_id, set())
             if section.category:
                 cats.add(section.category)
