@@ -203,7 +203,7 @@ def questionnaire_response(
     canonical = f"{ctx.base_url.rstrip('/')}/Questionnaire/{instrument}"
     texts = ctx.item_texts.get(instrument, {})
     items = [
-        _compact({"linkId": key, "text": texts.get(key), "answer": [{"valueInteger": int(value)}]})
+        _answer_item(key, texts.get(key), int(value))
         for key, value in (checkin.get("answers") or {}).items()
     ]
     subject = _patient_ref(patient_id)
@@ -223,6 +223,27 @@ def questionnaire_response(
     )
 
 
+def _answer_item(link_id: str, text: str | None, value: int) -> dict[str, Any]:
+    # Built without _compact: an item per answer, a dozen per check-in.
+    if text is None:
+        return {"linkId": link_id, "answer": [{"valueInteger": value}]}
+    return {"linkId": link_id, "text": text, "answer": [{"valueInteger": value}]}
+
+
+# Component codes repeat on every check-in: built once and shared (nothing mutates a resource).
+@lru_cache(maxsize=1024)
+def _item_code(system: str, instrument: str, key: str) -> dict[str, Any]:
+    return {"coding": [{"system": system, "code": f"{instrument}.{key}"}], "text": key}
+
+
+@lru_cache(maxsize=256)
+def _symptom_code(system: str, name: str) -> dict[str, Any]:
+    return {
+        "coding": [{"system": system, "code": f"symptom.{name}"}],
+        "text": f"{name.replace('_', ' ')} (0-10)",
+    }
+
+
 def score_observation(
     checkin: Mapping[str, Any], ctx: FhirContext, *, patient_id: Any
 ) -> dict | None:
@@ -233,7 +254,7 @@ def score_observation(
     system = ctx.system("instruments")
     components = [
         {
-            "code": {"coding": [{"system": system, "code": f"{instrument}.{key}"}], "text": key},
+            "code": _item_code(system, instrument, key),
             "valueInteger": int(value),
         }
         for key, value in (checkin.get("answers") or {}).items()
@@ -288,10 +309,7 @@ def ratings_observation(
     for name, value in (checkin.get("symptoms") or {}).items():
         components.append(
             {
-                "code": {
-                    "coding": [{"system": system, "code": f"symptom.{name}"}],
-                    "text": f"{name.replace('_', ' ')} (0-10)",
-                },
+                "code": _symptom_code(system, name),
                 "valueInteger": int(value),
             }
         )

@@ -106,7 +106,8 @@ def windowed(stmt: Any, column: Any, window: Window) -> Any:
 
 
 def stream(session: Session, stmt: Any) -> Iterator[Any]:
-    yield from session.execute(stmt.execution_options(yield_per=YIELD_PER))
+    # Core rows on the session's connection: the ORM's result wrapping is not needed here.
+    yield from session.connection().execute(stmt.execution_options(yield_per=YIELD_PER))
 
 
 # --- The profile -----------------------------------------------------------------------------
