@@ -106,8 +106,11 @@ def windowed(stmt: Any, column: Any, window: Window) -> Any:
 
 
 def stream(session: Session, stmt: Any) -> Iterator[Any]:
-    # Core rows on the session's connection: the ORM's result wrapping is not needed here.
-    yield from session.connection().execute(stmt.execution_options(yield_per=YIELD_PER))
+    # Core rows on the session's connection: the ORM's result wrapping is not needed here. The
+    # result is closed however the caller stops (a reader that takes one row leaves early), so
+    # no server-side cursor outlives its generator.
+    with session.connection().execute(stmt.execution_options(yield_per=YIELD_PER)) as result:
+        yield from result
 
 
 # --- The profile -----------------------------------------------------------------------------
