@@ -355,10 +355,11 @@ def test_bulk_ndjson_is_the_own_export_mapping(
             r
             for r in resources
             if r["id"] == str(patient.id)
-            or ref in (r.get("subject", {}).get("reference"), "")
+            or r.get("subject", {}).get("reference") == ref
             or any(p["actor"].get("reference") == ref for p in r.get("participant", []))
         ]
-        assert mine == own.get(output["type"], []), output["type"]
+        assert mine, output["type"]
+        assert mine == own[output["type"]], output["type"]
         compared.add(output["type"])
     assert compared == {
         "Patient",
