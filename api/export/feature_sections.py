@@ -132,6 +132,8 @@ CHECKINS = register(
         to_fhir=fhir_many(fhir.checkin_resources),
         fhir_types=("QuestionnaireResponse", "Observation"),
         when=when_field("recorded_at"),
+        feed_entity="checkin",
+        deleted_refs=fhir.checkin_references,
     )
 )
 
@@ -207,6 +209,9 @@ MEDICATIONS = register(
         ),
         to_fhir=fhir_one(fhir.medication_statement),
         fhir_types=("MedicationStatement",),
+        # Regimens are archived, not deleted, today; a delete in the feed would be reported.
+        feed_entity="medication",
+        deleted_refs=lambda medication_id: [("MedicationStatement", str(medication_id))],
     )
 )
 
@@ -286,6 +291,8 @@ DOSES = register(
         ),
         to_fhir=_dose_fhir,
         fhir_types=("MedicationAdministration",),
+        feed_entity="dose",
+        deleted_refs=lambda dose_id: [("MedicationAdministration", str(dose_id))],
         when=lambda r: when_field("taken_at")(r) or when_field("scheduled_for")(r),
     )
 )
@@ -340,6 +347,8 @@ COUNSELING = register(
         to_fhir=fhir_many(fhir.session_resources),
         fhir_types=("Appointment", "Encounter"),
         when=when_field("starts_at"),
+        feed_entity="counseling_session",
+        deleted_refs=fhir.session_references,
     )
 )
 

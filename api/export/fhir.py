@@ -363,6 +363,15 @@ def ratings_observation(
     )
 
 
+def checkin_references(checkin_id: Any) -> list[tuple[str, str]]:
+    """(type, id) of every resource checkin_resources can make of a check-in."""
+    return [
+        ("QuestionnaireResponse", str(checkin_id)),
+        ("Observation", derived_id(checkin_id, "score")),
+        ("Observation", derived_id(checkin_id, "ratings")),
+    ]
+
+
 def checkin_resources(
     checkin: Mapping[str, Any], ctx: FhirContext, *, patient_id: Any
 ) -> list[dict]:
@@ -567,6 +576,11 @@ def encounter(session: Mapping[str, Any], ctx: FhirContext, *, patient_id: Any) 
     )
 
 
+def session_references(session_id: Any) -> list[tuple[str, str]]:
+    """(type, id) of every resource session_resources can make of a counseling session."""
+    return [("Appointment", str(session_id)), ("Encounter", derived_id(session_id, "encounter"))]
+
+
 def session_resources(
     session: Mapping[str, Any], ctx: FhirContext, *, patient_id: Any
 ) -> list[dict]:
@@ -721,6 +735,18 @@ def full_url(resource: Mapping[str, Any]) -> str:
 def bundle_entries(resources: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
     for resource in resources:
         yield {"fullUrl": full_url(resource), "resource": resource}
+
+
+def deleted_bundle(bundle_id: str, references: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """A Bulk Data `deleted` line: a transaction Bundle with a DELETE entry per resource."""
+    return {
+        "resourceType": "Bundle",
+        "id": bundle_id,
+        "type": "transaction",
+        "entry": [
+            {"request": {"method": "DELETE", "url": f"{rtype}/{rid}"}} for rtype, rid in references
+        ],
+    }
 
 
 def bundle_header(bundle_id: str, ctx: FhirContext) -> dict[str, Any]:

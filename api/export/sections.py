@@ -63,6 +63,10 @@ class Section:
     # The time a record is about, for consented data periods; None: not filtered by period.
     when: Callable[[dict[str, Any]], datetime | None] | None = None
     position: int = 50  # order in the JSON document, the zip and the Bundle
+    # Deletions: the entity type whose `delete` entries in the sync change feed (api/sync) are
+    # this section's records, and the FHIR resources (type, id) one deleted record was.
+    feed_entity: str | None = None
+    deleted_refs: Callable[[uuid.UUID], list[tuple[str, str]]] | None = None
 
 
 SECTIONS: dict[str, Section] = {}

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
-from api.export import writers
+from api.export import fhir, writers
 from api.export.models import ExportJob, ExportJobPatient
 from jobs import bulk_export
 from jobs.__main__ import build_scheduler
@@ -370,3 +370,83 @@ def test_bulk_ndjson_is_the_own_export_mapping(
         "Appointment",
         "Encounter",
     }
+
+
+def _z(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _deleted_urls(client: FlaskClient, manifest: dict[str, Any], headers: Any) -> list[str]:
+    """The request.url of every DELETE entry in the manifest's `deleted` files (validated)."""
+    urls: list[str] = []
+    for item in manifest["deleted"]:
+        assert item["type"] == "Bundle"
+        lines = fetch(client, _path(item["url"]), headers).get_data().decode().splitlines()
+        assert len(lines) == item["count"]
+        for line in lines:
+            bundle = json.loads(line)
+            assert fhir_errors(bundle) == []
+            assert bundle["type"] == "transaction"
+            for entry in bundle["entry"]:
+                assert entry["request"]["method"] == "DELETE"
+                urls.append(entry["request"]["url"])
+    return urls
+
+
+def test_since_reports_deleted_resources(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    admin_headers: dict[str, str],
+    make_patient: Callable[..., User],
+    auth_headers: Callable[[User], dict[str, str]],
+    run_export_job: Callable[..., Any],
+) -> None:
+    headers = auth_headers(make_patient())
+    seeded = seed_patient_data(app, client, session, headers)
+    early_checkin, late_checkin = seeded.checkin_ids
+    assert client.delete(f"/v1/checkins/{early_checkin}", headers=headers).status_code == 204
+    since = datetime.now(UTC)
+    with time_machine.travel(since + timedelta(seconds=5)):
+        for url in (
+            f"/v1/checkins/{late_checkin}",
+            f"/v1/counseling-sessions/{seeded.session_ids[0]}",
+            f"/v1/doses/{seeded.dose_ids[0]}",
+        ):
+            assert client.delete(url, headers=headers).status_code == 204, url
+    with time_machine.travel(since + timedelta(seconds=10)):
+        status_url = _path(
+            kick_off(client, admin_headers, f"?_since={_z(since)}").headers["Content-Location"]
+        )
+        run_export_job(now=datetime.now(UTC))
+        manifest = client.get(status_url, headers=admin_headers).json
+        urls = _deleted_urls(client, manifest, admin_headers)
+    # Each deleted record's resources, once; the deletion before _since is not there.
+    assert sorted(urls) == sorted(
+        [
+            f"QuestionnaireResponse/{late_checkin}",
+            f"Observation/{fhir.derived_id(late_checkin, 'score')}",
+            f"Observation/{fhir.derived_id(late_checkin, 'ratings')}",
+            f"Appointment/{seeded.session_ids[0]}",
+            f"Encounter/{fhir.derived_id(seeded.session_ids[0], 'encounter')}",
+            f"MedicationAdministration/{seeded.dose_ids[0]}",
+        ]
+    )
+    assert all(early_checkin not in url for url in urls)
+    assert "Bundle" not in {o["type"] for o in manifest["output"]}
+
+    # _type narrows the deletions too; without _since there is no `deleted` array.
+    with time_machine.travel(since + timedelta(seconds=20)):
+        status_url = _path(
+            kick_off(client, admin_headers, f"?_type=Appointment&_since={_z(since)}").headers[
+                "Content-Location"
+            ]
+        )
+        run_export_job(now=datetime.now(UTC))
+        manifest = client.get(status_url, headers=admin_headers).json
+        assert _deleted_urls(client, manifest, admin_headers) == [
+            f"Appointment/{seeded.session_ids[0]}"
+        ]
+        status_url = _path(kick_off(client, admin_headers).headers["Content-Location"])
+        run_export_job(now=datetime.now(UTC))
+        assert "deleted" not in client.get(status_url, headers=admin_headers).json
