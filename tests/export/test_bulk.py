@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.audit.models import AuditEvent
 from api.auth.models import User
 from api.export import fhir, writers
 from api.export.models import ExportJob, ExportJobPatient
@@ -450,3 +451,43 @@ def test_since_reports_deleted_resources(
         status_url = _path(kick_off(client, admin_headers).headers["Content-Location"])
         run_export_job(now=datetime.now(UTC))
         assert "deleted" not in client.get(status_url, headers=admin_headers).json
+
+
+def test_bulk_exports_are_audited(
+    client: FlaskClient,
+    session: Session,
+    make_admin: Callable[..., User],
+    make_clinician: Callable[..., User],
+    make_patient: Callable[..., User],
+    auth_headers: Callable[[User], dict[str, str]],
+    run_export_job: Callable[..., Any],
+) -> None:
+    """Kick-offs and file reads leave audit rows (actor, role, job, outcome), as every route
+    reaching other people's data does; no patient id, as for other reads across patients."""
+    admin, clinician, other = make_admin(), make_clinician(), make_admin()
+    make_patient()
+    headers = auth_headers(admin)
+    started = kick_off(client, headers)
+    assert kick_off(client, headers).status_code == 429  # busy: refused, still recorded
+    job = run_export_job()
+    manifest = client.get(_path(started.headers["Content-Location"]), headers=headers).json
+    file_url = _path(manifest["output"][0]["url"])
+    assert fetch(client, file_url, headers).status_code == 200
+    assert fetch(client, file_url, auth_headers(other)).status_code == 404
+    assert kick_off(client, auth_headers(clinician)).status_code == 202
+
+    session.expire_all()
+    recorded = [
+        (r.action, r.actor_id, r.actor_role, r.outcome, r.status, r.target_id, r.patient_id)
+        for r in session.scalars(select(AuditEvent).order_by(AuditEvent.at, AuditEvent.id))
+    ]
+    assert sorted(recorded, key=str) == sorted(
+        [
+            ("bulk_export.start", admin.id, "admin", "allowed", None, None, None),
+            ("bulk_export.start", admin.id, "admin", "denied", 429, None, None),
+            ("bulk_export.file.read", admin.id, "admin", "allowed", None, job.id, None),
+            ("bulk_export.file.read", other.id, "admin", "denied", 404, job.id, None),
+            ("bulk_export.start", clinician.id, "clinician", "allowed", None, None, None),
+        ],
+        key=str,
+    )
