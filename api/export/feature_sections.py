@@ -47,6 +47,8 @@ from api.medications.models import Dose, Medication
 from api.notifications.models import Notification
 from api.reminders.models import ReminderRule
 from api.reminders.schemas import ReminderSchema
+from api.summaries.compute import definitions_for
+from api.summaries.models import WeeklySummary
 
 Rows = Iterator[tuple[uuid.UUID, dict[str, Any]]]
 
@@ -501,6 +503,77 @@ CONSENTS = register(
         ),
         to_fhir=_consent_fhir,
         fhir_types=("Consent",),
+    )
+)
+
+
+# --- Weekly summaries shared about the user (own export only) --------------------------------
+
+
+def summary_record(row: Any) -> dict[str, Any]:
+    content = row.content
+    if content is not None:
+        # The document as its recipient read it (definitions restored), less the redisclosure
+        # notice, which speaks to the recipient.
+        content = {**content, "definitions": definitions_for(content.get("sections") or {})}
+    return {
+        "id": row.id,
+        "consent_id": row.consent_id,
+        "recipient_id": row.clinician_id,
+        "recipient_name": row.recipient_name,
+        "week_start": row.week_start,
+        "from": row.period_from,
+        "to": row.period_to,
+        "status": row.status,
+        "built_at": row.built_at,
+        "delivered_at": row.delivered_at,
+        "cancelled_at": row.cancelled_at,
+        "content": content,
+    }
+
+
+def _summary_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window: Window) -> Rows:
+    table = WeeklySummary
+    base = (
+        select(table.__table__, Consent.recipient_name)
+        .join(Consent, Consent.id == table.consent_id)
+        .order_by(table.patient_id, table.week_start, table.built_at, table.id)
+    )
+    base = windowed(base, table.built_at, window)
+    for stmt in in_chunks(base, table.patient_id, user_ids):
+        for row in stream(session, stmt):
+            yield row.patient_id, summary_record(row)
+
+
+SUMMARIES = register(
+    Section(
+        name="weekly_summaries",
+        title="Weekly summaries about you built for the clinicians you chose (42 CFR Part 2).",
+        rows=_summary_rows,
+        own_only=True,
+        position=65,
+        columns=(
+            Column("id", "Summary id (UUID)."),
+            Column("consent_id", "The consent it was made under (consents.csv id)."),
+            Column("recipient_id", "The clinician it is for."),
+            Column("recipient_name", "The clinician, as named in the consent."),
+            Column("week_start", "The local Monday of the week it covers (YYYY-MM-DD)."),
+            Column("from", "Start of the period of data (UTC)."),
+            Column("to", "End of the period of data (UTC)."),
+            Column(
+                "status",
+                "built (waiting to go out), delivered, or cancelled (the consent ended first; "
+                "the document was dropped and never shared).",
+            ),
+            Column("built_at", "When it was made (UTC)."),
+            Column("delivered_at", "When the clinician received it, or empty."),
+            Column("cancelled_at", "When it was cancelled, or empty."),
+            Column(
+                "content",
+                "The summary document as the clinician reads it (JSON; see docs/summaries.md).",
+                lambda r: json_cell(r["content"]) if r["content"] is not None else None,
+            ),
+        ),
     )
 )
 
