@@ -266,7 +266,7 @@ def _dose_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window: W
 
 
 def _dose_fhir(
-    record: dict[str, Any], ctx: fhir.FhirContext, patient_id: uuid.UUID
+    record: dict[str, Any], ctx: fhir.FhirContext, patient_id: uuid.UUID | str
 ) -> list[dict[str, Any]]:
     return [
         fhir.medication_administration(record, record["_medication"], ctx, patient_id=patient_id)
@@ -381,7 +381,7 @@ def _cows_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window: W
 
 
 def _cows_fhir(
-    record: dict[str, Any], ctx: fhir.FhirContext, patient_id: uuid.UUID
+    record: dict[str, Any], ctx: fhir.FhirContext, patient_id: uuid.UUID | str
 ) -> list[dict[str, Any]]:
     as_checkin = {**record, "recorded_at": record["assessed_at"]}
     score = fhir.score_observation(as_checkin, ctx, patient_id=patient_id)
@@ -471,7 +471,7 @@ def _consent_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window
 
 
 def _consent_fhir(
-    record: dict[str, Any], ctx: fhir.FhirContext, patient_id: uuid.UUID
+    record: dict[str, Any], ctx: fhir.FhirContext, patient_id: uuid.UUID | str
 ) -> list[dict[str, Any]]:
     return [fhir.consent({**record, "recipient": record["_recipient"]}, ctx, patient_id=patient_id)]
 

@@ -46,7 +46,8 @@ class Column:
 
 # rows(session, user_ids or None for every patient, window) -> (patient_id, record) pairs
 Rows = Callable[[Session, Sequence[uuid.UUID] | None, Window], Iterator[tuple[uuid.UUID, dict]]]
-ToFhir = Callable[[dict[str, Any], fhir.FhirContext, uuid.UUID], list[dict[str, Any]]]
+# to_fhir(record, ctx, the patient's id as a UUID or its text) -> resources
+ToFhir = Callable[[dict[str, Any], fhir.FhirContext, uuid.UUID | str], list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def _profile_rows(
 
 
 def _profile_fhir(
-    record: dict[str, Any], ctx: fhir.FhirContext, _patient_id: uuid.UUID
+    record: dict[str, Any], ctx: fhir.FhirContext, _patient_id: uuid.UUID | str
 ) -> list[dict[str, Any]]:
     # A disclosed copy carries the name, never the email.
     return [fhir.patient(record, ctx, include_contact=not ctx.disclosed)]

@@ -398,18 +398,20 @@ def _export_section(run: _Run, section: Section) -> None:
     to_fhir = section.to_fhir
     assert to_fhir is not None
     ctx, wanted, write = run.ctx, run.wanted, run.files.write
-    # Rows come ordered by patient: look the patient up once per patient, not once per row.
-    current: uuid.UUID | None = None
+    # Rows come ordered by patient: look the patient up once per patient, not once per row. A
+    # UUID's == and hash are Python code; its .int and the id as text compare and hash in C.
+    current = -1
+    subject = ""
     grant: Grant | None = None
     included = False
     for patient_id, record in section.rows(run.session, ids, run.window):
-        if patient_id != current:
-            current, included = patient_id, False
+        if patient_id.int != current:
+            current, subject, included = patient_id.int, str(patient_id), False
             grant = run.grants[patient_id] if run.grants is not None else None
         if grant is not None and not _in_period(section, record, grant, ctx.now):
             continue
         wrote = False
-        for resource in to_fhir(record, ctx, patient_id):
+        for resource in to_fhir(record, ctx, subject):
             if resource["resourceType"] in wanted:
                 write(resource)
                 wrote = True
