@@ -10,7 +10,7 @@ import json
 import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -383,6 +383,8 @@ class _Run:
     wanted: set[str]
     files: _Files
     included: dict[uuid.UUID, set[str]]
+    # Patients named only by entries of the deleted file (not a disclosure of data).
+    mentioned: set[uuid.UUID] = field(default_factory=set)
 
 
 def _export_section(run: _Run, section: Section) -> None:
@@ -456,6 +458,7 @@ def _export_deletions(run: _Run, sections: list[Section], since: datetime) -> No
             if refs:
                 bundle_id = fhir.derived_id(row.entity_id, "deleted")
                 run.files.write(fhir.deleted_bundle(bundle_id, refs), DELETED_FILE)
+                run.mentioned.add(row.user_id)
 
 
 def run_bulk_export(
@@ -467,8 +470,10 @@ def run_bulk_export(
     now: datetime,
     on_progress: Any = None,
 ) -> dict[uuid.UUID, set[str]]:
-    """Write the job's NDJSON files and complete it. Returns, per patient included, the consent
-    categories whose data went out (the caller records the disclosures).
+    """Write the job's NDJSON files, record a clinician's disclosures, and complete the job.
+    Returns every patient the files hold, with the consent categories whose data went out (none
+    for a patient named only in the deleted file); the caller keeps them in export_job_patients
+    so that an erasure reaches the files.
 
     Raises Cancelled when the job was cancelled meanwhile (checked between sections).
     """
@@ -507,7 +512,8 @@ def run_bulk_export(
         job.output.append({"type": "Bundle", "count": counts[DELETED_FILE], "deleted": True})
     job.status = "completed"
     job.progress = 100
-    return run.included
+    only_deleted = {pid: set[str]() for pid in run.mentioned if pid not in run.included}
+    return {**only_deleted, **run.included}
 
 
 def _check_grants_still_hold(

@@ -403,7 +403,8 @@ def test_since_reports_deleted_resources(
     auth_headers: Callable[[User], dict[str, str]],
     run_export_job: Callable[..., Any],
 ) -> None:
-    headers = auth_headers(make_patient())
+    patient = make_patient()
+    headers = auth_headers(patient)
     seeded = seed_patient_data(app, client, session, headers)
     early_checkin, late_checkin = seeded.checkin_ids
     assert client.delete(f"/v1/checkins/{early_checkin}", headers=headers).status_code == 204
@@ -419,9 +420,14 @@ def test_since_reports_deleted_resources(
         status_url = _path(
             kick_off(client, admin_headers, f"?_since={_z(since)}").headers["Content-Location"]
         )
-        run_export_job(now=datetime.now(UTC))
+        job = run_export_job(now=datetime.now(UTC))
         manifest = client.get(status_url, headers=admin_headers).json
         urls = _deleted_urls(client, manifest, admin_headers)
+    # Named only by deletions, the patient is still held by the job (an erasure reaches it).
+    held = session.scalars(
+        select(ExportJobPatient.patient_id).where(ExportJobPatient.job_id == job.id)
+    )
+    assert patient.id in set(held)
     # Each deleted record's resources, once; the deletion before _since is not there.
     assert sorted(urls) == sorted(
         [
