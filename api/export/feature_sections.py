@@ -47,6 +47,8 @@ from api.medications.models import Dose, Medication
 from api.notifications.models import Notification
 from api.reminders.models import ReminderRule
 from api.reminders.schemas import ReminderSchema
+from api.summaries.compute import definitions_for
+from api.summaries.models import WeeklySummary
 
 Rows = Iterator[tuple[uuid.UUID, dict[str, Any]]]
 
@@ -132,6 +134,8 @@ CHECKINS = register(
         to_fhir=fhir_many(fhir.checkin_resources),
         fhir_types=("QuestionnaireResponse", "Observation"),
         when=when_field("recorded_at"),
+        feed_entity="checkin",
+        deleted_refs=fhir.checkin_references,
     )
 )
 
@@ -207,6 +211,9 @@ MEDICATIONS = register(
         ),
         to_fhir=fhir_one(fhir.medication_statement),
         fhir_types=("MedicationStatement",),
+        # Regimens are archived, not deleted, today; a delete in the feed would be reported.
+        feed_entity="medication",
+        deleted_refs=lambda medication_id: [("MedicationStatement", str(medication_id))],
     )
 )
 
@@ -259,7 +266,7 @@ def _dose_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window: W
 
 
 def _dose_fhir(
-    record: dict[str, Any], ctx: fhir.FhirContext, patient_id: uuid.UUID
+    record: dict[str, Any], ctx: fhir.FhirContext, patient_id: uuid.UUID | str
 ) -> list[dict[str, Any]]:
     return [
         fhir.medication_administration(record, record["_medication"], ctx, patient_id=patient_id)
@@ -286,6 +293,8 @@ DOSES = register(
         ),
         to_fhir=_dose_fhir,
         fhir_types=("MedicationAdministration",),
+        feed_entity="dose",
+        deleted_refs=lambda dose_id: [("MedicationAdministration", str(dose_id))],
         when=lambda r: when_field("taken_at")(r) or when_field("scheduled_for")(r),
     )
 )
@@ -340,6 +349,8 @@ COUNSELING = register(
         to_fhir=fhir_many(fhir.session_resources),
         fhir_types=("Appointment", "Encounter"),
         when=when_field("starts_at"),
+        feed_entity="counseling_session",
+        deleted_refs=fhir.session_references,
     )
 )
 
@@ -370,7 +381,7 @@ def _cows_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window: W
 
 
 def _cows_fhir(
-    record: dict[str, Any], ctx: fhir.FhirContext, patient_id: uuid.UUID
+    record: dict[str, Any], ctx: fhir.FhirContext, patient_id: uuid.UUID | str
 ) -> list[dict[str, Any]]:
     as_checkin = {**record, "recorded_at": record["assessed_at"]}
     score = fhir.score_observation(as_checkin, ctx, patient_id=patient_id)
@@ -460,7 +471,7 @@ def _consent_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window
 
 
 def _consent_fhir(
-    record: dict[str, Any], ctx: fhir.FhirContext, patient_id: uuid.UUID
+    record: dict[str, Any], ctx: fhir.FhirContext, patient_id: uuid.UUID | str
 ) -> list[dict[str, Any]]:
     return [fhir.consent({**record, "recipient": record["_recipient"]}, ctx, patient_id=patient_id)]
 
@@ -492,6 +503,77 @@ CONSENTS = register(
         ),
         to_fhir=_consent_fhir,
         fhir_types=("Consent",),
+    )
+)
+
+
+# --- Weekly summaries shared about the user (own export only) --------------------------------
+
+
+def summary_record(row: Any) -> dict[str, Any]:
+    content = row.content
+    if content is not None:
+        # The document as its recipient read it (definitions restored), less the redisclosure
+        # notice, which speaks to the recipient.
+        content = {**content, "definitions": definitions_for(content.get("sections") or {})}
+    return {
+        "id": row.id,
+        "consent_id": row.consent_id,
+        "recipient_id": row.clinician_id,
+        "recipient_name": row.recipient_name,
+        "week_start": row.week_start,
+        "from": row.period_from,
+        "to": row.period_to,
+        "status": row.status,
+        "built_at": row.built_at,
+        "delivered_at": row.delivered_at,
+        "cancelled_at": row.cancelled_at,
+        "content": content,
+    }
+
+
+def _summary_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window: Window) -> Rows:
+    table = WeeklySummary
+    base = (
+        select(table.__table__, Consent.recipient_name)
+        .join(Consent, Consent.id == table.consent_id)
+        .order_by(table.patient_id, table.week_start, table.built_at, table.id)
+    )
+    base = windowed(base, table.built_at, window)
+    for stmt in in_chunks(base, table.patient_id, user_ids):
+        for row in stream(session, stmt):
+            yield row.patient_id, summary_record(row)
+
+
+SUMMARIES = register(
+    Section(
+        name="weekly_summaries",
+        title="Weekly summaries about you built for the clinicians you chose (42 CFR Part 2).",
+        rows=_summary_rows,
+        own_only=True,
+        position=65,
+        columns=(
+            Column("id", "Summary id (UUID)."),
+            Column("consent_id", "The consent it was made under (consents.csv id)."),
+            Column("recipient_id", "The clinician it is for."),
+            Column("recipient_name", "The clinician, as named in the consent."),
+            Column("week_start", "The local Monday of the week it covers (YYYY-MM-DD)."),
+            Column("from", "Start of the period of data (UTC)."),
+            Column("to", "End of the period of data (UTC)."),
+            Column(
+                "status",
+                "built (waiting to go out), delivered, or cancelled (the consent ended first; "
+                "the document was dropped and never shared).",
+            ),
+            Column("built_at", "When it was made (UTC)."),
+            Column("delivered_at", "When the clinician received it, or empty."),
+            Column("cancelled_at", "When it was cancelled, or empty."),
+            Column(
+                "content",
+                "The summary document as the clinician reads it (JSON; see docs/summaries.md).",
+                lambda r: json_cell(r["content"]) if r["content"] is not None else None,
+            ),
+        ),
     )
 )
 

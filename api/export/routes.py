@@ -12,6 +12,7 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE
 from sqlalchemy.orm import Session
 
+from api.audit.access import auth_required_audited
 from api.db import get_session, utcnow
 from api.export import erasure, services
 from api.export.schemas import BulkKickoffArgs, EraseSchema, ExportArgs, ManifestSchema
@@ -108,7 +109,7 @@ def _file_url(job_id: uuid.UUID, rtype: str) -> str:
 
 
 @fhir_blp.get("/Patient/$export")
-@auth_required("clinician", "admin")
+@auth_required_audited("clinician", "admin", action="bulk_export.start", patient_arg=None)
 @fhir_blp.arguments(BulkKickoffArgs, location="query")
 @fhir_blp.doc(parameters=[PREFER])
 @fhir_blp.response(
@@ -180,7 +181,9 @@ def cancel_bulk_export(job_id: uuid.UUID) -> Any:
 
 
 @fhir_blp.get("/bulkfiles/<uuid:job_id>/<rtype>.ndjson")
-@auth_required("clinician", "admin")
+@auth_required_audited(
+    "clinician", "admin", action="bulk_export.file.read", patient_arg=None, target_arg="job_id"
+)
 @fhir_blp.doc(responses={"200": {"description": "NDJSON, one resource a line"}})
 @fhir_blp.alt_response(404, response="NOT_FOUND")
 def get_bulk_file(job_id: uuid.UUID, rtype: str) -> Any:

@@ -52,5 +52,7 @@ class ManifestSchema(Schema):
     request = fields.String(required=True)
     requiresAccessToken = fields.Boolean(required=True)  # noqa: N815
     output = fields.List(fields.Nested(OutputFileSchema), required=True)
+    # Bulk Data v2: with _since, the resources deleted since then (Bundles of DELETE entries).
+    deleted = fields.List(fields.Nested(OutputFileSchema))
     error = fields.List(fields.Dict(), required=True)
     extension = fields.Dict()

@@ -46,7 +46,8 @@ class Column:
 
 # rows(session, user_ids or None for every patient, window) -> (patient_id, record) pairs
 Rows = Callable[[Session, Sequence[uuid.UUID] | None, Window], Iterator[tuple[uuid.UUID, dict]]]
-ToFhir = Callable[[dict[str, Any], fhir.FhirContext, uuid.UUID], list[dict[str, Any]]]
+# to_fhir(record, ctx, the patient's id as a UUID or its text) -> resources
+ToFhir = Callable[[dict[str, Any], fhir.FhirContext, uuid.UUID | str], list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,10 @@ class Section:
     # The time a record is about, for consented data periods; None: not filtered by period.
     when: Callable[[dict[str, Any]], datetime | None] | None = None
     position: int = 50  # order in the JSON document, the zip and the Bundle
+    # Deletions: the entity type whose `delete` entries in the sync change feed (api/sync) are
+    # this section's records, and the FHIR resources (type, id) one deleted record was.
+    feed_entity: str | None = None
+    deleted_refs: Callable[[uuid.UUID], list[tuple[str, str]]] | None = None
 
 
 SECTIONS: dict[str, Section] = {}
@@ -106,7 +111,11 @@ def windowed(stmt: Any, column: Any, window: Window) -> Any:
 
 
 def stream(session: Session, stmt: Any) -> Iterator[Any]:
-    yield from session.execute(stmt.execution_options(yield_per=YIELD_PER))
+    # Core rows on the session's connection: the ORM's result wrapping is not needed here. The
+    # result is closed however the caller stops (a reader that takes one row leaves early), so
+    # no server-side cursor outlives its generator.
+    with session.connection().execute(stmt.execution_options(yield_per=YIELD_PER)) as result:
+        yield from result
 
 
 # --- The profile -----------------------------------------------------------------------------
@@ -142,7 +151,7 @@ def _profile_rows(
 
 
 def _profile_fhir(
-    record: dict[str, Any], ctx: fhir.FhirContext, _patient_id: uuid.UUID
+    record: dict[str, Any], ctx: fhir.FhirContext, _patient_id: uuid.UUID | str
 ) -> list[dict[str, Any]]:
     # A disclosed copy carries the name, never the email.
     return [fhir.patient(record, ctx, include_contact=not ctx.disclosed)]

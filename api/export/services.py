@@ -10,7 +10,7 @@ import json
 import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -24,7 +24,7 @@ from api.auth.models import User
 from api.errors import AppError, NotFound, TooManyRequests, ValidationError
 from api.export import feature_sections, fhir, writers
 from api.export.models import ACTIVE_STATUSES, ExportJob, ExportJobPatient
-from api.export.sections import Section, Window, all_sections
+from api.export.sections import Section, Window, all_sections, in_chunks, stream, windowed
 from api.ratelimit import Counter
 
 log = structlog.get_logger("waymark.export")
@@ -35,6 +35,8 @@ FORMATS = {
     "csv": ("application/zip", "zip"),
     "fhir": ("application/fhir+json", "fhir.json"),
 }
+# Bulk NDJSON files are written through a buffer of this size (fewer, larger writes).
+FILE_BUFFER = 1 << 20
 NDJSON_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
 
 
@@ -232,9 +234,16 @@ def manifest(job: ExportJob, *, file_url: Any, notice: str | None) -> dict[str, 
         "output": [
             {"type": o["type"], "url": file_url(job.id, o["type"]), "count": o["count"]}
             for o in job.output or []
+            if not o.get("deleted")
         ],
         "error": [],
     }
+    if job.since is not None:
+        body["deleted"] = [
+            {"type": o["type"], "url": file_url(job.id, DELETED_FILE), "count": o["count"]}
+            for o in job.output or []
+            if o.get("deleted")
+        ]
     if notice:
         body["extension"] = {"redisclosureNotice": notice}
     return body
@@ -264,7 +273,8 @@ def bulk_file(
 ) -> Path:
     """The NDJSON file of one type of a completed job of the requester's."""
     job = bulk_status(session, requester=requester, job_id=job_id, now=now)
-    if job.status != "completed" or rtype not in {o["type"] for o in job.output or []}:
+    files = {DELETED_FILE if o.get("deleted") else o["type"] for o in job.output or []}
+    if job.status != "completed" or rtype not in files:
         raise NotFound("No such file.")
     path = job_dir(export_dir, job.id) / f"{rtype}.ndjson"
     if not path.is_file():
@@ -324,25 +334,29 @@ class Cancelled(Exception):
     pass
 
 
+# The file of the Bulk Data `deleted` array (its lines are Bundles, like no output file's).
+DELETED_FILE = "deleted"
+
+
 class _Files:
-    """One NDJSON file per resource type, opened on first write, counted."""
+    """One NDJSON file per resource type (and one of deletions), opened on first write, counted."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.handles: dict[str, IO[str]] = {}
+        self.handles: dict[str, IO[bytes]] = {}
         self.counts: dict[str, int] = {}
 
-    def write(self, resource: dict[str, Any]) -> None:
-        rtype = resource["resourceType"]
-        handle = self.handles.get(rtype)
+    def write(self, resource: dict[str, Any], name: str | None = None) -> None:
+        """Append to the file `name` (default: the resource's type)."""
+        name = name or resource["resourceType"]
+        handle = self.handles.get(name)
         if handle is None:
             self.folder.mkdir(parents=True, exist_ok=True)
-            handle = (self.folder / f"{rtype}.ndjson").open("w", encoding="utf-8")
-            self.handles[rtype] = handle
-            self.counts[rtype] = 0
-        handle.write(writers.dumps(resource))
-        handle.write("\n")
-        self.counts[rtype] += 1
+            handle = (self.folder / f"{name}.ndjson").open("wb", buffering=FILE_BUFFER)
+            self.handles[name] = handle
+            self.counts[name] = 0
+        handle.write(writers.ndjson_line(resource))
+        self.counts[name] += 1
 
     def close(self) -> None:
         for handle in self.handles.values():
@@ -369,6 +383,8 @@ class _Run:
     wanted: set[str]
     files: _Files
     included: dict[uuid.UUID, set[str]]
+    # Patients named only by entries of the deleted file (not a disclosure of data).
+    mentioned: set[uuid.UUID] = field(default_factory=set)
 
 
 def _export_section(run: _Run, section: Section) -> None:
@@ -381,20 +397,68 @@ def _export_section(run: _Run, section: Section) -> None:
         ]
         if not ids:
             return
-    assert section.to_fhir is not None
+    to_fhir = section.to_fhir
+    assert to_fhir is not None
+    ctx, wanted, write = run.ctx, run.wanted, run.files.write
+    # Rows come ordered by patient: look the patient up once per patient, not once per row. A
+    # UUID's == and hash are Python code; its .int and the id as text compare and hash in C.
+    current = -1
+    subject = ""
+    grant: Grant | None = None
+    included = False
     for patient_id, record in section.rows(run.session, ids, run.window):
-        grant = run.grants[patient_id] if run.grants is not None else None
-        if grant is not None and not _in_period(section, record, grant, run.ctx.now):
+        if patient_id.int != current:
+            current, subject, included = patient_id.int, str(patient_id), False
+            grant = run.grants[patient_id] if run.grants is not None else None
+        if grant is not None and not _in_period(section, record, grant, ctx.now):
             continue
         wrote = False
-        for resource in section.to_fhir(record, run.ctx, patient_id):
-            if resource["resourceType"] in run.wanted:
-                run.files.write(resource)
+        for resource in to_fhir(record, ctx, subject):
+            if resource["resourceType"] in wanted:
+                write(resource)
                 wrote = True
-        if wrote:
+        if wrote and not included:
+            included = True
             cats = run.included.setdefault(patient_id, set())
             if section.category:
                 cats.add(section.category)
+
+
+def _export_deletions(run: _Run, sections: list[Section], since: datetime) -> None:
+    """With _since: a transaction Bundle of DELETE entries per record deleted after `since` (and
+    not after transactionTime), read from the sync change feed's tombstones. Only the wanted
+    types; for a clinician only patients and categories consented now."""
+    from api.sync.models import Change
+
+    by_entity = {s.feed_entity: s for s in sections if s.feed_entity and s.deleted_refs}
+    if not by_entity:
+        return
+    stmt = windowed(
+        select(Change.user_id, Change.entity_type, Change.entity_id)
+        .where(Change.op == "delete", Change.entity_type.in_(sorted(by_entity)))
+        .order_by(Change.seq),
+        Change.changed_at,
+        Window(since=since, until=run.window.until),
+    )
+    ids = None if run.grants is None else list(run.grants)
+    seen: set[uuid.UUID] = set()
+    for stmt_chunk in in_chunks(stmt, Change.user_id, ids):
+        for row in stream(run.session, stmt_chunk):
+            section = by_entity[row.entity_type]
+            if (
+                run.grants is not None
+                and section.category not in run.grants[row.user_id].categories
+            ):
+                continue
+            if row.entity_id in seen:  # deleted twice (a retried request): one entry
+                continue
+            seen.add(row.entity_id)
+            assert section.deleted_refs is not None
+            refs = [(t, i) for t, i in section.deleted_refs(row.entity_id) if t in run.wanted]
+            if refs:
+                bundle_id = fhir.derived_id(row.entity_id, "deleted")
+                run.files.write(fhir.deleted_bundle(bundle_id, refs), DELETED_FILE)
+                run.mentioned.add(row.user_id)
 
 
 def run_bulk_export(
@@ -406,8 +470,10 @@ def run_bulk_export(
     now: datetime,
     on_progress: Any = None,
 ) -> dict[uuid.UUID, set[str]]:
-    """Write the job's NDJSON files and complete it. Returns, per patient included, the consent
-    categories whose data went out (the caller records the disclosures).
+    """Write the job's NDJSON files, record a clinician's disclosures, and complete the job.
+    Returns every patient the files hold, with the consent categories whose data went out (none
+    for a patient named only in the deleted file); the caller keeps them in export_job_patients
+    so that an erasure reaches the files.
 
     Raises Cancelled when the job was cancelled meanwhile (checked between sections).
     """
@@ -431,6 +497,8 @@ def run_bulk_export(
             if on_progress is not None and on_progress(int(100 * index / max(len(sections), 1))):
                 raise Cancelled
             _export_section(run, section)
+        if job.since is not None:
+            _export_deletions(run, sections, job.since)
     finally:
         run.files.close()
     if on_progress is not None and on_progress(99):
@@ -440,9 +508,12 @@ def run_bulk_export(
         record_disclosures(session, requester=requester, job=job, grants=grants, run=run, now=now)
     counts = run.files.counts
     job.output = [{"type": t, "count": counts[t]} for t in job.types if t in counts]
+    if DELETED_FILE in counts:
+        job.output.append({"type": "Bundle", "count": counts[DELETED_FILE], "deleted": True})
     job.status = "completed"
     job.progress = 100
-    return run.included
+    only_deleted = {pid: set[str]() for pid in run.mentioned if pid not in run.included}
+    return {**only_deleted, **run.included}
 
 
 def _check_grants_still_hold(

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy.orm import Session
 
 from api.export import fhir
@@ -39,6 +40,12 @@ _encoder = json.JSONEncoder(
 
 def dumps(value: Any) -> str:
     return _encoder.encode(value)
+
+
+def ndjson_line(value: Any) -> bytes:
+    """One NDJSON line (UTF-8, newline-terminated): the same JSON as dumps(), encoded by orjson,
+    several times faster than the standard library on a bulk export's millions of resources."""
+    return orjson.dumps(value, default=_default, option=orjson.OPT_APPEND_NEWLINE)
 
 
 class _Chunker:

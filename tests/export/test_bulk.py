@@ -15,7 +15,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.audit.models import AuditEvent
 from api.auth.models import User
+from api.export import fhir, writers
 from api.export.models import ExportJob, ExportJobPatient
 from jobs import bulk_export
 from jobs.__main__ import build_scheduler
@@ -315,3 +317,183 @@ def test_the_scheduler_runs_the_export_jobs(app: Flask) -> None:
     scheduler = build_scheduler(app)
     ids = {job.id for job in scheduler.get_jobs()}
     assert {"bulk_export", "expire_exports"} <= ids
+
+
+def test_bulk_ndjson_is_the_own_export_mapping(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    admin_headers: dict[str, str],
+    make_patient: Callable[..., User],
+    auth_headers: Callable[[User], dict[str, str]],
+    run_export_job: Callable[..., Any],
+) -> None:
+    """Per type, a patient's resources in an admin's bulk NDJSON are exactly those of their own
+    FHIR export (same mapping, same records, same order), valid, and each line is the bytes the
+    own export's encoder writes: the bulk path's speed-ups cannot drift from the own export."""
+    patient = make_patient()
+    headers = auth_headers(patient)
+    seed_patient_data(app, client, session, headers)
+    make_patient()  # someone else, left out of the comparison
+    bundle = client.get("/v1/export?format=fhir", headers=headers).get_json()
+    own: dict[str, list[dict[str, Any]]] = {}
+    for entry in bundle["entry"]:
+        own.setdefault(entry["resource"]["resourceType"], []).append(entry["resource"])
+
+    status_url = _path(kick_off(client, admin_headers).headers["Content-Location"])
+    run_export_job()
+    manifest = client.get(status_url, headers=admin_headers).json
+    ref = f"Patient/{patient.id}"
+    compared = set()
+    for output in manifest["output"]:
+        raw = fetch(client, _path(output["url"]), admin_headers).get_data()
+        lines = raw.splitlines(keepends=True)
+        resources = [json.loads(line) for line in lines]
+        for line, resource in zip(lines, resources, strict=True):
+            assert fhir_errors(resource) == []
+            assert line == (writers.dumps(resource) + "\n").encode()
+        mine = [
+            r
+            for r in resources
+            if r["id"] == str(patient.id)
+            or r.get("subject", {}).get("reference") == ref
+            or any(p["actor"].get("reference") == ref for p in r.get("participant", []))
+        ]
+        assert mine, output["type"]
+        assert mine == own[output["type"]], output["type"]
+        compared.add(output["type"])
+    assert compared == {
+        "Patient",
+        "QuestionnaireResponse",
+        "Observation",
+        "MedicationStatement",
+        "MedicationAdministration",
+        "Appointment",
+        "Encounter",
+    }
+
+
+def _z(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _deleted_urls(client: FlaskClient, manifest: dict[str, Any], headers: Any) -> list[str]:
+    """The request.url of every DELETE entry in the manifest's `deleted` files (validated)."""
+    urls: list[str] = []
+    for item in manifest["deleted"]:
+        assert item["type"] == "Bundle"
+        lines = fetch(client, _path(item["url"]), headers).get_data().decode().splitlines()
+        assert len(lines) == item["count"]
+        for line in lines:
+            bundle = json.loads(line)
+            assert fhir_errors(bundle) == []
+            assert bundle["type"] == "transaction"
+            for entry in bundle["entry"]:
+                assert entry["request"]["method"] == "DELETE"
+                urls.append(entry["request"]["url"])
+    return urls
+
+
+def test_since_reports_deleted_resources(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    admin_headers: dict[str, str],
+    make_patient: Callable[..., User],
+    auth_headers: Callable[[User], dict[str, str]],
+    run_export_job: Callable[..., Any],
+) -> None:
+    patient = make_patient()
+    headers = auth_headers(patient)
+    seeded = seed_patient_data(app, client, session, headers)
+    early_checkin, late_checkin = seeded.checkin_ids
+    assert client.delete(f"/v1/checkins/{early_checkin}", headers=headers).status_code == 204
+    since = datetime.now(UTC)
+    with time_machine.travel(since + timedelta(seconds=5)):
+        for url in (
+            f"/v1/checkins/{late_checkin}",
+            f"/v1/counseling-sessions/{seeded.session_ids[0]}",
+            f"/v1/doses/{seeded.dose_ids[0]}",
+        ):
+            assert client.delete(url, headers=headers).status_code == 204, url
+    with time_machine.travel(since + timedelta(seconds=10)):
+        status_url = _path(
+            kick_off(client, admin_headers, f"?_since={_z(since)}").headers["Content-Location"]
+        )
+        job = run_export_job(now=datetime.now(UTC))
+        manifest = client.get(status_url, headers=admin_headers).json
+        urls = _deleted_urls(client, manifest, admin_headers)
+    # Named only by deletions, the patient is still held by the job (an erasure reaches it).
+    held = session.scalars(
+        select(ExportJobPatient.patient_id).where(ExportJobPatient.job_id == job.id)
+    )
+    assert patient.id in set(held)
+    # Each deleted record's resources, once; the deletion before _since is not there.
+    assert sorted(urls) == sorted(
+        [
+            f"QuestionnaireResponse/{late_checkin}",
+            f"Observation/{fhir.derived_id(late_checkin, 'score')}",
+            f"Observation/{fhir.derived_id(late_checkin, 'ratings')}",
+            f"Appointment/{seeded.session_ids[0]}",
+            f"Encounter/{fhir.derived_id(seeded.session_ids[0], 'encounter')}",
+            f"MedicationAdministration/{seeded.dose_ids[0]}",
+        ]
+    )
+    assert all(early_checkin not in url for url in urls)
+    assert "Bundle" not in {o["type"] for o in manifest["output"]}
+
+    # _type narrows the deletions too; without _since there is no `deleted` array.
+    with time_machine.travel(since + timedelta(seconds=20)):
+        status_url = _path(
+            kick_off(client, admin_headers, f"?_type=Appointment&_since={_z(since)}").headers[
+                "Content-Location"
+            ]
+        )
+        run_export_job(now=datetime.now(UTC))
+        manifest = client.get(status_url, headers=admin_headers).json
+        assert _deleted_urls(client, manifest, admin_headers) == [
+            f"Appointment/{seeded.session_ids[0]}"
+        ]
+        status_url = _path(kick_off(client, admin_headers).headers["Content-Location"])
+        run_export_job(now=datetime.now(UTC))
+        assert "deleted" not in client.get(status_url, headers=admin_headers).json
+
+
+def test_bulk_exports_are_audited(
+    client: FlaskClient,
+    session: Session,
+    make_admin: Callable[..., User],
+    make_clinician: Callable[..., User],
+    make_patient: Callable[..., User],
+    auth_headers: Callable[[User], dict[str, str]],
+    run_export_job: Callable[..., Any],
+) -> None:
+    """Kick-offs and file reads leave audit rows (actor, role, job, outcome), as every route
+    reaching other people's data does; no patient id, as for other reads across patients."""
+    admin, clinician, other = make_admin(), make_clinician(), make_admin()
+    make_patient()
+    headers = auth_headers(admin)
+    started = kick_off(client, headers)
+    assert kick_off(client, headers).status_code == 429  # busy: refused, still recorded
+    job = run_export_job()
+    manifest = client.get(_path(started.headers["Content-Location"]), headers=headers).json
+    file_url = _path(manifest["output"][0]["url"])
+    assert fetch(client, file_url, headers).status_code == 200
+    assert fetch(client, file_url, auth_headers(other)).status_code == 404
+    assert kick_off(client, auth_headers(clinician)).status_code == 202
+
+    session.expire_all()
+    recorded = [
+        (r.action, r.actor_id, r.actor_role, r.outcome, r.status, r.target_id, r.patient_id)
+        for r in session.scalars(select(AuditEvent).order_by(AuditEvent.at, AuditEvent.id))
+    ]
+    assert sorted(recorded, key=str) == sorted(
+        [
+            ("bulk_export.start", admin.id, "admin", "allowed", None, None, None),
+            ("bulk_export.start", admin.id, "admin", "denied", 429, None, None),
+            ("bulk_export.file.read", admin.id, "admin", "allowed", None, job.id, None),
+            ("bulk_export.file.read", other.id, "admin", "denied", 404, job.id, None),
+            ("bulk_export.start", clinician.id, "clinician", "allowed", None, None, None),
+        ],
+        key=str,
+    )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from api.auth.models import User
 from api.disclosures.models import Disclosure
+from api.export import fhir as export_fhir
 from api.export import services as export_services
 from tests.export.data import Seeded, seed_patient_data
 from tests.export.fhir_check import fhir_errors
@@ -211,3 +213,47 @@ def test_the_patient_own_export_holds_consents_and_disclosures(
         assert fhir_errors(resource) == []
     actor = by_type["Consent"][0]["provision"]["actor"][0]["reference"]
     assert actor["reference"] == f"Practitioner/{world['clinician'].id}"
+
+
+def test_a_clinician_hears_only_of_consented_deletions(
+    client: FlaskClient, world: dict[str, Any], run_export_job: Callable[..., Any]
+) -> None:
+    people = world["people"]
+    since = datetime.now(UTC)
+    deleted: dict[str, list[str]] = {}
+    with time_machine.travel(since + timedelta(seconds=5)):
+        for name in ("both", "counseling", "none", "elsewhere"):
+            headers, seeded = people[name][1], people[name][2]
+            checkin, session_id = seeded.checkin_ids[1], seeded.session_ids[1]
+            assert client.delete(f"/v1/checkins/{checkin}", headers=headers).status_code == 204
+            resp = client.delete(f"/v1/counseling-sessions/{session_id}", headers=headers)
+            assert resp.status_code == 204
+            deleted[name] = [checkin, session_id]
+    with time_machine.travel(since + timedelta(seconds=10)):
+        z = since.isoformat().replace("+00:00", "Z")
+        started = client.get(
+            f"/fhir/Patient/$export?_since={z}", headers={**world["headers"], **ASYNC}
+        )
+        run_export_job(now=datetime.now(UTC))
+        manifest = client.get(_path(started.headers["Content-Location"]), headers=world["headers"])
+        urls = []
+        for item in manifest.json["deleted"]:
+            resp = client.get(_path(item["url"]), headers=world["headers"])
+            for line in resp.get_data().decode().splitlines():
+                bundle = json.loads(line)
+                assert fhir_errors(bundle) == []
+                urls += [e["request"]["url"] for e in bundle["entry"]]
+            resp.close()
+    # "both" consented to symptoms (the check-in), "counseling" to counseling (the session);
+    # nothing of the patients without a consent to this clinician.
+    checkin_of_both, _ = deleted["both"]
+    _, session_of_counseling = deleted["counseling"]
+    assert sorted(urls) == sorted(
+        [
+            f"QuestionnaireResponse/{checkin_of_both}",
+            f"Observation/{export_fhir.derived_id(checkin_of_both, 'score')}",
+            f"Observation/{export_fhir.derived_id(checkin_of_both, 'ratings')}",
+            f"Appointment/{session_of_counseling}",
+            f"Encounter/{export_fhir.derived_id(session_of_counseling, 'encounter')}",
+        ]
+    )

@@ -352,3 +352,12 @@ def _codings(node: Any) -> list[dict[str, Any]]:
         for item in node:
             out.extend(_codings(item))
     return out
+
+
+@given(
+    source=st.uuids() | st.text(st.characters(blacklist_categories=("Cs",))),
+    role=st.sampled_from(["score", "ratings", "encounter", "deleted"]),
+)
+def test_derived_ids_are_uuid5(source: Any, role: str) -> None:
+    """The hand-spelled derived_id is exactly uuid.uuid5 (ids must not change between exports)."""
+    assert fhir.derived_id(source, role) == str(uuid.uuid5(fhir.ID_NAMESPACE, f"{source}/{role}"))

@@ -10,6 +10,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask
@@ -26,6 +27,9 @@ from api.export.sections import Window, all_sections
 from api.export.writers import dumps, public
 from api.medications.models import Dose, Medication
 from api.medications.schemas import DoseSchema, MedicationSchema
+from api.summaries.models import WeeklySummary
+from jobs import weekly_summaries
+from tests.consenting import sign
 from tests.export.data import seed_patient_data
 from tests.export.fhir_check import bundle_errors
 
@@ -171,3 +175,84 @@ def test_nothing_of_another_user(
         assert str(ben.id) not in text
         assert not any(c in text for c in ben_data.canaries)
     assert session.scalars(select(Medication).where(Medication.user_id == ana.id)).all() == []
+
+
+def test_own_export_holds_the_weekly_summaries_about_the_user(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    make_patient: Callable[..., User],
+    make_clinician: Callable[..., User],
+    auth_headers: Callable[[User], dict[str, str]],
+) -> None:
+    """Every weekly summary built about the user, with its recipient and status; a delivered
+    one's document is the one its clinician reads (less the redisclosure notice)."""
+    now = datetime.now(UTC)
+    clinician = make_clinician()
+    people = [make_patient(), make_patient()]
+    consents = []
+    for person in people:
+        seed_patient_data(app, client, session, auth_headers(person), now=now)
+        consents.append(
+            sign(
+                session,
+                patient=person,
+                clinician=clinician,
+                categories=["symptoms", "medications", "counseling"],
+                now=now - timedelta(days=20),
+                days=120,
+                share_weekly_summary=True,
+            )
+        )
+    assert weekly_summaries.build_weekly_summaries(session, now=now, config=app.config) == 2
+    sent = weekly_summaries.deliver_weekly_summaries(
+        session, now=now, config=app.config, send_email=lambda *_args: None
+    )
+    assert sent["delivered"] == 2
+    user = people[0]
+    (delivered,) = session.scalars(select(WeeklySummary).where(WeeklySummary.patient_id == user.id))
+    cancelled = WeeklySummary(
+        consent_id=consents[0].id,
+        patient_id=user.id,
+        clinician_id=clinician.id,
+        week_start=delivered.week_start - timedelta(days=7),
+        period_from=delivered.period_from - timedelta(days=7),
+        period_to=delivered.period_to - timedelta(days=7),
+        status="cancelled",
+        content=None,
+        built_at=delivered.built_at - timedelta(days=7),
+        cancelled_at=delivered.built_at - timedelta(days=7),
+    )
+    session.add(cancelled)
+    session.commit()
+
+    headers = auth_headers(user)
+    body = json.loads(client.get("/v1/export", headers=headers).get_data())
+    records = body["weekly_summaries"]
+    assert [r["id"] for r in records] == [str(cancelled.id), str(delivered.id)]
+    assert records[0]["status"] == "cancelled" and records[0]["content"] is None
+    mine = records[1]
+    assert mine["status"] == "delivered"
+    assert mine["recipient_id"] == str(clinician.id)
+    assert mine["recipient_name"] == consents[0].recipient_name
+    read = client.get(f"/v1/clinician/summaries/{delivered.id}", headers=auth_headers(clinician))
+    assert read.status_code == 200
+    as_read = read.get_json()
+    for key in ("id", "consent_id", "week_start", "from", "to", "built_at", "delivered_at"):
+        assert _normal(mine[key]) == as_read[key], key
+    assert mine["content"] == {
+        k: v for k, v in as_read["content"].items() if k != "redisclosure_notice"
+    }
+    assert str(people[1].id) not in json.dumps(records)  # nothing about anyone else
+
+    archive = zipfile.ZipFile(
+        io.BytesIO(client.get("/v1/export?format=csv", headers=headers).get_data())
+    )
+    rows = list(csv.DictReader(io.StringIO(archive.read("weekly_summaries.csv").decode())))
+    assert [r["status"] for r in rows] == ["cancelled", "delivered"]
+    assert rows[0]["content"] == ""
+    assert json.loads(rows[1]["content"]) == mine["content"]
+    assert "weekly_summaries.csv" in archive.read("README.txt").decode()
+    # No FHIR mapping (docs/fhir.md): the Bundle holds no summary.
+    bundle = json.loads(client.get("/v1/export?format=fhir", headers=headers).get_data())
+    assert str(delivered.id) not in json.dumps(bundle)
