@@ -14,6 +14,9 @@ graceful_timeout = 20
 keepalive = 5
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
 max_requests_jitter = 500
+# Each sync worker touches a heartbeat file before every accept (os.utime); on a disk-backed /tmp
+# that is a metadata write per request. gunicorn's docs advise a tmpfs where there is one.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - tmpfs, not a temp file name
 accesslog = None  # the app logs each request as JSON, with ids and no query string
 errorlog = "-"
 # gunicorn's own lines (start, worker boot and exit, timeouts) as the same JSON lines on stdout.
