@@ -1,5 +1,6 @@
 """gunicorn settings: `gunicorn -c gunicorn.conf.py wsgi:app`. Values come from the environment."""
 
+import gc
 import multiprocessing
 import os
 import shutil
@@ -14,6 +15,9 @@ graceful_timeout = 20
 keepalive = 5
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
 max_requests_jitter = 500
+# Each sync worker touches a heartbeat file before every accept (os.utime); on a disk-backed /tmp
+# that is a metadata write per request. gunicorn's docs advise a tmpfs where there is one.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - tmpfs, not a temp file name
 accesslog = None  # the app logs each request as JSON, with ids and no query string
 errorlog = "-"
 # gunicorn's own lines (start, worker boot and exit, timeouts) as the same JSON lines on stdout.
@@ -63,6 +67,14 @@ def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
     for pattern in _METRIC_FILES:
         for stale in directory.glob(pattern):
             stale.unlink(missing_ok=True)
+
+
+def pre_fork(server, worker):  # noqa: ARG001 - gunicorn's hook signature
+    # Everything the preloaded master holds (the app, its modules, schemas, compiled statements:
+    # some 130,000 objects) is long-lived. Frozen, a worker's full collections skip it: one took
+    # 67 ms of CPU (a stall for the request that set it off), and it no longer writes to the
+    # shared pages, so copy-on-write keeps them shared (Python's gc.freeze documentation).
+    gc.freeze()
 
 
 def post_fork(server, worker):  # noqa: ARG001 - gunicorn's hook signature

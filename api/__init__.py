@@ -6,6 +6,7 @@ import http
 from typing import Any
 
 from flask import Flask, request
+from flask.sessions import SessionInterface
 from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
@@ -42,6 +43,18 @@ class WaymarkApi(Api):
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         return errors.handle_http_exception(error)
+
+
+class _NoCookieSessions(SessionInterface):
+    """The API authenticates with bearer tokens and keeps no cookie session. Flask's default
+    interface would still build a signing serializer and look for a cookie on every request;
+    this one hands out Flask's NullSession (which refuses writes) and never sets a cookie."""
+
+    def open_session(self, app: Flask, request: Any) -> None:
+        return None  # Flask then uses make_null_session()
+
+    def save_session(self, app: Flask, session: Any, response: Any) -> None:
+        return None
 
 
 def _blueprints() -> list[Any]:
@@ -91,6 +104,7 @@ def create_app(config: Config | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(config_instance_dir()))
     app.config.from_mapping(config.as_flask())
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.session_interface = _NoCookieSessions()
 
     observability.configure_logging(app.config["LOG_LEVEL"])
     Database(app.config["DATABASE_URL"], pool_size=app.config["DB_POOL_SIZE"]).init_app(app)

@@ -10,13 +10,14 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import String, inspect
+from sqlalchemy import String, bindparam, inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, make_transient_to_detached, mapped_column
 
 from api.errors import Conflict
+from api.sync.services import change_params, record_change, select_with_change
 
 T = TypeVar("T", bound="ClientIdMixin")
 
@@ -64,8 +65,16 @@ def replay(
     return _replay(session.get(model, id), user_id=user_id, digest=fingerprint(body))
 
 
-def create_once(session: Session, obj: T, *, body: dict[str, Any]) -> tuple[T, bool]:
-    """Insert `obj` (whose id may come from the client) unless that id exists.
+def create_once(
+    session: Session,
+    obj: T,
+    *,
+    body: dict[str, Any],
+    feed: str | None = None,
+    now: datetime | None = None,
+) -> tuple[T, bool]:
+    """Insert `obj` (whose id may come from the client) unless that id exists; with `feed` (an
+    entity type of the sync feed), a creation is also recorded there as an upsert at `now`.
 
     Returns (resource, created); when created, `obj` itself is now persistent in the session.
     Raises Conflict if the id exists with another body or owner.
@@ -76,8 +85,13 @@ def create_once(session: Session, obj: T, *, body: dict[str, Any]) -> tuple[T, b
     model = type(obj)
     if obj.id is None:
         obj.id = uuid.uuid4()
+    if feed is not None and now is None:
+        raise TypeError("create_once(feed=...) needs now")
     if _plain(obj):
-        if _insert_if_absent(session, obj):
+        created, recorded = _insert_if_absent(session, obj, feed=feed, now=now)
+        if created:
+            if feed is not None and not recorded:
+                _record(session, obj, feed, now)
             return obj, True
         existing = session.get(model, obj.id, populate_existing=True)
         return _replay(existing, user_id=obj.user_id, digest=digest), False
@@ -92,7 +106,21 @@ def create_once(session: Session, obj: T, *, body: dict[str, Any]) -> tuple[T, b
     except IntegrityError:
         existing = session.get(model, obj.id, populate_existing=True)
         return _replay(existing, user_id=obj.user_id, digest=digest), False
+    if feed is not None:
+        _record(session, obj, feed, now)
     return obj, True
+
+
+def _record(session: Session, obj: Any, entity_type: str, now: datetime | None) -> None:
+    assert now is not None
+    record_change(
+        session,
+        user_id=obj.user_id,
+        entity_type=entity_type,
+        entity_id=obj.id,
+        op="upsert",
+        now=now,
+    )
 
 
 def _plain(obj: Any) -> bool:
@@ -105,37 +133,66 @@ def _plain(obj: Any) -> bool:
     return not any(rel.key in state.dict for rel in mapper.relationships)
 
 
-def _insert_if_absent(session: Session, obj: Any) -> bool:
+def _insert_if_absent(
+    session: Session, obj: Any, *, feed: str | None, now: datetime | None
+) -> tuple[bool, bool]:
     """INSERT ... ON CONFLICT (pk) DO NOTHING RETURNING: one round trip instead of a lookup, a
-    savepoint, the insert and its release. On success `obj` is attached as if loaded from its row
-    (columns it did not set come back from RETURNING), so later changes to it are UPDATEs."""
+    savepoint, the insert and its release. On PostgreSQL the same statement also writes the feed
+    row when `feed` is given. On success `obj` is attached as if loaded from its row (columns it
+    did not set come back from RETURNING), so later changes to it are UPDATEs.
+
+    Returns (created, recorded in the feed)."""
     state = inspect(obj)
     mapper = state.mapper
     given = tuple(prop.key for prop in mapper.column_attrs if prop.key in state.dict)
     dialect = session.get_bind().dialect.name
-    stmt, returned = _insert_statement(mapper, dialect, given)
+    with_feed = feed if dialect == "postgresql" else None
+    stmt, returned = _insert_statement(mapper, dialect, given, with_feed)
     params = {mapper.get_property(k).columns[0].key: state.dict[k] for k in given}
+    if with_feed is not None:
+        assert now is not None
+        params.update(change_params(obj.user_id, now))
     first = session.connection().execute(stmt, params).first()
     if first is None:
-        return False
+        return False, False
     for key, value in zip(returned, first, strict=True):
         setattr(obj, key, value)
     make_transient_to_detached(obj)
     session.add(obj)
-    return True
+    return True, with_feed is not None
 
 
 @lru_cache(maxsize=256)
-def _insert_statement(mapper: Any, dialect: str, given: tuple[str, ...]) -> tuple[Any, list[str]]:
+def _insert_statement(
+    mapper: Any, dialect: str, given: tuple[str, ...], feed: str | None = None
+) -> tuple[Any, list[str]]:
     table = mapper.local_table
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     # The primary key always comes back: no row back means the id was taken.
     returned = [
         p.key for p in mapper.column_attrs if p.key not in given or p.columns[0].primary_key
     ]
-    stmt = (
+    columns = [mapper.get_property(k).columns[0] for k in returned]
+    stmt: Any
+    if feed is None:
+        stmt = (
+            insert(table)
+            .on_conflict_do_nothing(index_elements=list(table.primary_key.columns))
+            .returning(*columns)
+        )
+        return stmt, returned
+    # In a CTE the INSERT names its values; the feed row needs the owner back as well.
+    values = {
+        col.key: bindparam(col.key, type_=col.type)
+        for col in (mapper.get_property(k).columns[0] for k in given)
+    }
+    extra = [] if "user_id" in returned else [table.c.user_id]
+    created = (
         insert(table)
+        .values(values)
         .on_conflict_do_nothing(index_elements=list(table.primary_key.columns))
-        .returning(*(mapper.get_property(k).columns[0] for k in returned))
+        .returning(*columns, *extra)
+        .cte("created")
     )
+    stmt = select_with_change(created, entity_type=feed, columns=[c.key for c in columns])
     return stmt, returned

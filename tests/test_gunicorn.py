@@ -169,3 +169,26 @@ def test_gunicorn_stops_and_cleans_up_its_metrics_directory(tmp_path: Path) -> N
         check=False,
     )
     assert check.stdout.strip() == "ok", check.stderr
+
+
+def test_the_master_freezes_its_objects_before_each_fork(tmp_path: Path) -> None:
+    # A worker's full collections then skip the preloaded app (and leave its pages shared).
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+        "TMPDIR": str(tmp_path),
+    }
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import gc, runpy; ns = runpy.run_path('gunicorn.conf.py');"
+            "assert gc.get_freeze_count() == 0; ns['pre_fork'](None, None);"
+            "assert gc.get_freeze_count() > 0; ns['on_exit'](None); print('ok')",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.stdout.strip() == "ok", check.stderr

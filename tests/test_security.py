@@ -147,3 +147,18 @@ def test_a_valid_token_for_an_ended_login_is_refused(
     response = client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_the_api_keeps_no_cookie_session(app: Flask, client: FlaskClient) -> None:
+    """Bearer tokens only: flask.session is a NullSession (writes refused), and no answer sets a
+    cookie (Flask's cookie session would also cost a signing serializer per request)."""
+    from flask import session
+    from flask.sessions import NullSession
+
+    with app.test_request_context("/"):
+        assert isinstance(session._get_current_object(), NullSession)  # type: ignore[attr-defined]
+        with pytest.raises(RuntimeError):
+            session["user_id"] = "x"
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers

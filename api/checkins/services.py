@@ -78,19 +78,11 @@ def create_checkin(
     checkin.note = body.get("note")
     _require_content(checkin)
 
-    checkin, created = create_once(session, checkin, body=body)
+    # The feed row is written with the check-in (one statement on PostgreSQL).
+    checkin, created = create_once(session, checkin, body=body, feed="checkin", now=now)
     if checkin.deleted_at is not None:
         raise Conflict("This check-in was deleted; its id cannot be used again.")
     if created:
-        record_change(
-            session,
-            user_id=user_id,
-            entity_type="checkin",
-            entity_id=checkin.id,
-            op="upsert",
-            now=now,
-        )
-        session.flush()
         log.info("checkin.created", checkin_id=str(checkin.id), user_id=str(user_id))
     return checkin, created
 

@@ -10,7 +10,18 @@ from datetime import datetime
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import BigInteger, Table, bindparam, func, insert, select
+from sqlalchemy import (
+    CTE,
+    BigInteger,
+    Select,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+)
 from sqlalchemy.orm import Session
 
 from api.errors import ValidationError
@@ -59,24 +70,59 @@ def record_change(
     if session.get_bind().dialect.name != "postgresql":
         session.connection().execute(_INSERT_CHANGE, values)
         return
-    lock_key = int.from_bytes(user_id.bytes[:8], "big", signed=True) ^ _FEED_LOCK_NAMESPACE
-    session.connection().execute(_LOCK_AND_INSERT_CHANGE, {**values, "lock_key": lock_key})
+    params = {**values, "lock_key": _lock_key(user_id)}
+    session.connection().execute(_LOCK_AND_INSERT_CHANGE, params)
+
+
+def select_with_change(created: CTE, *, entity_type: str, columns: list[str]) -> Select[Any]:
+    """PostgreSQL only: one statement that runs `created` (an INSERT ... RETURNING in a CTE
+    whose rows carry `id` and `user_id`) and appends an upsert to the feed of each row's user
+    under that user's feed lock, as record_change does. It selects `columns` of the inserted
+    rows. Execute it with the insert's parameters plus change_params(user_id, now).
+
+    Saves a round trip on hot creates (check-ins); the feed's ordering rule is the same: the
+    change's seq is drawn only after the lock is held (it is taken per row of the join below).
+    """
+    assert entity_type in ENTITY_TYPES, entity_type
+    row = select(
+        created.c.user_id,
+        literal(entity_type),
+        created.c.id,
+        literal("upsert"),
+        bindparam("feed_changed_at", type_=_changes.c.changed_at.type),
+    ).select_from(created.join(_feed_lock("feed_lock_key"), true()))
+    change = insert(_changes).from_select(_FEED_COLUMNS, row).cte("feed_change")
+    return select(*(created.c[name] for name in columns)).add_cte(change)
+
+
+def change_params(user_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    """The parameters select_with_change adds."""
+    return {"feed_lock_key": _lock_key(user_id), "feed_changed_at": now}
+
+
+def _lock_key(user_id: uuid.UUID) -> int:
+    return int.from_bytes(user_id.bytes[:8], "big", signed=True) ^ _FEED_LOCK_NAMESPACE
 
 
 _changes = cast(Table, Change.__table__)
+_FEED_COLUMNS = ["user_id", "entity_type", "entity_id", "op", "changed_at"]
+
+
+def _feed_lock(param: str) -> CTE:
+    # MATERIALIZED: the lock is taken before the row (and its seq) exists.
+    return (
+        select(func.pg_advisory_xact_lock(bindparam(param, type_=BigInteger())))
+        .cte("feed_lock")
+        .prefix_with("MATERIALIZED")
+    )
 
 
 def _lock_and_insert() -> Any:
     table = _changes
-    columns = ["user_id", "entity_type", "entity_id", "op", "changed_at"]
-    # MATERIALIZED: the lock is taken before the row (and its seq) exists.
-    lock = (
-        select(func.pg_advisory_xact_lock(bindparam("lock_key", type_=BigInteger())))
-        .cte("feed_lock")
-        .prefix_with("MATERIALIZED")
+    row = select(*(bindparam(c, type_=table.c[c].type) for c in _FEED_COLUMNS)).select_from(
+        _feed_lock("lock_key")
     )
-    row = select(*(bindparam(c, type_=table.c[c].type) for c in columns)).select_from(lock)
-    return insert(table).from_select(columns, row)
+    return insert(table).from_select(_FEED_COLUMNS, row)
 
 
 _FEED_LOCK_NAMESPACE = 0x5741594D41524B  # "WAYMARK": keeps clear of other advisory lock users

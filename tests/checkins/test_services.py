@@ -257,3 +257,30 @@ def test_the_sync_loader_is_one_query(session: Session, patient: Any, make_patie
     assert set(loaded) == {c.id for c in mine[1:]}
     assert loaded[mine[5].id]["note"] == "n5"
     assert loaded[mine[5].id]["recorded_at"] == "2026-03-08T08:00:00-05:00"
+
+
+def test_a_new_check_in_and_its_feed_row_are_one_statement_on_postgresql(
+    session: Session, patient: Any, backend: str
+) -> None:
+    """The hot write path: the feed row rides in the check-in's INSERT (SQLite: two)."""
+    session.flush()
+    statements: list[str] = []
+    engine = session.get_bind()
+
+    def listener(*args: Any) -> None:
+        if not args[2].startswith(("SAVEPOINT", "RELEASE")):  # the test's own transaction
+            statements.append(args[2])
+
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        checkin = create(session, patient, note="x")
+        again, created = services.create_checkin(
+            session, user_id=patient.id, body=body(id=checkin.id, note="x"), now=NOW
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    expected_writes = 1 if backend == "postgresql" else 2
+    # The resend: the insert that finds the id taken, then the read of the stored row.
+    assert len(statements) == expected_writes + 2
+    assert not created and again.id == checkin.id
+    assert changes(session, patient) == [(checkin.id, "upsert")]  # one change, none for the resend

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -126,6 +127,42 @@ def test_writers_of_one_users_feed_take_turns(backend: str, committed_db: Engine
                 second, user_id=user_id, entity_type="checkin", entity_id=uuid.uuid4(),
                 op="upsert", now=NOW,
             )  # fmt: skip
+    finally:
+        second.rollback()
+        second.close()
+        first.rollback()
+        first.close()
+
+
+@pytest.mark.postgres_only
+def test_a_create_that_writes_its_feed_row_in_the_insert_takes_the_feed_lock(
+    backend: str, committed_db: Engine, app: Any
+) -> None:
+    """create_once(feed=...) writes the change in the INSERT itself: it must take the user's
+    feed lock all the same, or its seq could commit before an earlier writer's."""
+    if backend != "postgresql":
+        pytest.skip("SQLite serializes every writer already")
+    user_id = uuid.uuid4()
+    with committed_db.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO users (id, email, password_hash, display_name, role, timezone,"
+                " discreet_notifications, created_at, updated_at) VALUES (:id, :email, 'x',"
+                " 'x', 'patient', 'UTC', false, now(), now())"
+            ),
+            {"id": user_id, "email": f"{user_id.hex[:8]}@example.test"},
+        )
+    first = Session(committed_db)
+    second = Session(committed_db)
+    try:
+        sync.record_change(
+            first, user_id=user_id, entity_type="checkin", entity_id=uuid.uuid4(),
+            op="upsert", now=NOW,
+        )  # fmt: skip
+        first.flush()
+        second.execute(sa.text("SET lock_timeout = '300ms'"))
+        with pytest.raises(OperationalError, match="lock timeout"):
+            make_checkins(second, SimpleNamespace(id=user_id), 1)
     finally:
         second.rollback()
         second.close()
