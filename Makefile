@@ -28,6 +28,7 @@ test-pg: install
 lint: install
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy
 
 typecheck: install
 	$(UV) run --frozen mypy

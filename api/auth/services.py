@@ -244,23 +244,6 @@ def _rowcount(result: Result[Any]) -> int:
     return cast("CursorResult[Any]", result).rowcount
 
 
-def user_for_access_token(session: Session, *, claims: dict[str, Any]) -> User:
-    """The user behind a decoded access token, if that login is still live; else Unauthorized."""
-    try:
-        user_id = uuid.UUID(claims["sub"])
-        session_id = uuid.UUID(claims["sid"])
-    except (KeyError, ValueError) as exc:
-        raise Unauthorized("The access token is not valid.") from exc
-    user = session.scalar(
-        select(User)
-        .join(AuthSession, AuthSession.user_id == User.id)
-        .where(User.id == user_id, AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
-    )
-    if user is None:
-        raise Unauthorized("This sign-in has ended. Sign in again.")
-    return user
-
-
 _users, _logins = User.__table__, AuthSession.__table__
 # Plain Core on the tables: no ORM entity to build on the path every request takes.
 _LIVE_LOGIN = (

@@ -55,6 +55,11 @@ Rows = Iterator[tuple[uuid.UUID, dict[str, Any]]]
 # --- Check-ins -------------------------------------------------------------------------------
 
 
+def _symptom(name: str) -> Callable[[Any], Any]:
+    """The CSV cell of one everyday symptom (a function per name: no late-binding lambda)."""
+    return lambda row: (row["symptoms"] or {}).get(name)
+
+
 def instrument_catalogue() -> dict[str, dict[str, str]]:
     """Item texts per instrument, for QuestionnaireResponse.item.text."""
     return {i.code: {item.key: item.text for item in i.items} for i in list_instruments()}
@@ -121,7 +126,7 @@ CHECKINS = register(
                 Column(
                     f"symptom_{name}",
                     f"{name.replace('_', ' ')} (0 = none ... 10 = worst), or empty.",
-                    lambda r, name=name: (r["symptoms"] or {}).get(name),
+                    _symptom(name),
                 )
                 for name in fhir.SYMPTOM_NAMES
             ),

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -580,7 +580,7 @@ def record_included(
     """Remember which patients the job's files hold (erasure deletes those files)."""
     if included:
         session.execute(
-            ExportJobPatient.__table__.insert(),
+            insert(ExportJobPatient),
             [{"job_id": job.id, "patient_id": pid} for pid in included],
         )
 
