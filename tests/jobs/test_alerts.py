@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from api.alerts.models import Alert
@@ -89,11 +89,19 @@ def test_the_job_stores_what_the_rules_find_once(
     }
     for alert in session.scalars(select(Alert)):
         assert alert.detail and alert.triggered_at is not None
-    # Again, later: nothing new for the same episodes.
-    assert (
-        alert_job.evaluate_alerts(session, now=demo.now + timedelta(hours=1), config=app.config)
-        == 0
-    )
+    # Again, later: nothing new for the same episodes, and nothing even sent to be refused by
+    # the unique key (the job re-judges the whole window every run).
+    statements: list[str] = []
+    record = lambda *args: statements.append(args[2])  # noqa: E731 (before_cursor_execute)
+    event.listen(session.get_bind(), "before_cursor_execute", record)
+    try:
+        rerun = alert_job.evaluate_alerts(
+            session, now=demo.now + timedelta(hours=1), config=app.config
+        )
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", record)
+    assert rerun == 0
+    assert statements and not [s for s in statements if s.lstrip().upper().startswith("INSERT")]
 
 
 def test_only_the_categories_a_consent_shares_are_evaluated(
