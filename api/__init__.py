@@ -65,6 +65,7 @@ def _blueprints() -> list[Any]:
     from api.clinician.routes import blp as clinician
     from api.consent.routes import blp as consent
     from api.counseling.routes import blp as counseling
+    from api.cows.routes import blp as cows
     from api.devices.routes import blp as devices
     from api.disclosures.routes import blp as disclosures
     from api.export.routes import blp as export
@@ -91,6 +92,7 @@ def _blueprints() -> list[Any]:
         consent,
         disclosures,
         clinician,
+        cows,
         alerts,
         summaries,
         audit,

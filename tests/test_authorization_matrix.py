@@ -135,7 +135,7 @@ FAMILIES: list[tuple[set[str], str, dict[str, Any]]] = [
     (
         {"GET", "POST", "PUT", "PATCH", "DELETE"},
         r"/v1/(checkins|medications|doses|adherence|counseling-sessions|counseling|reminders"
-        r"|sync|consents|disclosures|clinicians/lookup)(/.*)?",
+        r"|sync|consents|disclosures|clinicians/lookup|cows-assessments)(/.*)?",
         PATIENT_OWN,
     ),
 ]
@@ -304,6 +304,7 @@ def _seed_bulk_export(session: Session, world: World, *, now: datetime) -> None:
 def _seed_features(session: Session, world: World, *, now: datetime) -> None:
     """Seed the owner's data in each feature, with canaries, and the ids to fill paths with."""
     from api.checkins import services as checkins
+    from api.clinician import services as clinician
     from api.counseling import services as counseling
     from api.devices import services as devices
     from api.medications import services as medications
@@ -392,6 +393,20 @@ def _seed_features(session: Session, world: World, *, now: datetime) -> None:
         inbox_at=now - timedelta(hours=1),
     )
     session.add(notification)
+    # A COWS assessment clinician_full recorded about the owner: part of the owner's record
+    # (their own /v1/cows-assessments) and symptoms data to clinicians. COWS answers are all
+    # numbers, so its id is the canary: nobody else may see it.
+    assessment, _ = clinician.record_cows(
+        session,
+        clinician_id=world.users["clinician_full"].id,
+        patient_id=owner.id,
+        body={
+            "id": None,
+            "assessed_at": now - timedelta(hours=1),
+            "answers": {item.key: item.highest for item in INSTRUMENTS["cows"].items},
+        },
+        now=now - timedelta(hours=1),
+    )
     session.commit()
     world.params.update(
         reminder_id=str(rule.id),
@@ -401,8 +416,9 @@ def _seed_features(session: Session, world: World, *, now: datetime) -> None:
         medication_id=str(medication.id),
         dose_id=str(dose.id),
         session_id=str(item.id),
+        assessment_id=str(assessment.id),
     )
-    world.canaries["owner:symptoms"].add(checkin_note)
+    world.canaries["owner:symptoms"] |= {checkin_note, str(assessment.id)}
     world.canaries["owner:medications"] |= {med_name, dose_note}
     world.canaries["owner:counseling"].add(title)
     # Counseling notes never go under a general consent: no clinician sees them.
