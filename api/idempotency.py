@@ -37,13 +37,12 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from api.db import Base, get_db, utcnow
+from api.dml import insert_ignoring_conflicts
 from api.errors import PROBLEM_MIME, Conflict, Unauthorized, ValidationError
 
 log = structlog.get_logger("waymark.idempotency")
@@ -177,12 +176,9 @@ _table = cast(Table, IdempotencyKey.__table__)
 
 @lru_cache(maxsize=4)
 def _claim_statement(dialect: str) -> Any:
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     table = _table
-    return (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=["principal", "key"])
-        .returning(table.c.id)  # a row back means inserted (rowcount is not reliable here)
+    return insert_ignoring_conflicts(dialect, table, index_elements=["principal", "key"]).returning(
+        table.c.id  # a row back means inserted (rowcount is not reliable here)
     )
 
 

@@ -11,11 +11,10 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import String, bindparam, inspect
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, make_transient_to_detached, mapped_column
 
+from api.dml import insert_ignoring_conflicts
 from api.errors import Conflict
 from api.sync.services import change_params, record_change, select_with_change
 
@@ -167,7 +166,6 @@ def _insert_statement(
     mapper: Any, dialect: str, given: tuple[str, ...], feed: str | None = None
 ) -> tuple[Any, list[str]]:
     table = mapper.local_table
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     # The primary key always comes back: no row back means the id was taken.
     returned = [
         p.key for p in mapper.column_attrs if p.key not in given or p.columns[0].primary_key
@@ -175,11 +173,9 @@ def _insert_statement(
     columns = [mapper.get_property(k).columns[0] for k in returned]
     stmt: Any
     if feed is None:
-        stmt = (
-            insert(table)
-            .on_conflict_do_nothing(index_elements=list(table.primary_key.columns))
-            .returning(*columns)
-        )
+        stmt = insert_ignoring_conflicts(
+            dialect, table, index_elements=table.primary_key.columns
+        ).returning(*columns)
         return stmt, returned
     # In a CTE the INSERT names its values; the feed row needs the owner back as well.
     values = {
@@ -188,9 +184,8 @@ def _insert_statement(
     }
     extra = [] if "user_id" in returned else [table.c.user_id]
     created = (
-        insert(table)
+        insert_ignoring_conflicts(dialect, table, index_elements=table.primary_key.columns)
         .values(values)
-        .on_conflict_do_nothing(index_elements=list(table.primary_key.columns))
         .returning(*columns, *extra)
         .cte("created")
     )

@@ -18,7 +18,7 @@ from api.alerts.models import Alert
 from api.consent import services as consent_services
 from api.consent.models import CATEGORIES, Consent
 from api.disclosures.services import record_disclosure
-from api.dml import insert_ignoring_conflicts
+from api.dml import dialect_of, insert_ignoring_conflicts
 from api.errors import NotFound
 from api.pagination import keyset_page
 
@@ -104,7 +104,7 @@ def raise_alerts(session: Session, *, alerts: Iterable[dict[str, Any]], now: dat
     if not rows:
         return 0
     stmt = insert_ignoring_conflicts(
-        session, Alert.__table__, index_elements=["patient_id", "kind", "episode_key"]
+        dialect_of(session), Alert.__table__, index_elements=["patient_id", "kind", "episode_key"]
     ).returning(Alert.id, Alert.patient_id, Alert.kind)
     # executemany: SQLAlchemy batches the rows into multi-row INSERTs itself ("insertmanyvalues")
     # from one cached compiled statement, instead of compiling a 500-row VALUES list each time.

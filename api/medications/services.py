@@ -15,10 +15,10 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Select, delete, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
+from api.dml import dialect_of, insert_ignoring_conflicts
 from api.errors import Conflict, NotFound, ValidationError
 from api.medications.models import Dose, Medication, missed_dose_id
 from api.medications.schedule import local_day_start, regimen_doses
@@ -528,10 +528,10 @@ def _store_missed(
     ]
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = Dose.__table__
-    stmt = insert(table).on_conflict_do_nothing().returning(table.c.id, table.c.user_id)  # type: ignore[arg-type]
+    stmt = insert_ignoring_conflicts(dialect_of(session), table).returning(
+        table.c.id, table.c.user_id
+    )
     inserted = session.execute(stmt, rows).all()
     for row in inserted:
         record_change(

@@ -22,7 +22,7 @@ from api.alerts import services as alert_services
 from api.consent import services as consent_services
 from api.consent.models import Consent, ConsentCategory
 from api.disclosures.services import record_disclosure, record_disclosures
-from api.dml import insert_ignoring_conflicts
+from api.dml import dialect_of, insert_ignoring_conflicts
 from api.errors import NotFound, ValidationError
 from api.pagination import keyset_page
 from api.summaries import queries
@@ -381,7 +381,7 @@ def _insert_ignoring_duplicates(session: Session, values: list[dict[str, Any]]) 
     if not values:
         return 0
     stmt = insert_ignoring_conflicts(
-        session, WeeklySummary, index_elements=["consent_id", "week_start"]
+        dialect_of(session), WeeklySummary, index_elements=["consent_id", "week_start"]
     ).returning(WeeklySummary.id)
     # executemany: compiled once, sent in batches (SQLAlchemy's insertmanyvalues).
     return len(session.execute(stmt, values).all())
