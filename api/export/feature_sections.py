@@ -36,9 +36,8 @@ from api.export.sections import (
     in_chunks,
     json_cell,
     register,
-    stream,
+    rows_of,
     when_field,
-    windowed,
 )
 from api.inbox.schemas import InboxItemSchema
 from api.inbox.services import _item as inbox_item
@@ -97,10 +96,15 @@ def _checkin_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window
         .where(Checkin.deleted_at.is_(None))
         .order_by(Checkin.user_id, Checkin.recorded_at, Checkin.id)
     )
-    base = windowed(base, Checkin.updated_at, window)
-    for stmt in in_chunks(base, Checkin.user_id, user_ids):
-        for row in stream(session, stmt):
-            yield row.user_id, checkin_record(row)
+    for row in rows_of(
+        session,
+        base,
+        owner=Checkin.user_id,
+        changed=Checkin.updated_at,
+        window=window,
+        user_ids=user_ids,
+    ):
+        yield row.user_id, checkin_record(row)
 
 
 CHECKINS = register(
@@ -180,10 +184,15 @@ def _medication_rows(
 ) -> Rows:
     now = window.until or datetime.now(UTC)
     base = select(Medication.__table__).order_by(Medication.user_id, Medication.created_at)
-    base = windowed(base, Medication.updated_at, window)
-    for stmt in in_chunks(base, Medication.user_id, user_ids):
-        for row in stream(session, stmt):
-            yield row.user_id, medication_record(row, now)
+    for row in rows_of(
+        session,
+        base,
+        owner=Medication.user_id,
+        changed=Medication.updated_at,
+        window=window,
+        user_ids=user_ids,
+    ):
+        yield row.user_id, medication_record(row, now)
 
 
 MEDICATIONS = register(
@@ -253,21 +262,21 @@ def _dose_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window: W
         .join(Medication, Medication.id == Dose.medication_id)
         .order_by(Dose.user_id, Dose.dose_at, Dose.id)
     )
-    base = windowed(base, Dose.updated_at, window)
     # One shared dict per regimen (not per dose): many doses, few regimens.
     medications: dict[uuid.UUID, dict[str, Any]] = {}
-    for stmt in in_chunks(base, Dose.user_id, user_ids):
-        for row in stream(session, stmt):
-            medication = medications.get(row.medication_id)
-            if medication is None:
-                medication = medications[row.medication_id] = {
-                    "id": str(row.medication_id),
-                    "name": row.medication_name,
-                    "dose": row.medication_dose,
-                    "unit": row.medication_unit,
-                    "rxnorm_code": row.medication_rxnorm_code,
-                }
-            yield row.user_id, dose_record(row, medication)
+    for row in rows_of(
+        session, base, owner=Dose.user_id, changed=Dose.updated_at, window=window, user_ids=user_ids
+    ):
+        medication = medications.get(row.medication_id)
+        if medication is None:
+            medication = medications[row.medication_id] = {
+                "id": str(row.medication_id),
+                "name": row.medication_name,
+                "dose": row.medication_dose,
+                "unit": row.medication_unit,
+                "rxnorm_code": row.medication_rxnorm_code,
+            }
+        yield row.user_id, dose_record(row, medication)
 
 
 def _dose_fhir(
@@ -326,10 +335,15 @@ def session_record(row: Any) -> dict[str, Any]:
 def _session_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window: Window) -> Rows:
     table = CounselingSession
     base = select(table.__table__).order_by(table.user_id, table.starts_at, table.id)
-    base = windowed(base, table.updated_at, window)
-    for stmt in in_chunks(base, table.user_id, user_ids):
-        for row in stream(session, stmt):
-            yield row.user_id, session_record(row)
+    for row in rows_of(
+        session,
+        base,
+        owner=table.user_id,
+        changed=table.updated_at,
+        window=window,
+        user_ids=user_ids,
+    ):
+        yield row.user_id, session_record(row)
 
 
 COUNSELING = register(
@@ -379,10 +393,15 @@ def cows_record(row: Any) -> dict[str, Any]:
 def _cows_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window: Window) -> Rows:
     table = CowsAssessment
     base = select(table.__table__).order_by(table.patient_id, table.assessed_at, table.id)
-    base = windowed(base, table.created_at, window)
-    for stmt in in_chunks(base, table.patient_id, user_ids):
-        for row in stream(session, stmt):
-            yield row.patient_id, cows_record(row)
+    for row in rows_of(
+        session,
+        base,
+        owner=table.patient_id,
+        changed=table.created_at,
+        window=window,
+        user_ids=user_ids,
+    ):
+        yield row.patient_id, cows_record(row)
 
 
 def _cows_fhir(
@@ -544,10 +563,15 @@ def _summary_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window
         .join(Consent, Consent.id == table.consent_id)
         .order_by(table.patient_id, table.week_start, table.built_at, table.id)
     )
-    base = windowed(base, table.built_at, window)
-    for stmt in in_chunks(base, table.patient_id, user_ids):
-        for row in stream(session, stmt):
-            yield row.patient_id, summary_record(row)
+    for row in rows_of(
+        session,
+        base,
+        owner=table.patient_id,
+        changed=table.built_at,
+        window=window,
+        user_ids=user_ids,
+    ):
+        yield row.patient_id, summary_record(row)
 
 
 SUMMARIES = register(
@@ -604,10 +628,15 @@ def _disclosure_rows(
     session: Session, user_ids: Sequence[uuid.UUID] | None, window: Window
 ) -> Rows:
     base = select(Disclosure.__table__).order_by(Disclosure.patient_id, Disclosure.at)
-    base = windowed(base, Disclosure.at, window)
-    for stmt in in_chunks(base, Disclosure.patient_id, user_ids):
-        for row in stream(session, stmt):
-            yield row.patient_id, disclosure_record(row)
+    for row in rows_of(
+        session,
+        base,
+        owner=Disclosure.patient_id,
+        changed=Disclosure.at,
+        window=window,
+        user_ids=user_ids,
+    ):
+        yield row.patient_id, disclosure_record(row)
 
 
 DISCLOSURES = register(

@@ -118,6 +118,21 @@ def stream(session: Session, stmt: Any) -> Iterator[Any]:
         yield from result
 
 
+def rows_of(
+    session: Session,
+    stmt: Any,
+    *,
+    owner: Any,
+    changed: Any,
+    window: Window,
+    user_ids: Sequence[uuid.UUID] | None,
+) -> Iterator[Any]:
+    """The rows of `stmt` whose `changed` time is inside `window`, for everyone (None) or the
+    given users (`owner` names the column), streamed in the statement's order."""
+    for chunk in in_chunks(windowed(stmt, changed, window), owner, user_ids):
+        yield from stream(session, chunk)
+
+
 # --- The profile -----------------------------------------------------------------------------
 
 
@@ -144,10 +159,10 @@ def _profile_rows(
     base = select(User.__table__).order_by(User.id)
     if user_ids is None:
         base = base.where(User.role == "patient")
-    base = windowed(base, User.updated_at, window)
-    for stmt in in_chunks(base, User.id, user_ids):
-        for row in stream(session, stmt):
-            yield row.id, _user_record(row)
+    for row in rows_of(
+        session, base, owner=User.id, changed=User.updated_at, window=window, user_ids=user_ids
+    ):
+        yield row.id, _user_record(row)
 
 
 def _profile_fhir(
