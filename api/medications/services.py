@@ -114,16 +114,8 @@ def create_medication(
         updated_at=now,
         **normalise_regimen(values),
     )
-    medication, created = create_once(session, medication, body=body)
+    medication, created = create_once(session, medication, body=body, feed="medication", now=now)
     if created:
-        record_change(
-            session,
-            user_id=user_id,
-            entity_type="medication",
-            entity_id=medication.id,
-            op="upsert",
-            now=now,
-        )
         _sync_reminders(session, medication=medication, now=now)
         log.info("medication.created", medication_id=str(medication.id), user_id=str(user_id))
     return medication, created

@@ -288,9 +288,8 @@ def create_rule(
         _follow_regimen(rule, medication)
     if not replay:
         reschedule(session, rule, user=user, now=now)
-    rule, created = create_once(session, rule, body=body)
+    rule, created = create_once(session, rule, body=body, feed="reminder", now=now)
     if created:
-        _changed(session, rule, now=now)
         log.info("reminder.created", reminder_id=str(rule.id), user_id=str(user.id), kind=kind)
     return rule, created
 
