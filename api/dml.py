@@ -1,11 +1,11 @@
-"""Dialect-specific INSERT ... ON CONFLICT DO NOTHING behind one typed function."""
+"""SQL whose best form differs between PostgreSQL and SQLite, behind typed functions."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Insert
+from sqlalchemy import ColumnElement, Insert, any_, literal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -24,3 +24,13 @@ def insert_ignoring_conflicts(
     if dialect == "postgresql":
         return postgresql.insert(entity).on_conflict_do_nothing(index_elements=target)
     return sqlite.insert(entity).on_conflict_do_nothing(index_elements=target)
+
+
+def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+    """`column IN (values)`; on PostgreSQL `column = ANY(:array)`: one short statement however
+    many ids a batch has, which the driver parses once (an IN list of 500 placeholders is a new
+    statement to parse for every batch size)."""
+    items = list(values)
+    if dialect_of(session) == "postgresql":
+        return column == any_(literal(items, type_=postgresql.ARRAY(column.type)))
+    return column.in_(items)

@@ -18,7 +18,7 @@ from api.alerts.models import Alert
 from api.consent import services as consent_services
 from api.consent.models import CATEGORIES, Consent
 from api.disclosures.services import record_disclosure
-from api.dml import dialect_of, insert_ignoring_conflicts
+from api.dml import dialect_of, insert_ignoring_conflicts, one_of
 from api.errors import NotFound
 from api.pagination import keyset_page
 
@@ -79,13 +79,12 @@ def raise_alerts(session: Session, *, alerts: Iterable[dict[str, Any]], now: dat
     # was raised on an earlier run: leave those out with one indexed read instead of sending
     # them all to be refused by the unique key (that was most of the job's time). The ON
     # CONFLICT below still settles a race with a second scheduler.
-    patient_ids = sorted({alert["patient_id"] for alert in candidates})
+    patient_ids = {alert["patient_id"] for alert in candidates}
     raised = {
         tuple(row)
-        for i in range(0, len(patient_ids), 1000)
         for row in session.execute(
             select(Alert.patient_id, Alert.kind, Alert.episode_key).where(
-                Alert.patient_id.in_(patient_ids[i : i + 1000])
+                one_of(session, Alert.patient_id, patient_ids)
             )
         )
     }

@@ -15,8 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, any_, literal, or_, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from api.alerts.models import Alert
@@ -24,6 +23,7 @@ from api.auth.models import User
 from api.checkins.models import Checkin
 from api.clinician.models import CowsAssessment
 from api.counseling.models import CounselingSession
+from api.dml import one_of
 from api.medications.models import Dose, Medication
 from api.medications.schedule import expand_doses, local_day_start, regimen_doses
 from api.summaries.compute import (
@@ -36,16 +36,6 @@ from api.summaries.compute import (
     SessionRow,
     SummaryData,
 )
-
-
-def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
-    """`column IN (values)`; on PostgreSQL `column = ANY(:array)`: one short statement however
-    many ids a batch has, which the driver parses once (an IN list of 500 placeholders is a new
-    statement to parse for every batch size)."""
-    items = list(values)
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(literal(items, type_=postgresql.ARRAY(column.type)))
-    return column.in_(items)
 
 
 @dataclass(frozen=True)

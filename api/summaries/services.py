@@ -22,7 +22,7 @@ from api.alerts import services as alert_services
 from api.consent import services as consent_services
 from api.consent.models import Consent, ConsentCategory
 from api.disclosures.services import record_disclosure, record_disclosures
-from api.dml import dialect_of, insert_ignoring_conflicts
+from api.dml import dialect_of, insert_ignoring_conflicts, one_of
 from api.errors import NotFound, ValidationError
 from api.pagination import keyset_page
 from api.summaries import queries
@@ -292,7 +292,7 @@ def build_weekly_batch(
     done: dict[uuid.UUID, date] = dict(
         session.execute(  # type: ignore[arg-type]
             select(WeeklySummary.consent_id, func.max(WeeklySummary.week_start))
-            .where(queries.one_of(session, WeeklySummary.consent_id, ids))
+            .where(one_of(session, WeeklySummary.consent_id, ids))
             .group_by(WeeklySummary.consent_id)
         ).all()
     )
@@ -300,7 +300,7 @@ def build_weekly_batch(
     categories: dict[uuid.UUID, list[str]] = defaultdict(list)
     for consent_id, category in session.execute(
         select(ConsentCategory.consent_id, ConsentCategory.category).where(
-            queries.one_of(session, ConsentCategory.consent_id, ids)
+            one_of(session, ConsentCategory.consent_id, ids)
         )
     ):
         categories[consent_id].append(category)
