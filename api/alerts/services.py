@@ -62,7 +62,7 @@ def raise_alert(
         winner = session.scalar(select(Alert).where(*key))
         assert winner is not None
         return winner, False
-    log.info("alert.raised", alert_id=str(alert.id), patient_id=str(patient_id), kind=kind)
+    log.info("alert.raised", alert_id=str(alert.id), patient_id=str(patient_id))
     return alert, True
 
 
@@ -104,12 +104,13 @@ def raise_alerts(session: Session, *, alerts: Iterable[dict[str, Any]], now: dat
         return 0
     stmt = insert_ignoring_conflicts(
         dialect_of(session), Alert.__table__, index_elements=["patient_id", "kind", "episode_key"]
-    ).returning(Alert.id, Alert.patient_id, Alert.kind)
+    ).returning(Alert.id, Alert.patient_id)
     # executemany: SQLAlchemy batches the rows into multi-row INSERTs itself ("insertmanyvalues")
     # from one cached compiled statement, instead of compiling a 500-row VALUES list each time.
     created = session.execute(stmt, rows).all()
-    for alert_id, patient_id, kind in created:
-        log.info("alert.raised", alert_id=str(alert_id), patient_id=str(patient_id), kind=kind)
+    # Ids only: the alert's kind (e.g. severe withdrawal) next to a patient id is health data.
+    for alert_id, patient_id in created:
+        log.info("alert.raised", alert_id=str(alert_id), patient_id=str(patient_id))
     return len(created)
 
 

@@ -60,6 +60,8 @@ def expected_keys(app: Flask, demo: DemoPatient, categories: list[str]) -> set[t
 
 
 def test_the_job_stores_what_the_rules_find_once(
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
     app: Flask,
     session: Session,
     demo: DemoPatient,
@@ -76,8 +78,13 @@ def test_the_job_stores_what_the_rules_find_once(
         now=demo.start,
         days=90,
     )
+    capsys.readouterr()
     raised = alert_job.evaluate_alerts(session, now=demo.now, config=app.config)
+    logged = "".join(capsys.readouterr()) + caplog.text
     stored = {(a.kind, a.episode_key) for a in session.scalars(select(Alert))}
+    # The log names alerts and patients by id only: an alert's kind is health data.
+    assert "alert.raised" in logged
+    assert not [kind for kind, _ in stored if kind in logged]
     want = expected_keys(app, demo, all_categories)
     assert stored == want and raised == len(want)
     assert {kind for kind, _ in stored} == {
