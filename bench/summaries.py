@@ -146,6 +146,7 @@ def _consent(
         "expires_at": None,
         "data_from": None,
         "signature": patient["display_name"],
+        "patient_name": patient["display_name"],
         "consent_text_version": "2026-01",
         "signed_at": signed,
         "share_weekly_summary": True,

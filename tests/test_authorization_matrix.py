@@ -101,6 +101,8 @@ def clinician_patient(category: str) -> dict[str, Any]:
 # contract are classified up front; anything else must be classified when it is added.
 FAMILIES: list[tuple[set[str], str, dict[str, Any]]] = [
     ({"GET"}, r"/healthz|/readyz", PUBLIC),
+    # What a consent said is public: a recipient must be able to read the text that was signed.
+    ({"GET"}, r"/v1/consent-texts(/\{version\})?", PUBLIC),
     ({"POST"}, r"/v1/auth/(register|token|refresh|logout)", PUBLIC),
     ({"GET", "PATCH", "DELETE"}, r"/v1/me", SIGNED_IN),
     ({"GET"}, r"/v1/instruments", SIGNED_IN),
@@ -269,6 +271,7 @@ def world(
             "patient_id": str(owner.id),
             "consent_id": str(full.id),
             "alert_id": str(alert.id),
+            "version": "2026-01",
         },
         canaries={
             "owner:account": {owner_name},

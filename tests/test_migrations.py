@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
+from typing import Any
+
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -51,3 +56,82 @@ def test_upgrade_downgrade_upgrade(database_url: str, backend: str, tmp_path) ->
         command.upgrade(cfg, "head")
     finally:
         drop()
+
+
+def _filler(column: sa.Column[Any], given: dict[str, Any]) -> Any:
+    if column.name in given:
+        return given[column.name]
+    if column.name == "id" or column.name.endswith("_id"):
+        return uuid.uuid4().hex
+    kind = column.type.python_type
+    if kind is datetime:
+        return "2026-01-01 00:00:00.000000"
+    if kind in (bool, int):
+        return 0
+    return "x"
+
+
+def _insert(conn: sa.Connection, table: str, **given: Any) -> None:
+    t = sa.Table(table, sa.MetaData(), autoload_with=conn)
+    row = {c.name: _filler(c, given) for c in t.columns if not c.nullable or c.name in given}
+    names = ", ".join(row)
+    conn.execute(
+        sa.text(f"INSERT INTO {table} ({names}) VALUES ({', '.join(':' + n for n in row)})"), row
+    )
+
+
+def test_part2_migration_keeps_consents_their_categories_and_summaries(tmp_path) -> None:
+    """0014a rebuilds `consents` on SQLite (to drop the recipient's foreign key); the rows that
+    point at consents must come through, and the ledger gets each row's purpose."""
+    url = f"sqlite:///{tmp_path / 'part2.sqlite3'}"
+    cfg = alembic_config(url)
+    command.upgrade(cfg, "0009")
+    eng = make_engine(url)
+    patient, clinician, consent, older = (uuid.uuid4().hex for _ in range(4))
+    with eng.begin() as conn:
+        _insert(
+            conn,
+            "users",
+            id=patient,
+            email="p@x.test",
+            display_name="Pat At Signing",
+            role="patient",
+        )
+        _insert(conn, "users", id=clinician, email="c@x.test", role="clinician")
+        for cid, replaces in ((older, None), (consent, older)):
+            _insert(
+                conn,
+                "consents",
+                id=cid,
+                patient_id=patient,
+                recipient_id=clinician,
+                purpose="treatment",
+                replaces_id=replaces,
+            )
+            _insert(conn, "consent_categories", consent_id=cid, category="symptoms")
+        _insert(
+            conn,
+            "weekly_summaries",
+            consent_id=consent,
+            patient_id=patient,
+            clinician_id=clinician,
+            id=uuid.uuid4().hex,
+            week_start="2026-01-05",
+            status="built",
+        )
+        _insert(conn, "disclosures", consent_id=consent, kind="read", categories="[]")
+        _insert(conn, "disclosures", consent_id=uuid.uuid4().hex, kind="read", categories="[]")
+    eng.dispose()
+    command.upgrade(cfg, "head")
+    eng = make_engine(url)
+    with eng.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM consent_categories")).scalar() == 2
+        assert conn.execute(sa.text("SELECT count(*) FROM weekly_summaries")).scalar() == 1
+        rows = conn.execute(sa.text("SELECT id, replaces_id, patient_name FROM consents")).all()
+        assert {(r[0], r[1], r[2]) for r in rows} == {
+            (older, None, "Pat At Signing"),
+            (consent, older, "Pat At Signing"),
+        }
+        purposes = conn.execute(sa.text("SELECT purpose FROM disclosures")).scalars().all()
+        assert sorted(purposes) == ["treatment", "unrecorded"]
+    eng.dispose()

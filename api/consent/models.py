@@ -45,7 +45,10 @@ class Consent(ClientIdMixin, Base):
     # The authenticated account that signed is the patient's own: only the patient can create it.
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     discloser: Mapped[str] = mapped_column(String(200))
-    recipient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # No foreign key: a signed consent outlives the recipient's account (42 CFR 2.31; the
+    # accounting of disclosures points at it), so erasing a clinician must not cascade here.
+    # Their name and organization are kept below as they stood at signing.
+    recipient_id: Mapped[uuid.UUID]
     # The recipient as named when signed (a later rename does not rewrite a signed document).
     recipient_name: Mapped[str] = mapped_column(String(100))
     recipient_organization: Mapped[str | None] = mapped_column(String(200))
@@ -55,6 +58,8 @@ class Consent(ClientIdMixin, Base):
     # The period of data the consent names starts here (None: from signed_at).
     data_from: Mapped[datetime | None]
     signature: Mapped[str] = mapped_column(String(200))
+    # The patient's name as it stood at signing (a later rename does not rewrite the document).
+    patient_name: Mapped[str] = mapped_column(String(100))
     consent_text_version: Mapped[str] = mapped_column(String(40))
     signed_at: Mapped[datetime]
     share_weekly_summary: Mapped[bool] = mapped_column(default=False)

@@ -9,6 +9,7 @@ from flask import current_app
 from flask_smorest import Blueprint
 
 from api.consent import services
+from api.consent import texts as consent_texts
 from api.consent.schemas import (
     ClinicianCardSchema,
     ClinicianLookupArgs,
@@ -16,8 +17,10 @@ from api.consent.schemas import (
     ConsentListArgs,
     ConsentPageSchema,
     ConsentSchema,
+    ConsentTextSchema,
 )
 from api.db import get_session, utcnow
+from api.errors import NotFound
 from api.ratelimit import make_counter
 from api.security import auth_required, client_address, current_user
 
@@ -106,3 +109,21 @@ def revoke_consent(consent_id: uuid.UUID) -> Any:
     )
     session.commit()
     return consent
+
+
+@blp.get("/consent-texts")
+@blp.response(200, ConsentTextSchema(many=True))
+def list_consent_texts() -> Any:
+    """Every published consent text version, in full (public: a recipient reads what was signed)."""
+    return consent_texts.versions()
+
+
+@blp.get("/consent-texts/<version>")
+@blp.response(200, ConsentTextSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+def get_consent_text(version: str) -> Any:
+    """One consent text version in full, as patients signed it; it never changes."""
+    text = consent_texts.get(version)
+    if text is None:
+        raise NotFound("No such consent text version.")
+    return text

@@ -86,6 +86,9 @@ class ConsentSchema(Schema):
     data_from = fields.AwareDateTime(dump_only=True, allow_none=True)
     revocation_statement = fields.String(dump_only=True)
     signature = fields.String(dump_only=True)
+    patient_name = fields.String(
+        dump_only=True, metadata={"description": "The patient's name as it stood at signing."}
+    )
     consent_text_version = fields.String(dump_only=True)
     signed_at = fields.AwareDateTime(dump_only=True)
     replaces_id = fields.UUID(dump_only=True, allow_none=True)
@@ -96,3 +99,12 @@ class ConsentSchema(Schema):
 
 
 ConsentPageSchema = page_schema(ConsentSchema, "ConsentPage")
+
+
+class ConsentTextSchema(Schema):
+    """A consent text version, in full; immutable once published."""
+
+    version = fields.String(dump_only=True)
+    published = fields.Date(dump_only=True)
+    sha256 = fields.String(dump_only=True, metadata={"description": "SHA-256 of `text`."})
+    text = fields.String(dump_only=True, metadata={"description": "Markdown."})

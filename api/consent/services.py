@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from api.auth.models import User
+from api.consent import texts as consent_texts
 from api.consent.models import CATEGORIES, Consent, ConsentCategory
 from api.disclosures.models import Disclosure
 from api.errors import Forbidden, NotFound, TooManyRequests, ValidationError
@@ -300,6 +301,11 @@ def create_consent(
         errors["expires_at"] = ["Must be in the future."]
     if data_from is not None and data_from > now:
         errors["data_from"] = ["Must not be in the future."]
+    if consent_texts.get(body["consent_text_version"]) is None:
+        errors["consent_text_version"] = [
+            f"No such consent text; the current one is {consent_texts.CURRENT} "
+            "(GET /v1/consent-texts)."
+        ]
     if errors:
         raise ValidationError(errors)
     # Serialize one patient's signings, so two concurrent ones cannot both stay in force.
@@ -329,6 +335,7 @@ def create_consent(
         expires_at=expires_at,
         data_from=data_from,
         signature=body["signature"],
+        patient_name=patient.display_name,
         consent_text_version=body["consent_text_version"],
         signed_at=now,
         share_weekly_summary=body["share_weekly_summary"],

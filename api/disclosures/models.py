@@ -13,6 +13,9 @@ from api.consent.models import ImmutableRecord
 from api.db import Base
 
 KINDS = ("read", "summary", "export")
+# A consent's purposes (api.consent.models.PURPOSES), and "unrecorded" for rows written before
+# the ledger kept the purpose whose consent was erased with its patient.
+PURPOSES = ("treatment", "care_coordination", "patient_request", "unrecorded")
 
 
 class Disclosure(Base):
@@ -26,6 +29,10 @@ class Disclosure(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('read', 'summary', 'export')", name="kind"),
         CheckConstraint("data_from <= data_to", name="period"),
+        CheckConstraint(
+            "purpose IN ('treatment', 'care_coordination', 'patient_request', 'unrecorded')",
+            name="purpose",
+        ),
         Index("ix_disclosures_patient_at", "patient_id", "at"),
         Index("ix_disclosures_consent_at", "consent_id", "at"),
     )
@@ -38,6 +45,11 @@ class Disclosure(Base):
     recipient_organization: Mapped[str | None] = mapped_column(String(200))
     consent_id: Mapped[uuid.UUID]
     kind: Mapped[str] = mapped_column(String(10))
+    # For what purpose (HIPAA 164.528(b)(2)(iv), applied by 42 CFR 2.25): the consent's.
+    purpose: Mapped[str] = mapped_column(String(30))
+    # A system client (SMART Backend Services) that received it on the recipient's behalf.
+    client_id: Mapped[uuid.UUID | None]
+    client_name: Mapped[str | None] = mapped_column(String(200))
     categories: Mapped[list[str]] = mapped_column(JSON)
     data_from: Mapped[datetime]
     data_to: Mapped[datetime]

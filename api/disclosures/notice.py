@@ -14,8 +14,21 @@ def redisclosure_notice() -> str:
     return str(current_app.config["REDISCLOSURE_NOTICE"])
 
 
+def consent_text_url() -> str:
+    """Where a consent text version is served (a `{version}` placeholder to fill)."""
+    return str(current_app.config["PUBLIC_BASE_URL"]).rstrip("/") + "/v1/consent-texts/{version}"
+
+
 def with_notice(body: dict[str, Any]) -> dict[str, Any]:
-    return {**body, "notice": redisclosure_notice()}
+    """The answer plus the notice and the scope of every consent this request disclosed under
+    (42 CFR 2.32(b), 2024 text: a disclosure carries the consent or a clear explanation of its
+    scope)."""
+    from api.db import get_session
+    from api.disclosures.services import consent_scope, disclosed_in
+
+    url = consent_text_url()
+    scopes = [consent_scope(c, text_url=url) for c in disclosed_in(get_session())]
+    return {**body, "notice": redisclosure_notice(), "consent_scopes": scopes}
 
 
 def add_notice_header(response: Response) -> Response:

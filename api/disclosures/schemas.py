@@ -19,6 +19,19 @@ class DisclosureSchema(Schema):
     recipient = fields.Nested(RecipientSchema, dump_only=True)
     consent_id = fields.UUID(dump_only=True)
     kind = fields.String(dump_only=True, metadata={"enum": ["read", "summary", "export"]})
+    purpose = fields.String(
+        dump_only=True,
+        metadata={
+            "description": "For what purpose (the consent's; `unrecorded` only for rows older "
+            "than the ledger's purpose column whose consent was erased with its patient).",
+            "enum": ["treatment", "care_coordination", "patient_request", "unrecorded"],
+        },
+    )
+    client_name = fields.String(
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "The system (e.g. an EHR) that received it for the recipient."},
+    )
     categories = fields.List(fields.String(), dump_only=True)
     data_from = fields.AwareDateTime(
         dump_only=True, metadata={"description": "Start of the period of data disclosed."}
@@ -29,3 +42,23 @@ class DisclosureSchema(Schema):
 
 
 DisclosurePageSchema = page_schema(DisclosureSchema, "DisclosurePage")
+
+
+class ConsentScopeSchema(Schema):
+    """A consent's scope, carried by every disclosure (42 CFR 2.32(b), 2024 text)."""
+
+    consent_id = fields.UUID(dump_only=True)
+    discloser = fields.String(dump_only=True)
+    recipient = fields.Nested(RecipientSchema, dump_only=True)
+    categories = fields.List(fields.String(), dump_only=True)
+    purpose = fields.String(dump_only=True)
+    data_from = fields.AwareDateTime(
+        dump_only=True, metadata={"description": "The consent covers data recorded from here on."}
+    )
+    expires_at = fields.AwareDateTime(dump_only=True, allow_none=True)
+    signed_at = fields.AwareDateTime(dump_only=True)
+    share_weekly_summary = fields.Boolean(dump_only=True)
+    consent_text_version = fields.String(dump_only=True)
+    consent_text_url = fields.String(
+        dump_only=True, metadata={"description": "Where the full text the patient signed is."}
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
-from api.consent.models import CATEGORIES
+from api.consent.models import CATEGORIES, Consent
 from api.disclosures.models import KINDS, Disclosure
 from api.pagination import keyset_page
 
@@ -33,13 +34,18 @@ def record_disclosure(
     data_from: datetime,
     data_to: datetime,
     now: datetime,
+    client: SystemClientRef | None = None,
 ) -> Disclosure:
-    """Append one row in the caller's transaction, so it commits with the read it accounts for."""
+    """Append one row in the caller's transaction, so it commits with the read it accounts for.
+    Its purpose is the consent's; `client` names a system client that received it on the
+    recipient's behalf. The row is also noted in the session (`disclosed_in`), so the answer
+    that carries the data can carry the scope of every consent it went out under."""
     assert kind in KINDS, kind
     cats = sorted(set(categories))
     assert cats and set(cats) <= set(CATEGORIES), cats
     recipient = session.get(User, recipient_id)
-    assert recipient is not None
+    consent = session.get(Consent, consent_id)  # in the identity map: the gate just read it
+    assert recipient is not None and consent is not None
     row = Disclosure(
         at=now,
         patient_id=patient_id,
@@ -48,12 +54,16 @@ def record_disclosure(
         recipient_organization=recipient.organization,
         consent_id=consent_id,
         kind=kind,
+        purpose=consent.purpose,
+        client_id=client.id if client else None,
+        client_name=client.name if client else None,
         categories=cats,
         data_from=data_from,
         data_to=data_to,
     )
     session.add(row)
     session.flush()
+    session.info.setdefault(_DISCLOSED, {}).setdefault(consent_id, consent)
     log.info(
         "disclosure.recorded",
         disclosure_id=str(row.id),
@@ -75,6 +85,13 @@ def record_disclosures(
     items = list(entries)
     if not items:
         return 0
+    purposes = dict(
+        session.execute(  # type: ignore[arg-type]
+            select(Consent.id, Consent.purpose).where(
+                Consent.id.in_({e["consent_id"] for e in items})
+            )
+        ).all()
+    )
     recipients = {
         row.id: row
         for row in session.execute(
@@ -98,6 +115,9 @@ def record_disclosures(
                 "recipient_organization": recipient.organization,
                 "consent_id": entry["consent_id"],
                 "kind": kind,
+                "purpose": purposes[entry["consent_id"]],
+                "client_id": None,
+                "client_name": None,
                 "categories": cats,
                 "data_from": entry["data_from"],
                 "data_to": entry["data_to"],
@@ -106,6 +126,44 @@ def record_disclosures(
     session.execute(insert(Disclosure), rows)
     log.info("disclosures.recorded", count=len(rows), kind=kind)
     return len(rows)
+
+
+_DISCLOSED = "waymark.disclosed_consents"
+
+
+@dataclass(frozen=True)
+class SystemClientRef:
+    """A system client receiving data on a recipient's behalf, as the ledger names it."""
+
+    id: uuid.UUID
+    name: str
+
+
+def disclosed_in(session: Session) -> list[Consent]:
+    """The consents the session's transaction has disclosed under so far (record_disclosure)."""
+    return list(session.info.get(_DISCLOSED, {}).values())
+
+
+def consent_scope(consent: Consent, *, text_url: str) -> dict[str, Any]:
+    """What 42 CFR 2.32(b) (2024 text) asks a disclosure to carry when it does not carry the
+    consent itself: a clear explanation of its scope. `text_url` is where the signed text is."""
+    return {
+        "consent_id": consent.id,
+        "discloser": consent.discloser,
+        "recipient": {
+            "id": consent.recipient_id,
+            "display_name": consent.recipient_name,
+            "organization": consent.recipient_organization,
+        },
+        "categories": list(consent.categories),
+        "purpose": consent.purpose,
+        "data_from": consent.window_start,
+        "expires_at": consent.expires_at,
+        "signed_at": consent.signed_at,
+        "share_weekly_summary": consent.share_weekly_summary,
+        "consent_text_version": consent.consent_text_version,
+        "consent_text_url": text_url.format(version=consent.consent_text_version),
+    }
 
 
 def list_disclosures(

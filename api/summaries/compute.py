@@ -668,12 +668,28 @@ def build_summary(
             "purpose": consent.get("purpose"),
             "signed_at": _iso(consent.get("signed_at")),
             "expires_at": _iso(consent.get("expires_at")),
+            # The rest of the consent's scope (42 CFR 2.32(b)): who disclosed to whom, the data
+            # period it allows and the text the patient signed.
+            **{
+                key: _iso(consent[key]) if key == "data_from" else consent[key]
+                for key in _SCOPE_KEYS
+                if key in consent
+            },
             **({"by_category": consent["by_category"]} if consent.get("by_category") else {}),
         },
         "sections": sections,
         "definitions": definitions_for(sections),
         "redisclosure_notice": notice,
     }
+
+
+_SCOPE_KEYS = (
+    "data_from",
+    "discloser",
+    "recipient",
+    "share_weekly_summary",
+    "consent_text_version",
+)
 
 
 def _iso(value: Any) -> str | None:

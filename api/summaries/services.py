@@ -87,6 +87,10 @@ _CONSENT_FIELDS = (
     "expires_at",
     "data_from",
     "share_weekly_summary",
+    "discloser",
+    "recipient_name",
+    "recipient_organization",
+    "consent_text_version",
 )
 
 
@@ -102,6 +106,10 @@ class _ConsentRow:
     expires_at: datetime | None
     data_from: datetime | None
     share_weekly_summary: bool
+    discloser: str
+    recipient_name: str
+    recipient_organization: str | None
+    consent_text_version: str
     categories: list[str] = field(default_factory=list)
 
     @property
@@ -110,12 +118,22 @@ class _ConsentRow:
 
 
 def _consent_info(consent: Consent | _ConsentRow) -> dict[str, Any]:
+    """The consent's scope, carried by the document (42 CFR 2.32(b), 2024 text)."""
     return {
         "id": str(consent.id),
         "categories": list(consent.categories),
         "purpose": consent.purpose,
         "signed_at": consent.signed_at,
         "expires_at": consent.expires_at,
+        "data_from": consent.window_start,
+        "discloser": consent.discloser,
+        "recipient": {
+            "id": str(consent.recipient_id),
+            "display_name": consent.recipient_name,
+            "organization": consent.recipient_organization,
+        },
+        "share_weekly_summary": consent.share_weekly_summary,
+        "consent_text_version": consent.consent_text_version,
     }
 
 

@@ -68,6 +68,7 @@ def test_no_expiry_only_for_treatment(session: Session, pair: Any) -> None:
         purpose="patient_request",
         revocation_statement="x",
         signature="x",
+        patient_name="x",
         consent_text_version="x",
         signed_at=T0,
     )
@@ -316,6 +317,7 @@ def test_gate_and_is_active_agree(
             purpose="treatment",
             revocation_statement="x",
             signature="x",
+            patient_name="x",
             consent_text_version="x",
             signed_at=T0,
             expires_at=T0 + timedelta(seconds=expires) if expires is not None else None,
