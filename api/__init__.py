@@ -40,6 +40,17 @@ class WaymarkApi(Api):
                 }
             prepare_response(response, self.spec, errors.PROBLEM_MIME)
             self.spec.components.response(status.name, response, lazy=True)
+            if status >= 400:
+                # The same answers under /fhir, as FHIR OperationOutcome (api.openapi maps them).
+                fhir_response: dict[str, Any] = {
+                    "description": status.phrase,
+                    "schema": openapi.OPERATION_OUTCOME,
+                    "headers": response["headers"],
+                }
+                prepare_response(fhir_response, self.spec, errors.FHIR_MIME)
+                self.spec.components.response(
+                    openapi.FHIR_PREFIX + status.name, fhir_response, lazy=True
+                )
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         return errors.handle_http_exception(error)
@@ -75,6 +86,7 @@ def _blueprints() -> list[Any]:
     from api.medications.routes import blp as medications
     from api.ops.routes import blp as ops
     from api.reminders.routes import blp as reminders
+    from api.smart.routes import blp as system_clients
     from api.summaries.routes import blp as summaries
     from api.sync.routes import blp as sync
 
@@ -98,6 +110,7 @@ def _blueprints() -> list[Any]:
         audit,
         export,
         fhir,
+        system_clients,
     ]
 
 
@@ -124,6 +137,10 @@ def create_app(config: Config | None = None) -> Flask:
     idempotency.document(api.spec)  # before the blueprints: it annotates each POST as added
     for blueprint in _blueprints():
         api.register_blueprint(blueprint)
+    openapi.fhir_errors_as_operation_outcomes(api.spec)
+    from api.smart.routes import oauth_bp
+
+    app.register_blueprint(oauth_bp)  # OAuth 2.0, outside the OpenAPI document (see its module)
 
     observability.init_app(app)
     errors.init_app(app)
@@ -152,6 +169,8 @@ def _require_json_bodies(app: Flask) -> None:
         # A body that is not JSON is refused up front (415) instead of being read as empty
         # (DELETE: only where a body is taken, as in DELETE /v1/me with the password).
         takes_body = request.method != "DELETE" or _takes_json_body(_view())
+        if getattr(_view(), "accepts_form", False):
+            return  # the OAuth token endpoint takes a form (RFC 6749), not JSON
         if has_body and takes_body and not request.is_json:
             raise UnsupportedMediaType("Send the body as application/json.")
         # A missing body is not an empty object: a PATCH without one would silently succeed.
@@ -164,6 +183,8 @@ def _require_json_bodies(app: Flask) -> None:
 
 def _takes_json_body(view: Any) -> bool:
     """Whether the view declares a required JSON body (flask-smorest's @blp.arguments)."""
+    if getattr(view, "accepts_form", False):
+        return False
     params = getattr(view, "_apidoc", {}).get("arguments", {}).get("parameters", [])
     return any(p.get("in") == "json" and p.get("required", True) for p in params)
 

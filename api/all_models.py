@@ -16,6 +16,7 @@ from api.notifications import models as notifications_models
 from api.ops import models as ops_models
 from api.ratelimit import RateCounter
 from api.reminders import models as reminders_models
+from api.smart import models as smart_models
 from api.summaries import models as summary_models
 from api.sync import models as sync_models
 
@@ -36,6 +37,7 @@ __all__ = [
     "notifications_models",
     "ops_models",
     "reminders_models",
+    "smart_models",
     "summary_models",
     "sync_models",
 ]

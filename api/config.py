@@ -176,6 +176,9 @@ class Config:
         self.BULK_EXPORT_TTL = _int("BULK_EXPORT_TTL", 6 * 3600)
         self.BULK_EXPORT_RETRY_AFTER = _int("BULK_EXPORT_RETRY_AFTER", 5)
         self.BULK_EXPORT_POLL_INTERVAL = _int("BULK_EXPORT_POLL_INTERVAL", 5)
+        # SMART Backend Services (docs/fhir.md): access token lifetime and allowed clock skew.
+        self.SMART_TOKEN_TTL = _int("SMART_TOKEN_TTL", 300)
+        self.SMART_MAX_CLOCK_SKEW = _int("SMART_MAX_CLOCK_SKEW", 60)
 
     def as_flask(self) -> dict[str, object]:
         return {k: v for k, v in vars(self).items() if k.isupper()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from flask import Flask, Response, current_app, g, json, request
+from flask import Flask, Response, current_app, g, has_request_context, json, request
 from marshmallow import Schema, fields
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -14,6 +14,64 @@ from werkzeug.exceptions import HTTPException
 log = structlog.get_logger("waymark.errors")
 
 PROBLEM_MIME = "application/problem+json"
+FHIR_MIME = "application/fhir+json"
+FHIR_PREFIX = "/fhir"
+
+# FHIR R4 issue-type codes (http://hl7.org/fhir/issue-type) for each status we answer.
+_ISSUE_CODES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    406: "not-supported",
+    409: "conflict",
+    410: "deleted",
+    413: "too-long",
+    415: "not-supported",
+    422: "invalid",
+    429: "throttled",
+    500: "exception",
+    503: "transient",
+}
+
+
+def under_fhir() -> bool:
+    """The FHIR endpoints answer errors as OperationOutcome (FHIR R4, Bulk Data IG)."""
+    if not has_request_context():
+        return False
+    path = request.path
+    return path == FHIR_PREFIX or path.startswith(FHIR_PREFIX + "/")
+
+
+def operation_outcome(
+    status: int,
+    *,
+    detail: str,
+    errors: dict[str, list[str]] | None = None,
+    code: str | None = None,
+) -> dict[str, Any]:
+    """An R4 OperationOutcome: one issue for the error, and one per field that failed."""
+    issue_code = code or _ISSUE_CODES.get(status, "processing")
+    severity = "fatal" if status >= 500 else "error"
+    request_id = g.get("request_id") if has_request_context() else None
+    issues: list[dict[str, Any]] = [
+        {
+            "severity": severity,
+            "code": issue_code,
+            "diagnostics": detail + (f" (request id {request_id})" if request_id else ""),
+        }
+    ]
+    for name, messages in (errors or {}).items():
+        issues.append(
+            {
+                "severity": "error",
+                "code": issue_code,
+                "diagnostics": " ".join(messages),
+                "expression": [name],
+            }
+        )
+    return {"resourceType": "OperationOutcome", "issue": issues}
 
 
 class AppError(Exception):
@@ -124,6 +182,17 @@ def problem(
     **extra: Any,
 ) -> Response:
     default_slug, default_title = _HTTP_SLUGS.get(status, ("error", "Error"))
+    if under_fhir():
+        outcome = operation_outcome(
+            status,
+            detail=detail or title or default_title,
+            errors=errors,
+            code=extra.get("issue_code"),
+        )
+        response = Response(json.dumps(outcome), status=status, mimetype=FHIR_MIME)
+        for key, value in (headers or {}).items():
+            response.headers[key] = value
+        return response
     body: dict[str, Any] = {
         "type": current_app.config["PROBLEM_BASE_URL"] + (slug or default_slug),
         "title": title or default_title,

@@ -50,8 +50,58 @@ ERROR_HEADERS: dict[int, dict[str, dict[str, Any]]] = {
 }
 
 
+FHIR_PREFIX = "FHIR_"
+OPERATION_OUTCOME = {
+    "type": "object",
+    "description": "A FHIR R4 OperationOutcome: every error under /fhir (Bulk Data IG).",
+    "required": ["resourceType", "issue"],
+    "properties": {
+        "resourceType": {"type": "string", "enum": ["OperationOutcome"]},
+        "issue": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["severity", "code"],
+                "properties": {
+                    "severity": {"type": "string"},
+                    "code": {"type": "string"},
+                    "diagnostics": {"type": "string"},
+                    "expression": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+    },
+}
+
+
 def _name(status: int) -> str:
     return http.HTTPStatus(status).name
+
+
+def _as_operation_outcomes(responses: dict[Any, Any]) -> None:
+    """Under /fhir every error is a FHIR OperationOutcome (the FHIR_ response components)."""
+    for code, response in list(responses.items()):
+        if int(code) < 400:
+            continue
+        if isinstance(response, str) and not response.startswith(FHIR_PREFIX):
+            responses[code] = FHIR_PREFIX + response
+        elif isinstance(response, dict) and "$ref" in response:
+            head, _, name = response["$ref"].rpartition("/")
+            if not name.startswith(FHIR_PREFIX):
+                responses[code] = {"$ref": f"{head}/{FHIR_PREFIX}{name}"}
+
+
+def fhir_errors_as_operation_outcomes(spec: APISpec) -> None:
+    """A last pass over the document (an operation registered for two methods shares its
+    responses, so the per-operation pass can miss one): /fhir errors are OperationOutcomes."""
+    for path, operations in spec._paths.items():
+        if not (path == "/fhir" or path.startswith("/fhir/")):
+            continue
+        for method, operation in operations.items():
+            if method in _METHODS:
+                operation["responses"] = dict(operation.get("responses", {}))
+                _as_operation_outcomes(operation["responses"])
 
 
 class ProblemResponsesPlugin(BasePlugin):
@@ -83,6 +133,8 @@ class ProblemResponsesPlugin(BasePlugin):
             for code in codes:
                 if code not in responses and str(code) not in responses:
                     responses[code] = _name(code)
+            if path and (path == "/fhir" or path.startswith("/fhir/")):
+                _as_operation_outcomes(responses)
             for response in responses.values():
                 if isinstance(response, dict):  # inline (success) answers; refs carry their own
                     response.setdefault("headers", {}).setdefault("X-Request-ID", "X-Request-ID")

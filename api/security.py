@@ -137,14 +137,49 @@ def authenticate() -> tuple[uuid.UUID, str]:
     """Resolve the bearer token to a live login: (user id, role); raise Unauthorized."""
     from api.auth.services import role_for_access_token  # import here: auth imports security
     from api.db import get_session
+    from api.errors import under_fhir
 
-    claims = decode_access_token(_bearer_token())
+    token = _bearer_token()
+    if under_fhir():
+        from api.smart import services as smart
+
+        if smart.is_system_token(token):
+            return _authenticate_system(token)
+    claims = decode_access_token(token)
     user_id, role = role_for_access_token(get_session(), claims=claims)
     g.current_user_id = user_id
     g.pop("current_user", None)  # a user loaded for an earlier token must never be reused
+    g.pop("system_client", None)
     g.token_claims = claims
     bind_user(user_id)
     return user_id, role
+
+
+def _authenticate_system(token: str) -> tuple[uuid.UUID, str]:
+    """A SMART Backend Services token (FHIR routes only): it acts as the clinician the client is
+    registered for, so the consent gate decides for it exactly as for that clinician."""
+    from api.db import get_session
+    from api.smart import services as smart
+
+    cfg = current_app.config
+    client, clinician, claims = smart.authenticate_system(
+        get_session(),
+        token=token,
+        issuer=cfg["JWT_ISSUER"],
+        audience=cfg["JWT_AUDIENCE"],
+        secret=cfg["SECRET_KEY"],
+    )
+    g.current_user_id = clinician.id
+    g.current_user = clinician
+    g.system_client = client
+    g.token_claims = claims
+    bind_user(clinician.id)
+    return clinician.id, clinician.role
+
+
+def system_client() -> Any:
+    """The SMART system client of this request, or None for a person's token."""
+    return g.get("system_client")
 
 
 def current_user_id() -> uuid.UUID:

@@ -81,6 +81,15 @@ BULK_JOB = {
     "anonymous": 401,
 }
 BULK_FILE = {**BULK_JOB, "clinician_full": 404}
+# Group/{id}/$export is a clinician's own roster (the Group's id is theirs): clinicians only.
+GROUP_KICKOFF = {**_everyone(403), **dict.fromkeys(CLINICIANS, 400), "anonymous": 401}
+# Reading the Group: only the clinician whose roster it is (clinician_full's id is filled in).
+GROUP_READ = {
+    **_everyone(403),
+    **dict.fromkeys(CLINICIANS, 404),
+    "clinician_full": OK,
+    "anonymous": 401,
+}
 
 
 def clinician_patient(category: str) -> dict[str, Any]:
@@ -131,7 +140,11 @@ FAMILIES: list[tuple[set[str], str, dict[str, Any]]] = [
         clinician_patient("counseling"),
     ),
     ({"GET"}, r"/v1/export", SIGNED_IN),
-    ({"GET"}, r"/fhir/Patient/\$export", BULK_KICKOFF),
+    ({"GET", "POST"}, r"/fhir/(Patient/)?\$export", BULK_KICKOFF),
+    ({"GET", "POST"}, r"/fhir/Group/\{group_id\}/\$export", GROUP_KICKOFF),
+    ({"GET"}, r"/fhir/Group/\{group_id\}", GROUP_READ),
+    # Terminology and the CapabilityStatement hold no patient data.
+    ({"GET"}, r"/fhir/(metadata|CodeSystem/\{cs_id\}|Questionnaire/\{q_id\})", PUBLIC),
     ({"GET", "DELETE"}, r"/fhir/bulkstatus/\{job_id\}", BULK_JOB),
     ({"GET"}, r"/fhir/bulkfiles/\{job_id\}/\{rtype\}\.ndjson", BULK_FILE),
     (
@@ -272,6 +285,9 @@ def world(
             "consent_id": str(full.id),
             "alert_id": str(alert.id),
             "version": "2026-01",
+            "group_id": str(users["clinician_full"].id),
+            "cs_id": "instruments",
+            "q_id": "sows",
         },
         canaries={
             "owner:account": {owner_name},
@@ -293,14 +309,24 @@ def _seed_bulk_export(session: Session, world: World, *, now: datetime) -> None:
     """A queued bulk export of clinician_full's, for the /fhir/bulkstatus and file routes."""
     from api.export.models import ExportJob
 
+    from api.smart.models import SystemClient
+
     job = ExportJob(
         requester_id=world.users["clinician_full"].id,
         types=["Patient"],
         request_url="matrix",
         created_at=now,
     )
-    session.add(job)
+    client = SystemClient(
+        name="matrix",
+        clinician_id=world.users["clinician_full"].id,
+        jwks={"keys": []},
+        scopes=["system/*.read"],
+        created_at=now,
+    )
+    session.add_all([job, client])
     session.commit()
+    world.params["client_id"] = str(client.id)
     world.params.update(job_id=str(job.id), rtype="Patient")
 
 
@@ -555,6 +581,8 @@ def test_every_api_route_is_in_the_openapi_document() -> None:
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith(("/v1", "/fhir")):
             continue
+        if rule.endpoint.startswith("smart."):
+            continue  # OAuth 2.0 discovery: public, outside the document (api/smart/routes.py)
         plain = re.sub(r"<(?:\w+:)?(\w+)>", r"<\1>", rule.rule)
         for method in rule.methods or ():
             if method in ("HEAD", "OPTIONS"):

@@ -38,7 +38,9 @@ def test_error_answers_are_problems_with_their_headers(client: FlaskClient) -> N
     components = client.get("/openapi.json").json["components"]
     responses = components["responses"]
     for name, response in responses.items():
-        assert list(response["content"]) == ["application/problem+json"], name
+        # Under /fhir the same answers are FHIR OperationOutcomes (Bulk Data IG).
+        mime = "application/fhir+json" if name.startswith("FHIR_") else "application/problem+json"
+        assert list(response["content"]) == [mime], name
         assert "X-Request-ID" in response["headers"], name
     assert "WWW-Authenticate" in responses["UNAUTHORIZED"]["headers"]
     assert "Retry-After" in responses["TOO_MANY_REQUESTS"]["headers"]
@@ -58,3 +60,16 @@ def test_shared_fields_are_documented(client: FlaskClient) -> None:
     start = schemas["QuietHours"]["properties"]["start"]
     assert start["pattern"] == r"^([01]\d|2[0-3]):[0-5]\d$"
     assert schemas["Register"]["additionalProperties"] is False
+
+
+def test_fhir_errors_are_documented_as_operation_outcomes(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").json
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters":
+                continue
+            for code, response in operation["responses"].items():
+                if int(code) < 400 or "$ref" not in response:
+                    continue
+                ref = response["$ref"].rsplit("/", 1)[-1]
+                assert ref.startswith("FHIR_") == path.startswith("/fhir/"), (path, code, ref)

@@ -100,7 +100,7 @@ def auth_required_audited(
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             # The actor is whoever this request authenticates (an app context can outlive one
             # request, as in tests; a user left on g by an earlier request is not this actor).
-            for key in ("current_user", "current_user_id", "token_claims"):
+            for key in ("current_user", "current_user_id", "token_claims", "system_client"):
                 g.pop(key, None)
             try:
                 return guarded(*args, **kwargs)

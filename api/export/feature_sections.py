@@ -468,6 +468,7 @@ def consent_record(row: Any, categories: list[str], now: datetime) -> dict[str, 
         "data_from": row.data_from,
         "revocation_statement": row.revocation_statement,
         "signature": row.signature,
+        "patient_name": row.patient_name,
         "consent_text_version": row.consent_text_version,
         "signed_at": row.signed_at,
         "replaces_id": row.replaces_id,
@@ -497,7 +498,8 @@ def _consent_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window
 def _consent_fhir(
     record: dict[str, Any], ctx: fhir.FhirContext, patient_id: uuid.UUID | str
 ) -> list[dict[str, Any]]:
-    return [fhir.consent({**record, "recipient": record["_recipient"]}, ctx, patient_id=patient_id)]
+    full = {**record, "recipient": record["_recipient"]}
+    return [fhir.consent(full, ctx, patient_id=patient_id), *fhir.consent_parties(full, ctx)]
 
 
 CONSENTS = register(
@@ -526,7 +528,7 @@ CONSENTS = register(
             Column("revoked_at", "When you revoked it, or empty."),
         ),
         to_fhir=_consent_fhir,
-        fhir_types=("Consent",),
+        fhir_types=("Consent", "Practitioner", "Organization"),
     )
 )
 

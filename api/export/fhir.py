@@ -6,6 +6,7 @@ is documented in docs/fhir.md; tests validate each resource against the fhir.res
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any
+
+from api.consent import texts as consent_texts
 
 # Derived resource ids (score Observation, Encounter, ...) are uuid5 of the source id in this
 # namespace: stable across exports, so a receiver can de-duplicate, and valid `urn:uuid:` URLs.
@@ -30,6 +33,17 @@ V3_CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 RESOURCE_TYPES = "http://hl7.org/fhir/resource-types"
 DICOM = "http://dicom.nema.org/resources/ontology/DCM"
 PART2_POLICY = "https://www.ecfr.gov/current/title-42/chapter-I/subchapter-A/part-2"
+SIGNATURE_TYPE = "urn:iso-astm:E1762-95:2013"
+
+# The canonical base of our CodeSystems, Questionnaires and extensions. Fixed, whatever host a
+# deployment runs on: a canonical URL names the artifact, and a receiver compares it as a string,
+# so it must not change with the deployment. Every deployment serves them at
+# /fhir/CodeSystem/{id} and /fhir/Questionnaire/{id} (api.export.terminology).
+CANONICAL_BASE = "https://waymark.invalid/fhir"
+EXT_DISCLOSED_UNDER = f"{CANONICAL_BASE}/StructureDefinition/disclosed-under-consent"
+EXT_SHARE_WEEKLY = f"{CANONICAL_BASE}/StructureDefinition/share-weekly-summary"
+EXT_SIGNATURE = f"{CANONICAL_BASE}/StructureDefinition/consent-signature"
+EXT_REVOCATION = f"{CANONICAL_BASE}/StructureDefinition/revocation-statement"
 
 # Contract units that have a UCUM code; the others (tablet, film, ...) are sent as text only,
 # because a Quantity with a code must also carry its system (FHIR invariant qty-3).
@@ -85,11 +99,18 @@ APPOINTMENT_STATUS = {
 class FhirContext:
     """What the mappings need besides the record: where our code systems live, and the time."""
 
-    base_url: str  # e.g. https://waymark.example/fhir; our CodeSystems live under it
+    base_url: str  # the canonical base (CANONICAL_BASE); our CodeSystems live under it
     now: datetime
     # Disclosed copies (a clinician's bulk export) carry the 42 CFR Part 2 security labels.
     disclosed: bool = False
     item_texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # This deployment's FHIR REST base (FHIR_BASE_URL): Bundle fullUrls, consent text links.
+    rest_base: str = ""
+    # Where a consent text version is served ("{version}" filled in).
+    consent_text_url: str = ""
+    # In a disclosed copy: the consent the resources go out under (a meta extension points at
+    # the Consent resource that travels in the same export, 42 CFR 2.32(b)).
+    consent_id: str | None = None
 
     def system(self, name: str) -> str:
         return f"{self._base}/CodeSystem/{name}"
@@ -104,17 +125,28 @@ class FhirContext:
         dict shared by every resource of the export (nothing mutates a mapped resource)."""
         if not self.disclosed:
             return None
-        return {
-            "security": [
-                {"system": V3_CONFIDENTIALITY, "code": "R", "display": "restricted"},
-                {"system": V3_ACT_CODE, "code": "42CFRPart2", "display": "42 CFR Part2"},
+        extension = None
+        if self.consent_id is not None:
+            extension = [
                 {
-                    "system": V3_ACT_CODE,
-                    "code": "NORDSCLCD",
-                    "display": "no redisclosure without consent directive",
-                },
+                    "url": EXT_DISCLOSED_UNDER,
+                    "valueReference": {"reference": f"Consent/{self.consent_id}"},
+                }
             ]
-        }
+        return _compact(
+            {
+                "extension": extension,
+                "security": [
+                    {"system": V3_CONFIDENTIALITY, "code": "R", "display": "restricted"},
+                    {"system": V3_ACT_CODE, "code": "42CFRPart2", "display": "42 CFR Part2"},
+                    {
+                        "system": V3_ACT_CODE,
+                        "code": "NORDSCLCD",
+                        "display": "no redisclosure without consent directive",
+                    },
+                ],
+            }
+        )
 
 
 def derived_id(source_id: Any, role: str) -> str:
@@ -211,7 +243,7 @@ def questionnaire_response(
     if not instrument:
         return None
     version = checkin.get("instrument_version")
-    canonical = f"{ctx.base_url.rstrip('/')}/Questionnaire/{instrument}"
+    canonical = f"{ctx._base}/Questionnaire/{instrument}"
     texts = ctx.item_texts.get(instrument, {})
     items = [
         _answer_item(key, texts.get(key), int(value))
@@ -607,9 +639,70 @@ def session_resources(
 CONSENT_STATUS = {"active": "active", "expired": "inactive", "revoked": "inactive"}
 
 
+def organization_id(name: str) -> str:
+    """Organizations are known by name only (the program, a clinician's organization)."""
+    return derived_id(name.strip().lower(), "organization")
+
+
+def organization(name: str, ctx: FhirContext) -> dict[str, Any]:
+    return _compact(
+        {
+            "resourceType": "Organization",
+            "id": organization_id(name),
+            "meta": ctx.meta,
+            "active": True,
+            "name": name,
+        }
+    )
+
+
+def practitioner(recipient: Mapping[str, Any], ctx: FhirContext) -> dict[str, Any]:
+    """A consent's recipient (a clinician), as named when the patient signed."""
+    return _compact(
+        {
+            "resourceType": "Practitioner",
+            "id": str(recipient["id"]),
+            "meta": ctx.meta,
+            "name": [{"text": recipient.get("display_name")}]
+            if recipient.get("display_name")
+            else None,
+        }
+    )
+
+
+def consent_parties(record: Mapping[str, Any], ctx: FhirContext) -> list[dict[str, Any]]:
+    """The resources a Consent refers to: the recipient Practitioner, the recipient's
+    Organization and the discloser (the program) as an Organization."""
+    out = []
+    recipient = record.get("recipient") or {}
+    recipient_id = record.get("recipient_id") or recipient.get("id")
+    if recipient_id:
+        out.append(
+            practitioner(
+                {
+                    "id": recipient_id,
+                    "display_name": record.get("recipient_name") or recipient.get("display_name"),
+                },
+                ctx,
+            )
+        )
+    for name in (record.get("recipient_organization"), record.get("discloser")):
+        if name:
+            out.append(organization(name, ctx))
+    return out
+
+
+def _role(code: str, display: str) -> dict[str, Any]:
+    return {"coding": [{"system": V3_PARTICIPATION, "code": code, "display": display}]}
+
+
 def consent(record: Mapping[str, Any], ctx: FhirContext, *, patient_id: Any) -> dict:
-    """A 42 CFR Part 2 consent: scope patient-privacy, a permit provision naming the recipient,
-    the purpose, the period (signed until expiry or revocation) and the classes of data."""
+    """A 42 CFR Part 2 consent with every element the patient signed: scope patient-privacy, the
+    discloser (organization), a permit provision naming the recipient (Practitioner and their
+    Organization), the purpose, the period in force (signed until expiry or revocation), the
+    period of data it covers (dataPeriod), the classes and categories of data, the signature
+    (typed name, the patient's name at signing, when), the text version and where to read it,
+    and whether weekly summaries are shared."""
     categories = list(record.get("categories") or [])
     end = record.get("revoked_at") or record.get("expires_at")
     purpose_code, purpose_display = PURPOSE_CODES.get(
@@ -620,12 +713,28 @@ def consent(record: Mapping[str, Any], ctx: FhirContext, *, patient_id: Any) -> 
         purpose = [{"system": V3_ACT_REASON, "code": purpose_code, "display": purpose_display}]
     recipient = record.get("recipient") or {}
     recipient_id = record.get("recipient_id") or recipient.get("id")
-    actor_ref = _compact(
-        {
-            "reference": f"Practitioner/{recipient_id}" if recipient_id else None,
-            "display": recipient.get("display_name"),
-        }
-    )
+    recipient_name = record.get("recipient_name") or recipient.get("display_name")
+    actors = []
+    if recipient_id:
+        actors.append(
+            {
+                "role": _role("IRCP", "information recipient"),
+                "reference": _compact(
+                    {"reference": f"Practitioner/{recipient_id}", "display": recipient_name}
+                ),
+            }
+        )
+    recipient_org = record.get("recipient_organization")
+    if recipient_org:
+        actors.append(
+            {
+                "role": _role("IRCP", "information recipient"),
+                "reference": {
+                    "reference": f"Organization/{organization_id(recipient_org)}",
+                    "display": recipient_org,
+                },
+            }
+        )
     classes = [
         {"system": RESOURCE_TYPES, "code": rtype}
         for category in categories
@@ -636,11 +745,58 @@ def consent(record: Mapping[str, Any], ctx: FhirContext, *, patient_id: Any) -> 
         for c in categories
     ]
     subject = _patient_ref(patient_id)
+    discloser = record.get("discloser")
+    version = record.get("consent_text_version")
+    attachment = None
+    if version:
+        text = consent_texts.get(str(version))
+        attachment = _compact(
+            {
+                "contentType": "text/markdown",
+                "language": "en",
+                "url": ctx.consent_text_url.format(version=version) or None,
+                "title": f"Consent text, version {version}",
+                "hash": base64.b64encode(
+                    hashlib.sha1(text.text.encode(), usedforsecurity=False).digest()
+                ).decode()
+                if text
+                else None,
+            }
+        )
+    extensions: list[dict[str, Any]] = []
+    if record.get("share_weekly_summary") is not None:
+        extensions.append(
+            {"url": EXT_SHARE_WEEKLY, "valueBoolean": bool(record["share_weekly_summary"])}
+        )
+    if record.get("revocation_statement"):
+        extensions.append({"url": EXT_REVOCATION, "valueString": record["revocation_statement"]})
+    if record.get("signature") and record.get("signed_at"):
+        who = _compact({**subject, "display": record.get("patient_name")})
+        extensions.append(
+            {
+                "url": EXT_SIGNATURE,
+                "valueSignature": {
+                    "type": [
+                        {
+                            "system": SIGNATURE_TYPE,
+                            "code": "1.2.840.10065.1.12.1.7",
+                            "display": "Consent Signature",
+                        }
+                    ],
+                    "when": _ts(record["signed_at"]),
+                    "who": who,
+                    # The typed full name the patient signed with, as the signed bytes.
+                    "data": base64.b64encode(str(record["signature"]).encode()).decode(),
+                },
+            }
+        )
+    data_from = record.get("data_from") or record.get("signed_at")
     return _compact(
         {
             "resourceType": "Consent",
             "id": str(record["id"]),
             "meta": ctx.meta,
+            "extension": extensions,
             "status": CONSENT_STATUS.get(record.get("status") or "active", "inactive"),
             "scope": {
                 "coding": [
@@ -662,6 +818,13 @@ def consent(record: Mapping[str, Any], ctx: FhirContext, *, patient_id: Any) -> 
             "patient": subject,
             "dateTime": _ts(record.get("signed_at")),
             "performer": [subject],
+            # The discloser (42 CFR 2.31(a)(2)): the program that manages the consent.
+            "organization": [
+                {"reference": f"Organization/{organization_id(discloser)}", "display": discloser}
+            ]
+            if discloser
+            else None,
+            "sourceAttachment": attachment,
             "policy": [
                 {"authority": "https://www.ecfr.gov", "uri": PART2_POLICY},
             ],
@@ -670,25 +833,12 @@ def consent(record: Mapping[str, Any], ctx: FhirContext, *, patient_id: Any) -> 
                     "type": "permit",
                     "period": _compact({"start": _ts(record.get("signed_at")), "end": _ts(end)})
                     or None,
-                    "actor": [
-                        {
-                            "role": {
-                                "coding": [
-                                    {
-                                        "system": V3_PARTICIPATION,
-                                        "code": "IRCP",
-                                        "display": "information recipient",
-                                    }
-                                ]
-                            },
-                            "reference": actor_ref,
-                        }
-                    ]
-                    if actor_ref
-                    else None,
+                    "actor": actors,
                     "purpose": purpose,
                     "class": classes,
                     "code": codes,
+                    # The period of data the consent covers (data_from, or from signing on).
+                    "dataPeriod": {"start": _ts(data_from)} if data_from else None,
                 }
             ),
         }
@@ -739,13 +889,19 @@ def audit_event(disclosure: Mapping[str, Any], ctx: FhirContext, *, patient_id: 
 # --- Bundle ----------------------------------------------------------------------------------
 
 
-def full_url(resource: Mapping[str, Any]) -> str:
+def full_url(resource: Mapping[str, Any], rest_base: str = "") -> str:
+    """A RESTful fullUrl ({base}/{type}/{id}) when the base is known, so the resources' relative
+    references (Patient/{id}) resolve inside the Bundle (FHIR R4 3.1.3.4); else urn:uuid."""
+    if rest_base:
+        return f"{rest_base.rstrip('/')}/{resource['resourceType']}/{resource['id']}"
     return f"urn:uuid:{resource['id']}"
 
 
-def bundle_entries(resources: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+def bundle_entries(
+    resources: Iterable[Mapping[str, Any]], rest_base: str = ""
+) -> Iterator[dict[str, Any]]:
     for resource in resources:
-        yield {"fullUrl": full_url(resource), "resource": resource}
+        yield {"fullUrl": full_url(resource, rest_base), "resource": resource}
 
 
 def deleted_bundle(bundle_id: str, references: Iterable[tuple[str, str]]) -> dict[str, Any]:

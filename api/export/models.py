@@ -23,6 +23,7 @@ class ExportJob(Base):
             name="status",
         ),
         CheckConstraint("progress BETWEEN 0 AND 100", name="progress"),
+        CheckConstraint("level IN ('patient', 'group', 'system')", name="level"),
         # One bulk export at a time per requester: a second kick-off loses the race here.
         Index(
             "uq_export_jobs_one_active",
@@ -51,6 +52,17 @@ class ExportJob(Base):
     # [{"type": "Observation", "count": 12}]: files live under EXPORT_DIR/<id>/<type>.ndjson
     output: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(String(200))  # generic text, never values
+    # Bulk Data level: patient (Patient/$export), group (Group/{id}/$export), system ($export).
+    level: Mapped[str] = mapped_column(String(10), default="patient", server_default="patient")
+    group_id: Mapped[uuid.UUID | None]  # the Group's id (a clinician's roster) at level group
+    # A system client (SMART Backend Services) that started it for the requester clinician.
+    client_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("system_clients.id", ondelete="CASCADE"), index=True
+    )
+    # Parameters ignored under `Prefer: handling=lenient` (reported in the manifest's error).
+    ignored: Mapped[list[str] | None] = mapped_column(JSON)
+    # The consents a disclosed export went out under (their scope travels with the manifest).
+    consent_ids: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class ExportJobPatient(Base):

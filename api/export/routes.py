@@ -7,17 +7,31 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from flask import Response, current_app, request, send_file, stream_with_context, url_for
+from flask import (
+    Response,
+    current_app,
+    g,
+    json,
+    request,
+    send_file,
+    stream_with_context,
+    url_for,
+)
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 from sqlalchemy.orm import Session
 
 from api.audit.access import auth_required_audited
 from api.db import get_session, utcnow
-from api.export import erasure, services
-from api.export.schemas import BulkKickoffArgs, EraseSchema, ExportArgs, ManifestSchema
+from api.disclosures.notice import add_notice_header, consent_text_url
+from api.disclosures.schemas import ConsentScopeSchema
+from api.disclosures.services import consent_scope
+from api.errors import FHIR_MIME, Forbidden, NotFound
+from api.export import capability, erasure, services, terminology
+from api.export.schemas import EraseSchema, ExportArgs, ManifestSchema
 from api.ratelimit import make_counter
-from api.security import auth_required, current_user, password_hasher
+from api.security import auth_required, current_user, password_hasher, system_client
+from api.smart import services as smart
 
 blp = Blueprint("export", __name__, url_prefix="/v1", description="Export and erasure")
 fhir_blp = Blueprint("fhir", __name__, url_prefix="/fhir", description="FHIR Bulk Data export")
@@ -108,36 +122,213 @@ def _file_url(job_id: uuid.UUID, rtype: str) -> str:
     return url_for("fhir.get_bulk_file", job_id=job_id, rtype=rtype, _external=True)
 
 
-@fhir_blp.get("/Patient/$export")
-@auth_required_audited("clinician", "admin", action="bulk_export.start", patient_arg=None)
-@fhir_blp.arguments(BulkKickoffArgs, location="query")
-@fhir_blp.doc(parameters=[PREFER])
-@fhir_blp.response(
-    202,
-    description="Accepted; poll the Content-Location URL",
-    headers={"Content-Location": {"description": "The status URL", "schema": {"type": "string"}}},
-)
-@fhir_blp.alt_response(400, response="BAD_REQUEST")
-@fhir_blp.alt_response(429, response="TOO_MANY_REQUESTS")
-def start_patient_export(args: dict[str, Any]) -> Any:
-    """Kick off a FHIR Bulk Data export (`Prefer: respond-async`); clinicians get consented data."""
+KICKOFF_PARAMS = [
+    PREFER,
+    {
+        "in": "query",
+        "name": "_type",
+        "schema": {"type": "string"},
+        "description": "Comma-separated resource types (default: all offered).",
+    },
+    {
+        "in": "query",
+        "name": "_since",
+        "schema": {"type": "string", "format": "date-time"},
+        "description": "Only resources changed after this instant.",
+    },
+    {
+        "in": "query",
+        "name": "_outputFormat",
+        "schema": {"type": "string"},
+        "description": "application/fhir+ndjson (the only format offered).",
+    },
+]
+KICKOFF_BODY = {
+    "required": False,
+    "content": {
+        "application/fhir+json": {
+            "schema": {
+                "type": "object",
+                "description": "A FHIR Parameters resource (kick-off by POST).",
+                "properties": {
+                    "resourceType": {"type": "string", "enum": ["Parameters"]},
+                    "parameter": {"type": "array", "items": {"type": "object"}},
+                },
+                "required": ["resourceType"],
+            }
+        }
+    },
+}
+ACCEPTED = {
+    "description": "Accepted; poll the Content-Location URL",
+    "headers": {
+        "Content-Location": {"description": "The status URL", "schema": {"type": "string"}}
+    },
+}
+
+
+def _kickoff_params() -> list[tuple[str, str]]:
+    """GET: the query string. POST: a FHIR Parameters body (and no query)."""
+    if request.method == "GET":
+        return list(request.args.items(multi=True))
+    body = request.get_json(silent=True) if request.content_length else {"parameter": []}
+    if not isinstance(body, dict) or body.get("resourceType", "Parameters") != "Parameters":
+        raise services.BadRequest("POST a FHIR Parameters resource (application/fhir+json).")
+    params = body.get("parameter") or []
+    if not isinstance(params, list):
+        raise services.BadRequest("Parameters.parameter must be an array.")
+    out = []
+    for item in params:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise services.BadRequest("Each parameter needs a name.")
+        values = [v for k, v in item.items() if k.startswith("value")]
+        if item["name"] in services.SUPPORTED_PARAMS and not (
+            len(values) == 1 and isinstance(values[0], str)
+        ):
+            raise services.BadRequest(f"Parameter {item['name']} needs one value[x].")
+        out.append((item["name"], values[0] if values and isinstance(values[0], str) else ""))
+    return out
+
+
+def _kickoff(level: str, group_id: uuid.UUID | None = None) -> Any:
     session = get_session()
+    client = system_client()
+    kickoff = services.parse_kickoff(
+        _kickoff_params(), prefer=",".join(request.headers.getlist("Prefer"))
+    )
+    requester = current_user()
+    allowed = None
+    if client is not None:
+        allowed = smart.readable_types(
+            smart.parse_scopes(g.token_claims["scope"]), services.bulk_types()
+        )
+    if level == "group" and (requester.role != "clinician" or group_id != requester.id):
+        raise NotFound("No such Group.")
+    if level == "system" and requester.role != "admin" and client is None:
+        raise Forbidden("System-level export is for admins and authorized system clients.")
     job = services.start_bulk_export(
         session,
-        requester=current_user(),
+        requester=requester,
+        kickoff=kickoff,
         counter=make_counter(current_app.config["REDIS_URL"]),
         limits=_limits(),
-        prefer=request.headers.get("Prefer"),
-        output_format=args["output_format"],
-        types=args["type_"],
-        since=args["since"],
         request_url=request.url,
         now=utcnow(),
         retry_after=current_app.config["BULK_EXPORT_RETRY_AFTER"],
+        level=level,
+        group_id=group_id,
+        client_id=client.id if client is not None else None,
+        allowed_types=allowed,
     )
     session.commit()
     location = url_for("fhir.get_bulk_status", job_id=job.id, _external=True)
     return Response(status=202, headers={"Content-Location": location})
+
+
+def _client_id() -> uuid.UUID | None:
+    client = system_client()
+    return client.id if client is not None else None
+
+
+@fhir_blp.route("/Patient/$export", methods=["GET", "POST"])
+@auth_required_audited("clinician", "admin", action="bulk_export.start", patient_arg=None)
+@fhir_blp.doc(parameters=KICKOFF_PARAMS, requestBody=KICKOFF_BODY)
+@fhir_blp.response(202, **ACCEPTED)
+@fhir_blp.alt_response(400, response="BAD_REQUEST")
+@fhir_blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+@fhir_blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def start_patient_export() -> Any:
+    """Bulk Data kick-off, patient level (`Prefer: respond-async`): clinicians and their system
+    clients get consented data; admins every patient's."""
+    return _kickoff("patient")
+
+
+@fhir_blp.route("/Group/<uuid:group_id>/$export", methods=["GET", "POST"])
+@auth_required_audited(
+    "clinician", action="bulk_export.group.start", patient_arg=None, target_arg="group_id"
+)
+@fhir_blp.doc(parameters=KICKOFF_PARAMS, requestBody=KICKOFF_BODY)
+@fhir_blp.response(202, **ACCEPTED)
+@fhir_blp.alt_response(400, response="BAD_REQUEST")
+@fhir_blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+@fhir_blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def start_group_export(group_id: uuid.UUID) -> Any:
+    """Bulk Data kick-off for a Group: a clinician's consented roster (the clinician's id)."""
+    return _kickoff("group", group_id)
+
+
+@fhir_blp.route("/$export", methods=["GET", "POST"])
+@auth_required_audited("clinician", "admin", action="bulk_export.system.start", patient_arg=None)
+@fhir_blp.doc(parameters=KICKOFF_PARAMS, requestBody=KICKOFF_BODY)
+@fhir_blp.response(202, **ACCEPTED)
+@fhir_blp.alt_response(400, response="BAD_REQUEST")
+@fhir_blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+@fhir_blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def start_system_export() -> Any:
+    """Bulk Data kick-off, system level: admins (every patient, audited as Part 2 access by the
+    program) and system clients (their clinician's consented data)."""
+    return _kickoff("system")
+
+
+@fhir_blp.get("/Group/<uuid:group_id>")
+@auth_required_audited(
+    "clinician", action="fhir.group.read", patient_arg=None, target_arg="group_id"
+)
+@fhir_blp.response(200, description="A FHIR Group: the clinician's consented roster")
+@fhir_blp.alt_response(404, response="NOT_FOUND")
+def read_group(group_id: uuid.UUID) -> Any:
+    """The Group a clinician exports: the patients with a consent in force to them."""
+    requester = current_user()
+    if group_id != requester.id:
+        raise NotFound("No such Group.")
+    group = services.roster_group(get_session(), clinician=requester, now=utcnow())
+    get_session().commit()
+    return _fhir_json(group)
+
+
+@fhir_blp.get("/metadata")
+@fhir_blp.response(200, description="The server's R4 CapabilityStatement")
+def read_metadata() -> Any:
+    """What this FHIR server offers (R4 CapabilityStatement)."""
+    cfg = current_app.config
+    return _fhir_json(
+        capability.capability_statement(
+            base_url=cfg["FHIR_BASE_URL"],
+            token_url=_token_url(),
+            offered=services.bulk_types(),
+            now=utcnow(),
+        )
+    )
+
+
+@fhir_blp.get("/CodeSystem/<cs_id>")
+@fhir_blp.response(200, description="One of our CodeSystems")
+@fhir_blp.alt_response(404, response="NOT_FOUND")
+def read_code_system(cs_id: str) -> Any:
+    """A CodeSystem at our fixed canonical base (public: it holds no patient data)."""
+    found = terminology.code_systems().get(cs_id)
+    if found is None:
+        raise NotFound("No such CodeSystem.")
+    return _fhir_json(found)
+
+
+@fhir_blp.get("/Questionnaire/<q_id>")
+@fhir_blp.response(200, description="The Questionnaire of an instrument")
+@fhir_blp.alt_response(404, response="NOT_FOUND")
+def read_questionnaire(q_id: str) -> Any:
+    """The Questionnaire of an instrument (public: it holds no patient data)."""
+    found = terminology.questionnaires().get(q_id)
+    if found is None:
+        raise NotFound("No such Questionnaire.")
+    return _fhir_json(found)
+
+
+def _fhir_json(resource: dict[str, Any]) -> Response:
+    return Response(json.dumps(resource), mimetype=FHIR_MIME)
+
+
+def _token_url() -> str:
+    return url_for("smart.issue_token", _external=True)
 
 
 @fhir_blp.get("/bulkstatus/<uuid:job_id>")
@@ -148,7 +339,9 @@ def start_patient_export(args: dict[str, Any]) -> Any:
 def get_bulk_status(job_id: uuid.UUID) -> Any:
     """Poll a bulk export: 202 with X-Progress while it runs, 200 with the manifest when done."""
     session = get_session()
-    job = services.bulk_status(session, requester=current_user(), job_id=job_id, now=utcnow())
+    job = services.bulk_status(
+        session, requester=current_user(), job_id=job_id, now=utcnow(), client_id=_client_id()
+    )
     if job.status != "completed":
         return Response(
             status=202,
@@ -157,10 +350,15 @@ def get_bulk_status(job_id: uuid.UUID) -> Any:
                 "Retry-After": str(current_app.config["BULK_EXPORT_RETRY_AFTER"]),
             },
         )
+    scopes = [
+        ConsentScopeSchema().dump(consent_scope(c, text_url=consent_text_url()))
+        for c in services.job_consents(session, job)
+    ]
     body = services.manifest(
         job,
         file_url=_file_url,
         notice=services.notice_for(current_user(), current_app.config["REDISCLOSURE_NOTICE"]),
+        consent_scopes=scopes,
     )
     assert job.expires_at is not None
     return body, 200, {"Expires": job.expires_at.strftime("%a, %d %b %Y %H:%M:%S GMT")}
@@ -174,7 +372,12 @@ def cancel_bulk_export(job_id: uuid.UUID) -> Any:
     """Cancel a bulk export (or delete a finished one's files)."""
     session = get_session()
     services.cancel_bulk_export(
-        session, requester=current_user(), job_id=job_id, export_dir=_export_dir(), now=utcnow()
+        session,
+        requester=current_user(),
+        job_id=job_id,
+        export_dir=_export_dir(),
+        now=utcnow(),
+        client_id=_client_id(),
     )
     session.commit()
     return Response(status=202)
@@ -195,5 +398,12 @@ def get_bulk_file(job_id: uuid.UUID, rtype: str) -> Any:
         rtype=rtype,
         export_dir=_export_dir(),
         now=utcnow(),
+        client_id=_client_id(),
     )
-    return send_file(path, mimetype="application/fhir+ndjson", conditional=False, max_age=0)
+    answer = send_file(path, mimetype="application/fhir+ndjson", conditional=False, max_age=0)
+    # A disclosed file carries the notice too (its resources carry the labels and a pointer to
+    # the Consent they went out under).
+    notice = services.notice_for(current_user(), current_app.config["REDISCLOSURE_NOTICE"])
+    if notice:
+        add_notice_header(answer)
+    return answer

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import Schema, fields, validate
 
-from api.fields import AwareDateTime, StrictSchema
+from api.fields import StrictSchema
 
 
 class ExportArgs(StrictSchema):
@@ -13,26 +13,6 @@ class ExportArgs(StrictSchema):
         validate=validate.OneOf(["json", "csv", "fhir"]),
         metadata={"description": "json (one document), csv (a zip of CSVs), fhir (R4 Bundle)."},
     )
-
-
-class BulkKickoffArgs(Schema):
-    """FHIR Bulk Data kick-off parameters; others (e.g. _typeFilter) are ignored, as the spec
-    allows without `Prefer: handling=strict`."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    type_ = fields.String(
-        data_key="_type",
-        load_default=None,
-        metadata={"description": "Comma-separated resource types (default: all offered)."},
-    )
-    since = AwareDateTime(
-        data_key="_since",
-        load_default=None,
-        metadata={"description": "Only resources changed after this instant."},
-    )
-    output_format = fields.String(data_key="_outputFormat", load_default=None)
 
 
 class EraseSchema(StrictSchema):

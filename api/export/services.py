@@ -10,7 +10,7 @@ import json
 import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
-from api.errors import AppError, NotFound, TooManyRequests, ValidationError
+from api.errors import AppError, Forbidden, NotFound, TooManyRequests, ValidationError
 from api.export import feature_sections, fhir, writers
 from api.export.models import ACTIVE_STATUSES, ExportJob, ExportJobPatient
 from api.export.sections import Section, Window, all_sections, in_chunks, stream, windowed
@@ -65,12 +65,19 @@ class OwnExport:
     filename: str
 
 
-def fhir_context(*, base_url: str, now: datetime, disclosed: bool) -> fhir.FhirContext:
+def fhir_context(
+    *, base_url: str, now: datetime, disclosed: bool, consent_text_url: str = ""
+) -> fhir.FhirContext:
+    """`base_url` is this deployment's FHIR REST base (fullUrls); canonical URLs of our
+    CodeSystems and Questionnaires stay on the fixed fhir.CANONICAL_BASE whatever it is."""
     return fhir.FhirContext(
-        base_url=base_url,
+        base_url=fhir.CANONICAL_BASE,
         now=now,
         disclosed=disclosed,
         item_texts=feature_sections.instrument_catalogue(),
+        rest_base=base_url,
+        consent_text_url=consent_text_url
+        or base_url.rsplit("/fhir", 1)[0] + "/v1/consent-texts/{version}",
     )
 
 
@@ -135,7 +142,11 @@ def bulk_types() -> list[str]:
         for rtype in section.fhir_types:
             if rtype not in seen:
                 seen.append(rtype)
-    return seen
+    return seen + [t for t in CONSENT_TYPES if t not in seen]
+
+
+# A disclosed bulk export carries the consents it went out under, and whom they name.
+CONSENT_TYPES = ("Consent", "Practitioner", "Organization")
 
 
 def parse_types(raw: str | None) -> list[str]:
@@ -153,37 +164,127 @@ def parse_types(raw: str | None) -> list[str]:
     return [t for t in supported if t in asked]
 
 
+# Bulk Data kick-off parameters we honour; the IG's others we do not support (an error, or
+# ignored and reported under `Prefer: handling=lenient`), like any unknown parameter.
+SUPPORTED_PARAMS = ("_type", "_since", "_outputFormat")
+LEVELS = ("patient", "group", "system")
+
+
+class NotSupported(AppError):
+    """A kick-off parameter the server does not support (Bulk Data: an error unless lenient)."""
+
+    status = 400
+    slug = "not-supported"
+    title = "Parameter not supported"
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(
+            f"Not supported: {', '.join(names)}. Send 'Prefer: handling=lenient' to have "
+            "unsupported parameters ignored (and listed in the manifest's error array).",
+            errors={name: ["Not supported by this server."] for name in names},
+            issue_code="not-supported",
+        )
+
+
+@dataclass(frozen=True)
+class Kickoff:
+    """A parsed kick-off request: the supported parameters and the ignored ones."""
+
+    types: str | None
+    since: datetime | None
+    output_format: str | None
+    ignored: list[str]
+
+
+def preferences(prefer: str | None) -> set[str]:
+    """`Prefer: respond-async, handling=lenient` (one header or several) as lower-case tokens."""
+    return {p.strip().lower() for p in (prefer or "").split(",") if p.strip()}
+
+
+def parse_kickoff(params: list[tuple[str, str]], *, prefer: str | None) -> Kickoff:
+    """Raises BadRequest without `Prefer: respond-async`, NotSupported for an unsupported or
+    unknown parameter unless `Prefer: handling=lenient`, ValidationError for a bad value or a
+    parameter given twice."""
+    prefs = preferences(prefer)
+    if "respond-async" not in prefs:
+        raise BadRequest("Bulk export needs the header 'Prefer: respond-async'.")
+    lenient = "handling=lenient" in prefs
+    values: dict[str, str] = {}
+    unsupported: list[str] = []
+    for name, value in params:
+        if name not in SUPPORTED_PARAMS:
+            if name not in unsupported:
+                unsupported.append(name)
+            continue
+        if name in values:
+            raise ValidationError({name: ["Given more than once."]})
+        values[name] = value
+    if unsupported and not lenient:
+        raise NotSupported(unsupported)
+    since = None
+    if values.get("_since"):
+        try:
+            since = datetime.fromisoformat(values["_since"].replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValidationError({"_since": ["Not an instant (RFC 3339)."]}) from exc
+        if since.tzinfo is None:
+            raise ValidationError({"_since": ["Give a time zone offset (or Z)."]})
+    return Kickoff(
+        types=values.get("_type"),
+        since=since,
+        output_format=values.get("_outputFormat"),
+        ignored=unsupported,
+    )
+
+
 def start_bulk_export(
     session: Session,
     *,
     requester: User,
-    prefer: str | None,
-    output_format: str | None,
-    types: str | None,
-    since: datetime | None,
+    kickoff: Kickoff,
     request_url: str,
     now: datetime,
     retry_after: int,
     counter: Counter,
     limits: RateLimit,
+    level: str = "patient",
+    group_id: uuid.UUID | None = None,
+    client_id: uuid.UUID | None = None,
+    allowed_types: list[str] | None = None,
 ) -> ExportJob:
-    """Queue a bulk export for the scheduler. Raises BadRequest without `Prefer: respond-async`,
-    ValidationError for bad parameters, TooManyRequests over the export rate limit or while the
-    requester has one queued or running."""
-    if "respond-async" not in (prefer or "").lower():
-        raise BadRequest("Bulk export needs the header 'Prefer: respond-async'.")
+    """Queue a bulk export for the scheduler. Raises ValidationError for bad parameters,
+    Forbidden for types outside a system client's scopes, TooManyRequests over the export rate
+    limit or while the requester has one queued or running."""
+    assert level in LEVELS, level
+    output_format, since = kickoff.output_format, kickoff.since
     if output_format and output_format not in NDJSON_FORMATS:
         raise ValidationError({"_outputFormat": ["Only application/fhir+ndjson is offered."]})
     if since is not None and since > now:
         raise ValidationError({"_since": ["_since is in the future."]})
+    types = parse_types(kickoff.types)
+    if allowed_types is not None:
+        if kickoff.types:
+            beyond = [t for t in types if t not in allowed_types]
+            if beyond:
+                raise Forbidden(
+                    f"The client's scopes do not cover: {', '.join(beyond)}.",
+                    errors={"_type": [f"Not in scope: {', '.join(beyond)}."]},
+                )
+        types = [t for t in types if t in allowed_types]
+        if not types:
+            raise Forbidden("The client's scopes cover none of the types offered.")
     check_rate(session, user_id=requester.id, counter=counter, limits=limits, now=now)
     job = ExportJob(
         requester_id=requester.id,
         status="queued",
-        types=parse_types(types),
+        types=types,
         since=since,
         request_url=request_url[:2000],
         created_at=now,
+        level=level,
+        group_id=group_id,
+        client_id=client_id,
+        ignored=kickoff.ignored or None,
     )
     busy = TooManyRequests(
         retry_after, "A bulk export of yours is already running; poll it, or cancel it first."
@@ -205,18 +306,31 @@ def start_bulk_export(
     return job
 
 
-def _own_job(session: Session, *, requester: User, job_id: uuid.UUID) -> ExportJob:
+def _own_job(
+    session: Session, *, requester: User, job_id: uuid.UUID, client_id: uuid.UUID | None = None
+) -> ExportJob:
+    """A job is its starter's: the person, or the system client (not its clinician's others)."""
     job = session.get(ExportJob, job_id)
-    if job is None or job.requester_id != requester.id or job.status in ("cancelled", "expired"):
+    if (
+        job is None
+        or job.requester_id != requester.id
+        or job.client_id != client_id
+        or job.status in ("cancelled", "expired")
+    ):
         raise NotFound("No such export.")
     return job
 
 
 def bulk_status(
-    session: Session, *, requester: User, job_id: uuid.UUID, now: datetime
+    session: Session,
+    *,
+    requester: User,
+    job_id: uuid.UUID,
+    now: datetime,
+    client_id: uuid.UUID | None = None,
 ) -> ExportJob:
     """The requester's job; NotFound for others', cancelled or expired ones."""
-    job = _own_job(session, requester=requester, job_id=job_id)
+    job = _own_job(session, requester=requester, job_id=job_id, client_id=client_id)
     if job.expires_at is not None and job.expires_at <= now:
         raise NotFound("This export has expired.")
     if job.status == "failed":
@@ -224,8 +338,16 @@ def bulk_status(
     return job
 
 
-def manifest(job: ExportJob, *, file_url: Any, notice: str | None) -> dict[str, Any]:
-    """The Bulk Data completion manifest; `file_url(job_id, type)` builds the download URLs."""
+def manifest(
+    job: ExportJob,
+    *,
+    file_url: Any,
+    notice: str | None,
+    consent_scopes: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The Bulk Data completion manifest; `file_url(job_id, type)` builds the download URLs. A
+    disclosed export's manifest carries the notice and the scope of each consent it went out
+    under (42 CFR 2.32(b)); ignored parameters are reported in `error` (an OperationOutcome)."""
     assert job.transaction_time is not None
     body: dict[str, Any] = {
         "transactionTime": job.transaction_time.isoformat(),
@@ -234,9 +356,13 @@ def manifest(job: ExportJob, *, file_url: Any, notice: str | None) -> dict[str, 
         "output": [
             {"type": o["type"], "url": file_url(job.id, o["type"]), "count": o["count"]}
             for o in job.output or []
-            if not o.get("deleted")
+            if not o.get("deleted") and not o.get("error")
         ],
-        "error": [],
+        "error": [
+            {"type": o["type"], "url": file_url(job.id, ERROR_FILE), "count": o["count"]}
+            for o in job.output or []
+            if o.get("error")
+        ],
     }
     if job.since is not None:
         body["deleted"] = [
@@ -244,16 +370,37 @@ def manifest(job: ExportJob, *, file_url: Any, notice: str | None) -> dict[str, 
             for o in job.output or []
             if o.get("deleted")
         ]
+    extension: dict[str, Any] = {}
     if notice:
-        body["extension"] = {"redisclosureNotice": notice}
+        extension["redisclosureNotice"] = notice
+    if consent_scopes:
+        extension["consentScopes"] = consent_scopes
+    if extension:
+        body["extension"] = extension
     return body
 
 
+def job_consents(session: Session, job: ExportJob) -> list[Any]:
+    """The consents a completed disclosed export went out under (for their scope)."""
+    from api.consent.models import Consent
+
+    ids = [uuid.UUID(i) for i in job.consent_ids or []]
+    if not ids:
+        return []
+    return list(session.scalars(select(Consent).where(Consent.id.in_(ids)).order_by(Consent.id)))
+
+
 def cancel_bulk_export(
-    session: Session, *, requester: User, job_id: uuid.UUID, export_dir: Path, now: datetime
+    session: Session,
+    *,
+    requester: User,
+    job_id: uuid.UUID,
+    export_dir: Path,
+    now: datetime,
+    client_id: uuid.UUID | None = None,
 ) -> None:
     """Cancel a queued or running job, or delete a finished one's files. The runner notices."""
-    job = _own_job(session, requester=requester, job_id=job_id)
+    job = _own_job(session, requester=requester, job_id=job_id, client_id=client_id)
     job.status = "cancelled"
     job.finished_at = job.finished_at or now
     job.output = None
@@ -270,10 +417,14 @@ def bulk_file(
     rtype: str,
     export_dir: Path,
     now: datetime,
+    client_id: uuid.UUID | None = None,
 ) -> Path:
     """The NDJSON file of one type of a completed job of the requester's."""
-    job = bulk_status(session, requester=requester, job_id=job_id, now=now)
-    files = {DELETED_FILE if o.get("deleted") else o["type"] for o in job.output or []}
+    job = bulk_status(session, requester=requester, job_id=job_id, now=now, client_id=client_id)
+    files = {
+        DELETED_FILE if o.get("deleted") else ERROR_FILE if o.get("error") else o["type"]
+        for o in job.output or []
+    }
     if job.status != "completed" or rtype not in files:
         raise NotFound("No such file.")
     path = job_dir(export_dir, job.id) / f"{rtype}.ndjson"
@@ -336,6 +487,8 @@ class Cancelled(Exception):
 
 # The file of the Bulk Data `deleted` array (its lines are Bundles, like no output file's).
 DELETED_FILE = "deleted"
+# The file of the manifest's `error` array (OperationOutcome lines).
+ERROR_FILE = "errors"
 
 
 class _Files:
@@ -385,6 +538,19 @@ class _Run:
     included: dict[uuid.UUID, set[str]]
     # Patients named only by entries of the deleted file (not a disclosure of data).
     mentioned: set[uuid.UUID] = field(default_factory=set)
+    # Per consent, the context whose meta points at that Consent (when Consent goes out too).
+    contexts: dict[uuid.UUID, fhir.FhirContext] = field(default_factory=dict)
+
+    def ctx_for(self, grant: Grant | None, category: str | None) -> fhir.FhirContext:
+        if grant is None or "Consent" not in self.wanted:
+            return self.ctx
+        windows = grant.windows
+        consent_id = windows[category][0] if category else next(iter(windows.values()))[0]
+        ctx = self.contexts.get(consent_id)
+        if ctx is None:
+            ctx = replace(self.ctx, consent_id=str(consent_id))
+            self.contexts[consent_id] = ctx
+        return ctx
 
 
 def _export_section(run: _Run, section: Section) -> None:
@@ -410,6 +576,7 @@ def _export_section(run: _Run, section: Section) -> None:
         if patient_id.int != current:
             current, subject, included = patient_id.int, str(patient_id), False
             grant = run.grants[patient_id] if run.grants is not None else None
+            ctx = run.ctx_for(grant, section.category)
         if grant is not None and not _in_period(section, record, grant, ctx.now):
             continue
         wrote = False
@@ -469,6 +636,7 @@ def run_bulk_export(
     base_url: str,
     now: datetime,
     on_progress: Any = None,
+    consent_text_url: str = "",
 ) -> dict[uuid.UUID, set[str]]:
     """Write the job's NDJSON files, record a clinician's disclosures, and complete the job.
     Returns every patient the files hold, with the consent categories whose data went out (none
@@ -484,7 +652,12 @@ def run_bulk_export(
         grants = grants_for(session, requester=requester, now=now)
     job.transaction_time = job.transaction_time or now
     window = Window(since=job.since, until=job.transaction_time)
-    ctx = fhir_context(base_url=base_url, now=now, disclosed=requester.role != "admin")
+    ctx = fhir_context(
+        base_url=base_url,
+        now=now,
+        disclosed=requester.role != "admin",
+        consent_text_url=consent_text_url,
+    )
     wanted = set(job.types)
     sections = [
         s
@@ -499,21 +672,84 @@ def run_bulk_export(
             _export_section(run, section)
         if job.since is not None:
             _export_deletions(run, sections, job.since)
+        if grants is not None:
+            _export_consents(run, grants)
+        if job.ignored:
+            run.files.write(_ignored_outcome(job.ignored), ERROR_FILE)
     finally:
         run.files.close()
     if on_progress is not None and on_progress(99):
         raise Cancelled
     if grants is not None:
         _check_grants_still_hold(session, requester=requester, grants=grants, run=run, now=now)
-        record_disclosures(session, requester=requester, job=job, grants=grants, run=run, now=now)
+        used = record_disclosures(
+            session, requester=requester, job=job, grants=grants, run=run, now=now
+        )
+        job.consent_ids = sorted(str(c) for c in used)
     counts = run.files.counts
     job.output = [{"type": t, "count": counts[t]} for t in job.types if t in counts]
     if DELETED_FILE in counts:
         job.output.append({"type": "Bundle", "count": counts[DELETED_FILE], "deleted": True})
+    if ERROR_FILE in counts:
+        job.output.append({"type": "OperationOutcome", "count": counts[ERROR_FILE], "error": True})
     job.status = "completed"
     job.progress = 100
     only_deleted = {pid: set[str]() for pid in run.mentioned if pid not in run.included}
     return {**only_deleted, **run.included}
+
+
+def _ignored_outcome(names: list[str]) -> dict[str, Any]:
+    """What a lenient kick-off left out, for the manifest's error array."""
+    return {
+        "resourceType": "OperationOutcome",
+        "id": str(uuid.uuid4()),
+        "issue": [
+            {
+                "severity": "warning",
+                "code": "not-supported",
+                "diagnostics": f"Parameter {name} is not supported and was ignored "
+                "(Prefer: handling=lenient).",
+                "expression": [name],
+            }
+            for name in names
+        ],
+    }
+
+
+def _export_consents(run: _Run, grants: dict[uuid.UUID, Grant]) -> None:
+    """A disclosed export carries the consents it goes out under (42 CFR 2.32(b)) as Consent
+    resources, with the Practitioner and Organizations they name, when those types are wanted."""
+    from api.consent.models import Consent, ConsentCategory
+
+    if not run.wanted & {"Consent", "Practitioner", "Organization"}:
+        return
+    # Those the data went out under, and every one a resource's meta points at.
+    ids = sorted(
+        {grants[pid].windows[c][0] for pid, categories in run.included.items() for c in categories}
+        | set(run.contexts)
+    )
+    if not ids:
+        return
+    categories: dict[uuid.UUID, list[str]] = {}
+    for consent_id, category in run.session.execute(
+        select(ConsentCategory.consent_id, ConsentCategory.category)
+        .where(ConsentCategory.consent_id.in_(ids))
+        .order_by(ConsentCategory.category)
+    ):
+        categories.setdefault(consent_id, []).append(category)
+    seen: set[str] = set()
+    rows = run.session.execute(select(Consent.__table__).where(Consent.id.in_(ids)))
+    for row in rows:
+        record = feature_sections.consent_record(row, categories.get(row.id, []), run.ctx.now)
+        record["recipient"] = record["_recipient"]
+        ctx = run.ctx
+        if "Consent" in run.wanted:
+            run.files.write(fhir.consent(record, ctx, patient_id=row.patient_id))
+        for party in fhir.consent_parties(record, ctx):
+            key = f"{party['resourceType']}/{party['id']}"
+            if party["resourceType"] in run.wanted and key not in seen:
+                seen.add(key)
+                run.files.write(party)
 
 
 def _check_grants_still_hold(
@@ -544,12 +780,19 @@ def record_disclosures(
     grants: dict[uuid.UUID, Grant],
     run: _Run,
     now: datetime,
-) -> int:
+) -> set[uuid.UUID]:
     """A ledger row (kind export) per patient and consent whose data went into the files: the
-    categories sent under that consent and the period of data (its window, or from _since)."""
-    from api.disclosures.services import record_disclosure
+    categories sent under that consent and the period of data (its window, or from _since).
+    Names the system client that received it, if one did. Returns the consents used."""
+    from api.disclosures.services import SystemClientRef, record_disclosure
+    from api.smart.models import SystemClient
 
-    rows = 0
+    client_ref = None
+    if job.client_id is not None:
+        client = session.get(SystemClient, job.client_id)
+        if client is not None:
+            client_ref = SystemClientRef(client.id, client.name)
+    used: set[uuid.UUID] = set()
     for patient_id, categories in run.included.items():
         by_consent: dict[uuid.UUID, list[str]] = {}
         for category in sorted(categories or grants[patient_id].categories):
@@ -569,9 +812,10 @@ def record_disclosures(
                 data_from=start,
                 data_to=now,
                 now=now,
+                client=client_ref,
             )
-            rows += 1
-    return rows
+            used.add(consent_id)
+    return used
 
 
 def record_included(
@@ -658,3 +902,23 @@ def notice_for(requester: User, notice: str) -> str | None:
 
 def dump_manifest(body: dict[str, Any]) -> str:
     return json.dumps(body)
+
+
+def roster_group(session: Session, *, clinician: User, now: datetime) -> dict[str, Any]:
+    """A clinician's consented roster as a FHIR Group (id = the clinician's id): the patients with
+    a consent in force to them now, as the consent gate decides (what Group/$export covers)."""
+    patients = sorted({str(pid) for pid in grants_for(session, requester=clinician, now=now)})
+    return {
+        "resourceType": "Group",
+        "id": str(clinician.id),
+        "type": "person",
+        "actual": True,
+        "name": f"Patients consenting to {clinician.display_name}",
+        "quantity": len(patients),
+        "managingEntity": {"display": clinician.display_name},
+        **(
+            {"member": [{"entity": {"reference": f"Patient/{p}"}} for p in patients]}
+            if patients
+            else {}
+        ),
+    }

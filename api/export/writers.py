@@ -189,6 +189,9 @@ def csv_zip(
     yield sink.take()
 
 
+_SHARED_TYPES = frozenset({"Practitioner", "Organization"})
+
+
 def fhir_bundle(
     session: Session,
     *,
@@ -201,11 +204,17 @@ def fhir_bundle(
     out = _Chunker()
     out.add(dumps(fhir.bundle_header(bundle_id, ctx))[:-1] + ',"entry":[')
     first = True
+    # A recipient's Practitioner/Organization comes with each consent naming it: once each.
+    shared: set[str] = set()
     for section in sections:
         if section.to_fhir is None:
             continue
         for record in _records(session, section, user_id):
-            for entry in fhir.bundle_entries(section.to_fhir(record, ctx, user_id)):
+            for entry in fhir.bundle_entries(section.to_fhir(record, ctx, user_id), ctx.rest_base):
+                if entry["resource"]["resourceType"] in _SHARED_TYPES:
+                    if entry["fullUrl"] in shared:
+                        continue
+                    shared.add(entry["fullUrl"])
                 chunk = out.add(("" if first else ",") + dumps(entry))
                 first = False
                 if chunk is not None:

@@ -55,8 +55,9 @@ def test_kick_off_needs_prefer_respond_async(
 ) -> None:
     resp = client.get("/fhir/Patient/$export", headers=admin_headers)
     assert resp.status_code == 400
-    assert resp.mimetype == "application/problem+json"
-    assert "respond-async" in resp.json["detail"]
+    assert resp.mimetype == "application/fhir+json"  # under /fhir: an OperationOutcome
+    assert resp.json["resourceType"] == "OperationOutcome"
+    assert "respond-async" in resp.json["issue"][0]["diagnostics"]
 
 
 def test_patients_cannot_bulk_export(
@@ -165,7 +166,7 @@ def test_type_and_since_are_honoured(
     make_patient()
     bad = kick_off(client, admin_headers, "?_type=Patient,Spaceship")
     assert bad.status_code == 422
-    assert "_type" in bad.json["errors"]
+    assert ["_type"] in [i.get("expression") for i in bad.json["issue"]]
     future = (datetime.now(UTC) + timedelta(days=1)).isoformat().replace("+00:00", "Z")
     assert kick_off(client, admin_headers, f"?_since={future}").status_code == 422
 
@@ -196,7 +197,8 @@ def test_one_export_at_a_time(
     assert kick_off(client, admin_headers).status_code == 202
     second = kick_off(client, admin_headers)
     assert second.status_code == 429
-    assert second.mimetype == "application/problem+json"
+    assert second.mimetype == "application/fhir+json"
+    assert second.json["issue"][0]["code"] == "throttled"
     assert int(second.headers["Retry-After"]) > 0
     # Someone else is not held up.
     assert kick_off(client, auth_headers(make_admin())).status_code == 202
@@ -306,7 +308,8 @@ def test_a_failed_job_reports_500_and_keeps_nothing(
     assert job.status == "failed"
     failed = client.get(url, headers=admin_headers)
     assert failed.status_code == 500
-    assert failed.mimetype == "application/problem+json"
+    assert failed.mimetype == "application/fhir+json"
+    assert failed.json["issue"][0]["severity"] == "fatal"
     assert "disk" not in failed.get_data(as_text=True)
     assert not (export_dir / str(job.id)).exists()
     # The requester may start again.

@@ -67,6 +67,8 @@ def fetch_all(client: FlaskClient, manifest: dict[str, Any], headers: dict[str, 
 
 
 def _subject(resource: dict[str, Any]) -> str:
+    if resource["resourceType"] in ("Practitioner", "Organization"):
+        return "(the consent's parties)"
     if resource["resourceType"] == "Patient":
         return resource["id"]
     for key in ("subject", "patient"):
