@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 from api.alerts import services as alert_services
 from api.auth.models import User
 from api.checkins import services as checkin_services
-from api.clinician.models import CowsAssessment
 from api.consent.gate import Gate
 from api.consent.models import Consent
 from api.counseling import services as counseling_services
+from api.cows.models import CowsAssessment
 from api.disclosures.services import record_disclosure
 from api.errors import ValidationError
 from api.instruments import services as instrument_services

@@ -19,14 +19,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from api.alerts import services as alert_services
+from api.alerts.rules import AlertSettings, Window, evaluate
 from api.consent.gate import Gate, JobGate, WeeklyConsent, window_start
 from api.consent.models import Consent
 from api.disclosures.services import record_disclosure, record_disclosures
 from api.dml import dialect_of, insert_ignoring_conflicts, one_of
 from api.errors import NotFound, ValidationError
 from api.pagination import keyset_page
-from api.summaries import queries
-from api.summaries.alert_rules import AlertSettings, Window, evaluate
+from api.readmodel import queries
 from api.summaries.compute import (
     CATEGORIES,
     Period,
