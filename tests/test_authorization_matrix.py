@@ -308,7 +308,6 @@ def world(
 def _seed_bulk_export(session: Session, world: World, *, now: datetime) -> None:
     """A queued bulk export of clinician_full's, for the /fhir/bulkstatus and file routes."""
     from api.export.models import ExportJob
-
     from api.smart.models import SystemClient
 
     job = ExportJob(

@@ -13,6 +13,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
+from api.consent.gate import window_start
 from api.consent.models import CATEGORIES, Consent
 from api.disclosures.models import KINDS, Disclosure
 from api.pagination import keyset_page
@@ -157,7 +158,7 @@ def consent_scope(consent: Consent, *, text_url: str) -> dict[str, Any]:
         },
         "categories": list(consent.categories),
         "purpose": consent.purpose,
-        "data_from": consent.window_start,
+        "data_from": window_start(consent),
         "expires_at": consent.expires_at,
         "signed_at": consent.signed_at,
         "share_weekly_summary": consent.share_weekly_summary,

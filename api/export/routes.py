@@ -21,13 +21,14 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE
 from sqlalchemy.orm import Session
 
+from api.account import erasure
 from api.audit.access import auth_required_audited
 from api.db import get_session, utcnow
 from api.disclosures.notice import add_notice_header, consent_text_url
 from api.disclosures.schemas import ConsentScopeSchema
 from api.disclosures.services import consent_scope
 from api.errors import FHIR_MIME, Forbidden, NotFound
-from api.export import capability, erasure, services, terminology
+from api.export import capability, services, terminology
 from api.export.schemas import EraseSchema, ExportArgs, ManifestSchema
 from api.ratelimit import make_counter
 from api.security import auth_required, current_user, password_hasher, system_client
