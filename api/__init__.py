@@ -48,9 +48,8 @@ class WaymarkApi(Api):
                     "headers": response["headers"],
                 }
                 prepare_response(fhir_response, self.spec, errors.FHIR_MIME)
-                self.spec.components.response(
-                    openapi.FHIR_PREFIX + status.name, fhir_response, lazy=True
-                )
+                # Not lazy: the last pass (fhir_errors_as_operation_outcomes) refers to them.
+                self.spec.components.response(openapi.FHIR_PREFIX + status.name, fhir_response)
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         return errors.handle_http_exception(error)

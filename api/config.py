@@ -132,8 +132,10 @@ class Config:
         self.WEEKLY_SUMMARY_BATCH_SIZE = _int("WEEKLY_SUMMARY_BATCH_SIZE", 500)
         self.ALERT_INTERVAL = _int("ALERT_INTERVAL", 900)
         self.ALERT_LOOKBACK_DAYS = _int("ALERT_LOOKBACK_DAYS", 28)
-        self.ALERT_SOWS_SEVERE = _int("ALERT_SOWS_SEVERE", 21)
-        self.ALERT_COWS_SEVERE = _int("ALERT_COWS_SEVERE", 25)
+        # The withdrawal_threshold flag (docs/summaries.md). The old names (ALERT_*_SEVERE) are
+        # still read so existing deployments keep their setting; a threshold is not a severity.
+        self.ALERT_SOWS_THRESHOLD = _int("ALERT_SOWS_THRESHOLD", _int("ALERT_SOWS_SEVERE", 21))
+        self.ALERT_COWS_THRESHOLD = _int("ALERT_COWS_THRESHOLD", _int("ALERT_COWS_SEVERE", 25))
         self.ALERT_MISSED_DOSES_RUN = _int("ALERT_MISSED_DOSES_RUN", 2)
         self.ALERT_CHECKIN_GAP_DAYS = _int("ALERT_CHECKIN_GAP_DAYS", 3)
         self.ALERT_CHECKIN_STREAK_DAYS = _int("ALERT_CHECKIN_STREAK_DAYS", 5)

@@ -21,6 +21,7 @@ from functools import cache
 from statistics import fmean
 from zoneinfo import ZoneInfo
 
+from api.instruments.definitions import INSTRUMENTS
 from api.summaries.compute import (
     CheckinRow,
     CowsRow,
@@ -34,7 +35,7 @@ from api.summaries.compute import (
 )
 
 RULE_CATEGORY = {
-    "severe_withdrawal": "symptoms",
+    "withdrawal_threshold": "symptoms",
     "rising_trend": "symptoms",
     "checkin_gap": "symptoms",
     "missed_doses": "medications",
@@ -52,8 +53,8 @@ def _zone(name: str) -> ZoneInfo:
 
 @dataclass(frozen=True)
 class AlertSettings:
-    sows_severe: int = 21
-    cows_severe: int = 25
+    sows_threshold: int = 21
+    cows_threshold: int = 25
     missed_doses_run: int = 2
     checkin_gap_days: int = 3
     checkin_streak_days: int = 5
@@ -105,10 +106,25 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
 
 
-# --- severe withdrawal: one alert per instrument per local day with a severe reading ----------
+# --- withdrawal threshold: one alert per instrument per local day with a total at or above the
+# flag threshold. Named by what it tests, not by a severity: COWS 25 is "moderately severe"
+# (Wesson & Ling; severe is > 36) and SOWS has no published bands at all. The detail names the
+# scale's own band for the total, or says the scale has none.
 
 
-def severe_withdrawal(
+def scale_band(instrument: str, total: int) -> str:
+    """The band the scale itself defines for a total, in words (or that it defines none)."""
+    definition = INSTRUMENTS.get(instrument)
+    if definition is None or not definition.bands or instrument != "cows":
+        return f"{instrument.upper()} has no published severity bands"
+    for band in definition.bands:
+        if band.min <= total <= band.max:
+            label = band.severity.replace("_", " ")
+            return f"COWS band: {label} ({band.min}-{band.max})"
+    return "below the lowest COWS band (0-4)"
+
+
+def withdrawal_threshold(
     checkins: Sequence[CheckinRow],
     cows: Sequence[CowsRow],
     *,
@@ -116,14 +132,14 @@ def severe_withdrawal(
     settings: AlertSettings,
 ) -> list[AlertCandidate]:
     readings: list[tuple[str, datetime, int, int]] = [
-        ("sows", c.recorded_at, c.total, settings.sows_severe)
+        ("sows", c.recorded_at, c.total, settings.sows_threshold)
         for c in checkins
-        if c.instrument == "sows" and c.total is not None and c.total >= settings.sows_severe
+        if c.instrument == "sows" and c.total is not None and c.total >= settings.sows_threshold
     ]
     readings += [
-        ("cows", c.assessed_at, c.total, settings.cows_severe)
+        ("cows", c.assessed_at, c.total, settings.cows_threshold)
         for c in cows
-        if c.total >= settings.cows_severe
+        if c.total >= settings.cows_threshold
     ]
     first: dict[tuple[str, date], tuple[datetime, int, int]] = {}
     for instrument, when, total, threshold in sorted(readings, key=lambda r: r[1]):
@@ -132,11 +148,11 @@ def severe_withdrawal(
         first.setdefault((instrument, window.local_date(when)), (when, total, threshold))
     return [
         AlertCandidate(
-            rule="severe_withdrawal",
+            rule="withdrawal_threshold",
             episode_key=f"{instrument}:{day.isoformat()}",
             triggered_at=when,
             detail=f"{instrument.upper()} total {total} at {_fmt(when, window)} "
-            f"(flag threshold {threshold} or more).",
+            f"(flag threshold {threshold} or more; {scale_band(instrument, total)}).",
         )
         for (instrument, day), (when, total, threshold) in sorted(
             first.items(), key=lambda kv: kv[1][0]
@@ -357,7 +373,7 @@ def evaluate(
     allowed = set(categories)
     out: list[AlertCandidate] = []
     if "symptoms" in allowed:
-        out += severe_withdrawal(data.checkins, data.cows, window=window, settings=settings)
+        out += withdrawal_threshold(data.checkins, data.cows, window=window, settings=settings)
         out += rising_trends(data.checkins, window=window, settings=settings)
         out += checkin_gaps(data.checkins, window=window, settings=settings)
     if "medications" in allowed:

@@ -18,7 +18,12 @@ from sqlalchemy.orm import Session
 
 from api.errors import NotFound, ValidationError
 from api.medications.models import Dose, Medication
-from api.medications.schedule import local_day_start, regimen_doses, regimen_doses_by_day
+from api.medications.schedule import (
+    local_day_start,
+    proportion_of_days_covered,
+    regimen_doses,
+    regimen_doses_by_day,
+)
 from api.medications.services import DEFAULT_ON_TIME_WINDOW_MINUTES, missed_cutoff, missed_dose
 from api.pagination import decode_cursor, encode_cursor
 
@@ -188,6 +193,7 @@ def _counts(
     days_scheduled: int,
     days_covered: int,
     scored: bool = True,
+    pdc_days: int | None = None,
 ) -> dict[str, Any]:
     return {
         "scheduled": scheduled,
@@ -196,7 +202,8 @@ def _counts(
         "skipped": skipped,
         "missed": missed,
         "dose_adherence": _ratio(taken, scheduled) if scored else None,
-        "pdc": _ratio(days_covered, days_scheduled) if scored else None,
+        "pdc": _ratio(days_covered, pdc_days) if scored and pdc_days is not None else None,
+        "pdc_days": pdc_days if scored else None,
         "days_scheduled": days_scheduled,
         "days_covered": days_covered,
     }
@@ -231,9 +238,10 @@ def adherence_report(
 
     A scheduled dose counts once it has a log or its window has passed (then it is missed);
     taken_on_time: taken within `window_minutes` either side of the scheduled time;
-    dose_adherence = taken / scheduled; pdc = days with a dose taken / days with a dose
-    scheduled (local days, capped at 1). As-needed regimens are listed with their taken count,
-    not scored, and left out of `overall`.
+    dose_adherence = taken / scheduled; pdc = days covered / days from the first scheduled
+    day in the period to its last settled day, per regimen (schedule.proportion_of_days_covered;
+    `overall` has none: PDC is never pooled across medications). As-needed regimens are listed
+    with their taken count, not scored, and left out of `overall`.
     """
     start, end = adherence_period(start, end, now=now)
     window = timedelta(minutes=window_minutes)
@@ -292,7 +300,20 @@ def adherence_report(
         for slot, day in slots.items():
             if slot < due_before and slot not in answered:
                 tally.add("missed", day, on_time=False)
+        # The PDC period ends on the period's last day, or before the first day with a dose
+        # still pending (not judged yet).
+        last_day = (due_before - timedelta(microseconds=1)).astimezone(zone).date()
+        pending = [
+            day
+            for slot, day in slots.items()
+            if due_before <= slot and slot not in answered and day not in tally.days
+        ]
+        last_day = min([last_day, *(day - timedelta(days=1) for day in pending)])
+        covered, pdc_days = proportion_of_days_covered(
+            dose_days=set(slots.values()) | tally.days, taken_days=tally.covered, last_day=last_day
+        )
         item.update(tally.report())
+        item.update(pdc=_ratio(covered, pdc_days), pdc_days=pdc_days, days_covered=covered)
         item["as_needed"] = False
         items.append(item)
         for key in ("scheduled", "taken", "taken_on_time", "skipped", "missed"):

@@ -13,7 +13,7 @@ Daylight-saving rules, in the regimen's IANA zone:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -163,3 +163,34 @@ def regimen_doses_by_day(
         start,
         end,
     )
+
+
+def proportion_of_days_covered(
+    *, dose_days: Iterable[date], taken_days: Iterable[date], last_day: date
+) -> tuple[int, int]:
+    """PDC for one medication, as the pharmacy-quality measure defines it: (days covered, days in
+    the treatment period). Never pooled across medications.
+
+    The treatment period runs from the first scheduled dose day in the period (the regimen's
+    start, or the period's start: its "first fill") to `last_day` (the period's last settled
+    day), so days after a regimen stopped count as not covered. A taken dose covers its day and
+    the days until the next scheduled dose day (its "days' supply": a Monday/Thursday regimen
+    taken on Monday covers Monday to Wednesday); the last scheduled day covers as long as the gap
+    before it. Returns (0, 0) when nothing was scheduled by `last_day`."""
+    days = sorted({d for d in dose_days if d <= last_day})
+    if not days:
+        return 0, 0
+    taken = set(taken_days)
+    first_day = days[0]
+    covered: set[date] = set()
+    for i, day in enumerate(days):
+        if day not in taken:
+            continue
+        if i + 1 < len(days):
+            supply = (days[i + 1] - day).days
+        else:
+            supply = (day - days[i - 1]).days if i > 0 else 1
+        for offset in range(supply):
+            covered.add(day + timedelta(days=offset))
+    period = (last_day - first_day).days + 1
+    return len({d for d in covered if first_day <= d <= last_day}), period

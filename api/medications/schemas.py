@@ -202,10 +202,24 @@ class AdherenceCountsSchema(Schema):
     missed = fields.Integer()
     dose_adherence = fields.Float(allow_none=True, metadata={"description": "taken / scheduled"})
     pdc = fields.Float(
-        allow_none=True, metadata={"description": "days_covered / days_scheduled, at most 1"}
+        allow_none=True,
+        metadata={
+            "description": "Proportion of days covered (pharmacy-quality definition): "
+            "days_covered / pdc_days, per medication; null in `overall` (never pooled across "
+            "medications) and for as-needed ones. See docs/medications.md."
+        },
+    )
+    pdc_days = fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "PDC's denominator: days from the first scheduled day in the period "
+            "to its last settled day."
+        },
     )
     days_scheduled = fields.Integer()
-    days_covered = fields.Integer()
+    days_covered = fields.Integer(
+        metadata={"description": "Days a taken dose covered (it covers until the next dose day)."}
+    )
 
 
 class MedicationAdherenceSchema(AdherenceCountsSchema):

@@ -16,6 +16,8 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from api.medications.schedule import proportion_of_days_covered
+
 CATEGORIES = ("symptoms", "medications", "counseling")
 INSTRUMENT_SCALES = {"sows": (0, 64), "sows-gossop": (0, 30)}
 SYMPTOM_NAMES = (
@@ -207,10 +209,12 @@ DEFINITIONS: dict[str, str] = {
     "closed. A skipped dose is reported by the patient and is not missed.",
     "dose_adherence": "Scheduled doses taken divided by settled scheduled doses; null when none "
     "was scheduled.",
-    "pdc": "Proportion of days covered: local days on which the schedule called for the "
-    "medication and at least one of that day's scheduled doses was taken, divided by the local "
-    "days on which it called for the medication (days with only pending doses left out); "
-    "capped at 1; null when none was scheduled. Overall: the same sums over all medications.",
+    "pdc": "Proportion of days covered, as the pharmacy-quality measure defines it, per "
+    "medication: days covered divided by the days from the medication's first scheduled day in "
+    "the period to the period's last settled day (pdc_days). A taken dose covers its day and "
+    "the days until the next scheduled dose day; days after a regimen stopped are not covered. "
+    "Null when none was scheduled, and overall: PDC is never pooled across medications. Dose "
+    "adherence (doses taken / doses due) stands beside it.",
     "longest_missed_run": "The longest run of consecutive scheduled doses of one medication, in "
     "time order, that were all missed; a taken or skipped dose ends a run.",
     "attendance_rate": "Sessions attended divided by sessions attended or missed; null when "
@@ -403,6 +407,8 @@ def medications_section(
 ) -> dict[str, Any]:
     window = timedelta(minutes=settings.on_time_window_minutes)
     resolved = resolve_doses(data, period, window=window, now=now)
+    # PDC's period ends on the last day whose doses are all settled (not today's pending ones).
+    last_settled_day = period.local_date(min(period.end, now - window) - timedelta(microseconds=1))
     slot_keys = {(s.medication_id, s.scheduled_for) for s in data.scheduled_doses}
     # Taken doses that answer no scheduled time: as-needed, or logged against another time.
     unscheduled: dict[uuid.UUID, int] = defaultdict(int)
@@ -446,7 +452,20 @@ def medications_section(
         }
         counts["taken_unscheduled"] = unscheduled.get(med.id, 0)
         counts["days_scheduled"] = len(days_scheduled)
-        counts["days_covered"] = len(days_covered)
+        # A day whose doses are all still pending is not judged yet.
+        settled_days = {period.local_date(slot.scheduled_for) for slot, _ in settled}
+        pending_days = [
+            day
+            for slot, s in slots
+            if s == "pending" and (day := period.local_date(slot.scheduled_for)) not in settled_days
+        ]
+        covered, pdc_days = proportion_of_days_covered(
+            dose_days={period.local_date(slot.scheduled_for) for slot, _ in slots},
+            taken_days=days_covered,
+            # A day with a dose still pending is not judged yet.
+            last_day=min([last_settled_day, *(d - timedelta(days=1) for d in pending_days)]),
+        )
+        counts["days_covered"] = covered
         for key, value in counts.items():
             totals[key] += value
         missed_run = _longest_run(s for _, s in settled)
@@ -460,7 +479,8 @@ def medications_section(
                 "as_needed": med.as_needed,
                 **counts,
                 "dose_adherence": _ratio(counts["taken"], counts["scheduled"]),
-                "pdc": _ratio(len(days_covered), len(days_scheduled)),
+                "pdc": _ratio(covered, pdc_days),
+                "pdc_days": pdc_days,
                 "longest_missed_run": missed_run,
                 "missed_doses": [
                     period.local_iso(slot.scheduled_for) for slot, s in settled if s == "missed"
@@ -470,7 +490,8 @@ def medications_section(
     overall = {
         **{key: totals.get(key, 0) for key in _COUNT_KEYS},
         "dose_adherence": _ratio(totals["taken"], totals["scheduled"]),
-        "pdc": _ratio(totals["days_covered"], totals["days_scheduled"]),
+        # PDC is per medication, never pooled across unrelated drugs (pharmacy-quality measure).
+        "pdc": None,
         "longest_missed_run": longest_missed_run,
     }
     return {

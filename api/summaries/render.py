@@ -281,9 +281,8 @@ class _PdfWriter:
         self.line(
             f"On-time window: {meds['on_time_window_minutes']} minutes either side of the "
             f"scheduled time. Dose adherence {_pct(o['dose_adherence'])} ({o['taken']} of "
-            f"{o['scheduled']}); PDC {_pct(o['pdc'])} ({o['days_covered']} of "
-            f"{o['days_scheduled']} days); {o['missed']} missed; longest run of missed doses "
-            f"{o['longest_missed_run']}."
+            f"{o['scheduled']}); {o['missed']} missed; longest run of missed doses "
+            f"{o['longest_missed_run']}. PDC is per medication (never pooled)."
         )
         self.chart("medications")
         header = [

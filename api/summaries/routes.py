@@ -49,7 +49,7 @@ def _format(explicit: str | None) -> str:
 
 def _rendered(doc: dict[str, Any], fmt: str) -> Response | None:
     """The HTML or PDF answer, or None for JSON (dumped by the schema)."""
-    threshold = current_app.config["ALERT_SOWS_SEVERE"]
+    threshold = current_app.config["ALERT_SOWS_THRESHOLD"]
     if fmt == "html":
         return Response(render_html(doc, sows_threshold=threshold), mimetype="text/html")
     if fmt == "pdf":

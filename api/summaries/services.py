@@ -63,8 +63,8 @@ class SummaryConfig:
 
 def alert_settings(config: Mapping[str, Any]) -> AlertSettings:
     return AlertSettings(
-        sows_severe=config["ALERT_SOWS_SEVERE"],
-        cows_severe=config["ALERT_COWS_SEVERE"],
+        sows_threshold=config["ALERT_SOWS_THRESHOLD"],
+        cows_threshold=config["ALERT_COWS_THRESHOLD"],
         missed_doses_run=config["ALERT_MISSED_DOSES_RUN"],
         checkin_gap_days=config["ALERT_CHECKIN_GAP_DAYS"],
         checkin_streak_days=config["ALERT_CHECKIN_STREAK_DAYS"],

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.alerts.rules import (
+    RULE_CATEGORY,
     AlertSettings,
     Window,
     checkin_gaps,
@@ -19,7 +20,7 @@ from api.alerts.rules import (
     missed_doses,
     missed_sessions,
     rising_trends,
-    severe_withdrawal,
+    withdrawal_threshold,
 )
 from api.summaries.compute import (
     CheckinRow,
@@ -53,26 +54,26 @@ def window(start_day: int = 1, now: datetime | None = None) -> Window:
     ("instrument", "total", "fires"),
     [("sows", 20, False), ("sows", 21, True), ("sows-gossop", 30, False)],
 )
-def test_severe_sows_threshold(instrument: str, total: int, fires: bool) -> None:
-    alerts = severe_withdrawal(
+def test_sows_threshold(instrument: str, total: int, fires: bool) -> None:
+    alerts = withdrawal_threshold(
         [CheckinRow(at(3), instrument, total)], [], window=window(), settings=S
     )
     assert bool(alerts) is fires
 
 
 @pytest.mark.parametrize(("total", "fires"), [(24, False), (25, True), (48, True)])
-def test_severe_cows_threshold(total: int, fires: bool) -> None:
+def test_cows_threshold(total: int, fires: bool) -> None:
     assert (
-        bool(severe_withdrawal([], [CowsRow(at(3, 10), total)], window=window(), settings=S))
+        bool(withdrawal_threshold([], [CowsRow(at(3, 10), total)], window=window(), settings=S))
         is fires
     )
 
 
-def test_severe_is_one_episode_per_instrument_per_local_day() -> None:
+def test_a_threshold_flag_is_one_episode_per_instrument_per_local_day() -> None:
     rows = [CheckinRow(at(3, h), "sows", 25) for h in (8, 12, 23)] + [
         CheckinRow(at(4, 1), "sows", 30)
     ]
-    alerts = severe_withdrawal(rows, [CowsRow(at(3, 10), 30)], window=window(), settings=S)
+    alerts = withdrawal_threshold(rows, [CowsRow(at(3, 10), 30)], window=window(), settings=S)
     assert [a.episode_key for a in alerts] == [
         "sows:2026-03-03",
         "cows:2026-03-03",
@@ -84,7 +85,9 @@ def test_severe_is_one_episode_per_instrument_per_local_day() -> None:
 
 def test_thresholds_are_settings() -> None:
     rows = [CheckinRow(at(3), "sows", 15)]
-    assert severe_withdrawal(rows, [], window=window(), settings=AlertSettings(sows_severe=15))
+    assert withdrawal_threshold(
+        rows, [], window=window(), settings=AlertSettings(sows_threshold=15)
+    )
 
 
 # --- missed doses -----------------------------------------------------------------------------
@@ -210,7 +213,7 @@ def test_evaluate_runs_only_the_consented_categories() -> None:
     }
     assert rules(["counseling"]) == {"missed_session"}
     assert rules(["medications"]) == {"missed_doses"}
-    assert rules(["symptoms"]) == {"severe_withdrawal"}
+    assert rules(["symptoms"]) == {"withdrawal_threshold"}
     assert rules([]) == set()
 
 
@@ -300,3 +303,33 @@ def test_alert_text_is_for_the_clinician_not_advice() -> None:
     for a in alerts:
         lowered = a.detail.lower()
         assert not any(w in lowered for w in ("you should", "take ", "increase", "reduce", "stop "))
+
+
+# --- names and bands: no flag claims a severity the scale does not define --------------------
+
+
+def test_no_rule_is_named_for_a_severity() -> None:
+    assert not [rule for rule in RULE_CATEGORY if "severe" in rule]
+
+
+@pytest.mark.parametrize(
+    ("total", "band"),
+    [
+        (25, "COWS band: moderately severe (25-36)"),
+        (36, "COWS band: moderately severe (25-36)"),
+        (37, "COWS band: severe (37-48)"),
+    ],
+)
+def test_a_cows_flag_shows_the_scales_own_band(total: int, band: str) -> None:
+    [alert] = withdrawal_threshold([], [CowsRow(at(3, 10), total)], window=window(), settings=S)
+    assert band in alert.detail
+    if total <= 36:
+        assert "moderately severe" in alert.detail
+        assert "(37-48)" not in alert.detail
+
+
+def test_a_sows_flag_says_the_scale_has_no_bands() -> None:
+    rows = [CheckinRow(at(3, 9), "sows", 30)]
+    [alert] = withdrawal_threshold(rows, [], window=window(), settings=S)
+    assert "SOWS has no published severity bands" in alert.detail
+    assert "severe" not in alert.detail.replace("severity", "")

@@ -88,7 +88,7 @@ def test_the_job_stores_what_the_rules_find_once(
     want = expected_keys(app, demo, all_categories)
     assert stored == want and raised == len(want)
     assert {kind for kind, _ in stored} == {
-        "severe_withdrawal",
+        "withdrawal_threshold",
         "rising_trend",
         "checkin_gap",
         "missed_doses",

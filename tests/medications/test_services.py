@@ -71,10 +71,15 @@ def test_adherence_counts_ratios_and_pdc(session, patient, make_medication, log)
         "dose_adherence": 0.4,
         "days_scheduled": 3,  # 06-08 (both doses), 06-09 (both), 06-10 (the 08:00 one so far)
         "days_covered": 2,
+        # PDC: 2 days covered of 3 (06-08 to 06-10, the last settled day), per medication.
+        "pdc_days": 3,
         "pdc": 0.6667,
     }
     assert {k: item[k] for k in expected} == expected
-    assert {k: result["overall"][k] for k in expected} == expected
+    # PDC is never pooled across medications: `overall` keeps the dose counts only.
+    pooled = {k: v for k, v in expected.items() if k not in ("pdc", "pdc_days")}
+    assert {k: result["overall"][k] for k in pooled} == pooled
+    assert result["overall"]["pdc"] is None
 
 
 def test_on_time_window_is_a_setting(session, patient, make_medication, log) -> None:
@@ -126,7 +131,10 @@ def test_days_of_week_only_count_scheduled_days(session, patient, make_medicatio
     result = report(session, patient)
     (item,) = result["medications"]
     assert (item["scheduled"], item["taken"], item["missed"]) == (2, 1, 1)
-    assert (item["days_scheduled"], item["days_covered"], item["pdc"]) == (2, 1, 0.5)
+    # Monday's dose covers Monday and Tuesday (its supply lasts until the next dose day);
+    # Wednesday's was missed: 2 of the 3 days from Monday to Wednesday.
+    assert (item["days_scheduled"], item["days_covered"], item["pdc_days"]) == (2, 2, 3)
+    assert item["pdc"] == 0.6667
 
 
 def test_reads_are_the_same_whether_or_not_the_job_ran(

@@ -114,6 +114,11 @@ def test_openapi_documents_every_route_flask_serves(app: Any, client: FlaskClien
         "/docs",
         "/docs/<path:filename>",
         "/static/<path:filename>",
+        # OAuth 2.0 (SMART Backend Services): RFC 6749 answers, not problem+json; described by
+        # /fhir/metadata and the smart-configuration itself (api/smart/routes.py).
+        "/.well-known/smart-configuration",
+        "/fhir/.well-known/smart-configuration",
+        "/oauth/token",
     }
     served = set()
     for rule in app.url_map.iter_rules():

@@ -166,7 +166,10 @@ def test_pdc_counts_a_day_once_whatever_the_doses_that_day() -> None:
     day2 = [at(2026, 5, 5, h) for h in (8, 14, 20)]
     logs = [DoseLog(MED, "taken", day1[0], day1[0]), DoseLog(MED, "taken", day1[1], day1[1])]
     m = meds(day1 + day2, logs, now=at(2026, 5, 11))["medications"][0]
-    assert m["days_scheduled"] == 2 and m["days_covered"] == 1 and m["pdc"] == 0.5
+    assert m["days_scheduled"] == 2 and m["days_covered"] == 1
+    # PDC (pharmacy-quality): the regimen's doses stop after 05-05, and the period runs to
+    # 05-10: 1 covered day of 7.
+    assert (m["pdc_days"], m["pdc"]) == (7, round(1 / 7, 4))
     assert m["dose_adherence"] == round(2 / 6, 4)
     assert m["longest_missed_run"] == 4
 

@@ -185,7 +185,7 @@ class Expected:
         out["alerts"] = {"status": "included", "categories": sorted(ALL), "count": 0, "items": []}
         return out
 
-    def meds(self) -> dict[str, Any]:
+    def meds(self) -> dict[str, Any]:  # noqa: PLR0912 (an independent recomputation, inline)
         demo, window = self.demo, timedelta(minutes=WINDOW_MINUTES)
         rows = []
         totals: dict[str, int] = {}
@@ -226,7 +226,26 @@ class Expected:
                     statuses.append((when, "late"))
             taken = len([s for _, s in statuses if s in ("on_time", "late")])
             sched_days = {self.day_of(w) for w, s in statuses}
-            covered = {self.day_of(w) for w, s in statuses if s in ("on_time", "late")}
+            taken_days = {self.day_of(w) for w, s in statuses if s in ("on_time", "late")}
+            # PDC (pharmacy-quality): a taken dose covers its day and the days until the next
+            # dose day (the last: as long as the gap before it); the period runs from the first
+            # dose day to the summary's last day (every dose is settled here).
+            ordered = sorted(sched_days)
+            last_day = self.day_of(demo.end - timedelta(microseconds=1))
+            covered: set[date] = set()
+            for i, d in enumerate(ordered):
+                if d in taken_days:
+                    gap = (
+                        (ordered[i + 1] - d).days
+                        if i + 1 < len(ordered)
+                        else ((d - ordered[i - 1]).days if i else 1)
+                    )
+                    covered |= {
+                        d + timedelta(days=k)
+                        for k in range(gap)
+                        if d + timedelta(days=k) <= last_day
+                    }
+            pdc_days = (last_day - ordered[0]).days + 1 if ordered else 0
             longest = run = 0
             for _, s in statuses:
                 run = run + 1 if s == "missed" else 0
@@ -263,7 +282,8 @@ class Expected:
                         "as_needed": med.row.as_needed,
                         **counts,
                         "dose_adherence": r4(taken / len(statuses)) if statuses else None,
-                        "pdc": r4(len(covered) / len(sched_days)) if sched_days else None,
+                        "pdc": r4(min(len(covered) / pdc_days, 1.0)) if pdc_days else None,
+                        "pdc_days": pdc_days,
                         "longest_missed_run": longest,
                         "missed_doses": [
                             w.astimezone(self.tz).isoformat() for w, s in statuses if s == "missed"
@@ -279,7 +299,7 @@ class Expected:
             "overall": {
                 **totals,
                 "dose_adherence": r4(totals["taken"] / totals["scheduled"]),
-                "pdc": r4(totals["days_covered"] / totals["days_scheduled"]),
+                "pdc": None,  # never pooled across medications
                 "longest_missed_run": max(m["longest_missed_run"] for m in meds),
             },
         }
