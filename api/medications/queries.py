@@ -20,7 +20,7 @@ from api.errors import NotFound, ValidationError
 from api.medications.models import Dose, Medication
 from api.medications.schedule import local_day_start, regimen_doses, regimen_doses_by_day
 from api.medications.services import DEFAULT_ON_TIME_WINDOW_MINUTES, missed_cutoff, missed_dose
-from api.pagination import decode_cursor, encode_cursor
+from api.pagination import aware_utc, decode_cursor, encode_cursor
 
 _TICK = timedelta(microseconds=1)
 _FIRST_CHUNK = timedelta(days=7)
@@ -66,7 +66,7 @@ def list_doses(
         logged = logged.where(Dose.dose_at >= start)
     after: tuple[datetime, uuid.UUID] | None = None
     if cursor:
-        at, last_id = decode_cursor(cursor, [datetime.fromisoformat, uuid.UUID])
+        at, last_id = decode_cursor(cursor, [aware_utc, uuid.UUID])
         after = (at, last_id)
         logged = logged.where(or_(Dose.dose_at < at, and_(Dose.dose_at == at, Dose.id < last_id)))
         upper = min(upper, at + _TICK)
