@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -35,16 +35,44 @@ class StrictSchema(Schema):
         unknown = RAISE
 
 
+# Every date and time a client sends is bounded: nothing of ours happened before 1900, and nothing
+# is scheduled or expires more than a few years ahead. One row dated 0001-01-01 or 9999-12-31
+# used to overflow date arithmetic (a 500 on every later read of the account, a crash of every
+# job run) or expand a dose schedule over millennia. Input schemas use these two fields, never
+# marshmallow's own, so the rule lives here once (tests/test_date_bounds.py walks the document).
+EARLIEST_DATE = date(1900, 1, 1)
+YEARS_AHEAD = 5
+
+
+def latest_date(today: date | None = None) -> date:
+    """The last date a client may send: YEARS_AHEAD years after today (UTC)."""
+    today = today or datetime.now(UTC).date()
+    return today + timedelta(days=365 * YEARS_AHEAD + YEARS_AHEAD // 4 + 1)
+
+
+def _bounds_doc() -> dict[str, Any]:
+    return {"x-earliest": EARLIEST_DATE.isoformat(), "x-years-ahead": YEARS_AHEAD}
+
+
+def _out_of_bounds(day: date) -> bool:
+    return not EARLIEST_DATE <= day <= latest_date()
+
+
+_BOUNDS_MESSAGE = f"Must be between {EARLIEST_DATE.isoformat()} and {YEARS_AHEAD} years from today."
+
+
 class AwareDateTime(fields.AwareDateTime):
-    """RFC 3339 with an offset; a naive time is refused rather than guessed."""
+    """RFC 3339 with an offset; a naive time is refused rather than guessed. Bounded: from 1900
+    to YEARS_AHEAD years ahead."""
 
     default_error_messages = {
         "invalid": "Not a valid RFC 3339 date-time.",
         "invalid_awareness": "The time must carry an offset, e.g. 2026-03-08T08:00:00-05:00.",
+        "out_of_bounds": _BOUNDS_MESSAGE,
     }
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(format="iso", **kwargs)
+        super().__init__(format="iso", **_with_doc(kwargs, **_bounds_doc()))
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
         if isinstance(value, str) and not re.match(r"^\d{4}-\d{2}-\d{2}T", value):
@@ -53,9 +81,26 @@ class AwareDateTime(fields.AwareDateTime):
         try:
             # 0001-01-01T00:00+01:00 parses but has no UTC equivalent: refuse it here, not as a
             # 500 when it is stored or compared.
-            parsed.astimezone(UTC)
+            in_utc = parsed.astimezone(UTC)
         except OverflowError as exc:
-            raise self.make_error("invalid") from exc
+            raise self.make_error("out_of_bounds") from exc
+        if _out_of_bounds(in_utc.date()):
+            raise self.make_error("out_of_bounds")
+        return parsed
+
+
+class BoundedDate(fields.Date):
+    """An ISO calendar date (YYYY-MM-DD), from 1900 to YEARS_AHEAD years ahead."""
+
+    default_error_messages = {"out_of_bounds": _BOUNDS_MESSAGE}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**_with_doc(kwargs, **_bounds_doc()))
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> date:
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        if _out_of_bounds(parsed):
+            raise self.make_error("out_of_bounds")
         return parsed
 
 

@@ -204,3 +204,28 @@ def test_tampered_and_expired_tokens(
     )
     assert client.get("/v1/me", headers=bearer(wrong_aud)).status_code == 401
     assert client.get("/v1/me").status_code == 401
+
+
+def test_password_change_is_throttled_like_erasure(client: FlaskClient) -> None:
+    # Issue 11 item 11: a stolen access token must not guess the current password.
+    from api.auth.services import PASSWORD_MAX_FAILURES
+
+    register(client)
+    first, second = login(client).json, login(client).json
+    headers = bearer(first["access_token"])
+    for _ in range(PASSWORD_MAX_FAILURES):
+        wrong = client.post(
+            "/v1/me/password",
+            json={"current_password": "not the password", "new_password": "a brand new phrase"},
+            headers=headers,
+        )
+        assert wrong.status_code == 401
+    right = client.post(
+        "/v1/me/password",
+        json={"current_password": PASSWORD, "new_password": "a brand new passphrase"},
+        headers=headers,
+    )
+    assert right.status_code == 429
+    assert int(right.headers["Retry-After"]) > 0
+    # Nothing changed: the other login lives, the old password still signs in.
+    assert client.get("/v1/me", headers=bearer(second["access_token"])).status_code == 200
