@@ -36,6 +36,20 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+# Batch jobs (jobs/isolation.py, the reminder dispatcher) skip an item whose processing fails.
+ITEM_FAILURES = Counter(
+    "waymark_job_item_failures_total",
+    "Items (patients, regimens, consents, reminder rules) a batch job skipped because they failed",
+    ["job"],
+)
+
+
+def item_failed(job: str, exc: BaseException, **ids: object) -> None:
+    """Log (ids and the error's type and frames, never its message) and count one failed item."""
+    ITEM_FAILURES.labels(job).inc()
+    structlog.get_logger("waymark.jobs").error(
+        "job.item_failed", job=job, exc_info=exc, **{k: str(v) for k, v in ids.items()}
+    )
 
 
 def _exception_without_values(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from email.utils import parseaddr
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from api.notifications import services as outbox
@@ -23,8 +24,10 @@ from api.notifications.channels import (
     LinkSettings,
     PushChannel,
     PushSettings,
+    Result,
     deliver,
 )
+from api.observability import item_failed
 from api.reminders.dispatch import DispatchSettings, dispatch_batch
 
 log = structlog.get_logger("waymark.jobs.reminders")
@@ -126,7 +129,16 @@ def send_notifications(
                     committed.append(won)
                     return won
 
-                result = deliver(item, email=email, push=push, links=links, commit=commit_point)
+                try:
+                    result = deliver(item, email=email, push=push, links=links, commit=commit_point)
+                except (OperationalError, InterfaceError):
+                    raise  # the database, not this delivery: the next run tries again
+                except Exception as exc:
+                    # One delivery that cannot be built or sent (a bad row) is logged with ids,
+                    # counted and retried with backoff until it fails; the others go out.
+                    session.rollback()
+                    item_failed("reminder_send", exc, delivery_id=item.delivery_id)
+                    result = Result("retry", type(exc).__name__)
                 if result.outcome in ("sent", "lost") and committed:
                     outcomes[result.outcome] += 1
                     continue

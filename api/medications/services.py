@@ -558,6 +558,22 @@ def _materialisable(since: datetime, until: datetime) -> Select[Medication, str]
     )
 
 
+def next_materialisable(
+    session: Session,
+    *,
+    now: datetime,
+    after: uuid.UUID | None,
+    window_minutes: int = DEFAULT_ON_TIME_WINDOW_MINUTES,
+    lookback: timedelta = MISSED_LOOKBACK,
+) -> uuid.UUID | None:
+    """The id of the regimen `mark_missed_doses_batch(after=after, limit=1)` would take."""
+    stmt = _materialisable(now - lookback, missed_cutoff(now, window_minutes)).limit(1)
+    if after is not None:
+        stmt = stmt.where(Medication.id > after)
+    row = session.execute(stmt).first()
+    return row[0].id if row is not None else None
+
+
 def mark_missed_doses_batch(
     session: Session,
     *,
