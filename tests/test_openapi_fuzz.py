@@ -8,6 +8,7 @@ the per-test transaction (the `connection` fixture), so nothing it writes surviv
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -96,9 +97,14 @@ def _role_for(operation: Any) -> str | None:
     return "patient" if "patient" in roles else roles[0]
 
 
+# The suite's budget stays modest for CI time; `FUZZ_EXAMPLES=200 make test-pg
+# PYTEST_ARGS=tests/test_openapi_fuzz.py` runs a deeper one (docs/operations.md).
+FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
+
+
 @schema.parametrize()
 @settings(
-    max_examples=25,
+    max_examples=FUZZ_EXAMPLES,
     derandomize=True,
     database=None,
     deadline=None,
