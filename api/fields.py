@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from importlib import resources
@@ -140,3 +142,58 @@ class LocalTime(fields.String):
 def require_offset(value: datetime) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError("The time must carry an offset.")
+
+
+def normalize_email(email: str) -> str:
+    """One spelling per mailbox: NFKC (fullwidth letters become ASCII), trimmed, lower case, and
+    the domain in its IDNA (punycode) form, so look-alike spellings meet the same account."""
+    text = unicodedata.normalize("NFKC", email).strip()
+    local, at, domain = text.rpartition("@")
+    if not at:
+        return text.lower()
+    domain = domain.rstrip(".").lower()
+    # EmailAddress refuses an unencodable domain at the edge; stored rows keep their spelling.
+    with contextlib.suppress(UnicodeError):
+        domain = domain.encode("idna").decode("ascii")
+    return f"{local.lower()}@{domain}"
+
+
+def _script(char: str) -> str:
+    return unicodedata.name(char, "UNKNOWN").split(" ")[0]
+
+
+def email_problem(email: str) -> str | None:
+    """Why an email cannot name an account (or None): invisible or control characters, a local
+    part that is not ASCII, or a domain label mixing scripts (a Cyrillic a in "example")."""
+    text = unicodedata.normalize("NFKC", email).strip()
+    if any(
+        unicodedata.category(c) in ("Cf", "Cc", "Cs", "Co", "Cn", "Zs", "Zl", "Zp") for c in text
+    ):
+        return "The email holds invisible or control characters."
+    local, _, domain = text.rpartition("@")
+    if not local.isascii():
+        return "The part before @ must be plain ASCII."
+    for label in domain.split("."):
+        scripts = {_script(c) for c in label if c.isalpha()}
+        if len(scripts) > 1:
+            return "A domain name may not mix alphabets."
+    try:
+        domain.rstrip(".").encode("idna")
+    except UnicodeError:
+        return "Not a valid domain name."
+    return None
+
+
+class EmailAddress(fields.Email):
+    """An email address, refused if it could pass for another (email_problem) and loaded in its
+    one normal spelling (normalize_email)."""
+
+    default_error_messages = {"lookalike": "{problem}"}
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, str):
+            problem = email_problem(value)
+            if problem:
+                raise self.make_error("lookalike", problem=problem)
+        text = super()._deserialize(value, attr, data, **kwargs)
+        return normalize_email(text)

@@ -14,6 +14,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import CursorResult, Result, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from api import fields
 from api.auth.models import AuthSession, RefreshToken, User
 from api.errors import Conflict, TooManyRequests, Unauthorized
 from api.ratelimit import Counter, DatabaseCounter, take_attempt
@@ -62,7 +63,7 @@ class PersistingUnauthorized(Unauthorized):
 
 
 def normalize_email(email: str) -> str:
-    return email.strip().lower()
+    return fields.normalize_email(email)
 
 
 def new_invite_code() -> str:
