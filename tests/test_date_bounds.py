@@ -208,8 +208,9 @@ def test_stored_absurd_dates_cannot_break_or_pin_an_account(
     ]:
         response = client.open(url, method=method, json=body, headers=headers)
         assert response.status_code == 200, (method, url, response.status_code)
-    # Bounded: a quarter of missed doses at most, not centuries (that held a worker 30 s).
-    assert time.monotonic() - began < 20
+    # Bounded: a quarter of missed doses at most, not centuries (that held a worker 30 s). The
+    # row count is the deterministic proof; the clock only catches a runaway on a shared machine.
+    assert time.monotonic() - began < 120
     from api.medications.models import Dose
 
     stored = session.query(Dose).filter(Dose.medication_id == medication.id).count()
