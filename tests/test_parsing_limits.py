@@ -96,7 +96,7 @@ def test_deeply_nested_json_is_a_400_even_unauthenticated(
     assert "nest" in response.json["detail"]
 
 
-@pytest.mark.parametrize("digits", [20, 400, 4000, 5000])
+@pytest.mark.parametrize("digits", [1001, 4000, 5000])
 def test_huge_integers_are_a_400(
     client: FlaskClient, patient_headers: Headers, digits: int
 ) -> None:
