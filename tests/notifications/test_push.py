@@ -524,3 +524,27 @@ def test_providers_come_from_the_settings(
     assert empty.send(target=PushTarget("android", "t"), message=message(), commit=None).error == (
         "push_not_configured"
     )
+
+
+def test_no_token_endpoint_or_key_reaches_the_logs(
+    session: Session,
+    make_patient: Callable[..., User],
+    send: Callable[..., Any],
+    push_log: FcmLog,
+    webpush_log: WebPushLog,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    user = make_patient()
+    tokens = [f"ok-secret-{uuid.uuid4().hex}", f"dead-secret-{uuid.uuid4().hex}"]
+    for token in tokens:
+        device(session, user, "android", token)
+    subscriber = webpush_log.subscribe("gone")
+    web_device(session, user, subscriber)
+    queue(session, user, email=False)
+    send(session, NOW)
+    out = capsys.readouterr()
+    logged = out.out + out.err
+    assert "device.disabled" in logged  # the logs were captured
+    secrets = [*tokens, subscriber.endpoint, subscriber.p256dh, *push_log.issued]
+    for secret in secrets:
+        assert secret not in logged
