@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
 
 from api.auth.models import User
+from tests.consenting import sign
 from tests.export.fhir_check import bundle_errors
 
 
@@ -118,3 +120,51 @@ def test_export_of_another_user_is_not_possible(
     body: Any = json.loads(client.get("/v1/export", headers=auth_headers(ana)).get_data())
     assert body["profile"]["id"] == str(ana.id)
     assert str(ben.id) not in json.dumps(body)
+
+
+def _references(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["reference"]] if isinstance(node.get("reference"), str) else []
+        return own + [r for v in node.values() for r in _references(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _references(v)]
+    return []
+
+
+def test_every_reference_in_the_own_bundle_resolves(
+    client: FlaskClient,
+    session: Session,
+    patient: User,
+    patient_headers: dict[str, str],
+    make_clinician: Callable[..., User],
+    auth_headers: Callable[[User], dict[str, str]],
+) -> None:
+    """Relative references resolve against the entries' RESTful fullUrls (FHIR R4 Bundle rules):
+    the consent's Practitioner and Organizations, the disclosures' recipient, the check-in's
+    QuestionnaireResponse; each Practitioner once however many consents name it."""
+    clinician = make_clinician(organization="Riverside Clinic")
+    for _ in range(2):  # a second consent replaces the first: two Consents, one Practitioner
+        sign(session, patient=patient, clinician=clinician, purpose="treatment", days=None)
+    reads = client.get(
+        f"/v1/clinician/patients/{patient.id}/checkins", headers=auth_headers(clinician)
+    )
+    assert reads.status_code == 200
+    bundle = json.loads(client.get("/v1/export?format=fhir", headers=patient_headers).get_data())
+    assert bundle_errors(bundle) == []
+    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    assert len(by_url) == len(bundle["entry"])
+    kinds = [r["resourceType"] for r in by_url.values()]
+    assert kinds.count("Consent") == 2 and kinds.count("Practitioner") == 1
+    assert kinds.count("AuditEvent") == 1
+    dangling = []
+    for url, resource in by_url.items():
+        base = url[: -len(f"{resource['resourceType']}/{resource['id']}")]
+        dangling += [ref for ref in _references(resource) if base + ref not in by_url]
+    assert dangling == []
+    consent = next(r for r in by_url.values() if r["resourceType"] == "Consent")
+    assert consent["provision"]["dataPeriod"]["start"]
+    assert consent["sourceAttachment"]["url"].endswith("/v1/consent-texts/2026-01")
+    urls = {e["url"] for e in consent["extension"]}
+    assert any(u.endswith("/consent-signature") for u in urls)
+    assert any(u.endswith("/share-weekly-summary") for u in urls)
+    assert consent["organization"][0]["display"] == "Test Program"
