@@ -169,9 +169,11 @@ ACCEPTED = {
 
 
 def _kickoff_params() -> list[tuple[str, str]]:
-    """GET: the query string. POST: a FHIR Parameters body (and no query)."""
+    """GET: the query string. POST: a FHIR Parameters body, and any query parameters too (the
+    document describes them for both; a parameter given in both places is refused as twice)."""
+    query = list(request.args.items(multi=True))
     if request.method == "GET":
-        return list(request.args.items(multi=True))
+        return query
     body = request.get_json(silent=True) if request.content_length else {"parameter": []}
     if not isinstance(body, dict) or body.get("resourceType", "Parameters") != "Parameters":
         raise services.BadRequest("POST a FHIR Parameters resource (application/fhir+json).")
@@ -188,14 +190,14 @@ def _kickoff_params() -> list[tuple[str, str]]:
         ):
             raise services.BadRequest(f"Parameter {item['name']} needs one value[x].")
         out.append((item["name"], values[0] if values and isinstance(values[0], str) else ""))
-    return out
+    return query + out
 
 
 def _kickoff(level: str, group_id: uuid.UUID | None = None) -> Any:
     session = get_session()
     client = system_client()
     kickoff = services.parse_kickoff(
-        _kickoff_params(), prefer=",".join(request.headers.getlist("Prefer"))
+        _kickoff_params(), prefer=",".join(request.headers.getlist("Prefer")), now=utcnow()
     )
     requester = current_user()
     allowed = None

@@ -202,13 +202,13 @@ def preferences(prefer: str | None) -> set[str]:
     return {p.strip().lower() for p in (prefer or "").split(",") if p.strip()}
 
 
-def parse_kickoff(params: list[tuple[str, str]], *, prefer: str | None) -> Kickoff:
+def parse_kickoff(
+    params: list[tuple[str, str]], *, prefer: str | None, now: datetime | None = None
+) -> Kickoff:
     """Raises BadRequest without `Prefer: respond-async`, NotSupported for an unsupported or
     unknown parameter unless `Prefer: handling=lenient`, ValidationError for a bad value or a
     parameter given twice."""
     prefs = preferences(prefer)
-    if "respond-async" not in prefs:
-        raise BadRequest("Bulk export needs the header 'Prefer: respond-async'.")
     lenient = "handling=lenient" in prefs
     values: dict[str, str] = {}
     unsupported: list[str] = []
@@ -230,6 +230,13 @@ def parse_kickoff(params: list[tuple[str, str]], *, prefer: str | None) -> Kicko
             raise ValidationError({"_since": ["Not an instant (RFC 3339)."]}) from exc
         if since.tzinfo is None:
             raise ValidationError({"_since": ["Give a time zone offset (or Z)."]})
+        if since.year < 1970:
+            raise ValidationError({"_since": ["Must be 1970 or later."]})
+        if now is not None and since > now:
+            raise ValidationError({"_since": ["_since is in the future."]})
+    # Bad values first (422 naming the field), then the header the flow needs.
+    if "respond-async" not in prefs:
+        raise BadRequest("Bulk export needs the header 'Prefer: respond-async'.")
     return Kickoff(
         types=values.get("_type"),
         since=since,
