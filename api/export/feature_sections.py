@@ -413,9 +413,10 @@ def _cows_fhir(
         return []
     # Clinician-administered: no QuestionnaireResponse of the patient's, the clinician performed it.
     score.pop("derivedFrom", None)
-    score["performer"] = (
-        [{"reference": f"Practitioner/{record['clinician_id']}"}] if record["clinician_id"] else []
-    )
+    performer = record["clinician_id"]
+    if ctx.disclosed and str(performer) != ctx.recipient_id:
+        performer = None  # a disclosed copy names no clinician but its recipient
+    score["performer"] = [{"reference": f"Practitioner/{performer}"}] if performer else []
     if not score["performer"]:
         del score["performer"]
     return [score]

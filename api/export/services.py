@@ -66,11 +66,14 @@ class OwnExport:
     filename: str
 
 
-def fhir_context(*, base_url: str, now: datetime, disclosed: bool) -> fhir.FhirContext:
+def fhir_context(
+    *, base_url: str, now: datetime, disclosed: bool, recipient_id: uuid.UUID | None = None
+) -> fhir.FhirContext:
     return fhir.FhirContext(
         base_url=base_url,
         now=now,
         disclosed=disclosed,
+        recipient_id=str(recipient_id) if recipient_id is not None else None,
         item_texts=feature_sections.instrument_catalogue(),
     )
 
@@ -456,7 +459,13 @@ def run_bulk_export(
         grants = grants_of(Gate.open(session, clinician_id=requester.id, now=now))
     job.transaction_time = job.transaction_time or now
     window = Window(since=job.since, until=job.transaction_time)
-    ctx = fhir_context(base_url=base_url, now=now, disclosed=requester.role != "admin")
+    disclosed = requester.role != "admin"
+    ctx = fhir_context(
+        base_url=base_url,
+        now=now,
+        disclosed=disclosed,
+        recipient_id=requester.id if disclosed else None,
+    )
     wanted = set(job.types)
     sections = [
         s

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from api.alerts.models import Alert
@@ -111,10 +111,13 @@ def load_rows(
     end: datetime,
     now: datetime,
     categories: Collection[str],
-    open_alerts: bool = True,
+    open_alerts: ColumnElement[bool] | None = None,
     schedule_starts: bool = False,
 ) -> Loaded:
-    """Each patient's rows in [start, end) for the given categories, as compute's plain rows."""
+    """Each patient's rows in [start, end) for the given categories, as compute's plain rows.
+
+    open_alerts: which alerts the reader sees as open (a clause over Alert: for a clinician, what
+    the consent gate shows them and they have not acknowledged themselves); None loads none."""
     ids = list(patient_ids)
     cats = set(categories)
     checkins: dict[uuid.UUID, list[CheckinRow]] = defaultdict(list)
@@ -173,7 +176,7 @@ def load_rows(
         )
         for user_id, sid, kind, title, starts_at, attendance in session_rows:
             sessions[user_id].append(SessionRow(sid, kind, title, starts_at, attendance))
-    if ids and open_alerts and cats:
+    if ids and open_alerts is not None and cats:
         alert_rows = session.execute(
             select(
                 Alert.patient_id,
@@ -185,10 +188,8 @@ def load_rows(
                 Alert.detail,
             ).where(
                 one_of(session, Alert.patient_id, ids),
-                Alert.acknowledged_at.is_(None),
-                Alert.clinician_visible.is_(True),
                 Alert.category.in_(sorted(cats)),
-                Alert.created_at <= now,
+                open_alerts,
             )
         )
         for patient_id, aid, kind, category, triggered, created, detail in alert_rows:

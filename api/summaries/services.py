@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from api.alerts import services as alert_services
+from api.alerts.models import Alert, AlertAcknowledgement
 from api.alerts.rules import AlertSettings, Window, evaluate
 from api.consent.gate import Gate, JobGate, WeeklyConsent, window_start
 from api.consent.models import Consent
@@ -29,6 +30,7 @@ from api.pagination import keyset_page
 from api.readmodel import queries
 from api.summaries.compute import (
     CATEGORIES,
+    AlertRow,
     Period,
     SummarySettings,
     build_summary,
@@ -142,6 +144,9 @@ def on_demand_summary(
         end=max((p.end for p in windows), default=end),
         now=now,
         categories=[c for c, p in periods.items() if p is not None],
+        # The alert section: what the gate shows this clinician (by the time of the events each
+        # alert describes) and they have not acknowledged themselves.
+        open_alerts=alert_services.visible_open(gate),
     )
     consents = {
         c.id: c
@@ -277,12 +282,13 @@ def build_weekly_batch(
         now=now,
         categories=CATEGORIES,
     )
+    alerts = _open_alerts(session, consents=[p[0] for p in plans], now=now)
     values = []
     for consent, patient, week_start, lo, hi, start in plans:
         period = Period(lo, hi, patient.timezone)
         own = Period(start, hi, patient.timezone)
         doc = build_summary(
-            loaded.data[patient.id],
+            replace(loaded.data[patient.id], open_alerts=alerts[consent.id]),
             patient={"id": patient.id, "display_name": patient.display_name},
             period=period,
             consent=_consent_info(consent),
@@ -310,6 +316,58 @@ def build_weekly_batch(
     built = _insert_ignoring_duplicates(session, values)
     log.info("weekly_summaries.built", count=built)
     return built, last
+
+
+def _open_alerts(
+    session: Session, *, consents: Sequence[WeeklyConsent], now: datetime
+) -> dict[uuid.UUID, tuple[AlertRow, ...]]:
+    """Per consent, the alerts its recipient sees as open: those the consent covers by category
+    and by the time of the events they describe, not acknowledged by that recipient (two
+    queries a batch)."""
+    patients = {c.patient_id for c in consents}
+    rows = session.execute(
+        select(
+            Alert.id,
+            Alert.patient_id,
+            Alert.kind,
+            Alert.category,
+            Alert.triggered_at,
+            Alert.created_at,
+            Alert.detail,
+            Alert.events_from,
+            Alert.events_to,
+        ).where(
+            one_of(session, Alert.patient_id, patients),
+            Alert.clinician_visible.is_(True),
+            Alert.events_from >= min(c.window_start for c in consents),
+            Alert.events_to <= now,
+        )
+    ).all()
+    acked: set[tuple[uuid.UUID, uuid.UUID]] = set()
+    if rows:
+        acked = {
+            (alert_id, clinician_id)
+            for alert_id, clinician_id in session.execute(
+                select(AlertAcknowledgement.alert_id, AlertAcknowledgement.clinician_id).where(
+                    one_of(session, AlertAcknowledgement.alert_id, [r.id for r in rows]),
+                    one_of(
+                        session,
+                        AlertAcknowledgement.clinician_id,
+                        {c.recipient_id for c in consents},
+                    ),
+                )
+            )
+        }
+    out: dict[uuid.UUID, tuple[AlertRow, ...]] = {}
+    for consent in consents:
+        out[consent.id] = tuple(
+            AlertRow(r.id, r.kind, r.category, r.triggered_at or r.created_at, r.detail or "")
+            for r in rows
+            if r.patient_id == consent.patient_id
+            and (r.id, consent.recipient_id) not in acked
+            and consent.allows(r.category, r.events_from, r.events_to, now)
+        )
+    return out
 
 
 _CONSTANT_PARTS = ("definitions", "redisclosure_notice")
@@ -541,7 +599,6 @@ def evaluate_alerts_batch(
         end=now + timedelta(microseconds=1),
         now=now,
         categories=CATEGORIES,
-        open_alerts=False,
         schedule_starts=True,
     )
     raised = []
@@ -558,6 +615,8 @@ def evaluate_alerts_batch(
                 "episode_key": alert.episode_key,
                 "triggered_at": alert.triggered_at,
                 "detail": alert.detail,
+                "events_from": alert.events_from,
+                "events_to": alert.events_to,
             }
             for alert in evaluate(
                 loaded.data[patient_id],
