@@ -1,8 +1,8 @@
 """Per-clinician alert acknowledgements, the period of the events an alert describes, and what
 of each patient a bulk export holds.
 
-Revision ID: 0012
-Revises: 0009
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-06 14:55:23.909340
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import api.db
 
-revision: str = "0012"
-down_revision: str | Sequence[str] | None = "0009"
+revision: str = "0019"
+down_revision: str | Sequence[str] | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
