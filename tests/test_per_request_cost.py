@@ -9,30 +9,42 @@ import sys
 import textwrap
 from pathlib import Path
 
-from flask import Flask
-from flask.testing import FlaskClient
 from flask.views import View
+
+from api import WaymarkFlask
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_ensure_sync_memo_holds_plain_functions_only(app: Flask, client: FlaskClient) -> None:
+def test_ensure_sync_memo_holds_plain_functions_only() -> None:
+    app = WaymarkFlask(__name__)
+    seen: list[str] = []
+
+    @app.before_request
+    def _hook() -> None:
+        seen.append("hook")
+
+    @app.get("/plain")
+    def plain() -> str:
+        return "plain"
+
     class Echo(View):
         init_every_request = True  # a new instance, so new bound methods, every request
 
         def dispatch_request(self) -> str:
-            return "ok"
+            return "echo"
 
-    app.add_url_rule("/_echo", view_func=Echo.as_view("echo"))
-    for _ in range(3):
-        assert client.get("/healthz").status_code == 200
-    size = len(app._sync_checked)  # type: ignore[attr-defined]
-    assert size > 0  # the hooks and views of /healthz were remembered
+    app.add_url_rule("/echo", view_func=Echo.as_view("echo"))
+    client = app.test_client()
+    assert client.get("/plain").get_data(as_text=True) == "plain"
+    assert client.get("/echo").get_data(as_text=True) == "echo"
+    size = len(app._sync_checked)
+    assert size >= 3  # the hook and both view functions are remembered
     for _ in range(20):
-        assert client.get("/healthz").status_code == 200
-        assert client.get("/_echo").get_data(as_text=True) == "ok"
-    # /_echo's view function joins once; its per-request bound methods never do.
-    assert len(app._sync_checked) <= size + 1  # type: ignore[attr-defined]
+        assert client.get("/plain").get_data(as_text=True) == "plain"
+        assert client.get("/echo").get_data(as_text=True) == "echo"
+    assert len(app._sync_checked) == size  # per-request bound methods never join
+    assert seen == ["hook"] * 42  # and the hooks still run on every request
 
 
 def test_gunicorn_master_loads_the_summary_renderer_before_forking(tmp_path: Path) -> None:
