@@ -181,7 +181,7 @@ def warm_up() -> None:
     with matplotlib.rc_context(_RC):
         fig = Figure(figsize=(2, 1))
         ax = fig.add_subplot()
-        ax.plot([date(2026, 1, 1), date(2026, 1, 8)], [0, 1], marker="o")
+        ax.plot(date2num([date(2026, 1, 1), date(2026, 1, 8)]), [0, 1], marker="o")
         ax.xaxis.set_major_locator(WeekdayLocator())
         ax.xaxis.set_major_formatter(DateFormatter("%b %d"))
         ax.set_title("warm-up")
