@@ -209,8 +209,6 @@ class IntegerMap(fields.Dict):
         super().__init__(keys=fields.String(), values=fields.Integer(), **kwargs)
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
-        if type(value) is dict and all(
-            type(k) is str and type(v) is int for k, v in value.items()
-        ):
+        if type(value) is dict and all(type(k) is str and type(v) is int for k, v in value.items()):
             return dict(value)
         return super()._serialize(value, attr, obj, **kwargs)
