@@ -180,13 +180,21 @@ MAX_HEADER_LENGTH = 4096
 def _bounded_requests(app: Flask) -> None:
     @app.before_request
     def _bounded() -> None:
-        if len(request.full_path) > MAX_URL_LENGTH:
+        # Read from the WSGI environ: request.headers would decode and title-case every header
+        # of every request only to measure it (a tenth of the floor's hooks).
+        environ = request.environ
+        path = environ.get("PATH_INFO", "")
+        query = environ.get("QUERY_STRING", "")
+        if len(path) + len(query) + 1 > MAX_URL_LENGTH:
             raise RequestURITooLarge(f"The URL is longer than {MAX_URL_LENGTH} characters.")
-        for name, value in request.headers.items():
-            if len(name) + len(value) > MAX_HEADER_LENGTH:
-                raise RequestHeaderFieldsTooLarge(
-                    f"A header is longer than {MAX_HEADER_LENGTH} characters."
-                )
+        for key, value in environ.items():
+            # HTTP_X_NAME is the header X-Name; Content-Type and -Length have no HTTP_ prefix.
+            if key.startswith(("HTTP_", "CONTENT_")) and isinstance(value, str):
+                name_length = len(key) - 5 if key.startswith("HTTP_") else len(key)
+                if name_length + len(value) > MAX_HEADER_LENGTH:
+                    raise RequestHeaderFieldsTooLarge(
+                        f"A header is longer than {MAX_HEADER_LENGTH} characters."
+                    )
 
 
 def _require_json_bodies(app: Flask) -> None:
