@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Self
 
 import structlog
 from flask import Flask, Response, current_app, g, json, request
@@ -36,6 +37,25 @@ class AppError(Exception):
         self.errors = errors
         self.headers = headers or {}
         self.extra = extra
+
+
+class LeavesTrace:
+    """A refusal that must leave a trace (a counted sign-in failure, a revoked login): the service
+    raises it `with_trace(name, write)` instead of writing; the route that owns the transaction
+    runs `write` in a named short transaction of its own (db.keep_trace) and re-raises."""
+
+    trace_name = ""
+    traced = False
+    _write: Callable[[Any], object] | None = None
+
+    def with_trace(self, name: str, write: Callable[[Any], object]) -> Self:
+        self.trace_name, self._write = name, write
+        return self
+
+    def write_trace(self, session: Any) -> None:
+        if self._write is not None:
+            self._write(session)
+        self.traced = True
 
 
 class ValidationError(AppError):
@@ -190,12 +210,10 @@ def handle_http_exception(exc: HTTPException) -> Response:
 def init_app(app: Flask) -> None:
     @app.errorhandler(AppError)
     def _app_error(exc: AppError) -> Response:
-        if getattr(exc, "persist", False):
-            # Some failures must leave a trace (a counted sign-in failure, a revoked token
-            # family); the service flushed it and flagged the error, so it is committed here.
-            from api.db import get_session
-
-            get_session().commit()
+        # Mapping only: a refusal's trace was written by the route that owns the transaction
+        # (LeavesTrace); this handler never touches the session.
+        if isinstance(exc, LeavesTrace) and not exc.traced:
+            log.error("error.trace_dropped", trace=exc.trace_name)
         return problem(
             exc.status,
             slug=exc.slug,

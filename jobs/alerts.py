@@ -9,17 +9,17 @@ from typing import Any
 import structlog
 from sqlalchemy.orm import Session
 
-from api.summaries import services
+from api.alerts import evaluation
 
 log = structlog.get_logger("waymark.jobs.alerts")
 
 
 def evaluate_alerts(session: Session, *, now: Any, config: Mapping[str, Any]) -> int:
     """One transaction per batch of patients. Returns how many alerts were raised."""
-    settings = services.alert_settings(config)
+    settings = evaluation.alert_settings(config)
     raised, after = 0, None
     while True:
-        count, after = services.evaluate_alerts_batch(
+        count, after = evaluation.evaluate_alerts_batch(
             session,
             now=now,
             settings=settings,

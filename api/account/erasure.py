@@ -17,7 +17,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
-from api.errors import Forbidden, TooManyRequests
+from api.errors import Forbidden, LeavesTrace, TooManyRequests
 from api.export import services as export_services
 from api.export.models import ExportJob
 from api.ratelimit import DatabaseCounter, RateCounter
@@ -35,10 +35,8 @@ Eraser = Callable[[Session, uuid.UUID, datetime], None]
 ERASERS: list[Eraser] = []
 
 
-class WrongPassword(Forbidden):
-    """A wrong password: 403 (the token is fine; the proof is not), counted and committed."""
-
-    persist = True
+class WrongPassword(LeavesTrace, Forbidden):
+    """A wrong password: 403 (the token is fine; the proof is not), counted (its trace)."""
 
 
 def _failure_key(user_id: uuid.UUID) -> str:
@@ -55,9 +53,11 @@ def _check_password(
     if window.count >= MAX_FAILURES:
         raise TooManyRequests(window.retry_after, "Too many wrong passwords. Try again later.")
     if not verify_password(user.password_hash, password, hasher):
-        counter.hit(session, key, window=FAILURE_WINDOW, now=now)
         log.info("account.erase_refused", user_id=str(user.id))
-        raise WrongPassword("The password is not correct.")
+        raise WrongPassword("The password is not correct.").with_trace(
+            "account.erase_refused",
+            lambda own: counter.hit(own, key, window=FAILURE_WINDOW, now=now),
+        )
 
 
 def erase_account(

@@ -15,7 +15,7 @@ from sqlalchemy import CursorResult, Result, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from api.auth.models import AuthSession, RefreshToken, User
-from api.errors import Conflict, TooManyRequests, Unauthorized
+from api.errors import Conflict, LeavesTrace, TooManyRequests, Unauthorized
 from api.ratelimit import Counter
 from api.security import (
     burn_password_check,
@@ -23,6 +23,7 @@ from api.security import (
     hash_token,
     issue_access_token,
     new_opaque_token,
+    use_auth,
     verify_password,
 )
 
@@ -52,10 +53,8 @@ class ThrottleSettings:
     window: int
 
 
-class PersistingUnauthorized(Unauthorized):
-    """A 401 whose side effects (a revoked family, a counted failure) must still be committed."""
-
-    persist = True
+class PersistingUnauthorized(LeavesTrace, Unauthorized):
+    """A 401 whose trace (a revoked family, a counted failure) the route keeps (db.keep_trace)."""
 
 
 def normalize_email(email: str) -> str:
@@ -131,10 +130,13 @@ def login(
     else:
         ok = verify_password(user.password_hash, password, hasher)
     if not ok:
-        counter.hit(session, acct_key, window=throttle.window, now=now)
-        counter.hit(session, addr_key, window=throttle.window, now=now)
         log.info("auth.login_failed", user_id=str(user.id) if user else None)
-        raise PersistingUnauthorized(_INVALID_LOGIN)
+
+        def count_failure(own: Session) -> None:
+            counter.hit(own, acct_key, window=throttle.window, now=now)
+            counter.hit(own, addr_key, window=throttle.window, now=now)
+
+        raise PersistingUnauthorized(_INVALID_LOGIN).with_trace("auth.login_failed", count_failure)
 
     assert user is not None
     if hasher.check_needs_rehash(user.password_hash):
@@ -188,9 +190,8 @@ def refresh(
     if not login_session.is_live():
         raise Unauthorized("This sign-in has ended. Sign in again.")
     if row.spent_at is not None:
-        _revoke(session, login_session, now=now, reason="refresh_reuse")
         log.warning("auth.refresh_reuse", session_id=str(login_session.id))
-        raise PersistingUnauthorized("The refresh token was already used; this sign-in has ended.")
+        raise _reused(login_session.id, now=now)
     if row.expires_at <= now:
         raise Unauthorized("The refresh token has expired. Sign in again.")
     # Conditional update: of two concurrent refreshes with the same token only one wins.
@@ -202,11 +203,23 @@ def refresh(
         )
     )
     if won != 1:
-        _revoke(session, login_session, now=now, reason="refresh_reuse")
-        raise PersistingUnauthorized("The refresh token was already used; this sign-in has ended.")
+        raise _reused(login_session.id, now=now)
     user = session.get(User, login_session.user_id)
     assert user is not None
     return _issue_pair(session, user=user, login_session=login_session, now=now, tokens=tokens)
+
+
+def _reused(session_id: uuid.UUID, *, now: datetime) -> PersistingUnauthorized:
+    """A spent refresh token came back: the whole login ends (its trace), whatever the request."""
+
+    def revoke(own: Session) -> None:
+        login_session = own.get(AuthSession, session_id)
+        if login_session is not None:
+            _revoke(own, login_session, now=now, reason="refresh_reuse")
+
+    return PersistingUnauthorized(
+        "The refresh token was already used; this sign-in has ended."
+    ).with_trace("auth.refresh_reuse", revoke)
 
 
 def _revoke(session: Session, login_session: AuthSession, *, now: datetime, reason: str) -> None:
@@ -272,51 +285,15 @@ def role_for_access_token(session: Session, *, claims: dict[str, Any]) -> tuple[
     return user_id, role
 
 
-def update_profile(session: Session, *, user: User, changes: dict[str, Any], now: datetime) -> User:
-    """Change profile fields. A new time zone re-anchors the user's dose schedules at `now`,
-    and reminder rules follow a new zone or new quiet hours at once."""
-    from api.medications.services import rebase_timezone  # features depend on auth, not back
-
-    moved = "timezone" in changes and changes["timezone"] != user.timezone
-    requiet = "quiet_hours" in changes
-    if moved:
-        # Past doses keep the zone they were due in; only doses from now on move.
-        rebase_timezone(session, user_id=user.id, timezone=changes["timezone"], now=now)
-    if "quiet_hours" in changes:
-        quiet = changes.pop("quiet_hours")
-        user.quiet_hours_start = quiet["start"] if quiet else None
-        user.quiet_hours_end = quiet["end"] if quiet else None
-    for key in ("display_name", "timezone", "discreet_notifications"):
-        if key in changes:
-            setattr(user, key, changes[key])
-    session.flush()
-    if moved or requiet:
-        from api.reminders.services import follow_user  # reminders import auth models
-
-        follow_user(session, user=user, now=now, moved=moved)
-    log.info("user.updated", user_id=str(user.id), fields=sorted(changes))
-    return user
-
-
-def change_password(
-    session: Session,
-    *,
-    user: User,
-    current_password: str,
-    new_password: str,
-    now: datetime,
-    hasher: PasswordHasher,
-) -> None:
-    """Raises Unauthorized if the current password is wrong; ends every login on success."""
-    if not verify_password(user.password_hash, current_password, hasher):
-        raise Unauthorized("The current password is not correct.")
-    user.password_hash = hash_password(new_password, hasher)
-    ended = end_all_sessions(session, user_id=user.id, now=now, reason="password_change")
-    session.flush()
-    log.info("auth.password_changed", user_id=str(user.id), sessions_ended=ended)
-
-
 def rotate_invite_code(session: Session, *, user: User) -> User:
     user.invite_code = new_invite_code()
     session.flush()
     return user
+
+
+def load_user(session: Session, user_id: uuid.UUID) -> User | None:
+    return session.get(User, user_id)
+
+
+# The request layer (api.security) finds logins and users through these (it sits below auth).
+use_auth(resolve_login=role_for_access_token, load_user=load_user)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from api.auth.models import User
 from api.consent.models import CATEGORIES, Consent, ConsentCategory
 from api.disclosures.models import Disclosure
-from api.errors import Forbidden, NotFound, TooManyRequests, ValidationError
+from api.errors import Forbidden, LeavesTrace, NotFound, TooManyRequests, ValidationError
 from api.offline import create_once
 from api.pagination import keyset_page
 from api.ratelimit import Counter
@@ -40,10 +40,8 @@ class CategoryNotConsented(Forbidden):
         )
 
 
-class PersistingNotFound(NotFound):
-    """A 404 whose side effect (a counted lookup) must still be committed."""
-
-    persist = True
+class PersistingNotFound(LeavesTrace, NotFound):
+    """A 404 whose trace (a counted lookup) the route keeps (db.keep_trace)."""
 
 
 @dataclass(frozen=True)
@@ -264,14 +262,20 @@ def lookup_clinician(
         if window.count >= limit:
             log.warning("consent.lookup_throttled", scope=key.split(":")[1])
             raise TooManyRequests(window.retry_after, "Too many invite code lookups. Try later.")
-    for key, _limit in keys:
-        counter.hit(session, key, window=limits.window, now=now)
+
+    def count(own: Session) -> None:
+        for key, _limit in keys:
+            counter.hit(own, key, window=limits.window, now=now)
+
     code = normalize_invite_code(invite_code)
     clinician = session.scalar(
         select(User).where(User.invite_code == code, User.role == "clinician")
     )
     if clinician is None or not code:
-        raise PersistingNotFound("No clinician has this invite code.")
+        raise PersistingNotFound("No clinician has this invite code.").with_trace(
+            "consent.lookup_counted", count
+        )
+    count(session)  # a hit counts too, in the request's transaction
     return clinician
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
-from api.consent.models import CATEGORIES
+from api.categories import CATEGORIES
 from api.disclosures.models import KINDS, Disclosure
 from api.pagination import keyset_page
 

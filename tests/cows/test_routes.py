@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from api.account.erasure import erase_user_data
 from api.audit.models import AuditEvent
 from api.auth.models import User
-from api.clinician import services as clinician_services
+from api.cows import services as cows_services
 from api.disclosures.models import Disclosure
 from api.instruments.definitions import INSTRUMENTS
 from tests.clinician.test_cows import answers, published_severity
@@ -45,7 +45,7 @@ def record(
     value: int = 0,
 ) -> uuid.UUID:
     """A COWS assessment through the clinician's own service (the consent must be in force)."""
-    assessment, _ = clinician_services.record_cows(
+    assessment, _ = cows_services.record_cows(
         session,
         clinician_id=clinician.id,
         patient_id=patient.id,

@@ -13,9 +13,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from api.alerts import evaluation
 from api.alerts.models import Alert
 from api.alerts.rules import Window, evaluate
-from api.summaries import services
 from jobs import alerts as alert_job
 from tests.consenting import sign
 from tests.support.demo import DemoPatient, generate_demo
@@ -38,7 +38,7 @@ def seeded(
 
 def expected_keys(app: Flask, demo: DemoPatient, categories: list[str]) -> set[tuple[str, str]]:
     """The pure rules over the demo's own rows, with the job's window."""
-    settings = services.alert_settings(app.config)
+    settings = evaluation.alert_settings(app.config)
     window = Window(
         demo.now - timedelta(days=app.config["ALERT_LOOKBACK_DAYS"]), demo.now, demo.timezone
     )
