@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 from api.notifications import services as outbox
 from api.notifications.channels import (
     EmailChannel,
-    EmailSettings,
     LinkSettings,
     PushChannel,
     PushSettings,
     deliver,
+    email_settings,
 )
 from api.reminders.dispatch import DispatchSettings, dispatch_batch
 
@@ -48,17 +48,7 @@ def sender_settings(cfg: Mapping[str, Any]) -> outbox.SenderSettings:
 
 
 def channels(cfg: Mapping[str, Any]) -> tuple[EmailChannel, PushChannel, LinkSettings]:
-    email = EmailChannel(
-        EmailSettings(
-            host=cfg["SMTP_HOST"],
-            port=cfg["SMTP_PORT"],
-            mail_from=cfg["MAIL_FROM"],
-            username=cfg["SMTP_USERNAME"],
-            password=cfg["SMTP_PASSWORD"],
-            starttls=cfg["SMTP_STARTTLS"],
-            timeout=cfg["SMTP_TIMEOUT"],
-        )
-    )
+    email = EmailChannel(email_settings(cfg))
     push = PushChannel(
         PushSettings(
             endpoint=cfg["PUSH_ENDPOINT"],

@@ -26,7 +26,7 @@ import http.client
 import json
 import re
 import smtplib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
@@ -58,6 +58,19 @@ class EmailSettings:
     password: str | None = None
     starttls: bool = False
     timeout: float = 10.0
+
+
+def email_settings(cfg: Mapping[str, Any]) -> EmailSettings:
+    """The one SMTP configuration: reminders' outbox and the weekly summaries' notices alike."""
+    return EmailSettings(
+        host=cfg["SMTP_HOST"],
+        port=cfg["SMTP_PORT"],
+        mail_from=cfg["MAIL_FROM"],
+        username=cfg["SMTP_USERNAME"],
+        password=cfg["SMTP_PASSWORD"],
+        starttls=cfg["SMTP_STARTTLS"],
+        timeout=cfg["SMTP_TIMEOUT"],
+    )
 
 
 class EmailChannel:
