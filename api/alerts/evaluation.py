@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from api.alerts import services as alert_services
 from api.alerts.rules import AlertSettings, Window, evaluate
-from api.consent import services as consent_services
+from api.consent.gate import JobGate
 from api.consent.models import CATEGORIES
 from api.readmodel import queries
 
@@ -46,7 +46,7 @@ def evaluate_alerts_batch(
 ) -> tuple[int, uuid.UUID | None]:
     """Run the alert rules for the next `limit` patients (by id) with a consent in force, for the
     categories those consents share. Returns (alerts raised, last patient id, None when done)."""
-    granted = consent_services.categories_in_force(session, now=now, after=after, limit=limit)
+    granted = JobGate.open(session, now=now).patient_categories(after=after, limit=limit)
     if not granted:
         return 0, None
     start = now - timedelta(days=lookback_days)

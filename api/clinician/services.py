@@ -1,5 +1,5 @@
-"""Clinician reads. Each one passes consent.services (the gate); reads that return a patient's
-data append a disclosure row in the same transaction."""
+"""Clinician reads. Each one passes the consent gate (api.consent.gate); reads that return a
+patient's data append a disclosure row in the same transaction."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from api.alerts import services as alert_services
 from api.auth.models import User
 from api.checkins import services as checkin_services
-from api.consent import services as consent_services
+from api.consent.gate import Gate
 from api.consent.models import Consent
 from api.counseling import services as counseling_services
 from api.cows.models import CowsAssessment
@@ -35,7 +35,8 @@ def roster(
 ) -> dict[str, Any]:
     """Patients with a consent in force to this clinician, newest consent first (three queries
     a page: consents, names, open alert counts)."""
-    stmt = consent_services.active_for_clinician_stmt(clinician_id=clinician_id, now=now)
+    gate = Gate.open(session, clinician_id=clinician_id, now=now, lock=False)
+    stmt = gate.consents_stmt()
     consents, next_cursor = keyset_page(
         session, stmt, order=Consent.signed_at, tiebreak=Consent.id, limit=limit, cursor=cursor
     )
@@ -44,9 +45,7 @@ def roster(
     if patient_ids:
         rows = session.execute(select(User.id, User.display_name).where(User.id.in_(patient_ids)))
         names = {row.id: row.display_name for row in rows}
-    counts = alert_services.open_counts(
-        session, clinician_id=clinician_id, patient_ids=patient_ids, now=now
-    )
+    counts = alert_services.open_counts(session, gate=gate, patient_ids=patient_ids)
     items = [
         {
             "patient_id": c.patient_id,
@@ -72,9 +71,8 @@ def _disclosed_read(
 ) -> dict[str, Any]:
     """The gate, then the feature's list cut to the consent's window, then a ledger row for
     exactly the period read, all in the caller's transaction."""
-    grant = consent_services.require_active(
-        session, clinician_id=clinician_id, patient_id=patient_id, category=category, now=now
-    )
+    gate = Gate.open(session, clinician_id=clinician_id, now=now, patient_id=patient_id)
+    grant = gate.grant(patient_id, category)
     if from_ is not None and to is not None and from_ > to:
         raise ValidationError({"to": ["Must not be before from."]})
     start, end = grant.clip(from_, to)
@@ -105,7 +103,7 @@ def read_checkins(
     now: datetime,
 ) -> dict[str, Any]:
     """The patient's check-ins under category symptoms, by recorded_at. Raises NotFound,
-    CategoryNotConsented (see consent.services.require_active)."""
+    CategoryNotConsented (see consent.gate.Gate.grant)."""
     return _disclosed_read(
         session,
         clinician_id=clinician_id,
@@ -134,7 +132,7 @@ def read_doses(
     now: datetime,
 ) -> dict[str, Any]:
     """The patient's doses (logged and missed) under category medications. Raises NotFound,
-    CategoryNotConsented (see consent.services.require_active)."""
+    CategoryNotConsented (see consent.gate.Gate.grant)."""
     return _disclosed_read(
         session,
         clinician_id=clinician_id,

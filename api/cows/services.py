@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from sqlalchemy.orm import Session
 
-from api.consent import services as consent_services
+from api.consent.gate import Gate
 from api.cows.models import CowsAssessment
 from api.errors import ValidationError
 from api.instruments import services as instrument_services
@@ -37,9 +37,8 @@ def record_cows(
     Raises NotFound, CategoryNotConsented (the gate), ValidationError (answers.<item>, an
     assessed_at ahead of now), Conflict (the id was used with another body or by another).
     """
-    grant = consent_services.require_active(
-        session, clinician_id=clinician_id, patient_id=patient_id, category="symptoms", now=now
-    )
+    gate = Gate.open(session, clinician_id=clinician_id, now=now, patient_id=patient_id)
+    grant = gate.grant(patient_id, "symptoms")
     if body["assessed_at"] > now + MAX_FUTURE:
         raise ValidationError({"assessed_at": ["Must not be in the future."]})
     answers = instrument_services.validate_answers(COWS, body["answers"], field="answers")
