@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from api.alerts import queries as alert_queries
 from api.consent.gate import Gate, JobGate, WeeklyConsent, window_start
 from api.consent.models import Consent
-from api.disclosures.services import record_disclosure, record_disclosures
+from api.disclosures.services import record_disclosures, record_per_consent
 from api.dml import dialect_of, insert_ignoring_conflicts, one_of
 from api.errors import NotFound, ValidationError
 from api.localtime import local_day_start
@@ -182,21 +182,14 @@ def _disclose(
     now: datetime,
 ) -> None:
     """One disclosure row per consent used, with its categories and the data period read."""
-    by_consent: dict[uuid.UUID, list[tuple[str, Period]]] = defaultdict(list)
-    for category, (consent_id, period) in grants.items():
-        by_consent[consent_id].append((category, period))
-    for consent_id, items in by_consent.items():
-        record_disclosure(
-            session,
-            patient_id=patient_id,
-            recipient_id=clinician_id,
-            consent_id=consent_id,
-            kind="summary",
-            categories=[c for c, _ in items],
-            data_from=min(p.start for _, p in items),
-            data_to=max(p.end for _, p in items),
-            now=now,
-        )
+    record_per_consent(
+        session,
+        patient_id=patient_id,
+        recipient_id=clinician_id,
+        kind="summary",
+        reads={c: (consent_id, p.start, p.end) for c, (consent_id, p) in grants.items()},
+        now=now,
+    )
 
 
 # --- weekly ------------------------------------------------------------------------------------
