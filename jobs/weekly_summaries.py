@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import smtplib
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from email.utils import make_msgid, parseaddr
 from typing import Any
 
@@ -107,8 +108,15 @@ def outbox_sender(config: Mapping[str, Any]) -> tuple[SendEmail, Callable[[], No
     return send, channel.close
 
 
-def run(session: Session, *, now: Any, config: Mapping[str, Any]) -> dict[str, int]:
-    """The scheduler's tick: build, then deliver with the consent checked at delivery time."""
+def run(
+    session: Session,
+    *,
+    now: Any,
+    config: Mapping[str, Any],
+    clock: Callable[[], datetime] = utcnow,
+) -> dict[str, int]:
+    """The scheduler's tick: build at `now`, then deliver with the consent checked at delivery
+    time (`clock()`, passed in like the sender's: building a run's batches takes a while)."""
     built = build_weekly_summaries(session, now=now, config=config)
-    result = deliver_weekly_summaries(session, now=utcnow(), config=config)
+    result = deliver_weekly_summaries(session, now=clock(), config=config)
     return {"built": built, **result}
