@@ -6,7 +6,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from flask import Flask, current_app, g
@@ -14,9 +14,6 @@ from sqlalchemy import DateTime, Engine, MetaData, Uuid, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
-
-if TYPE_CHECKING:
-    from api.errors import LeavesTrace
 
 T = TypeVar("T")
 
@@ -168,12 +165,6 @@ def in_own_transaction(name: str, work: Callable[[Session], T]) -> T:
         result = work(session)
     log.debug("db.own_transaction", name=name)
     return result
-
-
-def keep_trace(refusal: LeavesTrace) -> None:
-    """Write a refusal's trace (errors.LeavesTrace) in a named short transaction of its own; the
-    route then re-raises the refusal, and the request's own transaction is not committed."""
-    in_own_transaction(refusal.trace_name, refusal.write_trace)
 
 
 def utcnow() -> datetime:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Self
+from typing import Any
 
 import structlog
 from flask import Flask, Response, current_app, g, json, request
@@ -40,22 +39,9 @@ class AppError(Exception):
 
 
 class LeavesTrace:
-    """A refusal that must leave a trace (a counted sign-in failure, a revoked login): the service
-    raises it `with_trace(name, write)` instead of writing; the route that owns the transaction
-    runs `write` in a named short transaction of its own (db.keep_trace) and re-raises."""
-
-    trace_name = ""
-    traced = False
-    _write: Callable[[Any], object] | None = None
-
-    def with_trace(self, name: str, write: Callable[[Any], object]) -> Self:
-        self.trace_name, self._write = name, write
-        return self
-
-    def write_trace(self, session: Any) -> None:
-        if self._write is not None:
-            self._write(session)
-        self.traced = True
+    """A refusal whose writes must be kept (a counted attempt, a revoked login): the service made
+    them in the request's transaction before refusing; the route that owns the transaction
+    commits and re-raises (`except ...: session.commit(); raise`). errors.py only maps it."""
 
 
 class ValidationError(AppError):
@@ -125,9 +111,11 @@ _HTTP_SLUGS = {
     406: ("not-acceptable", "Not acceptable"),
     409: ("conflict", "Conflict"),
     413: ("payload-too-large", "Request body too large"),
+    414: ("uri-too-long", "URL too long"),
     415: ("unsupported-media-type", "Unsupported media type"),
     422: ("validation", "Invalid input"),
     429: ("rate-limited", "Too many requests"),
+    431: ("header-too-large", "Request header too large"),
     500: ("internal", "Internal server error"),
     503: ("unavailable", "Service unavailable"),
 }
@@ -210,10 +198,7 @@ def handle_http_exception(exc: HTTPException) -> Response:
 def init_app(app: Flask) -> None:
     @app.errorhandler(AppError)
     def _app_error(exc: AppError) -> Response:
-        # Mapping only: a refusal's trace was written by the route that owns the transaction
-        # (LeavesTrace); this handler never touches the session.
-        if isinstance(exc, LeavesTrace) and not exc.traced:
-            log.error("error.trace_dropped", trace=exc.trace_name)
+        # Mapping only: what a refusal must keep, the route committed (LeavesTrace).
         return problem(
             exc.status,
             slug=exc.slug,

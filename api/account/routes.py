@@ -11,7 +11,8 @@ from flask_smorest import Blueprint
 from api.account import erasure, services
 from api.account.schemas import EraseSchema, MePatchSchema, PasswordChangeSchema
 from api.auth.schemas import UserSchema
-from api.db import get_session, keep_trace, utcnow
+from api.auth.services import PersistingUnauthorized
+from api.db import get_session, utcnow
 from api.security import auth_required, current_user, password_hasher
 
 blp = Blueprint(
@@ -43,12 +44,17 @@ def update_me(body: dict[str, Any]) -> Any:
 @auth_required()
 @blp.arguments(PasswordChangeSchema)
 @blp.response(204)
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def change_password(body: dict[str, Any]) -> None:
     """Change the password; every sign-in of the account ends."""
     session = get_session()
-    services.change_password(
-        session, user=current_user(), now=utcnow(), hasher=password_hasher(), **body
-    )
+    try:
+        services.change_password(
+            session, user=current_user(), now=utcnow(), hasher=password_hasher(), **body
+        )
+    except PersistingUnauthorized:
+        session.commit()  # the counted attempt outlives the 401
+        raise
     session.commit()
 
 
@@ -70,7 +76,7 @@ def erase_me(body: dict[str, Any]) -> None:
             export_dir=Path(current_app.config["EXPORT_DIR"]),
             now=utcnow(),
         )
-    except erasure.WrongPassword as refused:
-        keep_trace(refused)  # the counted attempt outlives the 403
+    except erasure.WrongPassword:
+        session.commit()  # the counted attempt outlives the 403
         raise
     session.commit()

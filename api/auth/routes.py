@@ -17,7 +17,7 @@ from api.auth.schemas import (
     TokenPairSchema,
     UserSchema,
 )
-from api.db import get_session, keep_trace, utcnow
+from api.db import get_session, utcnow
 from api.ratelimit import make_counter
 from api.security import auth_required, client_address, password_hasher
 
@@ -71,8 +71,8 @@ def create_token(body: dict[str, Any]) -> Any:
             throttle=throttle_settings(),
             tokens=token_settings(),
         )
-    except services.PersistingUnauthorized as refused:
-        keep_trace(refused)  # the counted failure outlives the 401
+    except services.PersistingUnauthorized:
+        session.commit()  # the counted failure outlives the 401
         raise
     session.commit()
     return pair
@@ -90,8 +90,8 @@ def refresh_token(body: dict[str, Any]) -> Any:
         pair = services.refresh(
             session, refresh_token=body["refresh_token"], now=utcnow(), tokens=token_settings()
         )
-    except services.PersistingUnauthorized as refused:
-        keep_trace(refused)  # the revoked login outlives the 401
+    except services.PersistingUnauthorized:
+        session.commit()  # the revoked login outlives the 401
         raise
     session.commit()
     return pair

@@ -14,9 +14,10 @@ from argon2 import PasswordHasher
 from sqlalchemy import CursorResult, Result, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from api import fields
 from api.auth.models import AuthSession, RefreshToken, User
 from api.errors import Conflict, LeavesTrace, TooManyRequests, Unauthorized
-from api.ratelimit import Counter
+from api.ratelimit import Counter, take_attempt
 from api.security import (
     burn_password_check,
     hash_password,
@@ -30,6 +31,9 @@ from api.security import (
 log = structlog.get_logger("waymark.auth")
 
 _INVALID_LOGIN = "The email or password is not correct."
+# Wrong current passwords allowed per window on POST /v1/me/password (as for erasure).
+PASSWORD_MAX_FAILURES = 5
+PASSWORD_FAILURE_WINDOW = 900
 
 
 @dataclass(frozen=True)
@@ -54,11 +58,11 @@ class ThrottleSettings:
 
 
 class PersistingUnauthorized(LeavesTrace, Unauthorized):
-    """A 401 whose trace (a revoked family, a counted failure) the route keeps (db.keep_trace)."""
+    """A 401 whose writes (a revoked family, a counted attempt) the route commits (LeavesTrace)."""
 
 
 def normalize_email(email: str) -> str:
-    return email.strip().lower()
+    return fields.normalize_email(email)
 
 
 def new_invite_code() -> str:
@@ -117,11 +121,22 @@ def login(
 ) -> TokenPair:
     """Sign in. Raises TooManyRequests when throttled, PersistingUnauthorized on bad credentials."""
     acct_key, addr_key = _throttle_keys(email, address)
+    # Every attempt is counted before the password is checked (atomically: the limit holds
+    # under parallel clients); a successful one is given back below.
     for key, limit in ((acct_key, throttle.max_per_account), (addr_key, throttle.max_per_address)):
-        window = counter.peek(session, key, window=throttle.window, now=now)
-        if window.count >= limit:
+        try:
+            take_attempt(
+                session,
+                counter,
+                key,
+                limit=limit,
+                window=throttle.window,
+                now=now,
+                detail="Too many failed sign-ins. Try again later.",
+            )
+        except TooManyRequests:
             log.warning("auth.login_throttled", scope=key.split(":")[1])
-            raise TooManyRequests(window.retry_after, "Too many failed sign-ins. Try again later.")
+            raise
 
     user = session.scalar(select(User).where(User.email == normalize_email(email)))
     if user is None:
@@ -131,18 +146,14 @@ def login(
         ok = verify_password(user.password_hash, password, hasher)
     if not ok:
         log.info("auth.login_failed", user_id=str(user.id) if user else None)
-
-        def count_failure(own: Session) -> None:
-            counter.hit(own, acct_key, window=throttle.window, now=now)
-            counter.hit(own, addr_key, window=throttle.window, now=now)
-
-        raise PersistingUnauthorized(_INVALID_LOGIN).with_trace("auth.login_failed", count_failure)
+        raise PersistingUnauthorized(_INVALID_LOGIN)
 
     assert user is not None
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password, hasher)
         log.info("auth.password_rehashed", user_id=str(user.id))
     counter.reset(session, acct_key)
+    counter.undo(session, addr_key)
     login_session = AuthSession(user_id=user.id, created_at=now)
     session.add(login_session)
     session.flush()
@@ -190,8 +201,9 @@ def refresh(
     if not login_session.is_live():
         raise Unauthorized("This sign-in has ended. Sign in again.")
     if row.spent_at is not None:
+        _revoke(session, login_session, now=now, reason="refresh_reuse")
         log.warning("auth.refresh_reuse", session_id=str(login_session.id))
-        raise _reused(login_session.id, now=now)
+        raise PersistingUnauthorized("The refresh token was already used; this sign-in has ended.")
     if row.expires_at <= now:
         raise Unauthorized("The refresh token has expired. Sign in again.")
     # Conditional update: of two concurrent refreshes with the same token only one wins.
@@ -203,23 +215,11 @@ def refresh(
         )
     )
     if won != 1:
-        raise _reused(login_session.id, now=now)
+        _revoke(session, login_session, now=now, reason="refresh_reuse")
+        raise PersistingUnauthorized("The refresh token was already used; this sign-in has ended.")
     user = session.get(User, login_session.user_id)
     assert user is not None
     return _issue_pair(session, user=user, login_session=login_session, now=now, tokens=tokens)
-
-
-def _reused(session_id: uuid.UUID, *, now: datetime) -> PersistingUnauthorized:
-    """A spent refresh token came back: the whole login ends (its trace), whatever the request."""
-
-    def revoke(own: Session) -> None:
-        login_session = own.get(AuthSession, session_id)
-        if login_session is not None:
-            _revoke(own, login_session, now=now, reason="refresh_reuse")
-
-    return PersistingUnauthorized(
-        "The refresh token was already used; this sign-in has ended."
-    ).with_trace("auth.refresh_reuse", revoke)
 
 
 def _revoke(session: Session, login_session: AuthSession, *, now: datetime, reason: str) -> None:

@@ -17,7 +17,7 @@ from api.consent.schemas import (
     ConsentPageSchema,
     ConsentSchema,
 )
-from api.db import get_session, keep_trace, utcnow
+from api.db import get_session, utcnow
 from api.ratelimit import make_counter
 from api.security import auth_required, client_address, current_user
 
@@ -52,8 +52,8 @@ def lookup_clinician(args: dict[str, Any]) -> Any:
             limits=lookup_limits(),
             now=utcnow(),
         )
-    except services.PersistingNotFound as refused:
-        keep_trace(refused)  # the counted lookup outlives the 404
+    except services.PersistingNotFound:
+        session.commit()  # the counted lookup outlives the 404
         raise
     session.commit()
     return clinician

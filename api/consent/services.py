@@ -27,7 +27,7 @@ log = structlog.get_logger("waymark.consent")
 
 
 class PersistingNotFound(LeavesTrace, NotFound):
-    """A 404 whose trace (a counted lookup) the route keeps (db.keep_trace)."""
+    """A 404 whose write (a counted lookup) the route commits (LeavesTrace)."""
 
 
 # --- Patients: linking and their consents -------------------------------------------------------
@@ -65,20 +65,14 @@ def lookup_clinician(
         if window.count >= limit:
             log.warning("consent.lookup_throttled", scope=key.split(":")[1])
             raise TooManyRequests(window.retry_after, "Too many invite code lookups. Try later.")
-
-    def count(own: Session) -> None:
-        for key, _limit in keys:
-            counter.hit(own, key, window=limits.window, now=now)
-
+    for key, _limit in keys:
+        counter.hit(session, key, window=limits.window, now=now)
     code = normalize_invite_code(invite_code)
     clinician = session.scalar(
         select(User).where(User.invite_code == code, User.role == "clinician")
     )
     if clinician is None or not code:
-        raise PersistingNotFound("No clinician has this invite code.").with_trace(
-            "consent.lookup_counted", count
-        )
-    count(session)  # a hit counts too, in the request's transaction
+        raise PersistingNotFound("No clinician has this invite code.")
     return clinician
 
 

@@ -1,4 +1,4 @@
-"""Export: /v1/export (own data), /v1/me DELETE (erasure), /fhir Bulk Data."""
+"""Export: /v1/export (own data), /fhir Bulk Data (erasure, DELETE /v1/me: api/account)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from api.export.schemas import BulkKickoffArgs, ExportArgs, ManifestSchema
 from api.ratelimit import make_counter
 from api.security import auth_required, current_user
 
-blp = Blueprint("export", __name__, url_prefix="/v1", description="Export and erasure")
+blp = Blueprint("export", __name__, url_prefix="/v1", description="Export")
 fhir_blp = Blueprint("fhir", __name__, url_prefix="/fhir", description="FHIR Bulk Data export")
 
 ATTACHMENT = {

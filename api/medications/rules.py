@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from api.localtime import local_day_start
+from api.localtime import local_day_end, local_day_start
 
 _TICK = timedelta(microseconds=1)
 
@@ -22,7 +22,7 @@ def live_during(regimen: Any, start: datetime, end: datetime) -> bool:
     if local_day_start(regimen.start_date, zone) >= end:
         return False
     if regimen.end_date is not None:
-        return local_day_start(regimen.end_date + timedelta(days=1), zone) > start
+        return local_day_end(regimen.end_date, zone) > start
     return True
 
 
