@@ -13,9 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # Lowest first. A unit (api/<name>.py or api/<name>/) may import units of lower layers only;
 # within a layer, none imports another. Keep docs/architecture.md in step with this list.
 ORDER: tuple[tuple[str, ...], ...] = (
-    ("config", "categories", "localtime", "observability", "openapi", "parsing"),
-    ("db",),
-    ("errors", "dml", "ops"),
+    ("config", "categories", "errors", "headers", "localtime", "openapi", "parsing"),
+    ("db", "observability"),
+    ("dml", "ops"),
     ("fields", "ratelimit"),
     ("pagination", "security"),
     ("sync", "idempotency"),
