@@ -84,6 +84,7 @@ class _NoCookieSessions(SessionInterface):
 
 
 def _blueprints() -> list[Any]:
+    from api.account.routes import blp as account
     from api.alerts.routes import blp as alerts
     from api.audit.routes import blp as audit
     from api.auth.routes import blp as auth
@@ -107,6 +108,7 @@ def _blueprints() -> list[Any]:
     return [
         ops,
         auth,
+        account,
         instruments,
         checkins,
         medications,
