@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from api.alerts.models import Alert, AlertAcknowledgement
 from api.consent.gate import Gate
 from api.consent.models import CATEGORIES
-from api.disclosures.services import record_disclosure
+from api.disclosures.services import record_per_consent
 from api.dml import dialect_of, insert_ignoring_conflicts, one_of
 from api.errors import NotFound
 from api.pagination import keyset_page
@@ -205,22 +205,21 @@ def list_alerts(
 
 
 def _disclose(session: Session, *, gate: Gate, alerts: Iterable[Alert]) -> None:
-    """A ledger row per patient: the categories shown and the period of the events the alerts
-    describe (not when they were raised)."""
+    """A ledger row per patient and consent: the categories shown and the period of the events
+    the alerts describe (not when they were raised)."""
     by_patient: dict[uuid.UUID, list[Alert]] = defaultdict(list)
     for alert in alerts:
         by_patient[alert.patient_id].append(alert)
     for patient_id, rows in by_patient.items():
         categories = {a.category for a in rows}
-        record_disclosure(
+        consent_id = gate.covering(patient_id, categories).id
+        span = (min(a.events_from for a in rows), max(a.events_to for a in rows))
+        record_per_consent(
             session,
             patient_id=patient_id,
             recipient_id=gate.clinician_id,
-            consent_id=gate.covering(patient_id, categories).id,
             kind="read",
-            categories=categories,
-            data_from=min(a.events_from for a in rows),
-            data_to=max(a.events_to for a in rows),
+            reads=dict.fromkeys(sorted(categories), (consent_id, *span)),
             now=gate.now,
         )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
@@ -42,8 +42,8 @@ from api.export.sections import (
 from api.inbox.schemas import InboxItemSchema
 from api.inbox.services import _item as inbox_item
 from api.instruments.services import list_instruments
+from api.localtime import local_day_start
 from api.medications.models import Dose, Medication
-from api.medications.schedule import local_day_start
 from api.notifications.models import Notification
 from api.reminders.models import ReminderRule
 from api.reminders.schemas import ReminderSchema
@@ -198,7 +198,7 @@ def in_effect_until(row: Any, zone: ZoneInfo, now: datetime) -> datetime:
 def _medication_rows(
     session: Session, user_ids: Sequence[uuid.UUID] | None, window: Window
 ) -> Rows:
-    now = window.until or datetime.now(UTC)
+    now = window.at
     base = select(Medication.__table__).order_by(Medication.user_id, Medication.created_at)
     for row in rows_of(
         session,
@@ -497,7 +497,7 @@ def consent_record(row: Any, categories: list[str], now: datetime) -> dict[str, 
 
 def _consent_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window: Window) -> Rows:
     # A patient has a handful of consents: read them, then their categories in one query.
-    now = window.until or datetime.now(UTC)
+    now = window.at
     base = select(Consent.__table__).order_by(Consent.patient_id, Consent.signed_at, Consent.id)
     for stmt in in_chunks(base, Consent.patient_id, user_ids):
         rows = list(session.execute(stmt))
