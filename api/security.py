@@ -18,7 +18,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, g, request
 from flask_smorest import Blueprint
 
-from api.errors import Forbidden, Unauthorized
+from api.db import get_session
+from api.errors import Forbidden, Unauthorized, under_fhir
 from api.observability import bind_user
 
 if TYPE_CHECKING:
@@ -133,20 +134,32 @@ def _bearer_token() -> str:
     return token.strip()
 
 
+# How a token's live login and a user are found belongs to the auth feature, which sits above
+# this module (it hashes and issues tokens through it): auth registers both at import
+# (use_auth), the way Flask-Login takes a user_loader, so this module never imports auth.
+LoginResolver = Callable[..., tuple[uuid.UUID, str]]  # (session, *, claims) -> (user id, role)
+UserLoader = Callable[..., Any]  # (session, user_id) -> User | None
+_auth: dict[str, Any] = {}
+
+
+def use_auth(*, resolve_login: LoginResolver, load_user: UserLoader) -> None:
+    _auth.update(resolve_login=resolve_login, load_user=load_user)
+
+
+def _auth_hook(name: str) -> Any:
+    try:
+        return _auth[name]
+    except KeyError:
+        raise RuntimeError("api.auth has not registered with api.security (use_auth)") from None
+
+
 def authenticate() -> tuple[uuid.UUID, str]:
     """Resolve the bearer token to a live login: (user id, role); raise Unauthorized."""
-    from api.auth.services import role_for_access_token  # import here: auth imports security
-    from api.db import get_session
-    from api.errors import under_fhir
-
     token = _bearer_token()
-    if under_fhir():
-        from api.smart import services as smart
-
-        if smart.is_system_token(token):
-            return _authenticate_system(token)
+    if _system and under_fhir() and _system["is_system_token"](token):
+        return _authenticate_system(token)
     claims = decode_access_token(token)
-    user_id, role = role_for_access_token(get_session(), claims=claims)
+    user_id, role = _auth_hook("resolve_login")(get_session(), claims=claims)
     g.current_user_id = user_id
     g.pop("current_user", None)  # a user loaded for an earlier token must never be reused
     g.pop("system_client", None)
@@ -155,14 +168,20 @@ def authenticate() -> tuple[uuid.UUID, str]:
     return user_id, role
 
 
+# SMART Backend Services tokens are checked by the smart feature, above this module: it registers
+# its two functions at import (use_system_tokens), as auth does with use_auth.
+_system: dict[str, Any] = {}
+
+
+def use_system_tokens(*, is_system_token: Callable[[str], bool], authenticate: Any) -> None:
+    _system.update(is_system_token=is_system_token, authenticate=authenticate)
+
+
 def _authenticate_system(token: str) -> tuple[uuid.UUID, str]:
     """A SMART Backend Services token (FHIR routes only): it acts as the clinician the client is
     registered for, so the consent gate decides for it exactly as for that clinician."""
-    from api.db import get_session
-    from api.smart import services as smart
-
     cfg = current_app.config
-    client, clinician, claims = smart.authenticate_system(
+    client, clinician, claims = _system["authenticate"](
         get_session(),
         token=token,
         issuer=cfg["JWT_ISSUER"],
@@ -194,10 +213,7 @@ def current_user() -> User:
     """The signed-in user, loaded on first use in the request."""
     user = g.get("current_user")
     if user is None:
-        from api.auth.models import User
-        from api.db import get_session
-
-        user = get_session().get(User, current_user_id())
+        user = _auth_hook("load_user")(get_session(), current_user_id())
         if user is None:
             raise Unauthorized()
         g.current_user = user

@@ -40,6 +40,16 @@ def test_single_head() -> None:
     assert len(script.get_heads()) == 1
 
 
+def test_file_names_follow_the_chain() -> None:
+    """Reading the folder in name order is reading the chain from base to head (revision ids
+    stay as they were; a new migration takes a number above the head's file)."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    chain = [rev.path for rev in reversed(list(script.walk_revisions()))]
+    names = [path.rsplit("/", 1)[-1] for path in chain]
+    numbers = [int(name.split("_", 1)[0]) for name in names]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers), names
+
+
 @pytest.mark.slow
 def test_upgrade_downgrade_upgrade(database_url: str, backend: str, tmp_path) -> None:
     _ran_on.add(backend)
@@ -81,7 +91,7 @@ def _insert(conn: sa.Connection, table: str, **given: Any) -> None:
 
 
 def test_part2_migration_keeps_consents_their_categories_and_summaries(tmp_path) -> None:
-    """0019a rebuilds `consents` on SQLite (to drop the recipient's foreign key); the rows that
+    """0020 rebuilds `consents` on SQLite (to drop the recipient's foreign key); the rows that
     point at consents must come through, and the ledger gets each row's purpose."""
     url = f"sqlite:///{tmp_path / 'part2.sqlite3'}"
     cfg = alembic_config(url)

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 
 from api.consent import services
 from api.consent import texts as consent_texts
+from api.consent.models import Consent
 from api.consent.schemas import (
     ClinicianCardSchema,
     ClinicianLookupArgs,
@@ -19,6 +20,7 @@ from api.consent.schemas import (
     ConsentSchema,
     ConsentTextSchema,
 )
+from api.consent.signals import consent_narrowed
 from api.db import get_session, utcnow
 from api.errors import NotFound
 from api.ratelimit import make_counter
@@ -45,15 +47,19 @@ def lookup_limits() -> services.LookupLimits:
 def lookup_clinician(args: dict[str, Any]) -> Any:
     """Find a clinician by the invite code they gave you (there is no directory)."""
     session = get_session()
-    clinician = services.lookup_clinician(
-        session,
-        invite_code=args["invite_code"],
-        patient_id=current_user().id,
-        address=client_address(),
-        counter=make_counter(current_app.config["REDIS_URL"]),
-        limits=lookup_limits(),
-        now=utcnow(),
-    )
+    try:
+        clinician = services.lookup_clinician(
+            session,
+            invite_code=args["invite_code"],
+            patient_id=current_user().id,
+            address=client_address(),
+            counter=make_counter(current_app.config["REDIS_URL"]),
+            limits=lookup_limits(),
+            now=utcnow(),
+        )
+    except services.PersistingNotFound:
+        session.commit()  # the counted lookup outlives the 404
+        raise
     session.commit()
     return clinician
 
@@ -75,6 +81,9 @@ def create_consent(body: dict[str, Any]) -> Any:
         revocation_statement=current_app.config["CONSENT_REVOCATION_STATEMENT"],
         now=utcnow(),
     )
+    if created and consent.replaces_id is not None:
+        # The new consent replaced (revoked) an older one: what that clinician sees may shrink.
+        _narrowed(consent)
     session.commit()
     return consent, 201 if created else 200
 
@@ -107,6 +116,7 @@ def revoke_consent(consent_id: uuid.UUID) -> Any:
     consent = services.revoke_consent(
         session, patient_id=current_user().id, consent_id=consent_id, now=utcnow()
     )
+    _narrowed(consent)
     session.commit()
     return consent
 
@@ -127,3 +137,14 @@ def get_consent_text(version: str) -> Any:
     if text is None:
         raise NotFound("No such consent text version.")
     return text
+
+
+def _narrowed(consent: Consent) -> None:
+    """Tell the features that hold derived copies (bulk export files) before the commit."""
+    consent_narrowed.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        session=get_session(),
+        patient_id=consent.patient_id,
+        recipient_id=consent.recipient_id,
+        now=utcnow(),
+    )

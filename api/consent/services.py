@@ -18,8 +18,8 @@ from api.auth.models import User
 from api.consent import texts as consent_texts
 from api.consent.gate import in_force
 from api.consent.models import Consent, ConsentCategory
-from api.disclosures.models import Disclosure
-from api.errors import NotFound, TooManyRequests, ValidationError
+from api.db import Base
+from api.errors import LeavesTrace, NotFound, TooManyRequests, ValidationError
 from api.offline import create_once
 from api.pagination import keyset_page
 from api.ratelimit import Counter
@@ -27,10 +27,8 @@ from api.ratelimit import Counter
 log = structlog.get_logger("waymark.consent")
 
 
-class PersistingNotFound(NotFound):
-    """A 404 whose side effect (a counted lookup) must still be committed."""
-
-    persist = True
+class PersistingNotFound(LeavesTrace, NotFound):
+    """A 404 whose write (a counted lookup) the route commits (LeavesTrace)."""
 
 
 # --- Patients: linking and their consents -------------------------------------------------------
@@ -180,9 +178,10 @@ def get_consent(session: Session, *, patient_id: uuid.UUID, consent_id: uuid.UUI
 def _stamp_revocation(session: Session, consent: Consent, *, now: datetime) -> None:
     # Stamped no earlier than the last disclosure made under it: a read that held the consent
     # while this revoke waited for its lock happened before the revocation, and the ledger says so.
-    last = session.scalar(
-        select(func.max(Disclosure.at)).where(Disclosure.consent_id == consent.id)
-    )
+    # The ledger by its table: disclosures sits above consent in the feature order (each row
+    # carries its consent's scope), so consent does not import it.
+    ledger = Base.metadata.tables["disclosures"]
+    last = session.scalar(select(func.max(ledger.c.at)).where(ledger.c.consent_id == consent.id))
     # (Nor before it was signed, should another host's clock lag.)
     consent.revoked_at = max(t for t in (now, last, consent.signed_at) if t is not None)
     session.flush()

@@ -6,6 +6,30 @@ from marshmallow import Schema, fields
 
 from api.pagination import page_schema
 
+NOTICE_DESCRIPTION = "The 42 CFR part 2 redisclosure notice that governs the data in this answer."
+CONSENT_SCOPES_DESCRIPTION = (
+    "The scope of each consent this answer disclosed data under (42 CFR 2.32(b)): recipient, "
+    "categories, purpose, data period, expiry and the text signed. Empty when it disclosed none."
+)
+
+
+def disclosed_page_schema(item_schema: type, name: str) -> type:
+    """A list envelope that carries disclosed data: items, next_cursor, the notice and the
+    scope of the consents it was disclosed under."""
+    base = page_schema(item_schema, name + "Base")
+    return type(
+        name,
+        (base,),
+        {
+            "notice": fields.String(required=True, metadata={"description": NOTICE_DESCRIPTION}),
+            "consent_scopes": fields.List(
+                fields.Nested(lambda: ConsentScopeSchema()),  # noqa: PLW0108 - defined below
+                required=True,
+                metadata={"description": CONSENT_SCOPES_DESCRIPTION},
+            ),
+        },
+    )
+
 
 class RecipientSchema(Schema):
     id = fields.UUID(dump_only=True)

@@ -1,9 +1,10 @@
-"""Export: /v1/export (own data), /v1/me DELETE (erasure), /fhir Bulk Data."""
+"""Export: /v1/export (own data), /fhir Bulk Data (erasure, DELETE /v1/me: api/account)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +22,20 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE
 from sqlalchemy.orm import Session
 
-from api.account import erasure
 from api.audit.access import auth_required_audited
+from api.consent.signals import consent_narrowed
 from api.db import get_session, utcnow
 from api.disclosures.notice import add_notice_header, consent_text_url
 from api.disclosures.schemas import ConsentScopeSchema
 from api.disclosures.services import consent_scope
 from api.errors import FHIR_MIME, Forbidden, NotFound
 from api.export import capability, services, terminology
-from api.export.schemas import EraseSchema, ExportArgs, ManifestSchema
+from api.export.schemas import ExportArgs, ManifestSchema
 from api.ratelimit import make_counter
-from api.security import auth_required, current_user, password_hasher, system_client
+from api.security import auth_required, current_user, system_client
 from api.smart import services as smart
 
-blp = Blueprint("export", __name__, url_prefix="/v1", description="Export and erasure")
+blp = Blueprint("export", __name__, url_prefix="/v1", description="Export")
 fhir_blp = Blueprint("fhir", __name__, url_prefix="/fhir", description="FHIR Bulk Data export")
 
 ATTACHMENT = {
@@ -99,24 +100,30 @@ def export_own_data(args: dict[str, Any]) -> Any:
     )
 
 
-@blp.delete("/me")
-@auth_required()
-@blp.arguments(EraseSchema)
-@blp.response(204)
-@blp.alt_response(403, response="FORBIDDEN")
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
-def erase_me(body: dict[str, Any]) -> None:
-    """Erase the account and its health data; every sign-in ends (needs the password)."""
+def _recheck(job_id: uuid.UUID) -> None:
+    """A consent revoked, expired or narrowed since the job finished voids it before anything is
+    answered; committed at once (its files are gone), since the refusal that follows rolls the
+    request back."""
     session = get_session()
-    erasure.erase_account(
+    if services.recheck_bulk_export(
+        session, requester=current_user(), job_id=job_id, export_dir=_export_dir(), now=utcnow()
+    ):
+        session.commit()
+
+
+@consent_narrowed.connect
+def _void_narrowed_exports(
+    _app: Any, *, session: Session, patient_id: uuid.UUID, recipient_id: uuid.UUID, now: datetime
+) -> None:
+    """A consent was revoked or replaced (api.consent.signals): the recipient's finished exports
+    holding that patient are checked at once, in the consent route's transaction."""
+    services.void_exports_holding(
         session,
-        user=current_user(),
-        password=body["password"],
-        hasher=password_hasher(),
+        patient_id=patient_id,
+        recipient_id=recipient_id,
         export_dir=_export_dir(),
-        now=utcnow(),
+        now=now,
     )
-    session.commit()
 
 
 def _file_url(job_id: uuid.UUID, rtype: str) -> str:
@@ -153,7 +160,18 @@ KICKOFF_BODY = {
                 "description": "A FHIR Parameters resource (kick-off by POST).",
                 "properties": {
                     "resourceType": {"type": "string", "enum": ["Parameters"]},
-                    "parameter": {"type": "array", "items": {"type": "object"}},
+                    "parameter": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["name"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "valueString": {"type": "string"},
+                                "valueInstant": {"type": "string"},
+                            },
+                        },
+                    },
                 },
                 "required": ["resourceType"],
             }
@@ -342,6 +360,7 @@ def _token_url() -> str:
 def get_bulk_status(job_id: uuid.UUID) -> Any:
     """Poll a bulk export: 202 with X-Progress while it runs, 200 with the manifest when done."""
     session = get_session()
+    _recheck(job_id)
     job = services.bulk_status(
         session, requester=current_user(), job_id=job_id, now=utcnow(), client_id=_client_id()
     )
@@ -394,8 +413,10 @@ def cancel_bulk_export(job_id: uuid.UUID) -> Any:
 @fhir_blp.alt_response(404, response="NOT_FOUND")
 def get_bulk_file(job_id: uuid.UUID, rtype: str) -> Any:
     """One output file of a completed bulk export (only for whoever started it)."""
+    _recheck(job_id)
+    session = get_session()
     path = services.bulk_file(
-        get_session(),
+        session,
         requester=current_user(),
         job_id=job_id,
         rtype=rtype,
@@ -403,6 +424,7 @@ def get_bulk_file(job_id: uuid.UUID, rtype: str) -> Any:
         now=utcnow(),
         client_id=_client_id(),
     )
+    session.commit()  # the audit row of this read
     answer = send_file(path, mimetype="application/fhir+ndjson", conditional=False, max_age=0)
     # A disclosed file carries the notice too (its resources carry the labels and a pointer to
     # the Consent they went out under).

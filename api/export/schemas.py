@@ -15,12 +15,6 @@ class ExportArgs(StrictSchema):
     )
 
 
-class EraseSchema(StrictSchema):
-    password = fields.String(
-        required=True, load_only=True, validate=validate.Length(min=1, max=1024)
-    )
-
-
 class OutputFileSchema(Schema):
     type = fields.String(required=True)
     url = fields.String(required=True)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from api.auth.models import User
 from api.errors import AppError, NotFound, Unauthorized, ValidationError
+from api.security import use_system_tokens
 from api.smart.models import ClientAssertion, SystemClient
 
 log = structlog.get_logger("waymark.smart")
@@ -299,3 +300,6 @@ def authenticate_system(
     if clinician is None or clinician.role != "clinician":
         raise Unauthorized("The client's clinician is gone.")
     return client, clinician, claims
+
+
+use_system_tokens(is_system_token=is_system_token, authenticate=authenticate_system)

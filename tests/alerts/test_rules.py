@@ -22,7 +22,7 @@ from api.alerts.rules import (
     rising_trends,
     withdrawal_threshold,
 )
-from api.summaries.compute import (
+from api.readmodel.rows import (
     CheckinRow,
     CowsRow,
     DoseLog,
