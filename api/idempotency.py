@@ -121,6 +121,7 @@ def claim(
     now: datetime,
     ttl: timedelta,
     lease: timedelta = IN_FLIGHT_LEASE,
+    previous_hashes: tuple[str, ...] = (),
 ) -> Claim:
     """Claim (principal, key) for one request.
 
@@ -154,7 +155,10 @@ def claim(
             if _take_over(session, row, IdempotencyKey.expires_at <= now, fresh):
                 return Claim(owned=True, row_id=row.id)
             continue
-        if not hmac.compare_digest(row.request_hash, request_hash):
+        # previous_hashes: the same request under the keys SECRET_KEY replaced (rotation).
+        if not any(
+            hmac.compare_digest(row.request_hash, h) for h in (request_hash, *previous_hashes)
+        ):
             raise KeyReused(
                 {HEADER: ["This key was already used with a different request."]},
                 detail="This Idempotency-Key was already used with a different request.",
@@ -281,19 +285,19 @@ class _State:
     store: bool
 
 
-def _keyed_hash(*parts: bytes) -> str:
-    secret = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(secret, b"\n".join(parts), hashlib.sha256).hexdigest()
+def _keyed_hash(*parts: bytes, secret: str | None = None) -> str:
+    key = (secret or current_app.config["SECRET_KEY"]).encode()
+    return hmac.new(key, b"\n".join(parts), hashlib.sha256).hexdigest()
 
 
-def _request_hash() -> str:
+def _request_hash(secret: str | None = None) -> str:
     raw = request.get_data(cache=True)
     try:
         # Same JSON, other whitespace or key order: the same request.
         body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
     except ValueError:
         body = raw
-    return _keyed_hash(request.method.encode(), request.full_path.encode(), body)
+    return _keyed_hash(request.method.encode(), request.full_path.encode(), body, secret=secret)
 
 
 def _principal() -> tuple[str, uuid.UUID | None]:
@@ -364,6 +368,7 @@ def _before() -> Response | None:
         raise ValidationError({HEADER: ["Use 1 to 255 visible ASCII characters."]})
     principal, user_id = _principal()
     request_hash = _request_hash()
+    previous = tuple(_request_hash(k) for k in current_app.config.get("SECRET_KEY_PREVIOUS", []))
     now = utcnow()
 
     def work(session: Session) -> Claim:
@@ -379,6 +384,7 @@ def _before() -> Response | None:
             request_hash=request_hash,
             now=now,
             ttl=_ttl(),
+            previous_hashes=previous,
         )
 
     try:
