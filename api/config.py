@@ -150,6 +150,8 @@ class Config:
         self.DELIVERY_LEASE = _int("DELIVERY_LEASE", 300)
         self.HEARTBEAT_INTERVAL = _int("HEARTBEAT_INTERVAL", 15)
         self.SCHEDULER_LEADER_RETRY = _int("SCHEDULER_LEADER_RETRY", 10)
+        # "host:port" of the scheduler's own /metrics (jobs/metrics.py); unset: not served.
+        self.SCHEDULER_METRICS_ADDR = _env("SCHEDULER_METRICS_ADDR")
         self.SCHEDULER_LOCK_KEY = _int("SCHEDULER_LOCK_KEY", 0x5741594D)  # "WAYM"
         self.REDISCLOSURE_NOTICE = _env("REDISCLOSURE_NOTICE", REDISCLOSURE_NOTICE)
         # Clinician summaries and alerts (docs/summaries.md).
