@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +46,14 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from api.db import Base, get_db, utcnow
 from api.dml import insert_ignoring_conflicts
-from api.errors import PROBLEM_MIME, Conflict, Unauthorized, ValidationError
+from api.errors import (
+    DATABASE_UNAVAILABLE,
+    PROBLEM_MIME,
+    Conflict,
+    Unauthorized,
+    ValidationError,
+    database_unavailable,
+)
 
 log = structlog.get_logger("waymark.idempotency")
 
@@ -51,9 +61,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 HEADER = "Idempotency-Key"
 MIN_TTL = timedelta(hours=24)
-# A claim whose request has not finished after this long belongs to a worker that died (gunicorn
-# kills a request after GUNICORN_TIMEOUT, 30 s by default); the next repeat takes it over.
-IN_FLIGHT_LEASE = timedelta(seconds=60)
+# Claims follow their owner: the process running the request renews its claims every
+# RENEW_EVERY while the request runs (_Renewer), so a claim not renewed for IN_FLIGHT_LEASE
+# belongs to a request that is gone (a killed worker, an answer whose release the database
+# refused) and the next repeat takes it over, seconds later rather than a minute.
+IN_FLIGHT_LEASE = timedelta(seconds=10)
+RENEW_EVERY = 3.0  # seconds
 _KEY_FORMAT = re.compile(r"^[\x21-\x7e]{1,255}$")
 # 4xx answers that the same request could get differently later (signed in again, the resource
 # it refers to synced, the role changed, the rate window passed) are not final, so not stored.
@@ -396,6 +409,66 @@ def _before() -> Response | None:
         return _replay(result.replay)
     view = current_app.view_functions.get(request.endpoint or "")
     g.idempotency = _State(result.row_id, store=getattr(view, "_idempotency_store", True))
+    _renewer.hold(current_app._get_current_object(), result.row_id)  # type: ignore[attr-defined]
+    return None
+
+
+class _Renewer:
+    """Keeps the claims of this process's running requests fresh (one thread per process, started
+    on first use and again after a fork; it writes only for requests older than RENEW_EVERY)."""
+
+    def __init__(self) -> None:
+        self._held: dict[uuid.UUID, float] = {}
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._app: Flask | None = None
+
+    def hold(self, app: Flask, row_id: uuid.UUID) -> None:
+        with self._lock:
+            self._held[row_id] = time.monotonic()
+            if self._pid != os.getpid():
+                self._pid, self._app = os.getpid(), app
+                self._held = {row_id: self._held[row_id]}
+                threading.Thread(target=self._run, name="idempotency-renewer", daemon=True).start()
+
+    def drop(self, row_id: uuid.UUID) -> None:
+        with self._lock:
+            self._held.pop(row_id, None)
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        while self._pid == pid:
+            time.sleep(RENEW_EVERY)
+            cutoff = time.monotonic() - RENEW_EVERY
+            with self._lock:
+                due = [row_id for row_id, since in self._held.items() if since <= cutoff]
+            if due and self._app is not None:
+                self.renew(self._app, due)
+
+    @staticmethod
+    def renew(app: Flask, row_ids: list[uuid.UUID]) -> None:
+        try:
+            with app.extensions["db"].engine.begin() as conn:
+                conn.execute(
+                    update(_table)
+                    .where(_table.c.id.in_(row_ids), _table.c.status.is_(None))
+                    .values(locked_at=utcnow())
+                )
+        except Exception as exc:  # the database is away: the lease decides, as for a dead owner
+            log.warning("idempotency.renew_failed", error_type=type(exc).__name__)
+
+
+_renewer = _Renewer()
+
+
+def _finish_claim(work: Callable[[Session], Any], row_id: uuid.UUID) -> BaseException | None:
+    """Complete or release a claim; the error if the database refused (the lease frees it)."""
+    try:
+        _in_own_transaction(work)
+    except DATABASE_UNAVAILABLE as exc:
+        return exc
+    finally:
+        _renewer.drop(row_id)
     return None
 
 
@@ -413,7 +486,7 @@ def _after(response: Response) -> Response:
         headers = {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}
         body = response.get_data()
         resource_id = _resource_id(response)
-        _in_own_transaction(
+        failed = _finish_claim(
             lambda s: complete(
                 s,
                 row_id=state.row_id,
@@ -421,10 +494,15 @@ def _after(response: Response) -> Response:
                 body=body,
                 headers=headers,
                 resource_id=resource_id,
-            )
+            ),
+            state.row_id,
         )
     else:
-        _in_own_transaction(lambda s: release(s, row_id=state.row_id))
+        failed = _finish_claim(lambda s: release(s, row_id=state.row_id), state.row_id)
+    if failed is not None:
+        # The answer cannot be stored or the claim let go: the client must resend, and the
+        # resend (same key) runs afresh once the lease ends, a few seconds from now.
+        return database_unavailable(failed, where="idempotency")
     return response
 
 
@@ -432,7 +510,9 @@ def _teardown(_exc: BaseException | None) -> None:
     # Normally _after has finished the claim; if something broke before it ran, let go of it.
     state: _State | None = g.pop("idempotency", None)
     if state is not None:
-        _in_own_transaction(lambda s: release(s, row_id=state.row_id))
+        failed = _finish_claim(lambda s: release(s, row_id=state.row_id), state.row_id)
+        if failed is not None:
+            log.error("idempotency.release_failed", error_type=type(failed).__name__)
 
 
 class OpenAPIPlugin(BasePlugin):
