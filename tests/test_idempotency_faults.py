@@ -79,8 +79,8 @@ def test_an_outage_before_the_answer_is_stored_is_503_and_a_resend_succeeds(
 
 
 def test_the_lease_is_seconds() -> None:
-    assert idempotency.IN_FLIGHT_LEASE <= timedelta(seconds=10)
-    assert idempotency.RENEW_EVERY * 3 <= idempotency.IN_FLIGHT_LEASE.total_seconds()
+    assert timedelta(seconds=10) >= idempotency.IN_FLIGHT_LEASE
+    assert idempotency.IN_FLIGHT_LEASE.total_seconds() >= idempotency.RENEW_EVERY * 3
 
 
 @pytest.mark.parametrize("step", ["complete", "release"])
