@@ -203,6 +203,8 @@ class Config:
         """Export (docs/export.md, docs/fhir.md)."""
         self.FHIR_BASE_URL = _env("FHIR_BASE_URL", f"{self.PUBLIC_BASE_URL}/fhir")
         self.EXPORT_DIR = _env("EXPORT_DIR", str(INSTANCE / "exports"))
+        # disk (EXPORT_DIR, one host) or database (any API host serves any file).
+        self.EXPORT_STORAGE = _env("EXPORT_STORAGE", "disk")
         self.EXPORT_RATE_LIMIT = _int("EXPORT_RATE_LIMIT", 10)
         self.EXPORT_RATE_WINDOW = _int("EXPORT_RATE_WINDOW", 3600)
         self.BULK_EXPORT_TTL = _int("BULK_EXPORT_TTL", 6 * 3600)

@@ -26,6 +26,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from api import create_app
 from api.db import utcnow
+from api.export.storage import storage_from_config
 from api.notifications import services as outbox
 from jobs import (
     alerts,
@@ -222,10 +223,11 @@ def _add_export_jobs(scheduler: BlockingScheduler, app: Any) -> None:
         seconds=cfg["BULK_EXPORT_POLL_INTERVAL"],
         args=[app, bulk_export.run_next_export],
         kwargs={
-            "export_dir": cfg["EXPORT_DIR"],
+            "export_dir": storage_from_config(cfg),
             "base_url": cfg["FHIR_BASE_URL"],
             "ttl": cfg["BULK_EXPORT_TTL"],
             "clock": utcnow,
+            "leader": True,
         },
         id="bulk_export",
     )
@@ -234,7 +236,7 @@ def _add_export_jobs(scheduler: BlockingScheduler, app: Any) -> None:
         "interval",
         minutes=5,
         args=[app, bulk_export.expire_exports],
-        kwargs={"export_dir": cfg["EXPORT_DIR"]},
+        kwargs={"export_dir": storage_from_config(cfg)},
         id="expire_exports",
     )
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-from flask import Response, current_app, request, send_file, stream_with_context, url_for
+from flask import Response, current_app, request, stream_with_context, url_for
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 from sqlalchemy.orm import Session
@@ -16,6 +15,7 @@ from api.audit.access import auth_required_audited
 from api.db import get_session, utcnow
 from api.export import erasure, services
 from api.export.schemas import BulkKickoffArgs, EraseSchema, ExportArgs, ManifestSchema
+from api.export.storage import ExportStorage, storage_from_config
 from api.ratelimit import make_counter
 from api.security import auth_required, current_user, password_hasher
 
@@ -52,8 +52,8 @@ def _closing(chunks: Iterator[bytes], session: Session) -> Iterator[bytes]:
         session.close()
 
 
-def _export_dir() -> Path:
-    return Path(current_app.config["EXPORT_DIR"])
+def _export_dir() -> ExportStorage:
+    return storage_from_config(current_app.config)
 
 
 @blp.get("/export")
@@ -188,7 +188,7 @@ def cancel_bulk_export(job_id: uuid.UUID) -> Any:
 @fhir_blp.alt_response(404, response="NOT_FOUND")
 def get_bulk_file(job_id: uuid.UUID, rtype: str) -> Any:
     """One output file of a completed bulk export (only for whoever started it)."""
-    path = services.bulk_file(
+    chunks = services.bulk_file(
         get_session(),
         requester=current_user(),
         job_id=job_id,
@@ -196,4 +196,9 @@ def get_bulk_file(job_id: uuid.UUID, rtype: str) -> Any:
         export_dir=_export_dir(),
         now=utcnow(),
     )
-    return send_file(path, mimetype="application/fhir+ndjson", conditional=False, max_age=0)
+    # Streamed chunk by chunk (from disk or the database): the file is never whole in memory.
+    return Response(
+        stream_with_context(chunks),
+        mimetype="application/fhir+ndjson",
+        headers={"Cache-Control": "no-cache"},
+    )
