@@ -11,9 +11,10 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE
 from sqlalchemy.orm import Session
 
+from api.account import erasure
 from api.audit.access import auth_required_audited
 from api.db import get_session, utcnow
-from api.export import erasure, services
+from api.export import services
 from api.export.schemas import BulkKickoffArgs, EraseSchema, ExportArgs, ManifestSchema
 from api.export.storage import ExportStorage, storage_from_config
 from api.ratelimit import make_counter
