@@ -28,6 +28,7 @@ from api import create_app
 from api.db import utcnow
 from api.export.storage import storage_from_config
 from api.notifications import services as outbox
+from api.notifications.push import PushRouter
 from jobs import (
     alerts,
     bulk_export,
@@ -83,7 +84,8 @@ def run_dispatch(app: Any) -> int:
 def run_send(app: Any) -> dict[str, int]:
     """Deliver what the outbox holds, for at most a few send intervals."""
     cfg = app.config
-    email, push, links = reminders.channels(cfg)
+    email, links = reminders.channels(cfg)
+    push = push_router(app)
 
     def send(session: Any, *, now: Any) -> Any:
         # Leases follow their owner: only the leader sends, one run at a time (max_instances=1),
@@ -107,6 +109,15 @@ def run_send(app: Any) -> dict[str, int]:
     send.__name__ = "send_notifications"
     send.metric_name = "reminders.send_notifications"  # type: ignore[attr-defined]
     return dict(run_in_transaction(app, send))
+
+
+def push_router(app: Any) -> PushRouter:
+    """One router per process: its access tokens, provider tokens and connections (HTTP/2 to
+    APNs) are shared by every run of the sender."""
+    router = app.extensions.get("push_router")
+    if router is None:
+        router = app.extensions["push_router"] = PushRouter.from_config(app.config)
+    return router  # type: ignore[no-any-return]
 
 
 def check_leadership(app: Any, leadership: Leadership, scheduler: BaseScheduler) -> None:
@@ -279,6 +290,7 @@ def serve(app: Any, leadership: Leadership, stop: threading.Event) -> None:
 
 def main() -> None:
     app = create_app()
+    push_router(app)  # a push setting that is filled in but unusable stops us here, named
     leadership = make_leadership(app.config["DATABASE_URL"], key=app.config["SCHEDULER_LOCK_KEY"])
     log.info("scheduler.start", instance=INSTANCE, lock=leadership.kind)
     metrics.LEADER.labels(INSTANCE).set(0)

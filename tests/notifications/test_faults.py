@@ -20,8 +20,9 @@ from sqlalchemy.orm import sessionmaker
 from api.auth.models import User
 from api.db import make_engine
 from api.notifications import services as outbox
-from api.notifications.channels import EmailChannel, EmailSettings, PushChannel, PushSettings
+from api.notifications.channels import EmailChannel, EmailSettings
 from api.notifications.models import Delivery
+from api.notifications.push import PushRouter
 from jobs import reminders as reminder_jobs
 from tests.notifications.conftest import LINKS
 from tests.notifications.test_sender import queue
@@ -68,7 +69,7 @@ def _run(make: Any, channel: EmailChannel, settings: Any, now: datetime) -> Any:
                 settings=settings,
                 batch_size=20,
                 email=channel,
-                push=PushChannel(PushSettings(endpoint=None)),
+                push=PushRouter(),  # email only here
                 links=LINKS,
                 budget_seconds=10,
             )

@@ -1,7 +1,7 @@
 """Bulk export files in the database (EXPORT_STORAGE=database), so any API host serves any file
 
-Revision ID: 0012
-Revises: 0009
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-06 15:00:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012"
-down_revision: str | Sequence[str] | None = "0009"
+revision: str = "0019"
+down_revision: str | Sequence[str] | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
