@@ -44,7 +44,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from api.db import Base, get_db, utcnow
+from api.db import Base, in_own_transaction, utcnow
 from api.dml import insert_ignoring_conflicts
 from api.errors import (
     DATABASE_UNAVAILABLE,
@@ -365,17 +365,6 @@ def _resource_id(response: Response) -> uuid.UUID | None:
     return None
 
 
-def _in_own_transaction(work: Callable[[Session], Any]) -> Any:
-    # The request's own session may hold an unfinished transaction (a view that raised after a
-    # flush): end it first, so nothing of it is committed here and, on SQLite, its write lock is
-    # free. The claim and the answer live in short transactions of their own.
-    request_session = g.get("db_session")
-    if request_session is not None:
-        request_session.rollback()
-    with get_db().sessionmaker() as session, session.begin():
-        return work(session)
-
-
 def _before() -> Response | None:
     key = request.headers.get(HEADER)
     if request.method != "POST" or key is None or request.url_rule is None:
@@ -404,7 +393,7 @@ def _before() -> Response | None:
         )
 
     try:
-        result: Claim = _in_own_transaction(work)
+        result: Claim = in_own_transaction("idempotency.claim", work)
     except IntegrityError:
         return None  # the token's account no longer exists: the view answers 401
     if result.replay is not None:
@@ -464,10 +453,12 @@ class _Renewer:
 _renewer = _Renewer()
 
 
-def _finish_claim(work: Callable[[Session], Any], row_id: uuid.UUID) -> BaseException | None:
+def _finish_claim(
+    name: str, work: Callable[[Session], Any], row_id: uuid.UUID
+) -> BaseException | None:
     """Complete or release a claim; the error if the database refused (the lease frees it)."""
     try:
-        _in_own_transaction(work)
+        in_own_transaction(name, work)
     except DATABASE_UNAVAILABLE as exc:
         return exc
     finally:
@@ -490,6 +481,7 @@ def _after(response: Response) -> Response:
         body = response.get_data()
         resource_id = _resource_id(response)
         failed = _finish_claim(
+            "idempotency.store_answer",
             lambda s: complete(
                 s,
                 row_id=state.row_id,
@@ -501,7 +493,9 @@ def _after(response: Response) -> Response:
             state.row_id,
         )
     else:
-        failed = _finish_claim(lambda s: release(s, row_id=state.row_id), state.row_id)
+        failed = _finish_claim(
+            "idempotency.release", lambda s: release(s, row_id=state.row_id), state.row_id
+        )
     if failed is not None:
         # The answer cannot be stored or the claim let go: the client must resend, and the
         # resend (same key) runs afresh once the lease ends, a few seconds from now.
@@ -513,7 +507,9 @@ def _teardown(_exc: BaseException | None) -> None:
     # Normally _after has finished the claim; if something broke before it ran, let go of it.
     state: _State | None = g.pop("idempotency", None)
     if state is not None:
-        failed = _finish_claim(lambda s: release(s, row_id=state.row_id), state.row_id)
+        failed = _finish_claim(
+            "idempotency.release", lambda s: release(s, row_id=state.row_id), state.row_id
+        )
         if failed is not None:
             log.error("idempotency.release_failed", error_type=type(failed).__name__)
 
