@@ -5,19 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from flask import (
-    Response,
-    current_app,
-    g,
-    json,
-    request,
-    send_file,
-    stream_with_context,
-    url_for,
-)
+from flask import Response, current_app, g, json, request, stream_with_context, url_for
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 from sqlalchemy.orm import Session
@@ -31,6 +21,7 @@ from api.disclosures.services import consent_scope
 from api.errors import FHIR_MIME, Forbidden, NotFound
 from api.export import capability, services, terminology
 from api.export.schemas import ExportArgs, ManifestSchema
+from api.export.storage import ExportStorage, storage_from_config
 from api.ratelimit import make_counter
 from api.security import auth_required, current_user, system_client
 from api.smart import services as smart
@@ -68,8 +59,8 @@ def _closing(chunks: Iterator[bytes], session: Session) -> Iterator[bytes]:
         session.close()
 
 
-def _export_dir() -> Path:
-    return Path(current_app.config["EXPORT_DIR"])
+def _export_dir() -> ExportStorage:
+    return storage_from_config(current_app.config)
 
 
 @blp.get("/export")
@@ -415,7 +406,7 @@ def get_bulk_file(job_id: uuid.UUID, rtype: str) -> Any:
     """One output file of a completed bulk export (only for whoever started it)."""
     _recheck(job_id)
     session = get_session()
-    path = services.bulk_file(
+    chunks = services.bulk_file(
         session,
         requester=current_user(),
         job_id=job_id,
@@ -425,7 +416,12 @@ def get_bulk_file(job_id: uuid.UUID, rtype: str) -> Any:
         client_id=_client_id(),
     )
     session.commit()  # the audit row of this read
-    answer = send_file(path, mimetype="application/fhir+ndjson", conditional=False, max_age=0)
+    # Streamed chunk by chunk (from disk or the database): the file is never whole in memory.
+    answer = Response(
+        stream_with_context(chunks),
+        mimetype="application/fhir+ndjson",
+        headers={"Cache-Control": "no-cache"},
+    )
     # A disclosed file carries the notice too (its resources carry the labels and a pointer to
     # the Consent they went out under).
     notice = services.notice_for(current_user(), current_app.config["REDISCLOSURE_NOTICE"])
