@@ -60,6 +60,29 @@ def render_html(doc: Mapping[str, Any], *, sows_threshold: float | None = None) 
     return _environment().get_template("summary.html").render(doc=doc, charts=empty | drawn)
 
 
+def render_fragment(doc: Mapping[str, Any], *, sows_threshold: float | None = None) -> str:
+    """The summary page's body, for embedding in a page whose CSP allows no inline style: each
+    chart becomes an <img> of its SVG (a data: URI; an image's own styles are its own), and the
+    page styles the summary's classes itself (the dashboard's stylesheet)."""
+    import base64
+
+    from api.summaries import charts
+
+    def image(name: str, fig: Any) -> str:
+        svg = charts.to_svg(fig, prefix=f"c-{name}", title=name)
+        data = base64.b64encode(svg.encode()).decode()
+        label = f"Chart: {name.replace('-', ' ')} by day (the figures are in the tables)"
+        return f'<img class="chart-img" alt="{label}" src="data:image/svg+xml;base64,{data}">'
+
+    drawn = {
+        name: image(name, fig)
+        for name, fig in charts.figures(doc, sows_threshold=sows_threshold).items()
+    }
+    empty = dict.fromkeys(("sows", "sows-gossop", "craving", "sleep", "medications"), "")
+    page = _environment().get_template("summary.html").render(doc=doc, charts=empty | drawn)
+    return page[page.index("<body>") + len("<body>") : page.rindex("</body>")]
+
+
 # --- PDF ---------------------------------------------------------------------------------------
 
 
