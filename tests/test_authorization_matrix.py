@@ -10,12 +10,12 @@ body is searched for canary values seeded in the data of people the caller has n
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -430,9 +430,8 @@ def _seed_features(session: Session, world: World, *, now: datetime) -> None:
 
 def _seed_weekly_summary(session: Session, world: World, *, now: datetime) -> None:
     """A weekly summary delivered to the full clinician, holding a medications canary."""
-    from api.summaries.models import WeeklySummary
-
     from api.summaries import services as summary_services
+    from api.summaries.models import WeeklySummary
     from tests.conftest import TestConfig
 
     canary = _canary("SummaryMedication")

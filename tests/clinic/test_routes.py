@@ -4,10 +4,10 @@ ledger and audit rows, admin actions, the API's second factor, CORS and email li
 from __future__ import annotations
 
 import uuid
-from urllib.parse import unquote
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import pyotp
 import pytest
