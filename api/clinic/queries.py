@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from api.alerts import services as alert_services
 from api.auth.models import User
 from api.checkins.models import Checkin
-from api.consent import services as consent_services
+from api.consent.gate import Gate, window_start
 from api.consent.models import Consent
 from api.disclosures.services import record_disclosures
 from api.medications.models import Dose
@@ -36,6 +36,7 @@ class RosterRow:
     patient_id: uuid.UUID
     display_name: str
     consent: Consent
+    window_from: datetime
     open_alerts: int
     last_checkin: datetime | None  # None: none in the window, or symptoms not shared
     adherence: tuple[int, int] | None  # (taken, scheduled doses logged or missed); None: not shared
@@ -57,10 +58,11 @@ def roster(
 ) -> dict[str, Any]:
     """One page of the patients with a consent in force to the clinician, with what each
     consent lets the dashboard show; every patient whose data is shown gets a ledger row."""
+    gate = Gate.open(session, clinician_id=clinician_id, now=now, lock=False)
     base = (
-        select(Consent, User.display_name)
+        gate.consents_stmt()
+        .add_columns(User.display_name)
         .join(User, User.id == Consent.patient_id)
-        .where(Consent.recipient_id == clinician_id, consent_services.in_force_clause(now))
     )
     if search:
         pattern = f"%{_escape_like(search.lower())}%"
@@ -74,9 +76,7 @@ def roster(
     consents = [row[0] for row in rows]
     names = {row[0].patient_id: row[1] for row in rows}
     ids = [c.patient_id for c in consents]
-    alerts = alert_services.open_counts(
-        session, clinician_id=clinician_id, patient_ids=ids, now=now
-    )
+    alerts = alert_services.open_counts(session, gate=gate, patient_ids=ids)
     symptoms = {c.id: c for c in consents if "symptoms" in c.categories}
     medications = {c.id: c for c in consents if "medications" in c.categories}
     last = _last_checkins(session, consent_ids=list(symptoms), now=now)
@@ -88,6 +88,7 @@ def roster(
             patient_id=c.patient_id,
             display_name=names[c.patient_id],
             consent=c,
+            window_from=window_start(c),
             open_alerts=alerts.get(c.patient_id, 0),
             last_checkin=last.get(c.patient_id),
             adherence=doses.get(c.patient_id, (0, 0)) if c.id in medications else None,
@@ -104,9 +105,9 @@ def roster(
                     "recipient_id": clinician_id,
                     "consent_id": c.id,
                     "categories": categories,
-                    "data_from": max(c.window_start, since)
+                    "data_from": max(window_start(c), since)
                     if categories == ["medications"]
-                    else c.window_start,
+                    else window_start(c),
                     "data_to": now,
                 }
             )

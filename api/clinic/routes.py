@@ -20,8 +20,8 @@ from api.auth.models import User
 from api.auth.routes import throttle_settings
 from api.clinic import queries, sessions, web
 from api.clinician import services as clinician_services
-from api.consent import services as consent_services
-from api.consent.models import CATEGORIES, Consent
+from api.consent.gate import Gate, window_start
+from api.consent.models import CATEGORIES
 from api.db import get_session, utcnow
 from api.errors import AppError, NotFound, ValidationError
 from api.instruments.definitions import INSTRUMENTS
@@ -335,24 +335,19 @@ def consent(patient_id: uuid.UUID) -> Any:
     """The consent in force that the patient signed to you."""
     db = get_session()
     now = utcnow()
-    grants = consent_services.grants_in_force(
-        db, clinician_id=g.clinic_user.id, patient_id=patient_id, categories=CATEGORIES, now=now
-    )
-    ids = {grant.consent_id for grant in grants.values()}
-    rows = list(
-        db.scalars(select(Consent).where(Consent.id.in_(ids)).order_by(Consent.signed_at.desc()))
-    )
-    if not rows:  # a consent in force covering no category at all: nothing to show
-        rows = [
-            c
-            for c in consent_services.hold_active(db, clinician_id=g.clinic_user.id, now=now)
-            if c.patient_id == patient_id
-        ]
+    gate = Gate.open(db, clinician_id=g.clinic_user.id, now=now, patient_id=patient_id)
+    gate.grants(patient_id, CATEGORIES)  # NotFound unless a consent is in force
+    rows = gate.consents
     patient_user = db.get(User, patient_id)
     if patient_user is None or not rows:
         raise NotFound("No such patient.")
     return render_template(
-        "clinic/consent.html", consents=rows, patient=patient_user, now=now, patient_id=patient_id
+        "clinic/consent.html",
+        consents=rows,
+        patient=patient_user,
+        now=now,
+        patient_id=patient_id,
+        window_start=window_start,
     )
 
 
@@ -365,8 +360,8 @@ def cows(patient_id: uuid.UUID) -> Any:
     """The COWS form: the 11 items with their published anchors, saved like the API's."""
     db = get_session()
     now = utcnow()
-    consent_services.require_active(
-        db, clinician_id=g.clinic_user.id, patient_id=patient_id, category="symptoms", now=now
+    Gate.open(db, clinician_id=g.clinic_user.id, now=now, patient_id=patient_id).grant(
+        patient_id, "symptoms"
     )
     name = db.get(User, patient_id)
     assert name is not None

@@ -309,7 +309,7 @@ def test_cows_form_saves_through_the_api_service(
     make_patient: Any,
     clinic_sign_in: SignIn,
 ) -> None:
-    from api.clinician.models import CowsAssessment
+    from api.cows.models import CowsAssessment
 
     clinician = make_clinician()
     patient = _consented(session, make_patient, clinician)
