@@ -1,7 +1,7 @@
 """dashboard: sessions, TOTP, recovery codes, deactivation
 
-Revision ID: 0012
-Revises: 0009
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-06 14:27:08.473422
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import api.db
 
-revision: str = "0012"
-down_revision: str | Sequence[str] | None = "0009"
+revision: str = "0019"
+down_revision: str | Sequence[str] | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
