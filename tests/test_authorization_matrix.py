@@ -271,6 +271,7 @@ def world(
             "consent_id": str(full.id),
             "alert_id": str(alert.id),
             "user_id": str(users["clinician_none"].id),  # a clinician account (admin pages)
+            "name": "craving",  # a summary chart the owner's check-ins draw
         },
         canaries={
             "owner:account": {owner_name},
@@ -613,11 +614,13 @@ CLINIC_FAMILIES: list[tuple[set[str], str, dict[str, Any]]] = [
     ({"GET"}, r"/inbox/<notification_id>", _everyone(OK)),
     ({"GET"}, r"/clinic/(patients|alerts|summaries)", CLINIC_SELF),
     ({"GET"}, r"/clinic/patients/<patient_id>(/consent)?", clinic_patient(None)),
+    # The craving chart (symptoms) of the patient page's summary.
+    ({"GET"}, r"/clinic/patients/<patient_id>/charts/<name>\.svg", clinic_patient("symptoms")),
     ({"GET", "POST"}, r"/clinic/patients/<patient_id>/cows", clinic_patient("symptoms")),
     ({"POST"}, r"/clinic/alerts/<alert_id>/acknowledge", clinic_patient("symptoms")),
     (
         {"GET"},
-        r"/clinic/summaries/<summary_id>",
+        r"/clinic/summaries/<summary_id>(/charts/<name>\.svg)?",
         {**clinic_patient(None), "clinician_partial": 404},  # delivered to full only
     ),
     ({"GET", "POST"}, r"/clinic/admin/.*", CLINIC_ADMIN),

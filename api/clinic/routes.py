@@ -314,7 +314,12 @@ def patient(patient_id: uuid.UUID) -> Any:
         tables["sessions"] = clinician_services.read_counseling_sessions(
             db, from_=start, to=end, cursor=None, **common
         )
-    fragment = render_fragment(doc, sows_threshold=current_app.config["ALERT_SOWS_SEVERE"])
+    fragment = render_fragment(
+        doc,
+        chart_url=lambda name: url_for(
+            "clinic.patient_chart", patient_id=patient_id, name=name, days=days
+        ),
+    )
     return render_template(
         "clinic/patient.html",
         doc=doc,
@@ -327,6 +332,31 @@ def patient(patient_id: uuid.UUID) -> Any:
         patient_id=patient_id,
         limit=TABLE_ROWS,
     )
+
+
+@blp.get("/patients/<uuid:patient_id>/charts/<name>.svg")
+@web.page(CLINICIAN, action="clinic.patient.chart")
+def patient_chart(patient_id: uuid.UUID, name: str) -> Any:
+    """One chart of the patient page's summary (the same period), as an SVG image."""
+    from api.summaries import charts
+
+    _days, start, end = _period()
+    doc = summary_services.on_demand_summary(
+        get_session(),
+        clinician_id=g.clinic_user.id,
+        patient_id=patient_id,
+        start=start,
+        end=end,
+        now=utcnow(),
+        config=summary_services.SummaryConfig.from_mapping(current_app.config),
+    )
+    if name not in charts.chart_names(doc):
+        raise NotFound("No such chart.")
+    threshold = current_app.config["ALERT_SOWS_SEVERE"]
+    fig = charts.figure(doc, name, sows_threshold=threshold)
+    svg = charts.to_svg(fig, prefix=f"c-{name}", title=name)
+    get_session().commit()
+    return Response(svg, mimetype="image/svg+xml")
 
 
 @blp.get("/patients/<uuid:patient_id>/consent")
@@ -464,9 +494,30 @@ def summary(summary_id: uuid.UUID) -> Any:
         notice=current_app.config["REDISCLOSURE_NOTICE"],
     )
     fragment = render_fragment(
-        view["content"], sows_threshold=current_app.config["ALERT_SOWS_SEVERE"]
+        view["content"],
+        chart_url=lambda name: url_for("clinic.summary_chart", summary_id=summary_id, name=name),
     )
     return render_template("clinic/summary.html", view=view, summary=fragment)
+
+
+@blp.get("/summaries/<uuid:summary_id>/charts/<name>.svg")
+@web.page(CLINICIAN, action="clinic.summaries.chart", patient_arg=None, target_arg="summary_id")
+def summary_chart(summary_id: uuid.UUID, name: str) -> Any:
+    """One chart of a weekly summary, as an SVG image."""
+    from api.summaries import charts
+
+    view = summary_services.get_weekly_summary(
+        get_session(),
+        clinician_id=g.clinic_user.id,
+        summary_id=summary_id,
+        now=utcnow(),
+        notice=current_app.config["REDISCLOSURE_NOTICE"],
+    )
+    if name not in charts.chart_names(view["content"]):
+        raise NotFound("No such chart.")
+    threshold = current_app.config["ALERT_SOWS_SEVERE"]
+    fig = charts.figure(view["content"], name, sows_threshold=threshold)
+    return Response(charts.to_svg(fig, prefix=f"c-{name}", title=name), mimetype="image/svg+xml")
 
 
 # --- admin ------------------------------------------------------------------------------------
