@@ -557,3 +557,35 @@ def test_reminder_email_inbox_link_lands(client: FlaskClient) -> None:
     answer = client.get(f"/inbox/{uuid.uuid4()}")
     assert answer.status_code == 200
     assert "Open the Waymark app" in answer.get_data(as_text=True)
+
+
+def test_patient_page_charts_are_images_through_the_gate(
+    client: FlaskClient,
+    session: Session,
+    make_clinician: Any,
+    make_patient: Any,
+    clinic_sign_in: SignIn,
+) -> None:
+    clinician = make_clinician()
+    patient = _consented(session, make_patient, clinician, categories=["symptoms"])
+    checkin_at = datetime.now(UTC) - timedelta(days=1)
+    from api.checkins import services as checkin_services
+
+    checkin_services.create_checkin(
+        session,
+        user_id=patient.id,
+        body={"id": None, "recorded_at": checkin_at, "craving": 7, "note": None},
+        now=checkin_at,
+    )
+    session.commit()
+    clinic_sign_in(client, clinician)
+    html = client.get(f"/clinic/patients/{patient.id}?days=7").get_data(as_text=True)
+    src = f"/clinic/patients/{patient.id}/charts/craving.svg?days=7"
+    assert f'src="{src}"' in html
+    before = session.scalar(select(func.count()).select_from(Disclosure))
+    chart = client.get(src)
+    assert chart.status_code == 200 and chart.mimetype == "image/svg+xml"
+    assert chart.get_data(as_text=True).lstrip().startswith("<svg")
+    assert session.scalar(select(func.count()).select_from(Disclosure)) == (before or 0) + 1
+    # A chart of a category not shared (medications) does not exist for this clinician.
+    assert client.get(f"/clinic/patients/{patient.id}/charts/medications.svg").status_code == 404
