@@ -27,6 +27,7 @@ from api.notifications.channels import (
     deliver,
 )
 from api.notifications.push import PushRouter
+from api.observability import item_failed
 from api.reminders.dispatch import DispatchSettings, dispatch_batch
 
 log = structlog.get_logger("waymark.jobs.reminders")
@@ -176,12 +177,8 @@ def _send_batch(
                 result = deliver(
                     item, email=email, push=push, links=links, commit=commit_point, now=clock()
                 )
-            except Exception as exc:  # an adapter bug must not stop the other lanes
-                log.error(
-                    "delivery.crashed",
-                    delivery_id=str(item.delivery_id),
-                    error_type=type(exc).__name__,
-                )
+            except Exception as exc:  # an adapter bug must not stop the other deliveries
+                item_failed("reminder_send", exc, delivery_id=item.delivery_id)
                 result = Result("retry", "internal_error")
             inbox.put(("done", item, result, committed))
 
@@ -192,33 +189,55 @@ def _send_batch(
     for thread in threads:
         thread.start()
     try:
-        for _ in range(len(claimed)):
-            kind, item, payload, committed = inbox.get()
-            while kind == "commit":
+        pending = len(claimed)
+        while pending:
+            try:
+                kind, item, payload, committed = inbox.get(timeout=0.5)
+            except queue.Empty:
+                if any(thread.is_alive() for thread in threads) or not inbox.empty():
+                    continue
+                # A lane died outside its delivery: its rows stay claimed until the lease ends.
+                break
+            if kind == "commit":
                 won = outbox.mark_sent(session, claimed=item, now=clock())
                 session.commit()
                 payload.put(won)
-                kind, item, payload, committed = inbox.get()
+                continue
+            pending -= 1
             if kind == "expired":
                 outcomes["lease_expired"] += 1
                 continue
-            result: Result = payload
-            if result.outcome in ("sent", "lost") and committed:
-                outcomes[result.outcome] += 1
-                continue
-            status = outbox.record_outcome(
-                session,
-                claimed=item,
-                outcome=result.outcome,
-                error=result.error,
-                now=clock(),
-                settings=settings,
-                retry_after=result.retry_after,
-            )
-            session.commit()
-            outcomes[status] += 1
+            outcomes[
+                _record(session, item, payload, committed, now=clock(), settings=settings)
+            ] += 1
     finally:
         # If this thread failed (the database), lanes stop at their next row or commit point.
         abandoned.set()
         for thread in threads:
             thread.join()
+
+
+def _record(
+    session: Session,
+    item: outbox.Claimed,
+    result: Result,
+    committed: list[bool],
+    *,
+    now: datetime,
+    settings: outbox.SenderSettings,
+) -> str:
+    """Record one delivery's outcome (committed); a push or email already marked sent at its
+    commit point needs nothing more. Returns what to count it as."""
+    if result.outcome in ("sent", "lost") and committed:
+        return result.outcome
+    status = outbox.record_outcome(
+        session,
+        claimed=item,
+        outcome=result.outcome,
+        error=result.error,
+        now=now,
+        settings=settings,
+        retry_after=result.retry_after,
+    )
+    session.commit()
+    return status

@@ -138,7 +138,9 @@ def _pending() -> tuple[Any, User]:
 def _finish(row: Any, target: str | None, user: User) -> Response:
     db = get_session()
     token = sessions.promote(db, row=row, now=utcnow())
-    auth_services.reset_failures(db, email=user.email, counter=_counter())
+    auth_services.forgive_attempt(
+        db, email=user.email, address=client_address(), counter=_counter()
+    )
     db.commit()
     response = redirect(target or _home(user))
     web.set_cookie(
