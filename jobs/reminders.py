@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session
 from api.notifications import services as outbox
 from api.notifications.channels import (
     EmailChannel,
-    EmailSettings,
     LinkSettings,
     Result,
     deliver,
+    email_settings,
 )
 from api.notifications.push import PushRouter
 from api.observability import item_failed
@@ -53,17 +53,7 @@ def sender_settings(cfg: Mapping[str, Any]) -> outbox.SenderSettings:
 def channels(cfg: Mapping[str, Any]) -> tuple[EmailChannel, LinkSettings]:
     """The email channel and the links it carries (push: PushRouter.from_config, made once per
     process so its access tokens and connections outlive one run)."""
-    email = EmailChannel(
-        EmailSettings(
-            host=cfg["SMTP_HOST"],
-            port=cfg["SMTP_PORT"],
-            mail_from=cfg["MAIL_FROM"],
-            username=cfg["SMTP_USERNAME"],
-            password=cfg["SMTP_PASSWORD"],
-            starttls=cfg["SMTP_STARTTLS"],
-            timeout=cfg["SMTP_TIMEOUT"],
-        )
-    )
+    email = EmailChannel(email_settings(cfg))
     domain = parseaddr(cfg["MAIL_FROM"])[1].rpartition("@")[2] or "waymark.invalid"
     return email, LinkSettings(base_url=cfg["PUBLIC_BASE_URL"], message_domain=domain)
 

@@ -22,8 +22,9 @@ from api.clinic import queries, sessions, web
 from api.clinician import services as clinician_services
 from api.consent.gate import Gate, window_start
 from api.consent.models import CATEGORIES
+from api.cows import services as cows_services
 from api.db import get_session, utcnow
-from api.errors import AppError, NotFound, ValidationError
+from api.errors import AppError, LeavesTrace, NotFound, ValidationError
 from api.instruments.definitions import INSTRUMENTS
 from api.ratelimit import make_counter
 from api.security import client_address, password_hasher
@@ -105,8 +106,8 @@ def login() -> Any:
             throttle=throttle_settings(),
         )
     except AppError as exc:
-        if getattr(exc, "persist", False):
-            db.commit()  # the counted failure stays
+        if isinstance(exc, LeavesTrace):
+            db.commit()  # the counted attempt stays
         else:
             db.rollback()
         error = exc.detail
@@ -406,7 +407,7 @@ def cows(patient_id: uuid.UUID) -> Any:
         if raw is not None and raw.isdigit():
             values[item.key] = int(raw)
     try:
-        assessment, _ = clinician_services.record_cows(
+        assessment, _ = cows_services.record_cows(
             db,
             clinician_id=g.clinic_user.id,
             patient_id=patient_id,
