@@ -438,7 +438,7 @@ def alerts() -> Any:
     page = alert_services.list_alerts(
         db, clinician_id=g.clinic_user.id, state=state, limit=50, cursor=cursor, now=utcnow()
     )
-    names = _names(db, {a.patient_id for a in page["items"]})
+    names = _names(db, {a["patient_id"] for a in page["items"]})
     return render_template("clinic/alerts.html", page=page, names=names, state=state)
 
 
