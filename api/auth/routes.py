@@ -16,14 +16,22 @@ from api.auth.schemas import (
     PasswordChangeSchema,
     RefreshSchema,
     RegisterSchema,
+    RegistrationSchema,
     TokenPairSchema,
     UserSchema,
 )
 from api.db import get_session, utcnow
+from api.notifications import services as outbox
 from api.ratelimit import make_counter
 from api.security import auth_required, client_address, current_user, password_hasher
 
 blp = Blueprint("auth", __name__, url_prefix="/v1", description="Accounts and tokens")
+
+
+REGISTERED = (
+    "If this email address is new, the account is ready: sign in with it. If it already has an "
+    "account, its owner has been sent an email."
+)
 
 
 def token_settings() -> services.TokenSettings:
@@ -42,14 +50,28 @@ def throttle_settings() -> services.ThrottleSettings:
 
 @blp.post("/auth/register")
 @blp.arguments(RegisterSchema)
-@blp.response(201, UserSchema)
-@blp.alt_response(409, response="CONFLICT")
+@blp.response(202, RegistrationSchema)
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def register_user(body: dict[str, Any]) -> Any:
-    """Create a patient account."""
+    """Ask for a patient account; the answer is the same whether or not the email has one."""
     session = get_session()
-    user = services.create_user(session, hasher=password_hasher(), **body)
+    now = utcnow()
+    cfg = current_app.config
+    done = services.register_patient(
+        session,
+        hasher=password_hasher(),
+        address=client_address(),
+        counter=make_counter(cfg["REDIS_URL"]),
+        limit=cfg["REGISTER_MAX_PER_ADDRESS"],
+        window=cfg["REGISTER_WINDOW"],
+        now=now,
+        **body,
+    )
+    if done.existing_user_id is not None:
+        # The owner is told by email (queued in this transaction, sent after it commits).
+        outbox.queue_account_exists_email(session, user_id=done.existing_user_id, now=now)
     session.commit()
-    return user
+    return {"email": services.normalize_email(body["email"]), "detail": REGISTERED}
 
 
 @blp.post("/auth/token")
