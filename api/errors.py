@@ -38,6 +38,12 @@ class AppError(Exception):
         self.extra = extra
 
 
+class LeavesTrace:
+    """A refusal whose writes must be kept (a counted attempt, a revoked login): the service made
+    them in the request's transaction before refusing; the route that owns the transaction
+    commits and re-raises (`except ...: session.commit(); raise`). errors.py only maps it."""
+
+
 class ValidationError(AppError):
     status = 422
     slug = "validation"
@@ -192,12 +198,7 @@ def handle_http_exception(exc: HTTPException) -> Response:
 def init_app(app: Flask) -> None:
     @app.errorhandler(AppError)
     def _app_error(exc: AppError) -> Response:
-        if getattr(exc, "persist", False):
-            # Some failures must leave a trace (a counted sign-in failure, a revoked token
-            # family); the service flushed it and flagged the error, so it is committed here.
-            from api.db import get_session
-
-            get_session().commit()
+        # Mapping only: what a refusal must keep, the route committed (LeavesTrace).
         return problem(
             exc.status,
             slug=exc.slug,

@@ -14,7 +14,6 @@ from sqlalchemy.orm import sessionmaker
 
 from api.auth import services
 from api.auth.models import AuthSession
-from api.errors import Unauthorized
 from api.ratelimit import DatabaseCounter
 from api.security import password_hasher
 
@@ -68,7 +67,7 @@ def test_a_refresh_token_is_spent_once_even_when_raced(
                     )
                     session.commit()
                     return "rotated"
-                except Unauthorized:
+                except services.PersistingUnauthorized:
                     session.commit()  # the family revocation is kept, as the route does
                     return "refused"
 
