@@ -19,7 +19,6 @@ from api.auth.schemas import (
     UserSchema,
 )
 from api.db import get_session, utcnow
-from api.notifications import services as outbox
 from api.ratelimit import make_counter
 from api.security import auth_required, client_address, password_hasher
 
@@ -55,7 +54,7 @@ def register_user(body: dict[str, Any]) -> Any:
     session = get_session()
     now = utcnow()
     cfg = current_app.config
-    done = services.register_patient(
+    services.register_patient(
         session,
         hasher=password_hasher(),
         address=client_address(),
@@ -65,9 +64,6 @@ def register_user(body: dict[str, Any]) -> Any:
         now=now,
         **body,
     )
-    if done.existing_user_id is not None:
-        # The owner is told by email (queued in this transaction, sent after it commits).
-        outbox.queue_account_exists_email(session, user_id=done.existing_user_id, now=now)
     session.commit()
     return {"email": services.normalize_email(body["email"]), "detail": REGISTERED}
 

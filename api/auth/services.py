@@ -15,6 +15,7 @@ from sqlalchemy import CursorResult, Result, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from api import fields
+from api.auth import signals
 from api.auth.models import AuthSession, RefreshToken, User
 from api.errors import Conflict, LeavesTrace, TooManyRequests, Unauthorized
 from api.ratelimit import Counter, take_attempt
@@ -144,6 +145,8 @@ def register_patient(
     existing = session.scalar(select(User.id).where(User.email == email))
     if existing is not None:
         log.info("auth.register_existing", user_id=str(existing))
+        # The owner is told by email (queued in this transaction, sent after it commits).
+        signals.send_address_taken(session, user_id=existing, now=now)
         return Registration(user=None, existing_user_id=existing)
     user = User(
         email=email,

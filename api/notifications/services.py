@@ -20,6 +20,7 @@ import structlog
 from sqlalchemy import and_, select, text, update
 from sqlalchemy.orm import Session
 
+from api.auth import signals as auth_signals
 from api.auth.models import User
 from api.devices.models import Device
 from api.notifications import bulk
@@ -151,6 +152,11 @@ def queue_account_exists_email(session: Session, *, user_id: uuid.UUID, now: dat
     session.flush()
     log.info("notification.account_exists_queued", notification_id=str(notification.id))
     return notification.id
+
+
+@auth_signals.address_taken.connect
+def _on_address_taken(session: Session, *, user_id: uuid.UUID, now: datetime) -> None:
+    queue_account_exists_email(session, user_id=user_id, now=now)
 
 
 def _active_devices(session: Session, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
