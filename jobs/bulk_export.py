@@ -72,7 +72,7 @@ def run_next_export(
     finished = (clock or (lambda: now))()
     job.finished_at = finished
     job.expires_at = finished + timedelta(seconds=ttl)
-    services.record_included(session, job=job, included=included)
+    services.record_included(session, job=job, included=included, now=now)
     session.flush()
     log.info(
         "bulk_export.completed",

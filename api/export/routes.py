@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from marshmallow import RAISE
 from sqlalchemy.orm import Session
 
 from api.audit.access import auth_required_audited
+from api.consent.signals import consent_narrowed
 from api.db import get_session, utcnow
 from api.export import services
 from api.export.schemas import BulkKickoffArgs, ExportArgs, ManifestSchema
@@ -84,6 +86,32 @@ def export_own_data(args: dict[str, Any]) -> Any:
     )
 
 
+def _recheck(job_id: uuid.UUID) -> None:
+    """A consent revoked, expired or narrowed since the job finished voids it before anything is
+    answered; committed at once (its files are gone), since the refusal that follows rolls the
+    request back."""
+    session = get_session()
+    if services.recheck_bulk_export(
+        session, requester=current_user(), job_id=job_id, export_dir=_export_dir(), now=utcnow()
+    ):
+        session.commit()
+
+
+@consent_narrowed.connect
+def _void_narrowed_exports(
+    _app: Any, *, session: Session, patient_id: uuid.UUID, recipient_id: uuid.UUID, now: datetime
+) -> None:
+    """A consent was revoked or replaced (api.consent.signals): the recipient's finished exports
+    holding that patient are checked at once, in the consent route's transaction."""
+    services.void_exports_holding(
+        session,
+        patient_id=patient_id,
+        recipient_id=recipient_id,
+        export_dir=_export_dir(),
+        now=now,
+    )
+
+
 def _file_url(job_id: uuid.UUID, rtype: str) -> str:
     return url_for("fhir.get_bulk_file", job_id=job_id, rtype=rtype, _external=True)
 
@@ -128,6 +156,7 @@ def start_patient_export(args: dict[str, Any]) -> Any:
 def get_bulk_status(job_id: uuid.UUID) -> Any:
     """Poll a bulk export: 202 with X-Progress while it runs, 200 with the manifest when done."""
     session = get_session()
+    _recheck(job_id)
     job = services.bulk_status(session, requester=current_user(), job_id=job_id, now=utcnow())
     if job.status != "completed":
         return Response(
@@ -168,6 +197,7 @@ def cancel_bulk_export(job_id: uuid.UUID) -> Any:
 @fhir_blp.alt_response(404, response="NOT_FOUND")
 def get_bulk_file(job_id: uuid.UUID, rtype: str) -> Any:
     """One output file of a completed bulk export (only for whoever started it)."""
+    _recheck(job_id)
     session = get_session()
     path = services.bulk_file(
         session,

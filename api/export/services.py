@@ -66,11 +66,14 @@ class OwnExport:
     filename: str
 
 
-def fhir_context(*, base_url: str, now: datetime, disclosed: bool) -> fhir.FhirContext:
+def fhir_context(
+    *, base_url: str, now: datetime, disclosed: bool, recipient_id: uuid.UUID | None = None
+) -> fhir.FhirContext:
     return fhir.FhirContext(
         base_url=base_url,
         now=now,
         disclosed=disclosed,
+        recipient_id=str(recipient_id) if recipient_id is not None else None,
         item_texts=feature_sections.instrument_catalogue(),
     )
 
@@ -340,12 +343,12 @@ class _Files:
 
 
 def _in_period(section: Section, record: dict[str, Any], grants: dict[str, Grant]) -> bool:
-    """Inside the consent's data window for the section's category (from its start to now)."""
-    if section.when is None or section.category is None:
+    """Inside the consent's data window for the section's category (from its start to now), by
+    the time the section gives the record. A section of health data without such a time, or a
+    record without one, is refused: nothing is waved through unjudged."""
+    if section.category is None:
         return True
-    when = section.when(record)
-    if when is None:
-        return True
+    when = section.when(record) if section.when is not None else None
     return grants[section.category].holds(when)
 
 
@@ -456,7 +459,13 @@ def run_bulk_export(
         grants = grants_of(Gate.open(session, clinician_id=requester.id, now=now))
     job.transaction_time = job.transaction_time or now
     window = Window(since=job.since, until=job.transaction_time)
-    ctx = fhir_context(base_url=base_url, now=now, disclosed=requester.role != "admin")
+    disclosed = requester.role != "admin"
+    ctx = fhir_context(
+        base_url=base_url,
+        now=now,
+        disclosed=disclosed,
+        recipient_id=requester.id if disclosed else None,
+    )
     wanted = set(job.types)
     sections = [
         s
@@ -537,14 +546,34 @@ def record_disclosures(
 
 
 def record_included(
-    session: Session, *, job: ExportJob, included: dict[uuid.UUID, set[str]]
+    session: Session, *, job: ExportJob, included: dict[uuid.UUID, set[str]], now: datetime
 ) -> None:
-    """Remember which patients the job's files hold (erasure deletes those files)."""
-    if included:
-        session.execute(
-            insert(ExportJobPatient),
-            [{"job_id": job.id, "patient_id": pid} for pid in included],
-        )
+    """Remember which patients the job's files hold (erasure deletes those files) and, for a
+    clinician's job, what of each: the categories and where each one's data window began, so
+    that a consent revoked, expired or narrowed later voids the files (`void_if_not_allowed`)."""
+    if not included:
+        return
+    requester = session.get(User, job.requester_id)
+    grants: Grants = {}
+    if requester is not None and requester.role != "admin":
+        grants = grants_of(Gate.open(session, clinician_id=requester.id, now=now))
+    session.execute(
+        insert(ExportJobPatient),
+        [
+            {
+                "job_id": job.id,
+                "patient_id": pid,
+                "windows": {
+                    c: grants[pid][c].window_from.isoformat()
+                    for c in sorted(categories)
+                    if c in grants.get(pid, {})
+                }
+                if grants
+                else None,
+            }
+            for pid, categories in included.items()
+        ],
+    )
 
 
 def claim_next_job(session: Session, *, now: datetime) -> ExportJob | None:
@@ -567,7 +596,10 @@ def claim_next_job(session: Session, *, now: datetime) -> ExportJob | None:
 
 
 def expire_jobs(session: Session, *, export_dir: Path, now: datetime) -> int:
-    """Delete the files of jobs past their expiry and of cancelled jobs; mark them expired."""
+    """Delete the files of jobs past their expiry and of cancelled jobs; mark them expired. Void
+    the finished exports whose consents no longer allow what they hold (expiry is announced by
+    no request)."""
+    void_changed_exports(session, export_dir=export_dir, now=now)
     jobs = list(
         session.scalars(
             select(ExportJob).where(
@@ -592,6 +624,90 @@ def expire_jobs(session: Session, *, export_dir: Path, now: datetime) -> int:
     )
     session.flush()
     return len(jobs)
+
+
+def _still_allowed(gate: Gate, patient_id: uuid.UUID, windows: dict[str, str] | None) -> bool:
+    """What a file holds of the patient is still what the gate allows: a consent in force, each
+    category still covered, no window starting later than it did."""
+    try:
+        grants = gate.grants(patient_id, list(windows or {}))
+    except NotFound:
+        return False
+    return all(
+        category in grants and grants[category].window_from <= datetime.fromisoformat(start)
+        for category, start in (windows or {}).items()
+    )
+
+
+def void_if_not_allowed(
+    session: Session, *, job: ExportJob, export_dir: Path, now: datetime
+) -> bool:
+    """A finished clinician's export whose files hold a patient the consent gate no longer allows
+    as they are (revoked, expired, narrowed) is voided at once: files deleted, the job failed, so
+    every later poll and download is refused. Returns whether it was voided."""
+    requester = session.get(User, job.requester_id)
+    if job.status != "completed" or requester is None or requester.role == "admin":
+        return False
+    held = session.execute(
+        select(ExportJobPatient.patient_id, ExportJobPatient.windows).where(
+            ExportJobPatient.job_id == job.id
+        )
+    ).all()
+    gate = Gate.open(session, clinician_id=requester.id, now=now)
+    if all(_still_allowed(gate, patient_id, windows) for patient_id, windows in held):
+        return False
+    remove_files(export_dir, job.id)
+    job.status = "failed"
+    job.error = "A consent changed after the export finished; start a new one."
+    job.output = None
+    session.execute(delete(ExportJobPatient).where(ExportJobPatient.job_id == job.id))
+    session.flush()
+    log.info("bulk_export.voided", job_id=str(job.id))
+    return True
+
+
+def recheck_bulk_export(
+    session: Session, *, requester: User, job_id: uuid.UUID, export_dir: Path, now: datetime
+) -> bool:
+    """Before a poll or a download: void the requester's finished job if a consent changed.
+    Returns whether it was voided."""
+    job = session.get(ExportJob, job_id)
+    if job is None or job.requester_id != requester.id:
+        return False
+    return void_if_not_allowed(session, job=job, export_dir=export_dir, now=now)
+
+
+def void_exports_holding(
+    session: Session,
+    *,
+    patient_id: uuid.UUID,
+    recipient_id: uuid.UUID,
+    export_dir: Path,
+    now: datetime,
+) -> int:
+    """The recipient's finished exports that hold the patient, checked again at once (a consent
+    of theirs was revoked or replaced). Returns how many were voided."""
+    jobs = session.scalars(
+        select(ExportJob)
+        .join(ExportJobPatient, ExportJobPatient.job_id == ExportJob.id)
+        .where(
+            ExportJob.requester_id == recipient_id,
+            ExportJob.status == "completed",
+            ExportJobPatient.patient_id == patient_id,
+        )
+    ).all()
+    return sum(void_if_not_allowed(session, job=j, export_dir=export_dir, now=now) for j in jobs)
+
+
+def void_changed_exports(session: Session, *, export_dir: Path, now: datetime) -> int:
+    """Every finished clinician's export checked against the gate (consents also end by expiry,
+    which no request announces): the scheduler's sweep. Returns how many were voided."""
+    jobs = session.scalars(
+        select(ExportJob)
+        .join(User, User.id == ExportJob.requester_id)
+        .where(ExportJob.status == "completed", User.role != "admin")
+    ).all()
+    return sum(void_if_not_allowed(session, job=j, export_dir=export_dir, now=now) for j in jobs)
 
 
 def erase_patient_exports(session: Session, *, patient_id: uuid.UUID, export_dir: Path) -> int:
