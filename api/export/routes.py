@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from flask import Response, current_app, request, send_file, stream_with_context, url_for
+from flask import Response, current_app, request, stream_with_context, url_for
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 from sqlalchemy.orm import Session
@@ -18,6 +17,7 @@ from api.consent.signals import consent_narrowed
 from api.db import get_session, utcnow
 from api.export import services
 from api.export.schemas import BulkKickoffArgs, ExportArgs, ManifestSchema
+from api.export.storage import ExportStorage, storage_from_config
 from api.ratelimit import make_counter
 from api.security import auth_required, current_user
 
@@ -54,8 +54,8 @@ def _closing(chunks: Iterator[bytes], session: Session) -> Iterator[bytes]:
         session.close()
 
 
-def _export_dir() -> Path:
-    return Path(current_app.config["EXPORT_DIR"])
+def _export_dir() -> ExportStorage:
+    return storage_from_config(current_app.config)
 
 
 @blp.get("/export")
@@ -199,7 +199,7 @@ def get_bulk_file(job_id: uuid.UUID, rtype: str) -> Any:
     """One output file of a completed bulk export (only for whoever started it)."""
     _recheck(job_id)
     session = get_session()
-    path = services.bulk_file(
+    chunks = services.bulk_file(
         session,
         requester=current_user(),
         job_id=job_id,
@@ -208,4 +208,9 @@ def get_bulk_file(job_id: uuid.UUID, rtype: str) -> Any:
         now=utcnow(),
     )
     session.commit()  # the audit row of this read
-    return send_file(path, mimetype="application/fhir+ndjson", conditional=False, max_age=0)
+    # Streamed chunk by chunk (from disk or the database): the file is never whole in memory.
+    return Response(
+        stream_with_context(chunks),
+        mimetype="application/fhir+ndjson",
+        headers={"Cache-Control": "no-cache"},
+    )

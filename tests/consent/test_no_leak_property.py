@@ -323,7 +323,7 @@ def _check_bulk(session: Session, case: Case, export_dir: Path) -> None:
             session, requester=case.clinician, job_id=job.id, export_dir=export_dir, now=T
         )
         for output in job.output or []:
-            path = export_services.bulk_file(
+            chunks = export_services.bulk_file(
                 session,
                 requester=case.clinician,
                 job_id=job.id,
@@ -331,7 +331,7 @@ def _check_bulk(session: Session, case: Case, export_dir: Path) -> None:
                 export_dir=export_dir,
                 now=T,
             )
-            readable.append(path.read_text())
+            readable.append(b"".join(chunks).decode())  # the file's bytes, from its storage
     except AppError:
         readable = []
     if not case.categories:
