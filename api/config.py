@@ -128,6 +128,8 @@ class Config:
         self.LOGIN_MAX_FAILURES_PER_ACCOUNT = _int("LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)
         self.LOGIN_MAX_FAILURES_PER_ADDRESS = _int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
         self.LOGIN_FAILURE_WINDOW = _int("LOGIN_FAILURE_WINDOW", 900)
+        self.REGISTER_MAX_PER_ADDRESS = _int("REGISTER_MAX_PER_ADDRESS", 10)
+        self.REGISTER_WINDOW = _int("REGISTER_WINDOW", 3600)
         self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 1024 * 1024)
         self.TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)
         self.IDEMPOTENCY_TTL = _int("IDEMPOTENCY_TTL", 48 * 3600)
@@ -194,6 +196,14 @@ class Config:
         self.CRISIS_RESOURCES = _env("CRISIS_RESOURCES", CRISIS_RESOURCES)
         self.PROBLEM_BASE_URL = _env("PROBLEM_BASE_URL", "https://docs.waymark.invalid/problems/")
         self._export_settings()
+        # The clinician dashboard (docs/dashboard.md) and CORS for clinics' own front ends.
+        self.CLINIC_IDLE_TIMEOUT = _int("CLINIC_IDLE_TIMEOUT", 15 * 60)
+        self.CLINIC_ABSOLUTE_TIMEOUT = _int("CLINIC_ABSOLUTE_TIMEOUT", 12 * 3600)
+        self.CLINIC_PAGE_SIZE = _int("CLINIC_PAGE_SIZE", 50)
+        # Comma-separated origins allowed to call the API from a browser; empty: none.
+        self.CORS_ORIGINS = [
+            o.strip() for o in (_env("CORS_ORIGINS", "") or "").split(",") if o.strip()
+        ]
         if self.ENV == "production":
             _refuse_unsafe_production(self)
 

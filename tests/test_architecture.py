@@ -37,6 +37,7 @@ ORDER: tuple[tuple[str, ...], ...] = (
     ("smart",),
     ("export",),
     ("account",),
+    ("clinic",),  # the dashboard: pages over every feature above
     # the application: wiring, commands, the scheduler process
     ("cli", "all_models"),
     ("api",),

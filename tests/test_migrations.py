@@ -91,7 +91,7 @@ def _insert(conn: sa.Connection, table: str, **given: Any) -> None:
 
 
 def test_part2_migration_keeps_consents_their_categories_and_summaries(tmp_path) -> None:
-    """0021 rebuilds `consents` on SQLite (to drop the recipient's foreign key); the rows that
+    """0022 rebuilds `consents` on SQLite (to drop the recipient's foreign key); the rows that
     point at consents must come through, and the ledger gets each row's purpose."""
     url = f"sqlite:///{tmp_path / 'part2.sqlite3'}"
     cfg = alembic_config(url)

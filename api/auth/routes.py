@@ -14,6 +14,7 @@ from api.auth.schemas import (
     CredentialsSchema,
     RefreshSchema,
     RegisterSchema,
+    RegistrationSchema,
     TokenPairSchema,
     UserSchema,
 )
@@ -22,6 +23,12 @@ from api.ratelimit import make_counter
 from api.security import auth_required, client_address, password_hasher
 
 blp = Blueprint("auth", __name__, url_prefix="/v1", description="Accounts and tokens")
+
+
+REGISTERED = (
+    "If this email address is new, the account is ready: sign in with it. If it already has an "
+    "account, its owner has been sent an email."
+)
 
 
 def token_settings() -> services.TokenSettings:
@@ -40,14 +47,25 @@ def throttle_settings() -> services.ThrottleSettings:
 
 @blp.post("/auth/register")
 @blp.arguments(RegisterSchema)
-@blp.response(201, UserSchema)
-@blp.alt_response(409, response="CONFLICT")
+@blp.response(202, RegistrationSchema)
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def register_user(body: dict[str, Any]) -> Any:
-    """Create a patient account."""
+    """Ask for a patient account; the answer is the same whether or not the email has one."""
     session = get_session()
-    user = services.create_user(session, hasher=password_hasher(), **body)
+    now = utcnow()
+    cfg = current_app.config
+    services.register_patient(
+        session,
+        hasher=password_hasher(),
+        address=client_address(),
+        counter=make_counter(cfg["REDIS_URL"]),
+        limit=cfg["REGISTER_MAX_PER_ADDRESS"],
+        window=cfg["REGISTER_WINDOW"],
+        now=now,
+        **body,
+    )
     session.commit()
-    return user
+    return {"email": services.normalize_email(body["email"]), "detail": REGISTERED}
 
 
 @blp.post("/auth/token")
@@ -55,9 +73,10 @@ def register_user(body: dict[str, Any]) -> Any:
 @blp.arguments(CredentialsSchema)
 @blp.response(200, TokenPairSchema)
 @blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(403, response="FORBIDDEN", description="A second factor is required first")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def create_token(body: dict[str, Any]) -> Any:
-    """Sign in with email and password; answers an access and a refresh token."""
+    """Sign in with email, password and, once enrolled, a TOTP code; answers a token pair."""
     session = get_session()
     try:
         pair = services.login(
@@ -70,6 +89,7 @@ def create_token(body: dict[str, Any]) -> Any:
             counter=make_counter(current_app.config["REDIS_URL"]),
             throttle=throttle_settings(),
             tokens=token_settings(),
+            totp_code=body.get("totp_code"),
         )
     except services.PersistingUnauthorized:
         session.commit()  # the counted failure outlives the 401

@@ -48,9 +48,25 @@ class RegisterSchema(StrictSchema):
     timezone = TimeZoneName(required=True)
 
 
+class RegistrationSchema(Schema):
+    """The answer to a registration: the same whether or not the address had an account."""
+
+    email = fields.String(required=True, metadata={"description": "the address, normalized"})
+    detail = fields.String(required=True)
+
+
 class CredentialsSchema(StrictSchema):
     email = EmailAddress(required=True, validate=validate.Length(max=320))
     password = fields.String(required=True, load_only=True, validate=validate.Length(max=1024))
+    totp_code = fields.String(
+        load_only=True,
+        validate=validate.Length(max=20),
+        metadata={
+            "description": "The current TOTP code (or an unused recovery code); required once "
+            "the account enrolled a second factor in the dashboard (401 with mfa_required "
+            "otherwise)."
+        },
+    )
 
 
 class RefreshSchema(StrictSchema):

@@ -1,8 +1,8 @@
 """SMART Backend Services clients and their used assertion ids; Bulk Data export levels, the
 receiving client and the parameters a lenient kick-off ignored.
 
-Revision ID: 0022
-Revises: 0021
+Revision ID: 0023
+Revises: 0022
 Create Date: 2026-12-06 15:00:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import api.db
 
-revision: str = "0022"
-down_revision: str | Sequence[str] | None = "0021"
+revision: str = "0023"
+down_revision: str | Sequence[str] | None = "0022"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
