@@ -13,7 +13,15 @@ ROOT = Path(__file__).resolve().parent.parent
 # api/clinic/web.py is the dashboard routes' own decorator and hooks (the audited page, the
 # session's idle clock): the route layer, split out of routes.py.
 OWNERS = ("api/**/routes.py", "jobs/*.py", "api/cli.py", "api/export/cli.py", "api/clinic/web.py")
-SHORT_TRANSACTIONS = {"api/db.py": {"in_own_transaction"}}
+SHORT_TRANSACTIONS = {
+    "api/db.py": {"in_own_transaction"},
+    # A streamed bulk file ends its read after each chunk (nothing written), so a slow download
+    # holds no snapshot or SQLite lock between chunks.
+    "api/export/storage.py": {"_chunks"},
+    # The idempotency lease renewer: a background thread's own short transaction on the engine,
+    # never the request's session.
+    "api/idempotency.py": {"renew"},
+}
 ENDINGS = {"commit", "rollback"}
 
 
