@@ -66,6 +66,7 @@ def _blueprints() -> list[Any]:
     from api.consent.routes import blp as consent
     from api.counseling.routes import blp as counseling
     from api.cows.routes import blp as cows
+    from api.crisis.routes import blp as crisis
     from api.devices.routes import blp as devices
     from api.disclosures.routes import blp as disclosures
     from api.export.routes import blp as export
@@ -80,6 +81,7 @@ def _blueprints() -> list[Any]:
 
     return [
         ops,
+        crisis,
         auth,
         instruments,
         checkins,
@@ -125,6 +127,7 @@ def create_app(config: Config | None = None) -> Flask:
     for blueprint in _blueprints():
         api.register_blueprint(blueprint)
 
+    openapi.serve_docs_assets(app)
     observability.init_app(app)
     errors.init_app(app)
     _require_json_bodies(app)

@@ -39,6 +39,9 @@ CRISIS_RESOURCES = (
 )
 
 
+DOCS_ASSETS_PATH = "/docs/assets/"
+
+
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name, default)
 
@@ -162,9 +165,9 @@ class Config:
         self.OPENAPI_URL_PREFIX = "/"
         self.OPENAPI_JSON_PATH = "openapi.json"
         self.OPENAPI_SWAGGER_UI_PATH = "docs"
-        self.OPENAPI_SWAGGER_UI_URL = _env(
-            "SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
-        )
+        # Served from the swagger-ui-bundle package (api.openapi.serve_docs_assets): /docs works
+        # without internet access, and no third party learns who reads the API's docs.
+        self.OPENAPI_SWAGGER_UI_URL = _env("SWAGGER_UI_URL", DOCS_ASSETS_PATH)
         self.JSON_SORT_KEYS = False
 
     def _export_settings(self) -> None:

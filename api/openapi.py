@@ -5,7 +5,11 @@ from __future__ import annotations
 import http
 from typing import Any
 
+import swagger_ui_bundle
 from apispec import APISpec, BasePlugin
+from flask import Flask, Response, send_from_directory
+
+from api.config import DOCS_ASSETS_PATH
 
 _METHODS = {"get", "put", "post", "delete", "patch"}
 _BODY_METHODS = {"post", "put", "patch"}
@@ -86,3 +90,12 @@ class ProblemResponsesPlugin(BasePlugin):
             for response in responses.values():
                 if isinstance(response, dict):  # inline (success) answers; refs carry their own
                     response.setdefault("headers", {}).setdefault("X-Request-ID", "X-Request-ID")
+
+
+def serve_docs_assets(app: Flask) -> None:
+    """Serve Swagger UI's files from the installed swagger-ui-bundle package at /docs/assets/."""
+
+    def docs_asset(filename: str) -> Response:
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
+
+    app.add_url_rule(f"{DOCS_ASSETS_PATH}<path:filename>", "docs_asset", docs_asset)

@@ -101,6 +101,7 @@ def clinician_patient(category: str) -> dict[str, Any]:
 # contract are classified up front; anything else must be classified when it is added.
 FAMILIES: list[tuple[set[str], str, dict[str, Any]]] = [
     ({"GET"}, r"/healthz|/readyz", PUBLIC),
+    ({"GET"}, r"/v1/crisis-resources", PUBLIC),
     ({"POST"}, r"/v1/auth/(register|token|refresh|logout)", PUBLIC),
     ({"GET", "PATCH", "DELETE"}, r"/v1/me", SIGNED_IN),
     ({"GET"}, r"/v1/instruments", SIGNED_IN),
