@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import http
+import json
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask.sessions import SessionInterface
 from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
@@ -43,6 +44,23 @@ class WaymarkApi(Api):
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         return errors.handle_http_exception(error)
+
+    def exact_spec(self) -> dict[str, Any]:
+        """The served document (api.openapi.exact), built once: routes do not change at run time."""
+        app = self._app
+        cached = app.extensions.get("waymark.openapi")
+        if cached is None:
+            cached = openapi.exact(
+                self.spec.to_dict(), op_ids=openapi.operation_ids(app), config=app.config
+            )
+            app.extensions["waymark.openapi"] = cached
+        return cached
+
+    def _openapi_json(self) -> Any:
+        return current_app.response_class(
+            json.dumps(self.exact_spec(), indent=2, sort_keys=False),
+            mimetype="application/json",
+        )
 
 
 class _NoCookieSessions(SessionInterface):

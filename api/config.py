@@ -86,6 +86,7 @@ class Config:
         self.JWT_AUDIENCE = _env("JWT_AUDIENCE", "waymark-api")
         self.ACCESS_TOKEN_TTL = _int("ACCESS_TOKEN_TTL", 900)
         self.REFRESH_TOKEN_TTL = _int("REFRESH_TOKEN_TTL", 30 * 24 * 3600)
+        self.REFRESH_REUSE_GRACE = _int("REFRESH_REUSE_GRACE", 30)
         # OWASP minimum for argon2id is m=19 MiB, t=2, p=1; we default above it.
         self.ARGON2_MEMORY_KIB = _int("ARGON2_MEMORY_KIB", 19 * 1024)
         self.ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 2)

@@ -11,6 +11,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from api.openapi import MAY_BE_ABSENT
+
 log = structlog.get_logger("waymark.errors")
 
 PROBLEM_MIME = "application/problem+json"
@@ -245,5 +247,8 @@ class ProblemSchema(Schema):
     errors = fields.Dict(
         keys=fields.String(),
         values=fields.List(fields.String()),
-        metadata={"description": "Validation failures (422): field name to messages."},
+        metadata={
+            "description": "Validation failures (422): field name to messages.",
+            MAY_BE_ABSENT: True,
+        },
     )

@@ -113,6 +113,7 @@ def test_openapi_documents_every_route_flask_serves(app: Any, client: FlaskClien
         "/openapi.json",
         "/docs",
         "/docs/<path:filename>",
+        "/docs/assets/<path:filename>",  # Swagger UI's own files (api.openapi)
         "/static/<path:filename>",
     }
     served = set()
