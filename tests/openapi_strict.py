@@ -90,7 +90,7 @@ class StrictDocument:
         op = self.operation(method, path.split("?", 1)[0])
         response = self._response(op, status)
         content = response.get("content", {})
-        if not body and status in (202, 204, 304) or (not body and not content):
+        if (not body and status in (202, 204, 304)) or (not body and not content):
             return
         media = content_type.split(";", 1)[0].strip()
         assert media in content, f"{op['operationId']} {status}: {media} is not declared"
