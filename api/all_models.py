@@ -4,9 +4,9 @@ from api.alerts import models as alert_models
 from api.audit import models as audit_models
 from api.auth import models as auth_models
 from api.checkins import models as checkins_models
-from api.clinician import models as clinician_models
 from api.consent import models as consent_models
 from api.counseling import models as counseling_models
+from api.cows import models as cows_models
 from api.devices import models as devices_models
 from api.disclosures import models as disclosure_models
 from api.export import models as export_models
@@ -26,9 +26,9 @@ __all__ = [
     "audit_models",
     "auth_models",
     "checkins_models",
-    "clinician_models",
     "consent_models",
     "counseling_models",
+    "cows_models",
     "devices_models",
     "disclosure_models",
     "export_models",

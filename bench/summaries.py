@@ -4,7 +4,7 @@
 
 On PostgreSQL (BENCH_DATABASE_URL, default the local test server), in a throwaway database made
 and dropped here. Seeds N patients with 91 days of the demo taper's rows each (templates from
-api/summaries/demo.py, fresh ids per patient, five time zones), one consent each with
+tests/support/demo.py, fresh ids per patient, five time zones), one consent each with
 share_weekly_summary, then times the weekly job (build, deliver with the consent checked again,
 notify with a no-op sender), the alert job, and the on-demand JSON summary over 7, 30 and 365
 days through the Flask stack with a query counter. Not part of the test suite.
@@ -37,10 +37,10 @@ from api import create_app
 from api.auth.models import User
 from api.config import Config
 from api.consent.models import Consent, ConsentCategory
-from api.summaries.demo import generate_demo
-from api.summaries.seed import demo_rows, insert_rows
 from jobs import alerts as alert_job
 from jobs import weekly_summaries
+from tests.support.demo import generate_demo
+from tests.support.demo_seed import demo_rows, insert_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = os.environ.get(

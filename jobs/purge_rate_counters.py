@@ -10,7 +10,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from api import ratelimit
-from api.export.erasure import FAILURE_WINDOW
+from api.account.erasure import FAILURE_WINDOW
 
 log = structlog.get_logger("waymark.jobs")
 

@@ -1,5 +1,5 @@
-"""Raising, listing and acknowledging alerts. A clinician sees an alert only where the gate's
-rule (consent.services.visible_clause) lets them see its category at its time."""
+"""Raising, listing and acknowledging alerts. A clinician sees an alert only where the consent
+gate (api.consent.gate, Gate.visible) lets them see its category at its time."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.alerts.models import Alert
-from api.consent import services as consent_services
-from api.consent.models import CATEGORIES, Consent
+from api.consent.gate import Gate
+from api.consent.models import CATEGORIES
 from api.disclosures.services import record_disclosure
 from api.dml import dialect_of, insert_ignoring_conflicts, one_of
 from api.errors import NotFound
@@ -114,13 +114,9 @@ def raise_alerts(session: Session, *, alerts: Iterable[dict[str, Any]], now: dat
     return len(created)
 
 
-def _visible(clinician_id: uuid.UUID, now: datetime) -> Any:
-    return Alert.clinician_visible.is_(True) & consent_services.visible_clause(
-        clinician_id=clinician_id,
-        patient_col=Alert.patient_id,
-        category_col=Alert.category,
-        time_col=Alert.created_at,
-        now=now,
+def _visible(gate: Gate) -> Any:
+    return Alert.clinician_visible.is_(True) & gate.visible(
+        patient_col=Alert.patient_id, category_col=Alert.category, time_col=Alert.created_at
     )
 
 
@@ -135,8 +131,8 @@ def list_alerts(
 ) -> dict[str, Any]:
     """Alerts about patients whose consent in force covers the alert's category, newest first.
     Each patient on the page gets a disclosure row (kind read) in this transaction."""
-    held = consent_services.hold_active(session, clinician_id=clinician_id, now=now)
-    stmt = select(Alert).where(_visible(clinician_id, now))
+    gate = Gate.open(session, clinician_id=clinician_id, now=now)
+    stmt = select(Alert).where(_visible(gate))
     if state == "open":
         stmt = stmt.where(Alert.acknowledged_at.is_(None))
     elif state == "acknowledged":
@@ -144,37 +140,26 @@ def list_alerts(
     items, next_cursor = keyset_page(
         session, stmt, order=Alert.created_at, tiebreak=Alert.id, limit=limit, cursor=cursor
     )
-    _disclose(session, clinician_id=clinician_id, alerts=items, held=held, now=now)
+    _disclose(session, gate=gate, alerts=items)
     return {"items": items, "next_cursor": next_cursor}
 
 
-def _disclose(
-    session: Session,
-    *,
-    clinician_id: uuid.UUID,
-    alerts: Iterable[Alert],
-    held: list[Consent],
-    now: datetime,
-) -> None:
+def _disclose(session: Session, *, gate: Gate, alerts: Iterable[Alert]) -> None:
     by_patient: dict[uuid.UUID, list[Alert]] = defaultdict(list)
     for alert in alerts:
         by_patient[alert.patient_id].append(alert)
     for patient_id, rows in by_patient.items():
         categories = {a.category for a in rows}
-        # The newest consent in force covering them (held, newest first, by hold_active).
-        consent = next(
-            c for c in held if c.patient_id == patient_id and categories & set(c.categories)
-        )
         record_disclosure(
             session,
             patient_id=patient_id,
-            recipient_id=clinician_id,
-            consent_id=consent.id,
+            recipient_id=gate.clinician_id,
+            consent_id=gate.covering(patient_id, categories).id,
             kind="read",
             categories=categories,
             data_from=min(a.created_at for a in rows),
             data_to=max(a.created_at for a in rows),
-            now=now,
+            now=gate.now,
         )
 
 
@@ -182,11 +167,9 @@ def acknowledge_alert(
     session: Session, *, clinician_id: uuid.UUID, alert_id: uuid.UUID, now: datetime
 ) -> Alert:
     """Acknowledge once; again changes nothing. Raises NotFound if the clinician cannot see it."""
-    consent_services.hold_active(session, clinician_id=clinician_id, now=now)
+    gate = Gate.open(session, clinician_id=clinician_id, now=now)
     alert = session.scalar(
-        select(Alert)
-        .where(Alert.id == alert_id, _visible(clinician_id, now))
-        .with_for_update(of=Alert)
+        select(Alert).where(Alert.id == alert_id, _visible(gate)).with_for_update(of=Alert)
     )
     if alert is None:
         raise NotFound("No such alert.")
@@ -199,7 +182,7 @@ def acknowledge_alert(
 
 
 def open_counts(
-    session: Session, *, clinician_id: uuid.UUID, patient_ids: Iterable[uuid.UUID], now: datetime
+    session: Session, *, gate: Gate, patient_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, int]:
     """Unacknowledged alerts the clinician can see, per patient (one query)."""
     ids = list(patient_ids)
@@ -210,7 +193,7 @@ def open_counts(
         .where(
             Alert.patient_id.in_(ids),
             Alert.acknowledged_at.is_(None),
-            _visible(clinician_id, now),
+            _visible(gate),
         )
         .group_by(Alert.patient_id)
     )

@@ -1,5 +1,5 @@
-"""Clinician reads. Each one passes consent.services (the gate); reads that return a patient's
-data append a disclosure row in the same transaction."""
+"""Clinician reads. Each one passes the consent gate (api.consent.gate); reads that return a
+patient's data append a disclosure row in the same transaction."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 from api.alerts import services as alert_services
 from api.auth.models import User
 from api.checkins import services as checkin_services
-from api.clinician.models import CowsAssessment
-from api.consent import services as consent_services
+from api.consent.gate import Gate
 from api.consent.models import Consent
 from api.counseling import services as counseling_services
+from api.cows.models import CowsAssessment
 from api.disclosures.services import record_disclosure
 from api.errors import ValidationError
 from api.instruments import services as instrument_services
@@ -41,7 +41,8 @@ def roster(
 ) -> dict[str, Any]:
     """Patients with a consent in force to this clinician, newest consent first (three queries
     a page: consents, names, open alert counts)."""
-    stmt = consent_services.active_for_clinician_stmt(clinician_id=clinician_id, now=now)
+    gate = Gate.open(session, clinician_id=clinician_id, now=now, lock=False)
+    stmt = gate.consents_stmt()
     consents, next_cursor = keyset_page(
         session, stmt, order=Consent.signed_at, tiebreak=Consent.id, limit=limit, cursor=cursor
     )
@@ -50,9 +51,7 @@ def roster(
     if patient_ids:
         rows = session.execute(select(User.id, User.display_name).where(User.id.in_(patient_ids)))
         names = {row.id: row.display_name for row in rows}
-    counts = alert_services.open_counts(
-        session, clinician_id=clinician_id, patient_ids=patient_ids, now=now
-    )
+    counts = alert_services.open_counts(session, gate=gate, patient_ids=patient_ids)
     items = [
         {
             "patient_id": c.patient_id,
@@ -78,9 +77,8 @@ def _disclosed_read(
 ) -> dict[str, Any]:
     """The gate, then the feature's list cut to the consent's window, then a ledger row for
     exactly the period read, all in the caller's transaction."""
-    grant = consent_services.require_active(
-        session, clinician_id=clinician_id, patient_id=patient_id, category=category, now=now
-    )
+    gate = Gate.open(session, clinician_id=clinician_id, now=now, patient_id=patient_id)
+    grant = gate.grant(patient_id, category)
     if from_ is not None and to is not None and from_ > to:
         raise ValidationError({"to": ["Must not be before from."]})
     start, end = grant.clip(from_, to)
@@ -111,7 +109,7 @@ def read_checkins(
     now: datetime,
 ) -> dict[str, Any]:
     """The patient's check-ins under category symptoms, by recorded_at. Raises NotFound,
-    CategoryNotConsented (see consent.services.require_active)."""
+    CategoryNotConsented (see consent.gate.Gate.grant)."""
     return _disclosed_read(
         session,
         clinician_id=clinician_id,
@@ -140,7 +138,7 @@ def read_doses(
     now: datetime,
 ) -> dict[str, Any]:
     """The patient's doses (logged and missed) under category medications. Raises NotFound,
-    CategoryNotConsented (see consent.services.require_active)."""
+    CategoryNotConsented (see consent.gate.Gate.grant)."""
     return _disclosed_read(
         session,
         clinician_id=clinician_id,
@@ -204,9 +202,8 @@ def record_cows(
     Raises NotFound, CategoryNotConsented (the gate), ValidationError (answers.<item>, an
     assessed_at ahead of now), Conflict (the id was used with another body or by another).
     """
-    grant = consent_services.require_active(
-        session, clinician_id=clinician_id, patient_id=patient_id, category="symptoms", now=now
-    )
+    gate = Gate.open(session, clinician_id=clinician_id, now=now, patient_id=patient_id)
+    grant = gate.grant(patient_id, "symptoms")
     if body["assessed_at"] > now + MAX_FUTURE:
         raise ValidationError({"assessed_at": ["Must not be in the future."]})
     answers = instrument_services.validate_answers(COWS, body["answers"], field="answers")

@@ -77,22 +77,6 @@ class Consent(ClientIdMixin, Base):
     def categories(self) -> list[str]:
         return [row.category for row in self.category_rows]
 
-    @property
-    def window_start(self) -> datetime:
-        """Where the data the recipient may see begins."""
-        return self.data_from if self.data_from is not None else self.signed_at
-
-    def is_active(self, at: datetime) -> bool:
-        """In force at `at`: signed by then, not yet expired (to the second), never revoked.
-
-        Revocation counts at once and for good: a revoked consent is refused at any instant (it
-        may be stamped a moment after a read it waited for; see consent.services)."""
-        return (
-            self.revoked_at is None
-            and self.signed_at <= at
-            and (self.expires_at is None or at < self.expires_at)
-        )
-
     def status_at(self, at: datetime) -> str:
         if self.revoked_at is not None:
             return "revoked"

@@ -1,25 +1,24 @@
-"""Consents and the one gate. Services flush, never commit.
+"""Consents: linking to a clinician, signing, revoking, listing. Services flush, never commit.
 
-`require_active` is the single decision every clinician read, summary and export goes through;
-`visible_clause` is the same rule in SQL for lists across patients (roster counts, alerts).
+What a clinician may see under these consents is decided by api.consent.gate, nowhere else.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import Session
 
 from api.auth.models import User
-from api.consent.models import CATEGORIES, Consent, ConsentCategory
+from api.consent.gate import in_force
+from api.consent.models import Consent, ConsentCategory
 from api.disclosures.models import Disclosure
-from api.errors import Forbidden, NotFound, TooManyRequests, ValidationError
+from api.errors import NotFound, TooManyRequests, ValidationError
 from api.offline import create_once
 from api.pagination import keyset_page
 from api.ratelimit import Counter
@@ -27,206 +26,10 @@ from api.ratelimit import Counter
 log = structlog.get_logger("waymark.consent")
 
 
-class CategoryNotConsented(Forbidden):
-    """The patient consented to this clinician, but not to this category of data."""
-
-    slug = "consent-category"
-    title = "Not covered by the patient's consent"
-
-    def __init__(self, category: str) -> None:
-        super().__init__(
-            f"The patient's consent does not cover the category: {category}.",
-            missing_category=category,
-        )
-
-
 class PersistingNotFound(NotFound):
     """A 404 whose side effect (a counted lookup) must still be committed."""
 
     persist = True
-
-
-@dataclass(frozen=True)
-class Grant:
-    """What the gate allowed: whose data, to whom, under which consent, and the data window."""
-
-    patient_id: uuid.UUID
-    clinician_id: uuid.UUID
-    consent_id: uuid.UUID
-    category: str
-    window_from: datetime
-    window_to: datetime
-
-    def clip(self, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
-        """A requested period cut to the window the consent allows (never empty-inverted)."""
-
-        def inside(t: datetime | None, default: datetime) -> datetime:
-            return default if t is None else min(max(t, self.window_from), self.window_to)
-
-        lo = inside(start, self.window_from)
-        return lo, max(lo, inside(end, self.window_to))
-
-
-def _in_force(now: datetime) -> ColumnElement[bool]:
-    """Consent.is_active(now) in SQL."""
-    # Revocation counts at once: a revoked consent is refused whatever its revoked_at says
-    # (revoke may stamp it a moment after `now`, after the last read it waited for).
-    return and_(
-        Consent.revoked_at.is_(None),
-        Consent.signed_at <= now,
-        or_(Consent.expires_at.is_(None), Consent.expires_at > now),
-    )
-
-
-def _active(
-    session: Session,
-    *,
-    clinician_id: uuid.UUID,
-    now: datetime,
-    patient_id: uuid.UUID | None = None,
-) -> list[Consent]:
-    stmt = select(Consent).where(Consent.recipient_id == clinician_id, _in_force(now))
-    if patient_id is not None:
-        stmt = stmt.where(Consent.patient_id == patient_id)
-    # FOR SHARE: a revoke (FOR UPDATE) waits for reads in flight, and a read waits for a revoke
-    # in flight and then sees it; so no read commits after a revocation. (SQLite serializes
-    # writers with BEGIN IMMEDIATE, which gives the same order.)
-    stmt = stmt.order_by(Consent.signed_at.desc(), Consent.id.desc()).with_for_update(
-        read=True, of=Consent
-    )
-    return list(session.scalars(stmt))
-
-
-def require_active(
-    session: Session,
-    *,
-    clinician_id: uuid.UUID,
-    patient_id: uuid.UUID,
-    category: str,
-    now: datetime,
-) -> Grant:
-    """Decide whether the clinician may see this category of the patient's data at `now`.
-
-    Raises NotFound if no consent from the patient to the clinician is in force (the patient is
-    invisible), CategoryNotConsented (403) if none in force covers `category`. The window is the
-    data recorded while the consent was in force: from its data_from (or signed_at) to `now`.
-    Holds a share lock on the consent rows until the caller's transaction ends.
-    """
-    grants = grants_in_force(
-        session, clinician_id=clinician_id, patient_id=patient_id, categories=[category], now=now
-    )
-    if category not in grants:
-        raise CategoryNotConsented(category)
-    return grants[category]
-
-
-def grants_in_force(
-    session: Session,
-    *,
-    clinician_id: uuid.UUID,
-    patient_id: uuid.UUID,
-    categories: Collection[str],
-    now: datetime,
-) -> dict[str, Grant]:
-    """require_active for several categories at once (one locking read): a Grant for each
-    category some consent in force covers; the others are absent. Raises NotFound if no consent
-    from the patient to the clinician is in force."""
-    for category in categories:
-        assert category in CATEGORIES, category
-    consents = _active(session, clinician_id=clinician_id, patient_id=patient_id, now=now)
-    if not consents:
-        raise NotFound("No such patient.")
-    grants = {}
-    for category in categories:
-        covering = [c for c in consents if category in c.categories]
-        if covering:
-            grants[category] = Grant(
-                patient_id=patient_id,
-                clinician_id=clinician_id,
-                consent_id=covering[0].id,
-                category=category,
-                window_from=min(c.window_start for c in covering),
-                window_to=now,
-            )
-    return grants
-
-
-def visible_clause(
-    *,
-    clinician_id: uuid.UUID,
-    patient_col: InstrumentedAttribute[uuid.UUID],
-    category_col: InstrumentedAttribute[str],
-    time_col: InstrumentedAttribute[datetime],
-    now: datetime,
-) -> ColumnElement[bool]:
-    """require_active as SQL, for rows of many patients: true where a consent in force to the
-    clinician covers the row's category and the row's time lies in that consent's window."""
-    start = func.coalesce(Consent.data_from, Consent.signed_at)
-    return exists().where(
-        Consent.recipient_id == clinician_id,
-        Consent.patient_id == patient_col,
-        _in_force(now),
-        ConsentCategory.consent_id == Consent.id,
-        ConsentCategory.category == category_col,
-        time_col >= start,
-        time_col <= now,
-    )
-
-
-def in_force_clause(now: datetime) -> ColumnElement[bool]:
-    """The gate's rule (Consent.is_active) as SQL, for jobs that select consents in bulk."""
-    return _in_force(now)
-
-
-def consents_in_force(
-    session: Session, *, consent_ids: Collection[uuid.UUID], now: datetime
-) -> dict[uuid.UUID, Consent]:
-    """Those of the consents still in force at `now`, share-locked like require_active does (a
-    revoke in flight is waited for and then seen): the weekly summaries' check at delivery."""
-    if not consent_ids:
-        return {}
-    stmt = (
-        select(Consent)
-        .where(Consent.id.in_(list(consent_ids)), _in_force(now))
-        .with_for_update(read=True, of=Consent)
-    )
-    return {c.id: c for c in session.scalars(stmt)}
-
-
-def categories_in_force(
-    session: Session, *, now: datetime, after: uuid.UUID | None, limit: int
-) -> dict[uuid.UUID, set[str]]:
-    """The next `limit` patients (by id, after `after`) with a consent in force, each with the
-    categories those consents cover (one query): what the alert job may evaluate."""
-    stmt = (
-        select(Consent.patient_id, ConsentCategory.category)
-        .join(ConsentCategory, ConsentCategory.consent_id == Consent.id)
-        .where(_in_force(now))
-    )
-    if after is not None:
-        stmt = stmt.where(Consent.patient_id > after)
-    patients = (
-        select(Consent.patient_id)
-        .where(_in_force(now), *([Consent.patient_id > after] if after is not None else []))
-        .group_by(Consent.patient_id)
-        .order_by(Consent.patient_id)
-        .limit(limit)
-    )
-    stmt = stmt.where(Consent.patient_id.in_(patients))
-    out: dict[uuid.UUID, set[str]] = {}
-    for patient_id, category in session.execute(stmt):
-        out.setdefault(patient_id, set()).add(category)
-    return dict(sorted(out.items()))
-
-
-def hold_active(session: Session, *, clinician_id: uuid.UUID, now: datetime) -> list[Consent]:
-    """Share-lock every consent in force to the clinician (newest first), for a read across
-    patients; what it returns is what `visible_clause` then allows."""
-    return _active(session, clinician_id=clinician_id, now=now)
-
-
-def active_for_clinician_stmt(*, clinician_id: uuid.UUID, now: datetime) -> Select[Any]:
-    return select(Consent).where(Consent.recipient_id == clinician_id, _in_force(now))
 
 
 # --- Patients: linking and their consents -------------------------------------------------------
@@ -310,7 +113,7 @@ def create_consent(
             .where(
                 Consent.patient_id == patient.id,
                 Consent.recipient_id == recipient.id,
-                _in_force(now),
+                in_force(now),
             )
             .order_by(Consent.signed_at.desc())
             .with_for_update(of=Consent)

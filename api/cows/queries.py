@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
-from api.clinician.models import CowsAssessment
+from api.cows.models import CowsAssessment
 from api.errors import NotFound, ValidationError
 from api.pagination import keyset_page
 

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from api.auth.models import User
 from api.checkins.models import Checkin
-from api.clinician.models import CowsAssessment
 from api.consent.models import Consent, ConsentCategory
 from api.counseling.models import CounselingSession
+from api.cows.models import CowsAssessment
 from api.devices.models import Device
 from api.devices.schemas import DeviceSchema
 from api.disclosures.models import Disclosure

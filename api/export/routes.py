@@ -12,9 +12,10 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE
 from sqlalchemy.orm import Session
 
+from api.account import erasure
 from api.audit.access import auth_required_audited
 from api.db import get_session, utcnow
-from api.export import erasure, services
+from api.export import services
 from api.export.schemas import BulkKickoffArgs, EraseSchema, ExportArgs, ManifestSchema
 from api.ratelimit import make_counter
 from api.security import auth_required, current_user, password_hasher

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
+from api.consent.gate import Gate, Grant
 from api.errors import AppError, NotFound, TooManyRequests, ValidationError
 from api.export import feature_sections, fhir, writers
 from api.export.models import ACTIVE_STATUSES, ExportJob, ExportJobPatient
@@ -293,37 +294,12 @@ def remove_files(export_dir: Path, job_id: uuid.UUID) -> None:
 # --- Running a bulk export (scheduler process) -----------------------------------------------
 
 
-@dataclass(frozen=True)
-class Grant:
-    """What a clinician may receive of one patient: per consented category, the consent that
-    covers it and the start of its data window (the window ends at the export's time)."""
-
-    windows: dict[str, tuple[uuid.UUID, datetime]]
-
-    @property
-    def categories(self) -> frozenset[str]:
-        return frozenset(self.windows)
+# What a clinician may receive of each patient, per consented category (api.consent.gate).
+Grants = dict[uuid.UUID, dict[str, Grant]]
 
 
-def grants_for(session: Session, *, requester: User, now: datetime) -> dict[uuid.UUID, Grant]:
-    """Patients a clinician may receive now, and what of each, as the consent gate decides.
-
-    consent.services.hold_active is the gate's read across patients (share-locked, newest
-    first); per category this picks what require_active would: the newest covering consent, and
-    the earliest window start among the covering ones.
-    """
-    from api.consent import services as consent_services
-
-    windows: dict[uuid.UUID, dict[str, tuple[uuid.UUID, datetime]]] = {}
-    for consent in consent_services.hold_active(session, clinician_id=requester.id, now=now):
-        per_patient = windows.setdefault(consent.patient_id, {})
-        for category in consent.categories:
-            if category in per_patient:
-                consent_id, start = per_patient[category]
-                per_patient[category] = (consent_id, min(start, consent.window_start))
-            else:
-                per_patient[category] = (consent.id, consent.window_start)
-    return {pid: Grant(w) for pid, w in windows.items() if w}
+def grants_of(gate: Gate) -> Grants:
+    return {pid: grants for pid, grants in gate.patients().items() if grants}
 
 
 class ConsentChanged(Exception):
@@ -363,21 +339,20 @@ class _Files:
             handle.close()
 
 
-def _in_period(section: Section, record: dict[str, Any], grant: Grant, until: datetime) -> bool:
+def _in_period(section: Section, record: dict[str, Any], grants: dict[str, Grant]) -> bool:
     """Inside the consent's data window for the section's category (from its start to now)."""
     if section.when is None or section.category is None:
         return True
     when = section.when(record)
     if when is None:
         return True
-    _consent, start = grant.windows[section.category]
-    return start <= when <= until
+    return grants[section.category].holds(when)
 
 
 @dataclass
 class _Run:
     session: Session
-    grants: dict[uuid.UUID, Grant] | None  # None: every patient (an admin's export)
+    grants: Grants | None  # None: every patient (an admin's export)
     window: Window
     ctx: fhir.FhirContext
     wanted: set[str]
@@ -393,7 +368,7 @@ def _export_section(run: _Run, section: Section) -> None:
         ids = [
             pid
             for pid, grant in run.grants.items()
-            if section.category is None or section.category in grant.categories
+            if section.category is None or section.category in grant
         ]
         if not ids:
             return
@@ -404,13 +379,13 @@ def _export_section(run: _Run, section: Section) -> None:
     # UUID's == and hash are Python code; its .int and the id as text compare and hash in C.
     current = -1
     subject = ""
-    grant: Grant | None = None
+    grant: dict[str, Grant] | None = None
     included = False
     for patient_id, record in section.rows(run.session, ids, run.window):
         if patient_id.int != current:
             current, subject, included = patient_id.int, str(patient_id), False
             grant = run.grants[patient_id] if run.grants is not None else None
-        if grant is not None and not _in_period(section, record, grant, ctx.now):
+        if grant is not None and not _in_period(section, record, grant):
             continue
         wrote = False
         for resource in to_fhir(record, ctx, subject):
@@ -445,10 +420,7 @@ def _export_deletions(run: _Run, sections: list[Section], since: datetime) -> No
     for stmt_chunk in in_chunks(stmt, Change.user_id, ids):
         for row in stream(run.session, stmt_chunk):
             section = by_entity[row.entity_type]
-            if (
-                run.grants is not None
-                and section.category not in run.grants[row.user_id].categories
-            ):
+            if run.grants is not None and section.category not in run.grants[row.user_id]:
                 continue
             if row.entity_id in seen:  # deleted twice (a retried request): one entry
                 continue
@@ -479,9 +451,9 @@ def run_bulk_export(
     """
     requester = session.get(User, job.requester_id)
     assert requester is not None
-    grants: dict[uuid.UUID, Grant] | None = None
+    grants: Grants | None = None
     if requester.role != "admin":
-        grants = grants_for(session, requester=requester, now=now)
+        grants = grants_of(Gate.open(session, clinician_id=requester.id, now=now))
     job.transaction_time = job.transaction_time or now
     window = Window(since=job.since, until=job.transaction_time)
     ctx = fhir_context(base_url=base_url, now=now, disclosed=requester.role != "admin")
@@ -517,22 +489,17 @@ def run_bulk_export(
 
 
 def _check_grants_still_hold(
-    session: Session,
-    *,
-    requester: User,
-    grants: dict[uuid.UUID, Grant],
-    run: _Run,
-    now: datetime,
+    session: Session, *, requester: User, grants: Grants, run: _Run, now: datetime
 ) -> None:
     """Progress commits release the consent locks between resource types; a consent revoked
     meanwhile voids the export (raises ConsentChanged) rather than disclose after revocation."""
-    current = grants_for(session, requester=requester, now=now)
+    current = grants_of(Gate.open(session, clinician_id=requester.id, now=now))
     for patient_id, categories in run.included.items():
         held = current.get(patient_id)
-        if held is None or not categories <= held.categories:
+        if held is None or not categories <= set(held):
             raise ConsentChanged
         before = grants[patient_id]
-        if any(held.windows[c][1] > before.windows[c][1] for c in categories):
+        if any(held[c].window_from > before[c].window_from for c in categories):
             raise ConsentChanged
 
 
@@ -541,7 +508,7 @@ def record_disclosures(
     *,
     requester: User,
     job: ExportJob,
-    grants: dict[uuid.UUID, Grant],
+    grants: Grants,
     run: _Run,
     now: datetime,
 ) -> int:
@@ -552,11 +519,11 @@ def record_disclosures(
     rows = 0
     for patient_id, categories in run.included.items():
         by_consent: dict[uuid.UUID, list[str]] = {}
-        for category in sorted(categories or grants[patient_id].categories):
-            consent_id, _start = grants[patient_id].windows[category]
+        for category in sorted(categories or grants[patient_id]):
+            consent_id = grants[patient_id][category].consent_id
             by_consent.setdefault(consent_id, []).append(category)
         for consent_id, cats in by_consent.items():
-            start = min(grants[patient_id].windows[c][1] for c in cats)
+            start = min(grants[patient_id][c].window_from for c in cats)
             if job.since is not None:
                 start = min(max(start, job.since), now)
             record_disclosure(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,14 +19,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from api.alerts import services as alert_services
-from api.consent import services as consent_services
-from api.consent.models import Consent, ConsentCategory
+from api.alerts.rules import AlertSettings, Window, evaluate
+from api.consent.gate import Gate, JobGate, WeeklyConsent, window_start
+from api.consent.models import Consent
 from api.disclosures.services import record_disclosure, record_disclosures
 from api.dml import dialect_of, insert_ignoring_conflicts, one_of
 from api.errors import NotFound, ValidationError
 from api.pagination import keyset_page
-from api.summaries import queries
-from api.summaries.alert_rules import AlertSettings, Window, evaluate
+from api.readmodel import queries
 from api.summaries.compute import (
     CATEGORIES,
     Period,
@@ -78,38 +78,7 @@ def alert_settings(config: Mapping[str, Any]) -> AlertSettings:
     )
 
 
-_CONSENT_FIELDS = (
-    "id",
-    "patient_id",
-    "recipient_id",
-    "purpose",
-    "signed_at",
-    "expires_at",
-    "data_from",
-    "share_weekly_summary",
-)
-
-
-@dataclass
-class _ConsentRow:
-    """The columns of a consent the weekly job needs (thousands a run: no ORM object each)."""
-
-    id: uuid.UUID
-    patient_id: uuid.UUID
-    recipient_id: uuid.UUID
-    purpose: str
-    signed_at: datetime
-    expires_at: datetime | None
-    data_from: datetime | None
-    share_weekly_summary: bool
-    categories: list[str] = field(default_factory=list)
-
-    @property
-    def window_start(self) -> datetime:
-        return self.data_from if self.data_from is not None else self.signed_at
-
-
-def _consent_info(consent: Consent | _ConsentRow) -> dict[str, Any]:
+def _consent_info(consent: Consent | WeeklyConsent) -> dict[str, Any]:
     return {
         "id": str(consent.id),
         "categories": list(consent.categories),
@@ -154,9 +123,8 @@ def on_demand_summary(
     for a bad period. A category the consents do not cover is withheld (the section says so);
     data outside a consent's window is not read. Appends one disclosure row per consent used.
     """
-    grants = consent_services.grants_in_force(
-        session, clinician_id=clinician_id, patient_id=patient_id, categories=CATEGORIES, now=now
-    )
+    gate = Gate.open(session, clinician_id=clinician_id, now=now, patient_id=patient_id)
+    grants = gate.grants(patient_id, CATEGORIES)
     start, end = summary_period(start, end, now=now, max_days=config.max_days)
     patient = queries.load_users(session, [patient_id]).get(patient_id)
     if patient is None:
@@ -275,15 +243,7 @@ def build_weekly_batch(
     with share_weekly_summary. Returns (built, last consent id seen, None when done).
 
     Safe to run twice or in two schedulers: the unique (consent, week) keeps one."""
-    stmt = (
-        select(*(getattr(Consent, name) for name in _CONSENT_FIELDS))
-        .where(Consent.share_weekly_summary.is_(True), consent_services.in_force_clause(now))
-        .order_by(Consent.id)
-        .limit(limit)
-    )
-    if after is not None:
-        stmt = stmt.where(Consent.id > after)
-    consents = [_ConsentRow(**row._mapping) for row in session.execute(stmt)]
+    consents = JobGate.open(session, now=now).weekly_consents(after=after, limit=limit)
     if not consents:
         return 0, None
     last = consents[-1].id
@@ -297,16 +257,8 @@ def build_weekly_batch(
         ).all()
     )
     users = queries.load_users(session, {c.patient_id for c in consents})
-    categories: dict[uuid.UUID, list[str]] = defaultdict(list)
-    for consent_id, category in session.execute(
-        select(ConsentCategory.consent_id, ConsentCategory.category).where(
-            one_of(session, ConsentCategory.consent_id, ids)
-        )
-    ):
-        categories[consent_id].append(category)
     plans = []
     for consent in consents:
-        consent.categories = sorted(categories[consent.id])
         patient = users.get(consent.patient_id)
         if patient is None:
             continue
@@ -410,9 +362,7 @@ def deliver_weekly_batch(session: Session, *, now: datetime, limit: int) -> tupl
     ).all()
     if not rows:
         return 0, 0
-    in_force = consent_services.consents_in_force(
-        session, consent_ids={r.consent_id for r in rows}, now=now
-    )
+    in_force = JobGate.open(session, now=now).still_in_force({r.consent_id for r in rows})
     delivered, cancelled, entries = [], [], []
     for row in rows:
         consent = in_force.get(row.consent_id)
@@ -426,7 +376,7 @@ def deliver_weekly_batch(session: Session, *, now: datetime, limit: int) -> tupl
                 "recipient_id": row.clinician_id,
                 "consent_id": row.consent_id,
                 "categories": list(consent.categories),
-                "data_from": max(row.period_from, consent.window_start),
+                "data_from": max(row.period_from, window_start(consent)),
                 "data_to": row.period_to,
             }
         )
@@ -496,14 +446,13 @@ def mark_notified(session: Session, *, summary_ids: Sequence[uuid.UUID], now: da
 # --- reading stored weekly summaries ----------------------------------------------------------
 
 
-def _readable(clinician_id: uuid.UUID, now: datetime) -> Any:
+def _readable(gate: Gate) -> Any:
     """Delivered to this clinician under a consent still in force: a revoked or expired consent
     hides what it delivered (no read after revocation)."""
-    live = consent_services.active_for_clinician_stmt(clinician_id=clinician_id, now=now)
     return (
-        (WeeklySummary.clinician_id == clinician_id)
+        (WeeklySummary.clinician_id == gate.clinician_id)
         & (WeeklySummary.status == "delivered")
-        & WeeklySummary.consent_id.in_(live.with_only_columns(Consent.id))
+        & WeeklySummary.consent_id.in_(gate.consent_ids())
     )
 
 
@@ -516,8 +465,8 @@ def list_weekly_summaries(
     cursor: str | None,
     now: datetime,
 ) -> dict[str, Any]:
-    consent_services.hold_active(session, clinician_id=clinician_id, now=now)
-    stmt = select(WeeklySummary).where(_readable(clinician_id, now))
+    gate = Gate.open(session, clinician_id=clinician_id, now=now)
+    stmt = select(WeeklySummary).where(_readable(gate))
     if patient_id is not None:
         stmt = stmt.where(WeeklySummary.patient_id == patient_id)
     items, next_cursor = keyset_page(
@@ -544,9 +493,9 @@ def get_weekly_summary(
 ) -> dict[str, Any]:
     """The summary with its document as delivered. Raises NotFound unless delivered to this
     clinician under a consent still in force."""
-    consent_services.hold_active(session, clinician_id=clinician_id, now=now)
+    gate = Gate.open(session, clinician_id=clinician_id, now=now)
     row = session.scalar(
-        select(WeeklySummary).where(WeeklySummary.id == summary_id, _readable(clinician_id, now))
+        select(WeeklySummary).where(WeeklySummary.id == summary_id, _readable(gate))
     )
     if row is None:
         raise NotFound("No such summary.")
@@ -580,7 +529,7 @@ def evaluate_alerts_batch(
 ) -> tuple[int, uuid.UUID | None]:
     """Run the alert rules for the next `limit` patients (by id) with a consent in force, for the
     categories those consents share. Returns (alerts raised, last patient id, None when done)."""
-    granted = consent_services.categories_in_force(session, now=now, after=after, limit=limit)
+    granted = JobGate.open(session, now=now).patient_categories(after=after, limit=limit)
     if not granted:
         return 0, None
     start = now - timedelta(days=lookback_days)

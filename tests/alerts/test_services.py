@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from api.alerts import services
 from api.consent import services as consent_services
+from api.consent.gate import Gate
 from api.disclosures.models import Disclosure
 from api.errors import NotFound
 from tests.consenting import sign
@@ -70,9 +71,8 @@ def test_visibility_follows_the_gate(session: Session, cast: Any) -> None:
         services.raise_alert(session, kind="k", episode_key=str(n), **kw)  # type: ignore[arg-type]
     now = T0 + timedelta(days=2)
     assert [a.id for a in page(session, clinician, now)] == [seen.id]
-    counts = services.open_counts(
-        session, clinician_id=clinician.id, patient_ids=[patient.id, stranger.id], now=now
-    )
+    gate = Gate.open(session, clinician_id=clinician.id, now=now)
+    counts = services.open_counts(session, gate=gate, patient_ids=[patient.id, stranger.id])
     assert counts == {patient.id: 1}
     # Past the consent's expiry nothing is visible.
     assert page(session, clinician, T0 + timedelta(days=30)) == []

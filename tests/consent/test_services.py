@@ -7,14 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.consent import services
-from api.consent.models import Consent, ConsentCategory, ImmutableRecord
+from api.consent.gate import CategoryNotConsented, Gate, is_in_force
+from api.consent.models import Consent, ImmutableRecord
 from api.disclosures.services import record_disclosure
 from api.errors import Conflict, NotFound, TooManyRequests, ValidationError
 from api.ratelimit import DatabaseCounter
@@ -123,15 +121,9 @@ def test_a_new_consent_to_the_same_recipient_replaces_the_old(
     assert wide.revoked_at is not None
     assert narrow.replaces_id == wide.id
     assert session.get(Consent, elsewhere.id).revoked_at is None  # type: ignore[union-attr]
-    now = datetime.now(UTC)
-    with pytest.raises(services.CategoryNotConsented):
-        services.require_active(
-            session,
-            clinician_id=clinician.id,
-            patient_id=patient.id,
-            category="counseling",
-            now=now,
-        )
+    gate = Gate.open(session, clinician_id=clinician.id, now=datetime.now(UTC))
+    with pytest.raises(CategoryNotConsented):
+        gate.grant(patient.id, "counseling")
 
 
 def test_replay_with_the_same_id(session: Session, pair: Any) -> None:
@@ -171,7 +163,7 @@ def test_revoke_is_at_once_and_idempotent(session: Session, pair: Any) -> None:
         session, patient_id=patient.id, consent_id=consent.id, now=at + timedelta(hours=1)
     )
     assert again.revoked_at == at
-    assert not again.is_active(T0 + timedelta(minutes=1))  # revocation counts for good
+    assert not is_in_force(again, T0 + timedelta(minutes=1))  # revocation counts for good
     assert again.status_at(at) == "revoked"
 
 
@@ -210,158 +202,6 @@ def test_another_patient_cannot_see_or_revoke(
             session, patient_id=stranger.id, consent_id=consent.id, now=datetime.now(UTC)
         )
     assert session.get(Consent, consent.id).revoked_at is None  # type: ignore[union-attr]
-
-
-# --- The gate -------------------------------------------------------------------------------
-
-
-def test_gate_without_consent_the_patient_is_invisible(
-    session: Session, pair: Any, make_clinician: Any
-) -> None:
-    patient, clinician = pair
-    sign(session, patient=patient, clinician=make_clinician(), categories=["symptoms"])
-    with pytest.raises(NotFound):
-        services.require_active(
-            session,
-            clinician_id=clinician.id,
-            patient_id=patient.id,
-            category="symptoms",
-            now=datetime.now(UTC),
-        )
-
-
-def test_gate_names_the_missing_category(session: Session, pair: Any) -> None:
-    patient, clinician = pair
-    sign(session, patient=patient, clinician=clinician, categories=["symptoms"])
-    with pytest.raises(services.CategoryNotConsented) as err:
-        services.require_active(
-            session,
-            clinician_id=clinician.id,
-            patient_id=patient.id,
-            category="medications",
-            now=datetime.now(UTC),
-        )
-    assert err.value.status == 403
-    assert err.value.extra == {"missing_category": "medications"}
-    assert "medications" in err.value.detail
-
-
-def test_gate_honours_expiry_to_the_second(session: Session, pair: Any) -> None:
-    patient, clinician = pair
-    consent = sign(session, patient=patient, clinician=clinician, now=T0, days=30)
-    expires = consent.expires_at
-    assert expires is not None
-    kw = {"clinician_id": clinician.id, "patient_id": patient.id, "category": "symptoms"}
-    grant = services.require_active(session, now=expires - timedelta(seconds=1), **kw)
-    assert grant.consent_id == consent.id
-    assert (grant.window_from, grant.window_to) == (T0, expires - timedelta(seconds=1))
-    with pytest.raises(NotFound):
-        services.require_active(session, now=expires, **kw)
-    with pytest.raises(NotFound):  # nor before it was signed
-        services.require_active(session, now=T0 - timedelta(seconds=1), **kw)
-
-
-def test_gate_window_starts_at_the_period_the_consent_names(session: Session, pair: Any) -> None:
-    patient, clinician = pair
-    since = T0 - timedelta(days=14)
-    sign(session, patient=patient, clinician=clinician, now=T0, data_from=since)
-    grant = services.require_active(
-        session,
-        clinician_id=clinician.id,
-        patient_id=patient.id,
-        category="symptoms",
-        now=T0 + timedelta(days=1),
-    )
-    assert grant.window_from == since
-    assert grant.clip(since - timedelta(days=99), None) == (since, T0 + timedelta(days=1))
-
-
-def test_gate_refuses_a_revoked_consent_at_once(session: Session, pair: Any) -> None:
-    patient, clinician = pair
-    consent = sign(session, patient=patient, clinician=clinician, now=T0)
-    at = T0 + timedelta(hours=1)
-    services.revoke_consent(session, patient_id=patient.id, consent_id=consent.id, now=at)
-    with pytest.raises(NotFound):
-        services.require_active(
-            session,
-            clinician_id=clinician.id,
-            patient_id=patient.id,
-            category="symptoms",
-            now=at,
-        )
-
-
-_times = st.integers(min_value=-5, max_value=5).map(lambda n: T0 + timedelta(seconds=n))
-
-
-@settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    expires=st.one_of(st.none(), st.integers(min_value=1, max_value=6)),
-    revoked=st.one_of(st.none(), st.integers(min_value=0, max_value=6)),
-    at=_times,
-)
-def test_gate_and_is_active_agree(
-    session: Session, pair: Any, expires: int | None, revoked: int | None, at: datetime
-) -> None:
-    """The SQL rule of the gate and Consent.is_active are the same rule."""
-    patient, clinician = pair
-    with session.begin_nested() as nested:
-        consent = Consent(
-            patient_id=patient.id,
-            discloser="x",
-            recipient_id=clinician.id,
-            recipient_name="x",
-            purpose="treatment",
-            revocation_statement="x",
-            signature="x",
-            consent_text_version="x",
-            signed_at=T0,
-            expires_at=T0 + timedelta(seconds=expires) if expires is not None else None,
-            revoked_at=T0 + timedelta(seconds=revoked) if revoked is not None else None,
-            category_rows=[ConsentCategory(category="symptoms")],
-        )
-        session.add(consent)
-        session.flush()
-        try:
-            services.require_active(
-                session,
-                clinician_id=clinician.id,
-                patient_id=patient.id,
-                category="symptoms",
-                now=at,
-            )
-            allowed = True
-        except NotFound:
-            allowed = False
-        assert allowed == consent.is_active(at)
-        listed = session.scalar(
-            select(Consent.id).where(
-                services.active_for_clinician_stmt(clinician_id=clinician.id, now=at).whereclause  # type: ignore[arg-type]
-            )
-        )
-        assert (listed is not None) == allowed
-        nested.rollback()
-
-
-@given(
-    start=st.one_of(st.none(), _times),
-    end=st.one_of(st.none(), _times),
-)
-def test_clip_stays_inside_the_window(start: datetime | None, end: datetime | None) -> None:
-    grant = services.Grant(
-        patient_id=uuid.uuid4(),
-        clinician_id=uuid.uuid4(),
-        consent_id=uuid.uuid4(),
-        category="symptoms",
-        window_from=T0 - timedelta(seconds=2),
-        window_to=T0 + timedelta(seconds=2),
-    )
-    lo, hi = grant.clip(start, end)
-    assert grant.window_from <= lo <= hi <= grant.window_to
-    if start is not None and grant.window_from <= start <= grant.window_to:
-        assert lo == start
 
 
 # --- Linking --------------------------------------------------------------------------------

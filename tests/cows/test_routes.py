@@ -16,11 +16,11 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from api.account.erasure import erase_user_data
 from api.audit.models import AuditEvent
 from api.auth.models import User
 from api.clinician import services as clinician_services
 from api.disclosures.models import Disclosure
-from api.export.erasure import erase_user_data
 from api.instruments.definitions import INSTRUMENTS
 from tests.clinician.test_cows import answers, published_severity
 from tests.clinician.test_routes import count_queries

@@ -14,12 +14,12 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from api.alerts.models import Alert
+from api.alerts.rules import Window, evaluate
 from api.summaries import services
-from api.summaries.alert_rules import Window, evaluate
-from api.summaries.demo import DemoPatient, generate_demo
-from api.summaries.seed import seed_demo
 from jobs import alerts as alert_job
 from tests.consenting import sign
+from tests.support.demo import DemoPatient, generate_demo
+from tests.support.demo_seed import seed_demo
 
 
 @pytest.fixture

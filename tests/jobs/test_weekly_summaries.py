@@ -18,12 +18,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.consent import services as consent_services
 from api.disclosures.models import Disclosure
-from api.summaries.demo import DemoPatient, generate_demo
 from api.summaries.models import WeeklySummary
-from api.summaries.seed import seed_demo
 from jobs import weekly_summaries
 from tests.consenting import sign
-from tests.summaries.test_demo import Expected, leaves
+from tests.support.demo import DemoPatient, generate_demo
+from tests.support.demo_seed import seed_demo
+from tests.support.test_demo import Expected, leaves
 
 # Tuesday after the demo's last week (Monday 2026-11-09 to Monday 2026-11-16, Chicago).
 BUILD = datetime(2026, 11, 17, 12, 0, tzinfo=UTC)

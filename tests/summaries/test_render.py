@@ -14,8 +14,8 @@ from pypdf import PdfReader
 
 from api.config import REDISCLOSURE_NOTICE
 from api.summaries.compute import CATEGORIES, Period, SummarySettings, build_summary
-from api.summaries.demo import generate_demo
 from api.summaries.render import render_html, render_pdf
+from tests.support.demo import generate_demo
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 NAME = "Zoë Ågren"

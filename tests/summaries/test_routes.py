@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from api.audit.models import AuditEvent
 from api.consent import services as consent_services
 from api.disclosures.models import Disclosure
-from api.summaries.demo import DemoPatient, generate_demo
-from api.summaries.seed import seed_demo
 from tests.consenting import sign
-from tests.summaries.test_demo import Expected, leaves
+from tests.support.demo import DemoPatient, generate_demo
+from tests.support.demo_seed import seed_demo
+from tests.support.test_demo import Expected, leaves
 
 ALL = ["symptoms", "medications", "counseling"]
 

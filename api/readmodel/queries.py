@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from api.alerts.models import Alert
 from api.auth.models import User
 from api.checkins.models import Checkin
-from api.clinician.models import CowsAssessment
 from api.counseling.models import CounselingSession
+from api.cows.models import CowsAssessment
 from api.dml import one_of
 from api.medications.models import Dose, Medication
 from api.medications.schedule import expand_doses, local_day_start, regimen_doses

@@ -123,7 +123,7 @@ def generate_demo(
 ) -> DemoPatient:
     """The taper patient; `lead_in_weeks` of stable 8 mg maintenance come before the taper
     (the benchmark's 90 days of data)."""
-    rng = random.Random(seed)  # noqa: S311 (demo data, not secrets)
+    rng = random.Random(seed)
     tz = ZoneInfo(timezone)
     days = [start + timedelta(days=i) for i in range(DEMO_DAYS + 7 * lead_in_weeks)]
     lead = 7 * lead_in_weeks

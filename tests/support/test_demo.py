@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from api.summaries.compute import Period, SummarySettings, build_summary
-from api.summaries.demo import DemoPatient, generate_demo
+from tests.support.demo import DemoPatient, generate_demo
 
 WINDOW_MINUTES = 60
 ALL = ("symptoms", "medications", "counseling")

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.summaries.alert_rules import (
+from api.alerts.rules import (
     AlertSettings,
     Window,
     checkin_gaps,

@@ -16,11 +16,11 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from api.checkins.models import CRAVING_SCALE, Checkin
-from api.clinician.models import CowsAssessment
 from api.counseling.models import CounselingSession
+from api.cows.models import CowsAssessment
 from api.instruments.definitions import COWS, SOWS, SOWS_GOSSOP
 from api.medications.models import Dose, Medication
-from api.summaries.demo import DemoPatient, split_total
+from tests.support.demo import DemoPatient, split_total
 
 _INSTRUMENTS = {"sows": SOWS, "sows-gossop": SOWS_GOSSOP}
 
@@ -30,7 +30,7 @@ def demo_rows(
 ) -> dict[type, list[dict[str, Any]]]:
     """The rows of `demo` for `patient_id`; fresh_ids gives new regimen and session ids (for
     seeding one demo many times)."""
-    rng = random.Random(patient_id.int)  # noqa: S311 (demo data, not secrets)
+    rng = random.Random(patient_id.int)
     ids: dict[uuid.UUID, uuid.UUID] = {}
 
     def same(old: uuid.UUID) -> uuid.UUID:

@@ -1,0 +1,1 @@
+"""The account: profile, password, erasure of the person's own data."""

@@ -1,0 +1,1 @@
+"""Demo data and seeding shared by tests and benchmarks (never imported by the app)."""
