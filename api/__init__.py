@@ -76,6 +76,7 @@ class _NoCookieSessions(SessionInterface):
 
 
 def _blueprints() -> list[Any]:
+    from api.agenda.routes import blp as agenda
     from api.alerts.routes import blp as alerts
     from api.audit.routes import blp as audit
     from api.auth.routes import blp as auth
@@ -105,6 +106,7 @@ def _blueprints() -> list[Any]:
         checkins,
         medications,
         counseling,
+        agenda,
         sync,
         reminders,
         devices,

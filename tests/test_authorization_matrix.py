@@ -136,7 +136,7 @@ FAMILIES: list[tuple[set[str], str, dict[str, Any]]] = [
     (
         {"GET", "POST", "PUT", "PATCH", "DELETE"},
         r"/v1/(checkins|medications|doses|adherence|counseling-sessions|counseling|reminders"
-        r"|sync|consents|disclosures|clinicians/lookup|cows-assessments)(/.*)?",
+        r"|sync|agenda|consents|disclosures|clinicians/lookup|cows-assessments)(/.*)?",
         PATIENT_OWN,
     ),
 ]
