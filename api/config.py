@@ -33,6 +33,14 @@ CONSENT_REVOCATION_STATEMENT = (
     "Revoking does not undo disclosures already made while the consent was in force."
 )
 
+# Browsers' push services; a Web Push subscription elsewhere is refused (docs/push.md).
+DEFAULT_WEBPUSH_ORIGINS = (
+    "https://fcm.googleapis.com",
+    "https://*.push.services.mozilla.com",
+    "https://*.notify.windows.com",
+    "https://web.push.apple.com",
+)
+
 CRISIS_RESOURCES = (
     '[{"name": "988 Suicide & Crisis Lifeline", "contact": "Call or text 988"},'
     ' {"name": "SAMHSA National Helpline", "contact": "1-800-662-4357 (free, confidential, 24/7)"}]'
@@ -105,9 +113,7 @@ class Config:
         self.SMTP_STARTTLS = _bool("SMTP_STARTTLS", False)
         self.MAIL_FROM = _env("MAIL_FROM", "Waymark <no-reply@waymark.invalid>")
         self.PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
-        self.PUSH_ENDPOINT = _env("PUSH_ENDPOINT")  # provider URL; None disables push delivery
-        self.PUSH_TIMEOUT = float(_env("PUSH_TIMEOUT", "5") or 5)
-        self.PUSH_AUTH_TOKEN = _env("PUSH_AUTH_TOKEN")  # Bearer token for the push provider
+        self._push_settings()
         self.SMTP_TIMEOUT = float(_env("SMTP_TIMEOUT", "10") or 10)
         self.SCHEDULER_STALE_AFTER = _int("SCHEDULER_STALE_AFTER", 180)
         # A scheduled dose is on time when taken within this many minutes of its time, and
@@ -180,6 +186,31 @@ class Config:
         self.BULK_EXPORT_TTL = _int("BULK_EXPORT_TTL", 6 * 3600)
         self.BULK_EXPORT_RETRY_AFTER = _int("BULK_EXPORT_RETRY_AFTER", 5)
         self.BULK_EXPORT_POLL_INTERVAL = _int("BULK_EXPORT_POLL_INTERVAL", 5)
+
+    def _push_settings(self) -> None:
+        """Push providers (docs/push.md). A provider is on when its key setting is filled in."""
+        self.PUSH_TIMEOUT = float(_env("PUSH_TIMEOUT", "5") or 5)
+        # Seconds after its due time a reminder push is stale: providers drop it after that.
+        self.PUSH_TTL = _int("PUSH_TTL", 1800)
+        # FCM HTTP v1: the service-account JSON itself, or the path of its file.
+        self.FCM_SERVICE_ACCOUNT = _env("FCM_SERVICE_ACCOUNT")
+        self.FCM_BASE_URL = _env("FCM_BASE_URL", "https://fcm.googleapis.com")
+        self.FCM_TIMEOUT = float(_env("FCM_TIMEOUT") or self.PUSH_TIMEOUT)
+        # Web Push: VAPID key pair (the private key, PEM or base64url; the public one is derived).
+        self.VAPID_PRIVATE_KEY = _env("VAPID_PRIVATE_KEY")
+        self.VAPID_SUBJECT = _env("VAPID_SUBJECT")
+        self.WEBPUSH_ENDPOINT_ORIGINS = (_env("WEBPUSH_ENDPOINT_ORIGINS") or "").split() or list(
+            DEFAULT_WEBPUSH_ORIGINS
+        )
+        self.WEBPUSH_TIMEOUT = float(_env("WEBPUSH_TIMEOUT") or self.PUSH_TIMEOUT)
+        # APNs direct (token auth with a .p8 key): the PEM itself or the path of the .p8 file.
+        self.APNS_KEY = _env("APNS_KEY")
+        self.APNS_KEY_ID = _env("APNS_KEY_ID")
+        self.APNS_TEAM_ID = _env("APNS_TEAM_ID")
+        self.APNS_TOPIC = _env("APNS_TOPIC")  # the app's bundle id
+        self.APNS_BASE_URL = _env("APNS_BASE_URL", "https://api.push.apple.com")
+        self.APNS_TIMEOUT = float(_env("APNS_TIMEOUT") or self.PUSH_TIMEOUT)
+        self.PUSH_IOS_PROVIDER = _env("PUSH_IOS_PROVIDER")  # fcm | apns; unset: apns if APNS_KEY
 
     def as_flask(self) -> dict[str, object]:
         return {k: v for k, v in vars(self).items() if k.isupper()}

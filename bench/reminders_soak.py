@@ -1,11 +1,15 @@
-"""Soak: two scheduler processes, one PostgreSQL, a real SMTP server, SIGKILLs, a DST change.
+"""Soak: two scheduler processes, one PostgreSQL, a real SMTP server, local push providers
+(FCM v1 behind its OAuth token endpoint, Web Push), SIGKILLs, a DST change.
 
     .venv/bin/python -m bench.reminders_soak --minutes 10 --transition spring
     .venv/bin/python -m bench.reminders_soak --minutes 3 --transition fall --kills 3
 
 What it does:
-- makes a throwaway PostgreSQL database (migrated) and starts an aiosmtpd server (127.0.0.1:8325);
-- creates users with email check-in reminders at local times spread over the simulated window, in
+- makes a throwaway PostgreSQL database (migrated) and starts an aiosmtpd server (127.0.0.1:8325)
+  and the push providers of tests/push_servers.py (FCM v1 with its OAuth token endpoint, a Web
+  Push service that checks VAPID and decrypts each payload), on ports in 9400-9449;
+- creates users with email + push check-in reminders at local times spread over the simulated
+  window, each with one device (android and ios through FCM, web through Web Push), in
   America/New_York (whose DST change is inside the window), Europe/London and UTC; some users have
   quiet hours that end inside the window;
 - starts two `python -m jobs` processes (the real scheduler: advisory-lock leadership, dispatcher,
@@ -15,8 +19,9 @@ What it does:
 - SIGKILLs the current leader `--kills` times at random moments and starts a replacement;
 - at the end checks, against an oracle that shares no code with the service (a minute-by-minute
   scan of wall-clock readings), that every reminder due in the window was queued exactly once,
-  that every email delivery is `sent`, and that the SMTP server received exactly one message per
-  email delivery (by Message-ID) and nothing else.
+  that every email and push delivery is `sent`, that the SMTP server received exactly one message
+  per email delivery (by Message-ID) and the push providers exactly one push per push delivery
+  (by device and notification id), and nothing else.
 
 Exit status 0 when every check passes. Not part of the test suite.
 """
@@ -48,6 +53,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy.orm import sessionmaker
 
 from bench.reminders_dispatch import create_database, drop_database
+from tests.push_servers import FcmLog, WebPushLog, start_fcm, start_webpush
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSITIONS = {
@@ -144,11 +150,24 @@ class Plan:
     emails: dict[uuid.UUID, str]
 
 
-def seed(url: str, *, sim_start: datetime, sim_end: datetime, users: int, gap: bool) -> Plan:
-    """Users with one email check-in reminder each, at local times across the window."""
+PLATFORMS = ("android", "ios", "web")
+
+
+def seed(
+    url: str,
+    *,
+    sim_start: datetime,
+    sim_end: datetime,
+    users: int,
+    gap: bool,
+    webpush: WebPushLog | None = None,
+) -> Plan:
+    """Users with one email + push check-in reminder each, at local times across the window, and
+    one device each (with `webpush`; without it no push)."""
     import api.all_models  # noqa: F401
     from api.auth.models import User
     from api.db import make_engine
+    from api.devices.services import register_device
     from api.reminders import services
 
     engine = make_engine(url)
@@ -180,10 +199,20 @@ def seed(url: str, *, sim_start: datetime, sim_end: datetime, users: int, gap: b
             )
             session.add(user)
             session.flush()
+            channels = ["email", "inbox"]
+            if webpush is not None:
+                channels.append("push")
+                platform = PLATFORMS[n % len(PLATFORMS)]
+                body: dict[str, Any] = {"platform": platform}
+                if platform == "web":
+                    body["subscription"] = webpush.subscribe("ok").json()
+                else:
+                    body["token"] = f"ok-soak-{platform}-{n}"
+                register_device(session, user_id=user.id, body=body, now=sim_start)
             rule, _ = services.create_rule(
                 session,
                 user=user,
-                body={"kind": "checkin", "local_time": hhmm, "channels": ["email", "inbox"]},
+                body={"kind": "checkin", "local_time": hhmm, "channels": channels},
                 now=sim_start,
             )
             plan.rule_user[rule.id] = user.id
@@ -266,6 +295,7 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - one script, top to bottom
     parser.add_argument("--smtp-delay", type=float, default=0.05, help="seconds to accept")
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--no-push", action="store_true", help="email and inbox only")
     parser.add_argument("--keep", action="store_true", help="keep the database and the logs")
     args = parser.parse_args()
     if args.worker:
@@ -285,6 +315,7 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - one script, top to bottom
     mailbox = Mailbox(delay=args.smtp_delay)
     smtp = Controller(mailbox, hostname="127.0.0.1", port=args.smtp_port)
     smtp.start()
+    push = None if args.no_push else start_push_providers()
     procs: list[subprocess.Popen[bytes]] = []
     engine = sa.create_engine(url)
     report: dict[str, Any] = {
@@ -300,6 +331,7 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - one script, top to bottom
             sim_end=sim_end,
             users=args.users,
             gap=args.transition == "spring",
+            webpush=push.webpush if push else None,
         )
         report["rules"] = len(plan.rule_user)
         report["expected_reminders"] = len(plan.expected)
@@ -325,6 +357,7 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - one script, top to bottom
             "DELIVERY_LEASE": str(int(5 * args.speed)),
             "DELIVERY_BACKOFF_BASE": str(int(2 * args.speed)),
             "REMINDER_GRACE_MINUTES": "30",
+            **(push.env if push else {}),
         }
         procs = [spawn(url, env, logdir, n) for n in range(2)]
         # spread over the run, each at a random moment of its slot
@@ -379,13 +412,15 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - one script, top to bottom
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        report.update(check(engine, plan, mailbox))
+        report.update(check(engine, plan, mailbox, push))
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
         smtp.stop()
+        if push is not None:
+            push.stop()
         engine.dispose()
         if not args.keep:
             drop_database(args.pg_url, url)
@@ -394,8 +429,85 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - one script, top to bottom
     return 0 if report.get("ok") else 1
 
 
-def check(engine: sa.Engine, plan: Plan, mailbox: Mailbox) -> dict[str, Any]:
+@dataclass
+class PushProviders:
+    fcm: FcmLog
+    webpush: WebPushLog
+    env: dict[str, str]
+    servers: list[Any]
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+
+def start_push_providers() -> PushProviders:
+    from cryptography.hazmat.primitives import serialization
+    from py_vapid import Vapid02
+    from py_vapid.utils import b64urlencode
+
+    fcm = FcmLog()
+    fcm_server, fcm_port = start_fcm(fcm)
+    vapid = Vapid02()
+    vapid.generate_keys()
+    public = vapid.public_key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    webpush = WebPushLog(vapid_public_key=b64urlencode(public))
+    webpush_server, _ = start_webpush(webpush)
+    assert fcm.account is not None
+    env = {
+        "FCM_SERVICE_ACCOUNT": json.dumps(fcm.account.info),
+        "FCM_BASE_URL": f"http://127.0.0.1:{fcm_port}",
+        "VAPID_PRIVATE_KEY": vapid.private_pem().decode(),
+        "VAPID_SUBJECT": "mailto:soak@waymark.test",
+        "WEBPUSH_ENDPOINT_ORIGINS": "http://127.0.0.1",
+    }
+    return PushProviders(fcm=fcm, webpush=webpush, env=env, servers=[fcm_server, webpush_server])
+
+
+def check_push(conn: sa.Connection, push: PushProviders) -> dict[str, Any]:
+    """Each push delivery reached its provider exactly once (by device and notification)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT d.notification_id, d.status, v.platform, v.token "
+            "FROM notification_deliveries d JOIN devices v ON v.id = d.device_id "
+            "WHERE d.channel = 'push'"
+        )
+    ).all()
+    expected_fcm = {(r.token, str(r.notification_id)) for r in rows if r.platform != "web"}
+    expected_web = {
+        (r.token.rsplit("/", 1)[1], str(r.notification_id)) for r in rows if r.platform == "web"
+    }
+    got_fcm = Counter(
+        (r["message"]["token"], r["message"]["data"]["notification_id"]) for r in push.fcm.requests
+    )
+    got_web = Counter((m["subscription"], m["notification_id"]) for m in push.webpush.messages)
+    statuses = Counter(r.status for r in rows)
+    return {
+        "checks": {
+            "every_push_delivery_sent": statuses.get("sent", 0) == len(rows) > 0,
+            "fcm_got_each_push_once": set(got_fcm) == expected_fcm
+            and all(n == 1 for n in got_fcm.values()),
+            "webpush_got_each_push_once": set(got_web) == expected_web
+            and all(n == 1 for n in got_web.values()),
+            "fcm_messages_well_formed": not any(push.fcm.shape_errors),
+            "webpush_vapid_and_decryption_ok": not push.webpush.refused,
+        },
+        "push_statuses": dict(statuses),
+        "fcm_messages": len(push.fcm.requests),
+        "fcm_access_tokens_minted": len(push.fcm.grants),
+        "webpush_messages": len(push.webpush.messages),
+        "push_duplicates": sum(n - 1 for n in (got_fcm + got_web).values() if n > 1),
+    }
+
+
+def check(
+    engine: sa.Engine, plan: Plan, mailbox: Mailbox, push: PushProviders | None = None
+) -> dict[str, Any]:
     with engine.connect() as conn:
+        pushed = check_push(conn, push) if push is not None else {"checks": {}}
         queued = {
             (row.rule_id, row.scheduled_for.astimezone(UTC))
             for row in conn.execute(
@@ -433,8 +545,10 @@ def check(engine: sa.Engine, plan: Plan, mailbox: Mailbox) -> dict[str, Any]:
         "smtp_got_each_email_once": set(received) == email_ids
         and all(n == 1 for n in received.values()),
         "smtp_count_equals_expected": len(mailbox.ids) == len(plan.expected),
+        **pushed.pop("checks"),
     }
     return {
+        **pushed,
         "ok": all(checks.values()),
         "checks": checks,
         "queued": len(queued),

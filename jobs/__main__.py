@@ -21,6 +21,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from api import create_app
 from api.db import utcnow
+from api.notifications.push import PushRouter
 from jobs import (
     alerts,
     bulk_export,
@@ -67,7 +68,8 @@ def run_dispatch(app: Any) -> int:
 def run_send(app: Any) -> dict[str, int]:
     """Deliver what the outbox holds, for at most a few send intervals."""
     cfg = app.config
-    email, push, links = reminders.channels(cfg)
+    email, links = reminders.channels(cfg)
+    push = push_router(app)
 
     def send(session: Any, *, now: Any) -> Any:  # noqa: ARG001 - the sender reads the clock itself
         return reminders.send_notifications(
@@ -83,6 +85,15 @@ def run_send(app: Any) -> dict[str, int]:
 
     send.__name__ = "send_notifications"
     return dict(run_in_transaction(app, send))
+
+
+def push_router(app: Any) -> PushRouter:
+    """One router per process: its access tokens, provider tokens and connections (HTTP/2 to
+    APNs) are shared by every run of the sender."""
+    router = app.extensions.get("push_router")
+    if router is None:
+        router = app.extensions["push_router"] = PushRouter.from_config(app.config)
+    return router  # type: ignore[no-any-return]
 
 
 def check_leadership(app: Any, leadership: Leadership, scheduler: BaseScheduler) -> None:
@@ -247,6 +258,7 @@ def serve(app: Any, leadership: Leadership, stop: threading.Event) -> None:
 
 def main() -> None:
     app = create_app()
+    push_router(app)  # a push setting that is filled in but unusable stops us here, named
     leadership = make_leadership(app.config["DATABASE_URL"], key=app.config["SCHEDULER_LOCK_KEY"])
     log.info("scheduler.start", instance=INSTANCE, lock=leadership.kind)
     try:

@@ -6,6 +6,8 @@ restart or a second scheduler never sends a reminder twice. Each batch is its ow
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -21,10 +23,10 @@ from api.notifications.channels import (
     EmailChannel,
     EmailSettings,
     LinkSettings,
-    PushChannel,
-    PushSettings,
+    Result,
     deliver,
 )
+from api.notifications.push import PushRouter
 from api.reminders.dispatch import DispatchSettings, dispatch_batch
 
 log = structlog.get_logger("waymark.jobs.reminders")
@@ -47,7 +49,9 @@ def sender_settings(cfg: Mapping[str, Any]) -> outbox.SenderSettings:
     )
 
 
-def channels(cfg: Mapping[str, Any]) -> tuple[EmailChannel, PushChannel, LinkSettings]:
+def channels(cfg: Mapping[str, Any]) -> tuple[EmailChannel, LinkSettings]:
+    """The email channel and the links it carries (push: PushRouter.from_config, made once per
+    process so its access tokens and connections outlive one run)."""
     email = EmailChannel(
         EmailSettings(
             host=cfg["SMTP_HOST"],
@@ -59,15 +63,8 @@ def channels(cfg: Mapping[str, Any]) -> tuple[EmailChannel, PushChannel, LinkSet
             timeout=cfg["SMTP_TIMEOUT"],
         )
     )
-    push = PushChannel(
-        PushSettings(
-            endpoint=cfg["PUSH_ENDPOINT"],
-            timeout=cfg["PUSH_TIMEOUT"],
-            auth_token=cfg["PUSH_AUTH_TOKEN"],
-        )
-    )
     domain = parseaddr(cfg["MAIL_FROM"])[1].rpartition("@")[2] or "waymark.invalid"
-    return email, push, LinkSettings(base_url=cfg["PUBLIC_BASE_URL"], message_domain=domain)
+    return email, LinkSettings(base_url=cfg["PUBLIC_BASE_URL"], message_domain=domain)
 
 
 def dispatch_reminders(
@@ -93,7 +90,7 @@ def send_notifications(
     settings: outbox.SenderSettings,
     batch_size: int,
     email: EmailChannel,
-    push: PushChannel,
+    push: PushRouter,
     links: LinkSettings,
     budget_seconds: float = 60.0,
 ) -> Counter[str]:
@@ -111,37 +108,117 @@ def send_notifications(
             session.commit()
             if handled:
                 outcomes["handled_in_claim"] += handled
-            for item in claimed:
-                if clock() >= item.lease_until:
-                    outcomes["lease_expired"] += 1
-                    continue
-                committed: list[bool] = []
-
-                def commit_point(
-                    item: outbox.Claimed = item, committed: list[bool] = committed
-                ) -> bool:
-                    # Everything but the last byte is with the provider: record, then finish.
-                    won = outbox.mark_sent(session, claimed=item, now=clock())
-                    session.commit()
-                    committed.append(won)
-                    return won
-
-                result = deliver(item, email=email, push=push, links=links, commit=commit_point)
-                if result.outcome in ("sent", "lost") and committed:
-                    outcomes[result.outcome] += 1
-                    continue
-                status = outbox.record_outcome(
+            if claimed:
+                _send_batch(
                     session,
-                    claimed=item,
-                    outcome=result.outcome,
-                    error=result.error,
-                    now=clock(),
+                    claimed,
+                    clock=clock,
                     settings=settings,
+                    email=email,
+                    push=push,
+                    links=links,
+                    outcomes=outcomes,
                 )
-                session.commit()
-                outcomes[status] += 1
             if not claimed and not handled:
                 break
     finally:
         email.close()
     return outcomes
+
+
+def _lane(item: outbox.Claimed, push: PushRouter) -> str:
+    return push.lane(item.platform) if item.channel == "push" else item.channel
+
+
+def _send_batch(
+    session: Session,
+    claimed: list[outbox.Claimed],
+    *,
+    clock: Callable[[], datetime],
+    settings: outbox.SenderSettings,
+    email: EmailChannel,
+    push: PushRouter,
+    links: LinkSettings,
+    outcomes: Counter[str],
+) -> None:
+    """Send a claimed batch with one thread per lane (email, and each push provider), so a slow
+    or failing provider holds up only its own rows. The session stays on this thread: lanes ask
+    it for the commit point and hand it their outcomes through a queue."""
+    lanes: dict[str, list[outbox.Claimed]] = {}
+    for item in claimed:
+        lanes.setdefault(_lane(item, push), []).append(item)
+    inbox: queue.Queue[tuple[str, outbox.Claimed, Any, list[bool]]] = queue.Queue()
+    abandoned = threading.Event()
+
+    def run_lane(items: list[outbox.Claimed]) -> None:
+        for item in items:
+            if abandoned.is_set() or clock() >= item.lease_until:
+                inbox.put(("expired", item, None, []))
+                continue
+            committed: list[bool] = []
+
+            def commit_point(
+                item: outbox.Claimed = item, committed: list[bool] = committed
+            ) -> bool:
+                # Everything but the last byte is with the provider: record, then finish.
+                reply: queue.Queue[bool] = queue.Queue(maxsize=1)
+                inbox.put(("commit", item, reply, committed))
+                while not abandoned.is_set():
+                    try:
+                        won = reply.get(timeout=0.5)
+                    except queue.Empty:
+                        continue
+                    committed.append(won)
+                    return won
+                return False
+
+            try:
+                result = deliver(
+                    item, email=email, push=push, links=links, commit=commit_point, now=clock()
+                )
+            except Exception as exc:  # an adapter bug must not stop the other lanes
+                log.error(
+                    "delivery.crashed",
+                    delivery_id=str(item.delivery_id),
+                    error_type=type(exc).__name__,
+                )
+                result = Result("retry", "internal_error")
+            inbox.put(("done", item, result, committed))
+
+    threads = [
+        threading.Thread(target=run_lane, args=(items,), name=f"send-{lane}", daemon=True)
+        for lane, items in lanes.items()
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(len(claimed)):
+            kind, item, payload, committed = inbox.get()
+            while kind == "commit":
+                won = outbox.mark_sent(session, claimed=item, now=clock())
+                session.commit()
+                payload.put(won)
+                kind, item, payload, committed = inbox.get()
+            if kind == "expired":
+                outcomes["lease_expired"] += 1
+                continue
+            result: Result = payload
+            if result.outcome in ("sent", "lost") and committed:
+                outcomes[result.outcome] += 1
+                continue
+            status = outbox.record_outcome(
+                session,
+                claimed=item,
+                outcome=result.outcome,
+                error=result.error,
+                now=clock(),
+                settings=settings,
+                retry_after=result.retry_after,
+            )
+            session.commit()
+            outcomes[status] += 1
+    finally:
+        # If this thread failed (the database), lanes stop at their next row or commit point.
+        abandoned.set()
+        for thread in threads:
+            thread.join()

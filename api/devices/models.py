@@ -26,6 +26,10 @@ class Device(ClientIdMixin, TimestampMixin, Base):
     # Uniqueness is on the hash, so a constraint violation can never quote the token itself.
     token: Mapped[str] = mapped_column(Text)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Web Push: the subscription's keys (the endpoint is the token); the payload is encrypted to
+    # them (RFC 8291). Base64url: a P-256 public key (65 bytes) and a 16-byte secret.
+    push_p256dh: Mapped[str | None] = mapped_column(String(100))
+    push_auth: Mapped[str | None] = mapped_column(String(40))
     disabled_at: Mapped[datetime | None]
     disabled_reason: Mapped[str | None] = mapped_column(String(40))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from flask import current_app
 from flask_smorest import Blueprint
 
 from api.db import get_session, utcnow
@@ -24,11 +25,16 @@ DevicePageSchema = page_schema(DeviceSchema, "DevicePage")
 @blp.response(201, DeviceSchema)
 @blp.alt_response(200, schema=DeviceSchema, description="The token was already registered")
 @blp.alt_response(409, response="CONFLICT")
+@blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 def register_device(body: dict[str, Any]) -> Any:
-    """Register a push token for this user."""
+    """Register a push token (ios, android) or a Web Push subscription (web) for this user."""
     session = get_session()
     device, created = services.register_device(
-        session, user_id=current_user().id, body=body, now=utcnow()
+        session,
+        user_id=current_user().id,
+        body=body,
+        now=utcnow(),
+        webpush_origins=current_app.config["WEBPUSH_ENDPOINT_ORIGINS"],
     )
     session.commit()
     return device, 201 if created else 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.devices.models import Device
-from api.errors import NotFound
+from api.devices.origins import origin_allowed
+from api.errors import NotFound, ValidationError
 from api.offline import create_once
 from api.pagination import keyset_page
 
@@ -24,16 +26,34 @@ def token_hash(token: str) -> str:
 
 
 def register_device(
-    session: Session, *, user_id: uuid.UUID, body: dict[str, Any], now: datetime
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    body: dict[str, Any],
+    now: datetime,
+    webpush_origins: Iterable[str] | None = None,
 ) -> tuple[Device, bool]:
-    """Register a push token. A token already known (this user's, or another account's on the
-    same phone) moves to this user and is enabled again: a token belongs to one app install.
-    Returns (device, created). Raises Conflict for a client id reused with another body."""
-    digest = token_hash(body["token"])
+    """Register a push token, or a Web Push subscription (its endpoint is the token). A token
+    already known (this user's, or another account's on the same phone) moves to this user and
+    is enabled again: a token belongs to one app install. Returns (device, created).
+    Raises ValidationError for a subscription endpoint outside `webpush_origins` (the push
+    services the server will call), Conflict for a client id reused with another body."""
+    subscription = body.get("subscription")
+    if subscription is not None:
+        token = subscription["endpoint"]
+        keys = (subscription["keys"]["p256dh"], subscription["keys"]["auth"])
+        if webpush_origins is not None and not origin_allowed(token, webpush_origins):
+            raise ValidationError(
+                {"subscription.endpoint": ["Not a push service this server sends to."]}
+            )
+    else:
+        token, keys = body["token"], (None, None)
+    digest = token_hash(token)
     existing = session.scalar(select(Device).where(Device.token_hash == digest).with_for_update())
     if existing is not None and (body.get("id") is None or body["id"] == existing.id):
         existing.user_id = user_id
         existing.platform = body["platform"]
+        existing.push_p256dh, existing.push_auth = keys
         existing.disabled_at = existing.disabled_reason = None
         existing.updated_at = now
         session.flush()
@@ -43,8 +63,10 @@ def register_device(
         id=body.get("id"),
         user_id=user_id,
         platform=body["platform"],
-        token=body["token"],
+        token=token,
         token_hash=digest,
+        push_p256dh=keys[0],
+        push_auth=keys[1],
         created_at=now,
         updated_at=now,
     )

@@ -1,4 +1,4 @@
-"""Channel adapters: email through SMTP, push through a provider's HTTP API (FCM HTTP v1 shape).
+"""Channel adapters: email through SMTP, push through its provider (api/notifications/push/).
 
 Each `send` answers a Result whose outcome is "sent", "retry" (transient: timeout, refused
 connection, 4xx SMTP, 5xx/429 HTTP, an answer that is not what the provider documents), "failed"
@@ -13,40 +13,32 @@ still ours) depends on when the provider takes responsibility for the message.
   away before the reply). So commit after the 250: a crash before it is retried, and the only
   double is a crash in the few milliseconds between the 250 and the commit, which carries the
   same Message-ID.
-- HTTP push: a server acts on a request once it has the whole body, whether or not the client is
-  still there to read the answer. So every byte but the last is sent, then the commit, then the
-  last byte: a crash before the commit leaves half a request the server discards (the row is
-  retried), a crash after it cannot send again; what remains is the instant between the commit
-  and one socket write, where a crash loses that one push rather than doubling it.
+- HTTP push (FCM, Web Push, APNs): a server acts on a request once it has the whole body,
+  whether or not the client is still there to read the answer. So every byte but the last is
+  sent, then the commit, then the last byte (over HTTP/2, APNs: the end of the stream): a crash
+  before the commit leaves half a request the server discards (the row is retried), a crash
+  after it cannot send again; what remains is the instant between the commit and one socket
+  write, where a crash loses that one push rather than doubling it.
+- "deferred" (push): the provider is paused (its Retry-After, or repeated failures); nothing was
+  attempted, and the row waits without spending an attempt.
 """
 
 from __future__ import annotations
 
-import http.client
-import json
 import re
 import smtplib
-from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Any
-from urllib.parse import urlsplit
 
-_MAX_ANSWER = 64 * 1024
+from api.db import utcnow
+from api.notifications.push import PushMessage, PushRouter, PushTarget
+from api.notifications.results import LOST, SENT, Commit, Result
 
-Commit = Callable[[], bool]
-
-
-@dataclass(frozen=True)
-class Result:
-    outcome: str  # sent | retry | failed | invalid_token | lost
-    error: str | None = None
-
-
-SENT = Result("sent")
-LOST = Result("lost", "claim_lost")
+__all__ = ["LOST", "SENT", "Commit", "EmailChannel", "LinkSettings", "PushRouter", "Result"]
 
 
 @dataclass(frozen=True)
@@ -161,109 +153,6 @@ def _smtp_refusal(code: int) -> Result:
 
 
 @dataclass(frozen=True)
-class PushSettings:
-    endpoint: str | None
-    timeout: float = 5.0
-    auth_token: str | None = None  # sent as a Bearer token (FCM: an OAuth2 access token)
-
-
-class PushChannel:
-    """FCM HTTP v1-style: POST {"message": {"token", "notification", "data", ...}} as JSON."""
-
-    def __init__(self, settings: PushSettings) -> None:
-        self.settings = settings
-
-    def payload(
-        self, *, token: str, platform: str, title: str, body: str, collapse_id: str
-    ) -> dict[str, Any]:
-        return {
-            "message": {
-                "token": token,
-                "notification": {"title": title, "body": body},
-                "data": {"notification_id": collapse_id, "platform": platform},
-                # A resend after a failure replaces the first one on the device, not adds to it.
-                "android": {"collapse_key": collapse_id},
-                "apns": {"headers": {"apns-collapse-id": collapse_id}},
-                "webpush": {"headers": {"Topic": collapse_id.replace("-", "")[:32]}},
-            }
-        }
-
-    def send(
-        self,
-        *,
-        token: str,
-        platform: str,
-        title: str,
-        body: str,
-        collapse_id: str,
-        commit: Commit | None = None,
-    ) -> Result:
-        if not self.settings.endpoint:
-            return Result("failed", "push_not_configured")
-        data = json.dumps(
-            self.payload(
-                token=token, platform=platform, title=title, body=body, collapse_id=collapse_id
-            )
-        ).encode()
-        url = urlsplit(self.settings.endpoint)
-        kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-        connection = kind(url.hostname or "", url.port, timeout=self.settings.timeout)
-        try:
-            connection.putrequest(
-                "POST", (url.path or "/") + (f"?{url.query}" if url.query else "")
-            )
-            connection.putheader("Content-Type", "application/json; charset=utf-8")
-            connection.putheader("Content-Length", str(len(data)))
-            if self.settings.auth_token:
-                connection.putheader("Authorization", f"Bearer {self.settings.auth_token}")
-            connection.endheaders()
-            connection.send(data[:-1])  # the provider waits for the rest before it acts
-            if commit is not None and not commit():
-                return LOST
-            connection.send(data[-1:])
-            response = connection.getresponse()
-            status, raw = response.status, response.read(_MAX_ANSWER)
-        except TimeoutError:
-            return Result("retry", "push_timeout")
-        except (http.client.HTTPException, OSError, ValueError):
-            return Result("retry", "push_unreachable")
-        finally:
-            connection.close()
-        return classify_push_answer(status, raw)
-
-
-def _error_codes(answer: Any) -> set[str]:
-    """FCM v1 error bodies: {"error": {"status": "...", "details": [{"errorCode": "..."}]}}."""
-    codes: set[str] = set()
-    error = answer.get("error") if isinstance(answer, dict) else None
-    if isinstance(error, dict):
-        if isinstance(error.get("status"), str):
-            codes.add(error["status"])
-        for detail in error.get("details") or []:
-            if isinstance(detail, dict) and isinstance(detail.get("errorCode"), str):
-                codes.add(detail["errorCode"])
-    return codes
-
-
-def classify_push_answer(status: int, raw: bytes) -> Result:
-    try:
-        answer = json.loads(raw) if raw else None
-    except (ValueError, UnicodeDecodeError):
-        answer = None
-    codes = _error_codes(answer)
-    if status in (404, 410) or "UNREGISTERED" in codes:
-        return Result("invalid_token", "push_unregistered")
-    if status == 200:
-        # Success names the message ("projects/.../messages/..."); anything else is garbage.
-        if isinstance(answer, dict) and isinstance(answer.get("name"), str):
-            return SENT
-        return Result("retry", "push_bad_answer")
-    if status == 429 or status >= 500:
-        return Result("retry", f"push_http_{status}")
-    return Result("failed", f"push_http_{status}")
-
-
-@dataclass(frozen=True)
 class LinkSettings:
     base_url: str  # PUBLIC_BASE_URL: emails link to {base_url}/inbox/{notification id}
     message_domain: str  # right-hand side of Message-IDs
@@ -273,12 +162,14 @@ def deliver(
     claimed: Any,
     *,
     email: EmailChannel,
-    push: PushChannel,
+    push: PushRouter,
     links: LinkSettings,
     commit: Commit | None = None,
+    now: datetime | None = None,
 ) -> Result:
     """Send one claimed delivery (api.notifications.services.Claimed) through its channel;
-    `commit` runs at the commit point (see the module docstring)."""
+    `commit` runs at the commit point (see the module docstring). `now` (the jobs' clock)
+    dates a push's time to live."""
     from api.notifications.texts import email_text, visible_text
 
     if claimed.channel == "email":
@@ -293,12 +184,21 @@ def deliver(
         )
     if claimed.channel == "push":
         text = visible_text(claimed.kind, discreet=claimed.discreet)
+        expires_at = claimed.due_at + timedelta(seconds=push.ttl)
         return push.send(
-            token=claimed.device_token,
-            platform=claimed.platform,
-            title=text.title,
-            body=text.body,
-            collapse_id=str(claimed.notification_id),
+            target=PushTarget(
+                platform=claimed.platform,
+                token=claimed.device_token,
+                p256dh=claimed.push_p256dh,
+                auth=claimed.push_auth,
+            ),
+            message=PushMessage(
+                title=text.title,
+                body=text.body,
+                collapse_id=str(claimed.notification_id),
+                expires_at=expires_at,
+                ttl=int((expires_at - (now or utcnow())).total_seconds()),
+            ),
             commit=commit,
         )
     return Result("failed", "unknown_channel")

@@ -169,6 +169,9 @@ class Claimed:
     platform: str | None
     device_token: str | None
     lease_until: datetime
+    due_at: datetime | None = None  # push: a reminder is stale PUSH_TTL after it
+    push_p256dh: str | None = None  # Web Push subscription keys
+    push_auth: str | None = None
 
     def __repr__(self) -> str:  # the email address and device token stay out of any log
         return f"<Claimed {self.delivery_id} {self.channel} attempt {self.attempts}>"
@@ -228,6 +231,9 @@ def claim_deliveries(
                 platform=device.platform if device is not None else None,
                 device_token=device.token if device is not None else None,
                 lease_until=delivery.next_attempt_at,
+                due_at=notification.due_at,
+                push_p256dh=device.push_p256dh if device is not None else None,
+                push_auth=device.push_auth if device is not None else None,
             )
         )
     session.flush()
@@ -271,18 +277,30 @@ def record_outcome(
     error: str | None,
     now: datetime,
     settings: SenderSettings,
+    retry_after: float | None = None,
 ) -> str:
-    """Record what the channel answered: "sent", "retry", "failed" or "invalid_token".
+    """Record what the channel answered: "sent", "retry", "deferred", "failed" or
+    "invalid_token". A retry waits the backoff, or the provider's Retry-After when longer; a
+    deferred row (its provider paused, nothing attempted) waits `retry_after` and gets its
+    attempt back.
 
     Only the holder of the claim token can change the row, so a sender whose lease ran out and
     was taken over records nothing. A row already marked sent at the commit point is set back
     when the provider refused it after all. Returns the new status ("lost" if the claim was lost).
     """
     values: dict[str, Any]
+    asked = timedelta(seconds=retry_after or 0)
     if outcome == "sent":
         values = {"status": "sent", "sent_at": now, "last_error": None}
+    elif outcome == "deferred":
+        values = {
+            "status": "queued",
+            "next_attempt_at": now + max(asked, timedelta(seconds=1)),
+            "attempts": Delivery.attempts - 1,
+            "last_error": error,
+        }
     elif outcome == "retry" and claimed.attempts < settings.max_attempts:
-        wait = backoff(claimed.attempts, settings)
+        wait = max(backoff(claimed.attempts, settings), asked)
         values = {"status": "queued", "next_attempt_at": now + wait, "last_error": error}
     else:
         values = {"status": "failed", "last_error": error or outcome}

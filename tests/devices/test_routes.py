@@ -14,6 +14,15 @@ from api.auth.models import User
 from api.devices.models import Device
 
 TOKEN = "fcm-token-" + "x" * 40
+# A browser's PushSubscription.toJSON() (a real P-256 point and a 16-byte secret, base64url).
+P256DH = "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"
+AUTH = "BTBZMqHH6r4Tts7J_aSIgg"
+ENDPOINT = "https://fcm.googleapis.com/fcm/send/" + "e" * 40
+SUBSCRIPTION = {
+    "endpoint": ENDPOINT,
+    "expirationTime": None,
+    "keys": {"p256dh": P256DH, "auth": AUTH},
+}
 
 
 def test_register_list_delete(
@@ -80,7 +89,7 @@ def test_another_users_device_is_404(
     auth_headers: Callable[[User], dict[str, str]],
 ) -> None:
     created = client.post(
-        "/v1/devices", json={"platform": "web", "token": TOKEN}, headers=patient_headers
+        "/v1/devices", json={"platform": "android", "token": TOKEN}, headers=patient_headers
     ).json
     stranger = auth_headers(make_patient())
     assert client.delete(f"/v1/devices/{created['id']}", headers=stranger).status_code == 404
@@ -93,6 +102,23 @@ def test_another_users_device_is_404(
         ({"platform": "ios"}, "token"),
         ({"platform": "ios", "token": "short"}, "token"),
         ({"platform": "ios", "token": TOKEN, "enabled": False}, "enabled"),
+        ({"platform": "web", "token": TOKEN}, "subscription"),
+        ({"platform": "android", "token": TOKEN, "subscription": SUBSCRIPTION}, "subscription"),
+        (
+            {"platform": "web", "subscription": {**SUBSCRIPTION, "keys": {"auth": AUTH}}},
+            "subscription.keys.p256dh",
+        ),
+        (
+            {
+                "platform": "web",
+                "subscription": {**SUBSCRIPTION, "keys": {"p256dh": P256DH, "auth": "c2hvcnQ"}},
+            },
+            "subscription.keys.auth",
+        ),
+        (
+            {"platform": "web", "subscription": {**SUBSCRIPTION, "endpoint": "ftp://x.test/1"}},
+            "subscription.endpoint",
+        ),
     ],
 )
 def test_bad_input(
@@ -115,3 +141,62 @@ def test_the_token_never_reaches_the_logs(
     out = capsys.readouterr()
     assert "device.registered" in out.out and "device.reregistered" in out.out
     assert TOKEN not in out.out + out.err
+
+
+def test_a_web_push_subscription_is_registered_with_its_keys_and_never_shown(
+    client: FlaskClient, patient_headers: dict[str, str], session: Session
+) -> None:
+    created = client.post(
+        "/v1/devices",
+        json={"platform": "web", "subscription": SUBSCRIPTION},
+        headers=patient_headers,
+    )
+    assert created.status_code == 201, created.json
+    text = created.get_data(as_text=True) + client.get(
+        "/v1/devices", headers=patient_headers
+    ).get_data(as_text=True)
+    assert ENDPOINT not in text and P256DH not in text and AUTH not in text
+    device = session.get(Device, uuid.UUID(created.json["id"]))
+    assert device is not None
+    assert (device.token, device.push_p256dh, device.push_auth) == (ENDPOINT, P256DH, AUTH)
+
+    # the browser renewed its keys for the same endpoint: same device, new keys
+    renewed_auth = "AAAAAAAAAAAAAAAAAAAAAA"
+    again = client.post(
+        "/v1/devices",
+        json={
+            "platform": "web",
+            "subscription": {**SUBSCRIPTION, "keys": {"p256dh": P256DH, "auth": renewed_auth}},
+        },
+        headers=patient_headers,
+    )
+    assert again.status_code == 200 and again.json["id"] == created.json["id"]
+    session.refresh(device)
+    assert device.push_auth == renewed_auth
+
+
+def test_a_subscription_outside_the_known_push_services_is_refused(
+    client: FlaskClient, patient_headers: dict[str, str]
+) -> None:
+    # The server POSTs to the endpoint: it must not be an address of the client's choosing.
+    for endpoint in (
+        "https://127.0.0.1:5432/x",
+        "https://evil.test/push",
+        "http://fcm.googleapis.com/x",
+    ):
+        response = client.post(
+            "/v1/devices",
+            json={"platform": "web", "subscription": {**SUBSCRIPTION, "endpoint": endpoint}},
+            headers=patient_headers,
+        )
+        assert response.status_code == 422, endpoint
+        assert "subscription.endpoint" in response.json["errors"]
+
+
+def test_the_openapi_document_describes_the_subscription(client: FlaskClient) -> None:
+    schemas = client.get("/openapi.json").json["components"]["schemas"]
+    subscription = schemas["WebPushSubscription"]
+    assert set(subscription["required"]) == {"endpoint", "keys"}
+    assert set(schemas["WebPushKeys"]["required"]) == {"p256dh", "auth"}
+    create = schemas["DeviceCreate"]["properties"]
+    assert "subscription" in create and "token" in create

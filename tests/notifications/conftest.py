@@ -1,25 +1,37 @@
-"""Servers and helpers for the outbox tests: a real SMTP server, a fake push provider."""
+"""Servers and helpers for the outbox tests: a real SMTP server and local push providers that
+speak FCM v1 (with Google's OAuth token endpoint), Web Push and APNs (tests/push_servers.py)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from py_vapid import Vapid02
+from py_vapid.utils import b64urlencode
 from sqlalchemy.orm import Session
 
 from api.notifications import services as outbox
-from api.notifications.channels import (
-    EmailChannel,
-    EmailSettings,
-    LinkSettings,
-    PushChannel,
-    PushSettings,
-)
+from api.notifications.channels import EmailChannel, EmailSettings, LinkSettings
+from api.notifications.push import PushRouter
+from api.notifications.push.apns import ApnsProvider, load_key
+from api.notifications.push.fcm import FcmProvider
+from api.notifications.push.webpush import WebPushProvider
 from jobs import reminders as reminder_jobs
-from tests.servers import Mailbox, PushLog, start_push, start_smtp
+from tests.push_servers import (
+    ApnsLog,
+    ApnsServer,
+    FcmLog,
+    WebPushLog,
+    start_apns,
+    start_fcm,
+    start_webpush,
+)
+from tests.servers import Mailbox, start_smtp
 
 GRACE = timedelta(minutes=30)
 
@@ -33,12 +45,39 @@ def smtp_server() -> Iterator[tuple[Mailbox, int]]:
 
 
 @pytest.fixture(scope="session")
-def push_server() -> Iterator[tuple[PushLog, int]]:
-    log = PushLog()
-    server, port = start_push(log)
+def fcm_server() -> Iterator[tuple[FcmLog, int]]:
+    log = FcmLog()
+    server, port = start_fcm(log)
     yield log, port
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def vapid_key() -> Vapid02:
+    key = Vapid02()
+    key.generate_keys()
+    return key
+
+
+@pytest.fixture(scope="session")
+def webpush_server(vapid_key: Vapid02) -> Iterator[WebPushLog]:
+    public = vapid_key.public_key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    log = WebPushLog(vapid_public_key=b64urlencode(public))
+    server, _ = start_webpush(log)
+    yield log
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def apns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApnsLog, ApnsServer]]:
+    log = ApnsLog()
+    server = start_apns(log, Path(tmp_path_factory.mktemp("apns")))
+    yield log, server
+    server.stop()
 
 
 @pytest.fixture
@@ -51,12 +90,22 @@ def mailbox(smtp_server: tuple[Mailbox, int]) -> Mailbox:
 
 
 @pytest.fixture
-def push_log(push_server: tuple[PushLog, int]) -> PushLog:
-    log = push_server[0]
-    with log.lock:
-        log.requests.clear()
-        log.headers.clear()
-    return log
+def push_log(fcm_server: tuple[FcmLog, int]) -> FcmLog:
+    """The FCM side (with its OAuth token endpoint), emptied for this test."""
+    fcm_server[0].reset()
+    return fcm_server[0]
+
+
+@pytest.fixture
+def webpush_log(webpush_server: WebPushLog) -> WebPushLog:
+    webpush_server.reset()
+    return webpush_server
+
+
+@pytest.fixture
+def apns_log(apns_server: tuple[ApnsLog, ApnsServer]) -> ApnsLog:
+    apns_server[0].reset()
+    return apns_server[0]
 
 
 @pytest.fixture
@@ -80,9 +129,54 @@ def email_channel(smtp_server: tuple[Mailbox, int]) -> EmailChannel:
 
 
 @pytest.fixture
-def push_channel(push_server: tuple[PushLog, int]) -> PushChannel:
-    url = f"http://127.0.0.1:{push_server[1]}/v1/projects/p/messages:send"
-    return PushChannel(PushSettings(endpoint=url, timeout=0.5, auth_token="provider-secret"))
+def fcm_provider(fcm_server: tuple[FcmLog, int], push_log: FcmLog) -> Iterator[FcmProvider]:
+    assert push_log.account is not None
+    provider = FcmProvider(
+        service_account_info=push_log.account.info,
+        base_url=f"http://127.0.0.1:{fcm_server[1]}",
+        timeout=0.5,
+    )
+    yield provider
+    provider.close()
+
+
+@pytest.fixture
+def webpush_provider(webpush_log: WebPushLog, vapid_key: Vapid02) -> Iterator[WebPushProvider]:
+    pem = vapid_key.private_pem().decode()
+    provider = WebPushProvider(
+        vapid_private_key=pem,
+        subject="mailto:ops@waymark.test",
+        origins=["http://127.0.0.1"],
+        timeout=0.5,
+    )
+    yield provider
+    provider.close()
+
+
+@pytest.fixture
+def apns_provider(
+    apns_server: tuple[ApnsLog, ApnsServer], apns_log: ApnsLog
+) -> Iterator[ApnsProvider]:
+    server = apns_server[1]
+    provider = ApnsProvider(
+        key=load_key(server.p8),
+        key_id=apns_log.key_id,
+        team_id=apns_log.team_id,
+        topic=apns_log.topic,
+        base_url=f"https://127.0.0.1:{server.port}",
+        timeout=2.0,
+        verify=server.ca,
+    )
+    yield provider
+    provider.close()
+
+
+@pytest.fixture
+def push_channel(
+    fcm_provider: FcmProvider, webpush_provider: WebPushProvider, apns_provider: ApnsProvider
+) -> PushRouter:
+    """android and ios through FCM, web through Web Push (APNs: see apns_router)."""
+    return PushRouter(fcm=fcm_provider, webpush=webpush_provider, apns=apns_provider, ios="fcm")
 
 
 LINKS = LinkSettings(base_url="https://app.waymark.test", message_domain="waymark.test")
@@ -90,7 +184,7 @@ LINKS = LinkSettings(base_url="https://app.waymark.test", message_domain="waymar
 
 @pytest.fixture
 def send(
-    email_channel: EmailChannel, push_channel: PushChannel, sender_settings: Any
+    email_channel: EmailChannel, push_channel: PushRouter, sender_settings: Any
 ) -> Callable[..., Counter[str]]:
     """Run the sender job at a fixed instant."""
 
@@ -101,7 +195,7 @@ def send(
             settings=kw.pop("settings", sender_settings),
             batch_size=kw.pop("batch_size", 20),
             email=email_channel,
-            push=push_channel,
+            push=kw.pop("push", push_channel),
             links=LINKS,
             **kw,
         )

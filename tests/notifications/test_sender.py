@@ -20,9 +20,11 @@ from api.devices.services import register_device
 from api.notifications import services as outbox
 from api.notifications.channels import SENT, LinkSettings, Result, deliver
 from api.notifications.models import Delivery, Notification
+from api.notifications.push import PushMessage, PushTarget
 from api.notifications.texts import DISCREET_TEXT
 from api.reminders import services as reminder_services
-from tests.servers import Mailbox, PushLog
+from tests.push_servers import FcmLog as PushLog
+from tests.servers import Mailbox
 
 NOW = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 HEALTH_WORDS = re.compile(
@@ -120,7 +122,10 @@ def test_email_push_and_inbox_go_out_once(
     (request,) = push_log.requests
     assert request["message"]["token"] == "ok-device-token-1"
     assert request["message"]["android"]["collapse_key"] == str(notification.id)
-    assert push_log.headers[0]["Authorization"] == "Bearer provider-secret"
+    # with an access token minted from the service account by the JWT grant
+    (access_token,) = push_log.issued
+    assert push_log.headers[0]["authorization"] == f"Bearer {access_token}"
+    assert len(push_log.grants) == 1 and push_log.shape_errors == [[]]
 
     # nothing is sent twice, however often the sender runs
     assert send(session, NOW + timedelta(minutes=5)) == {}
@@ -182,7 +187,7 @@ def test_without_discreet_mode_push_names_the_kind_but_email_stays_neutral(
 
 @pytest.mark.parametrize(
     ("token", "error"),
-    [("slow-1", "push_timeout"), ("garbage-1", "push_bad_answer"), ("busy-1", "push_http_503")],
+    [("slow-1", "fcm_timeout"), ("garbage-1", "fcm_bad_answer"), ("busy-1", "fcm_http_503")],
 )
 def test_a_provider_failure_fails_that_delivery_only_and_is_retried_with_backoff(
     session: Session,
@@ -230,7 +235,7 @@ def test_an_unregistered_token_disables_the_device(
     first = queue(session, user, email=False)
     send(session, NOW)
     assert deliveries(session, first)[f"push:{dead.id}"].status == "failed"
-    assert deliveries(session, first)[f"push:{dead.id}"].last_error == "push_unregistered"
+    assert deliveries(session, first)[f"push:{dead.id}"].last_error == "fcm_unregistered"
     session.refresh(dead)
     assert dead.disabled_at == NOW and dead.disabled_reason == "invalid_token"
 
@@ -250,7 +255,7 @@ def test_a_rejected_payload_fails_without_retry_and_keeps_the_device(
     notification = queue(session, user, email=False)
     send(session, NOW)
     row = deliveries(session, notification)[f"push:{device.id}"]
-    assert (row.status, row.last_error, row.attempts) == ("failed", "push_http_400", 1)
+    assert (row.status, row.last_error, row.attempts) == ("failed", "fcm_http_400", 1)
     session.refresh(device)
     assert device.disabled_at is None
 
@@ -478,12 +483,13 @@ def test_push_is_recorded_sent_before_the_provider_has_the_whole_request(
         seen_at_commit.append(len(push_log.requests))
         return True
 
-    sent = push_channel.send(
-        token="ok-1", platform="ios", title="t", body="b", collapse_id="c", commit=commit
+    message = PushMessage(
+        title="t", body="b", collapse_id="c", expires_at=NOW + timedelta(minutes=30), ttl=1800
     )
+    sent = push_channel.send(target=PushTarget("ios", "ok-1"), message=message, commit=commit)
     assert sent.outcome == "sent" and seen_at_commit == [0] and len(push_log.requests) == 1
     lost = push_channel.send(
-        token="ok-2", platform="ios", title="t", body="b", collapse_id="c", commit=lambda: False
+        target=PushTarget("ios", "ok-2"), message=message, commit=lambda: False
     )
     assert lost.outcome == "lost"
     time.sleep(0.2)
@@ -514,6 +520,7 @@ def test_a_push_sender_whose_claim_was_taken_over_sends_nothing(
         push=push_channel,
         links=LinkSettings("https://x.test", "waymark.test"),
         commit=lambda: outbox.mark_sent(session, claimed=item, now=NOW),
+        now=NOW,
     )
     assert result.outcome == "lost"
     time.sleep(0.2)
