@@ -107,6 +107,10 @@ def serve_docs_assets(app: Flask) -> None:
 # this metadata key; every other field of a response schema is listed as required.
 MAY_BE_ABSENT = "x-may-be-absent"
 
+# Parameters an operation documents beside those flask-smorest derives from its arguments (a
+# `parameters` list in @blp.doc would replace those instead of adding to them).
+EXTRA_PARAMETERS = "x-extra-parameters"
+
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 TEXT = {"schema": {"type": "string"}}
 
@@ -163,6 +167,8 @@ def exact(
             if method not in _METHODS:
                 continue
             operation.setdefault("operationId", op_ids.get((path, method), f"{method}_{path}"))
+            extra = operation.pop(EXTRA_PARAMETERS, [])
+            operation.setdefault("parameters", []).extend(extra)
             _refs(operation.get("requestBody"), requests)
             _refs(operation.get("parameters"), requests)
             _refs(operation.get("responses"), responses)
@@ -176,10 +182,21 @@ def exact(
             absent = prop.pop(MAY_BE_ABSENT, False)
             if output_only and not absent:
                 required.add(prop_name)
-            _no_null_in_enum(prop)
         if required:
             schema["required"] = sorted(required)
+    for node in _nodes(doc):
+        _no_null_in_enum(node)
     return doc
+
+
+def _nodes(node: Any) -> Any:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _nodes(value)
 
 
 def _type_sync_changes(schemas: dict[str, Any]) -> None:
@@ -213,11 +230,11 @@ def _type_sync_changes(schemas: dict[str, Any]) -> None:
     }
 
 
-def _no_null_in_enum(prop: dict[str, Any]) -> None:
-    for node in (prop, prop.get("items") or {}):
-        if "enum" in node and None in node["enum"]:
-            node["enum"] = [v for v in node["enum"] if v is not None]
-            node["nullable"] = True
+def _no_null_in_enum(node: dict[str, Any]) -> None:
+    enum = node.get("enum")
+    if isinstance(enum, list) and None in enum:
+        node["enum"] = [v for v in enum if v is not None]
+        node["nullable"] = True
 
 
 def _refs(node: Any, acc: set[str]) -> None:

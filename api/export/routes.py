@@ -17,6 +17,7 @@ from api.audit.access import auth_required_audited
 from api.db import get_session, utcnow
 from api.export import services
 from api.export.schemas import BulkKickoffArgs, EraseSchema, ExportArgs, ManifestSchema
+from api.openapi import EXTRA_PARAMETERS
 from api.ratelimit import make_counter
 from api.security import auth_required, current_user, password_hasher
 
@@ -30,6 +31,10 @@ ATTACHMENT = {
         "application/zip": {"schema": {"type": "string", "format": "binary"}},
         "application/fhir+json": {"schema": {"type": "object"}},
     },
+}
+TEXT_NDJSON = {
+    "schema": {"type": "string"},
+    "example": '{"resourceType": "Observation", "id": "7c0e...", "status": "final"}\n',
 }
 PREFER = {
     "in": "header",
@@ -112,7 +117,7 @@ def _file_url(job_id: uuid.UUID, rtype: str) -> str:
 @fhir_blp.get("/Patient/$export")
 @auth_required_audited("clinician", "admin", action="bulk_export.start", patient_arg=None)
 @fhir_blp.arguments(BulkKickoffArgs, location="query")
-@fhir_blp.doc(parameters=[PREFER])
+@fhir_blp.doc(**{EXTRA_PARAMETERS: [PREFER]})  # beside the query arguments, not instead
 @fhir_blp.response(
     202,
     description="Accepted; poll the Content-Location URL",
@@ -144,7 +149,20 @@ def start_patient_export(args: dict[str, Any]) -> Any:
 @fhir_blp.get("/bulkstatus/<uuid:job_id>")
 @auth_required("clinician", "admin")
 @fhir_blp.response(200, ManifestSchema)
-@fhir_blp.alt_response(202, description="In progress: see X-Progress and Retry-After")
+@fhir_blp.alt_response(
+    202,
+    description="In progress: see X-Progress and Retry-After",
+    headers={
+        "X-Progress": {
+            "description": "The job's state and percentage, e.g. `running: 40%`.",
+            "schema": {"type": "string"},
+        },
+        "Retry-After": {
+            "description": "Seconds to wait before polling again (BULK_EXPORT_RETRY_AFTER).",
+            "schema": {"type": "integer", "minimum": 1},
+        },
+    },
+)
 @fhir_blp.alt_response(404, response="NOT_FOUND")
 def get_bulk_status(job_id: uuid.UUID) -> Any:
     """Poll a bulk export: 202 with X-Progress while it runs, 200 with the manifest when done."""
@@ -185,7 +203,14 @@ def cancel_bulk_export(job_id: uuid.UUID) -> Any:
 @auth_required_audited(
     "clinician", "admin", action="bulk_export.file.read", patient_arg=None, target_arg="job_id"
 )
-@fhir_blp.doc(responses={"200": {"description": "NDJSON, one resource a line"}})
+@fhir_blp.doc(
+    responses={
+        "200": {
+            "description": "NDJSON, one FHIR resource a line",
+            "content": {"application/fhir+ndjson": TEXT_NDJSON},
+        }
+    }
+)
 @fhir_blp.alt_response(404, response="NOT_FOUND")
 def get_bulk_file(job_id: uuid.UUID, rtype: str) -> Any:
     """One output file of a completed bulk export (only for whoever started it)."""
