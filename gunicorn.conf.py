@@ -13,6 +13,12 @@ threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
+# gunicorn's defaults, stated: its refusals above these are plain text, not problem+json, so the
+# app refuses smaller (api/__init__.py: 2048-character URLs, 4096-character headers) and the proxy
+# in front must cap requests below these (docs/operations.md, "Limits the proxy must enforce").
+limit_request_line = 4094
+limit_request_fields = 100
+limit_request_field_size = 8190
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
 max_requests_jitter = 500
 # Each sync worker touches a heartbeat file before every accept (os.utime); on a disk-backed /tmp

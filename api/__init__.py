@@ -10,9 +10,15 @@ from flask import Flask, current_app, request
 from flask.sessions import SessionInterface
 from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
-from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
+from werkzeug.exceptions import (
+    BadRequest,
+    HTTPException,
+    RequestHeaderFieldsTooLarge,
+    RequestURITooLarge,
+    UnsupportedMediaType,
+)
 
-from api import errors, idempotency, observability, openapi, parsing
+from api import errors, headers, idempotency, observability, openapi, parsing
 from api.config import Config
 from api.db import Database
 
@@ -149,6 +155,8 @@ def create_app(config: Config | None = None) -> Flask:
 
     openapi.serve_docs_assets(app)
     observability.init_app(app)
+    _bounded_requests(app)
+    headers.init_app(app)
     errors.init_app(app)
     _require_json_bodies(app)
     idempotency.init_app(app)  # last: after the request id and the body checks
@@ -163,6 +171,25 @@ def config_instance_dir() -> Any:
     from api.config import INSTANCE
 
     return INSTANCE
+
+
+# Below gunicorn's own limits (gunicorn.conf.py: 4094 for the request line, 8190 a header field),
+# so a long URL or header gets our problem+json here instead of gunicorn's plain-text answer;
+# beyond gunicorn's limits the proxy in front must refuse first (docs/operations.md).
+MAX_URL_LENGTH = 2048
+MAX_HEADER_LENGTH = 4096
+
+
+def _bounded_requests(app: Flask) -> None:
+    @app.before_request
+    def _bounded() -> None:
+        if len(request.full_path) > MAX_URL_LENGTH:
+            raise RequestURITooLarge(f"The URL is longer than {MAX_URL_LENGTH} characters.")
+        for name, value in request.headers.items():
+            if len(name) + len(value) > MAX_HEADER_LENGTH:
+                raise RequestHeaderFieldsTooLarge(
+                    f"A header is longer than {MAX_HEADER_LENGTH} characters."
+                )
 
 
 def _require_json_bodies(app: Flask) -> None:

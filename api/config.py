@@ -85,6 +85,9 @@ class Config:
         self.DATABASE_URL = _env("DATABASE_URL", default_db)
         self.DB_POOL_SIZE = _int("DB_POOL_SIZE", 5)
         self.REDIS_URL = _env("REDIS_URL")  # None: shared state (throttles) lives in the database
+        # The scraper's bearer token for /metrics; unset, /metrics is not served (404): it shows
+        # per-route counts of sign-ins and errors, which are nobody else's business.
+        self.METRICS_TOKEN = _env("METRICS_TOKEN") or None
         secret = _env("SECRET_KEY")
         if self.ENV == "production" and len(secret or "") < 32:
             # HS256 wants a key of at least its 256-bit output; a short one is guessable offline.

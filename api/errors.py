@@ -107,9 +107,11 @@ _HTTP_SLUGS = {
     406: ("not-acceptable", "Not acceptable"),
     409: ("conflict", "Conflict"),
     413: ("payload-too-large", "Request body too large"),
+    414: ("uri-too-long", "URL too long"),
     415: ("unsupported-media-type", "Unsupported media type"),
     422: ("validation", "Invalid input"),
     429: ("rate-limited", "Too many requests"),
+    431: ("header-too-large", "Request header too large"),
     500: ("internal", "Internal server error"),
     503: ("unavailable", "Service unavailable"),
 }

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
-from datetime import UTC, datetime
+import unicodedata
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -35,16 +37,44 @@ class StrictSchema(Schema):
         unknown = RAISE
 
 
+# Every date and time a client sends is bounded: nothing of ours happened before 1900, and nothing
+# is scheduled or expires more than a few years ahead. One row dated 0001-01-01 or 9999-12-31
+# used to overflow date arithmetic (a 500 on every later read of the account, a crash of every
+# job run) or expand a dose schedule over millennia. Input schemas use these two fields, never
+# marshmallow's own, so the rule lives here once (tests/test_date_bounds.py walks the document).
+EARLIEST_DATE = date(1900, 1, 1)
+YEARS_AHEAD = 5
+
+
+def latest_date(today: date | None = None) -> date:
+    """The last date a client may send: YEARS_AHEAD years after today (UTC)."""
+    today = today or datetime.now(UTC).date()
+    return today + timedelta(days=365 * YEARS_AHEAD + YEARS_AHEAD // 4 + 1)
+
+
+def _bounds_doc() -> dict[str, Any]:
+    return {"x-earliest": EARLIEST_DATE.isoformat(), "x-years-ahead": YEARS_AHEAD}
+
+
+def _out_of_bounds(day: date) -> bool:
+    return not EARLIEST_DATE <= day <= latest_date()
+
+
+_BOUNDS_MESSAGE = f"Must be between {EARLIEST_DATE.isoformat()} and {YEARS_AHEAD} years from today."
+
+
 class AwareDateTime(fields.AwareDateTime):
-    """RFC 3339 with an offset; a naive time is refused rather than guessed."""
+    """RFC 3339 with an offset; a naive time is refused rather than guessed. Bounded: from 1900
+    to YEARS_AHEAD years ahead."""
 
     default_error_messages = {
         "invalid": "Not a valid RFC 3339 date-time.",
         "invalid_awareness": "The time must carry an offset, e.g. 2026-03-08T08:00:00-05:00.",
+        "out_of_bounds": _BOUNDS_MESSAGE,
     }
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(format="iso", **kwargs)
+        super().__init__(format="iso", **_with_doc(kwargs, **_bounds_doc()))
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
         if isinstance(value, str) and not re.match(r"^\d{4}-\d{2}-\d{2}T", value):
@@ -53,9 +83,26 @@ class AwareDateTime(fields.AwareDateTime):
         try:
             # 0001-01-01T00:00+01:00 parses but has no UTC equivalent: refuse it here, not as a
             # 500 when it is stored or compared.
-            parsed.astimezone(UTC)
+            in_utc = parsed.astimezone(UTC)
         except OverflowError as exc:
-            raise self.make_error("invalid") from exc
+            raise self.make_error("out_of_bounds") from exc
+        if _out_of_bounds(in_utc.date()):
+            raise self.make_error("out_of_bounds")
+        return parsed
+
+
+class BoundedDate(fields.Date):
+    """An ISO calendar date (YYYY-MM-DD), from 1900 to YEARS_AHEAD years ahead."""
+
+    default_error_messages = {"out_of_bounds": _BOUNDS_MESSAGE}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**_with_doc(kwargs, **_bounds_doc()))
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> date:
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        if _out_of_bounds(parsed):
+            raise self.make_error("out_of_bounds")
         return parsed
 
 
@@ -95,3 +142,58 @@ class LocalTime(fields.String):
 def require_offset(value: datetime) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError("The time must carry an offset.")
+
+
+def normalize_email(email: str) -> str:
+    """One spelling per mailbox: NFKC (fullwidth letters become ASCII), trimmed, lower case, and
+    the domain in its IDNA (punycode) form, so look-alike spellings meet the same account."""
+    text = unicodedata.normalize("NFKC", email).strip()
+    local, at, domain = text.rpartition("@")
+    if not at:
+        return text.lower()
+    domain = domain.rstrip(".").lower()
+    # EmailAddress refuses an unencodable domain at the edge; stored rows keep their spelling.
+    with contextlib.suppress(UnicodeError):
+        domain = domain.encode("idna").decode("ascii")
+    return f"{local.lower()}@{domain}"
+
+
+def _script(char: str) -> str:
+    return unicodedata.name(char, "UNKNOWN").split(" ")[0]
+
+
+def email_problem(email: str) -> str | None:
+    """Why an email cannot name an account (or None): invisible or control characters, a local
+    part that is not ASCII, or a domain label mixing scripts (a Cyrillic a in "example")."""
+    text = unicodedata.normalize("NFKC", email).strip()
+    if any(
+        unicodedata.category(c) in ("Cf", "Cc", "Cs", "Co", "Cn", "Zs", "Zl", "Zp") for c in text
+    ):
+        return "The email holds invisible or control characters."
+    local, _, domain = text.rpartition("@")
+    if not local.isascii():
+        return "The part before @ must be plain ASCII."
+    for label in domain.split("."):
+        scripts = {_script(c) for c in label if c.isalpha()}
+        if len(scripts) > 1:
+            return "A domain name may not mix alphabets."
+    try:
+        domain.rstrip(".").encode("idna")
+    except UnicodeError:
+        return "Not a valid domain name."
+    return None
+
+
+class EmailAddress(fields.Email):
+    """An email address, refused if it could pass for another (email_problem) and loaded in its
+    one normal spelling (normalize_email)."""
+
+    default_error_messages = {"lookalike": "{problem}"}
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, str):
+            problem = email_problem(value)
+            if problem:
+                raise self.make_error("lookalike", problem=problem)
+        text = super()._deserialize(value, attr, data, **kwargs)
+        return normalize_email(text)

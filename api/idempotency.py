@@ -44,6 +44,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from api.db import Base, get_db, utcnow
 from api.dml import insert_ignoring_conflicts
 from api.errors import PROBLEM_MIME, Conflict, Unauthorized, ValidationError
+from api.parsing import JsonBodyError, load_json
 
 log = structlog.get_logger("waymark.idempotency")
 
@@ -290,21 +291,23 @@ def _request_hash() -> str:
     raw = request.get_data(cache=True)
     try:
         # Same JSON, other whitespace or key order: the same request.
-        body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
-    except ValueError:
-        body = raw
+        body = json.dumps(load_json(raw), sort_keys=True, separators=(",", ":")).encode()
+    except JsonBodyError:
+        body = raw  # the view refuses it (400), which is final and stored for this key
     return _keyed_hash(request.method.encode(), request.full_path.encode(), body)
 
 
 def _principal() -> tuple[str, uuid.UUID | None]:
-    from api.security import client_address, decode_access_token
+    from api.security import authenticate, client_address
 
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         try:
-            user_id = uuid.UUID(decode_access_token(token.strip())["sub"])
-        except (Unauthorized, KeyError, ValueError):
-            pass  # the view answers 401, which is not stored
+            # A live login, not just a well-signed token: a signed-out token must not replay
+            # the answer stored for its account (the view answers it 401, which is not stored).
+            user_id, _role = authenticate()
+        except Unauthorized:
+            pass
         else:
             return f"user:{user_id}", user_id
     return "anon:" + _keyed_hash(client_address().encode())[:40], None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import re
@@ -12,7 +13,7 @@ import uuid
 from typing import Any
 
 import structlog
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -21,6 +22,9 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from werkzeug.exceptions import NotFound
+
+from api.errors import Unauthorized
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -32,6 +36,20 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+# Batch jobs (jobs/isolation.py, the reminder dispatcher) skip an item whose processing fails.
+ITEM_FAILURES = Counter(
+    "waymark_job_item_failures_total",
+    "Items (patients, regimens, consents, reminder rules) a batch job skipped because they failed",
+    ["job"],
+)
+
+
+def item_failed(job: str, exc: BaseException, **ids: object) -> None:
+    """Log (ids and the error's type and frames, never its message) and count one failed item."""
+    ITEM_FAILURES.labels(job).inc()
+    structlog.get_logger("waymark.jobs").error(
+        "job.item_failed", job=job, exc_info=exc, **{k: str(v) for k, v in ids.items()}
+    )
 
 
 def _exception_without_values(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -130,7 +148,16 @@ def init_app(app: Flask) -> None:
 
     @app.get("/metrics")
     def metrics() -> Response:
-        """Prometheus metrics, summed over all gunicorn workers in multiprocess mode."""
+        """Prometheus metrics, summed over all gunicorn workers in multiprocess mode; only to a
+        scraper that sends `Authorization: Bearer <METRICS_TOKEN>` (no token set: 404)."""
+        expected = current_app.config.get("METRICS_TOKEN")
+        if not expected:
+            raise NotFound()
+        scheme, _, supplied = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            supplied.strip().encode(), expected.encode()
+        ):
+            raise Unauthorized("Send 'Authorization: Bearer <METRICS_TOKEN>'.")
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)

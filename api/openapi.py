@@ -62,7 +62,8 @@ def _name(status: int) -> str:
 
 class ProblemResponsesPlugin(BasePlugin):
     """Adds the error answers each operation can give beside the ones a route documents itself
-    (409, 429, ...): 500, and 503 (database unavailable), everywhere; 413 (body too large) and
+    (409, 429, ...): 500, 503 (database unavailable), 414 and 431 (URL or header too long),
+    everywhere; 413 (body too large) and
     415 (body not JSON) on POST, PUT, PATCH and a DELETE that takes a body; 400 (unparsable or
     missing JSON) and 422 where a body is read; 404 where the path names a resource; 401/403
     where a token is required. Every answer documents `X-Request-ID`."""
@@ -77,7 +78,8 @@ class ProblemResponsesPlugin(BasePlugin):
             if method not in _METHODS:
                 continue
             responses = operation.setdefault("responses", {})
-            codes: list[int] = [500, 503]
+            # 414/431: a URL or header over the app's limits (api/__init__.py), on any route.
+            codes: list[int] = [414, 431, 500, 503]
             if method in _BODY_METHODS or "requestBody" in operation:
                 codes += [413, 415]
             if "requestBody" in operation:

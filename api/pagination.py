@@ -32,18 +32,33 @@ def encode_cursor(values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, parsers: Sequence[Callable[[str], Any]]) -> list[Any]:
+_MAX_CURSOR = 512  # ours are < 100 characters; a longer one is not ours
+
+
+def decode_cursor(
+    cursor: str, parsers: Sequence[Callable[[str], Any]], *, field: str = "cursor"
+) -> list[Any]:
+    """The values of a cursor `encode_cursor` made; anything else is a 422 naming `cursor`.
+
+    A cursor is client input: every value we issue is a string, so a number, a list or a huge
+    literal in its place (`[1e309]`, `["2026-...", 1]`) is refused before any parser sees it,
+    and whatever a parser raises on a well-typed but bad value is a 422, never a 500.
+    """
     try:
+        if len(cursor) > _MAX_CURSOR:
+            raise ValueError("cursor too long")
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(values, list) or len(values) != len(parsers):
-            raise ValueError
+            raise ValueError("not a cursor list")
+        if not all(isinstance(v, str) and len(v) <= 100 for v in values):
+            raise ValueError("cursor values are strings")
         return [parse(v) for parse, v in zip(parsers, values, strict=True)]
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise ValidationError({"cursor": ["Not a cursor this service issued."]}) from exc
+    except (ValueError, TypeError, OverflowError, AttributeError, RecursionError) as exc:
+        raise ValidationError({field: ["Not a cursor this service issued."]}) from exc
 
 
-def _aware_utc(text: str) -> datetime:
+def aware_utc(text: str) -> datetime:
     """A cursor's time: aware and representable in UTC, else ValueError (a 422, not a 500)."""
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
@@ -66,7 +81,7 @@ def keyset_page(
 ) -> tuple[list[Any], str | None]:
     """One page of `stmt` ordered by (order, tiebreak), and the cursor of the next page or None."""
     if cursor:
-        when, last_id = decode_cursor(cursor, [_aware_utc, uuid.UUID])
+        when, last_id = decode_cursor(cursor, [aware_utc, uuid.UUID])
         if descending:
             stmt = stmt.where(or_(order < when, and_(order == when, tiebreak < last_id)))
         else:

@@ -11,13 +11,82 @@ at insert time), so any string holding one is refused as well (422), in bodies a
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields
-from webargs.flaskparser import FlaskParser
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.exceptions import BadRequest
 
 BAD_TEXT = "Text must be valid Unicode without NUL characters."
+
+# No body of ours nests deeper than a handful of levels. Deeper input, and integers longer than
+# Python parses safely, are refused while parsing (400), before they exhaust the stack
+# (RecursionError) or trip Python's 4300-digit int limit (ValueError): both were 500s. Numbers
+# in range are the schemas' business (422), and free-form answers may hold big ones.
+MAX_JSON_DEPTH = 32
+MAX_INT_DIGITS = 1000
+
+
+class JsonBodyError(BadRequest):
+    """A body that is not JSON we accept: invalid, too deep, or holding an absurd number."""
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise JsonBodyError(f"Numbers in the body may have at most {MAX_INT_DIGITS} digits.")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or len(text) > 64:
+        raise JsonBodyError("Numbers in the body must be finite and at most 64 characters.")
+    return value
+
+
+def _parse_constant(_text: str) -> Any:
+    raise JsonBodyError("NaN and Infinity are not JSON.")
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether containers nest deeper than `limit` (iterative: no recursion to exhaust)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def load_json(raw: bytes | str) -> Any:
+    """Parse a request body; raise JsonBodyError (a 400 problem) for anything we do not accept."""
+    try:
+        value = json.loads(
+            raw,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+            parse_constant=_parse_constant,
+        )
+    except JsonBodyError:
+        raise
+    except RecursionError as exc:
+        raise JsonBodyError(f"JSON may nest at most {MAX_JSON_DEPTH} levels deep.") from exc
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise JsonBodyError("The request body is not valid JSON.") from exc
+    if _depth_exceeds(value, MAX_JSON_DEPTH):
+        raise JsonBodyError(f"JSON may nest at most {MAX_JSON_DEPTH} levels deep.")
+    return value
 
 
 def _storable(text: str) -> bool:
@@ -53,11 +122,18 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _is_integral(value: Any) -> bool:
+    # No float(value): a big int would overflow it (OverflowError, a 500).
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+
+
 def _scalar_errors(field: fields.Field, value: Any) -> list[str] | None:
     if isinstance(field, fields.Boolean) and not isinstance(value, bool):
         return ["Not a valid boolean."]
     if isinstance(field, fields.Integer):
-        if not (_is_number(value) and float(value).is_integer()):
+        if not _is_integral(value):
             return ["Not a valid integer."]
     elif isinstance(field, fields.Number) and not _is_number(value):
         return ["Not a valid number."]
@@ -110,6 +186,12 @@ class StrictJsonParser(FlaskParser):
         "query": None,
         "querystring": None,
     }
+
+    def _raw_load_json(self, req: Any) -> Any:
+        # One JSON reader for every body (webargs' own lets RecursionError and ValueError out).
+        if not is_json_request(req):
+            return core.missing
+        return load_json(req.get_data(cache=True))
 
     def pre_load(self, location_data: Any, *, schema: Schema, req: Any, location: str) -> Any:
         errors: dict[str, Any]

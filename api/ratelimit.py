@@ -8,13 +8,13 @@ from functools import cache
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import String, case, delete, select
+from sqlalchemy import String, case, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from api.db import Base
-from api.errors import ServiceUnavailable
+from api.errors import ServiceUnavailable, TooManyRequests
 
 log = structlog.get_logger("waymark.ratelimit")
 
@@ -37,6 +37,30 @@ class Counter(Protocol):
     def hit(self, session: Session, key: str, *, window: int, now: datetime) -> Window: ...
     def peek(self, session: Session, key: str, *, window: int, now: datetime) -> Window: ...
     def reset(self, session: Session, key: str) -> None: ...
+    def undo(self, session: Session, key: str) -> None: ...
+
+
+def take_attempt(
+    session: Session,
+    counter: Counter,
+    key: str,
+    *,
+    limit: int,
+    window: int,
+    now: datetime,
+    detail: str,
+) -> Window:
+    """Count an attempt before judging it, and refuse it (TooManyRequests) past `limit`.
+
+    Counting first, in one atomic increment, is what makes the limit hold under parallel
+    clients: a peek then a later hit let every client that peeked below the limit through
+    (6 guesses instead of 5 with 4 clients). An attempt that turns out fine is given back
+    (`undo`) or the key reset by the caller.
+    """
+    counted = counter.hit(session, key, window=window, now=now)
+    if counted.count > limit:
+        raise TooManyRequests(counted.retry_after, detail)
+    return counted
 
 
 class DatabaseCounter:
@@ -76,6 +100,18 @@ class DatabaseCounter:
 
     def reset(self, session: Session, key: str) -> None:
         session.execute(delete(RateCounter).where(RateCounter.key == key))
+
+    def undo(self, session: Session, key: str) -> None:
+        session.execute(
+            update(RateCounter)
+            .where(RateCounter.key == key, RateCounter.count > 0)
+            .values(count=RateCounter.count - 1)
+            .execution_options(synchronize_session=False)
+        )
+
+
+# Decrement only a live key: DECR on an expired one would make a key without expiry at -1.
+_UNDO = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end return 0"
 
 
 class RedisCounter:
@@ -126,6 +162,11 @@ class RedisCounter:
     def reset(self, session: Session, key: str) -> None:
         pipe = self.client.pipeline()
         pipe.delete(self.prefix + key)
+        self._run(pipe)
+
+    def undo(self, session: Session, key: str) -> None:
+        pipe = self.client.pipeline()
+        pipe.eval(_UNDO, 1, self.prefix + key)
         self._run(pipe)
 
 

@@ -5,6 +5,7 @@ health data). Every step is safe to rerun and to run in two schedulers at once."
 from __future__ import annotations
 
 import smtplib
+import uuid
 from collections.abc import Mapping
 from email.message import EmailMessage
 from typing import Any
@@ -12,9 +13,11 @@ from typing import Any
 import structlog
 from sqlalchemy.orm import Session
 
+from api.consent.gate import JobGate
 from api.db import utcnow
 from api.summaries import services
 from api.summaries.services import SendEmail
+from jobs.isolation import keyset_batches
 
 log = structlog.get_logger("waymark.jobs.weekly_summaries")
 
@@ -22,15 +25,23 @@ log = structlog.get_logger("waymark.jobs.weekly_summaries")
 def build_weekly_summaries(session: Session, *, now: Any, config: Mapping[str, Any]) -> int:
     """Build what is missing, one transaction per batch of consents. Returns the count built."""
     cfg = services.SummaryConfig.from_mapping(config)
-    built, after = 0, None
-    while True:
-        count, after = services.build_weekly_batch(
-            session, now=now, config=cfg, after=after, limit=config["WEEKLY_SUMMARY_BATCH_SIZE"]
-        )
-        session.commit()
-        built += count
-        if after is None:
-            return built
+
+    def run(after: uuid.UUID | None, limit: int) -> tuple[int, uuid.UUID | None]:
+        return services.build_weekly_batch(session, now=now, config=cfg, after=after, limit=limit)
+
+    def next_consent(after: uuid.UUID | None) -> uuid.UUID | None:
+        found = JobGate.open(session, now=now).weekly_consents(after=after, limit=1)
+        return found[0].id if found else None
+
+    # A consent (one patient's) whose summary fails is logged, counted and skipped.
+    return keyset_batches(
+        session,
+        job="weekly_summaries",
+        item="consent_id",
+        run=run,
+        next_key=next_consent,
+        limit=config["WEEKLY_SUMMARY_BATCH_SIZE"],
+    )
 
 
 def deliver_weekly_summaries(

@@ -38,9 +38,14 @@ def _free_port() -> int:
     pytest.skip("no free port in 8500-8599")
 
 
+METRICS_TOKEN = "gunicorn-test-scraper-token"
+
+
 def _get(url: str) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {METRICS_TOKEN}"} if url.endswith("/metrics") else {}
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - loopback only
+        request = urllib.request.Request(url, headers=headers)  # noqa: S310 - loopback only
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback only
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
@@ -63,6 +68,7 @@ def gunicorn(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         "WAYMARK_INSTANCE_DIR": str(tmp_path / "instance"),
         "TMPDIR": str(tmp_path),  # where gunicorn.conf.py makes its metrics directory
         "LOG_LEVEL": "WARNING",
+        "METRICS_TOKEN": METRICS_TOKEN,
     }
     gunicorn_bin = Path(sys.executable).with_name("gunicorn")
     process = subprocess.Popen(  # noqa: S603 - fixed arguments

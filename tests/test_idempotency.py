@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, g
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
@@ -154,6 +154,9 @@ def _claim_as(app: Flask, path: str, body: dict[str, Any], headers: Headers, **k
     with app.test_request_context(path, method="POST", json=body, headers=headers):
         principal, user_id = idempotency._principal()
         request_hash = idempotency._request_hash()
+        # _principal read the login on the request's session; end it first, as _before does
+        # (in the tests both are savepoints of one connection: it would roll the claim back).
+        g.pop("db_session").close()
         session = app.extensions["db"].sessionmaker()
         result = idempotency.claim(
             session,
@@ -409,3 +412,19 @@ def test_a_body_refused_before_the_view_claims_no_key(
     assert refused.status_code == 415
     assert refused.json["request_id"] == refused.headers["X-Request-ID"]
     assert count(session, IdempotencyKey) == 0
+
+
+def test_a_signed_out_token_gets_401_not_the_replay(
+    client: FlaskClient, patient: Any, patient_headers: Headers, session: Session
+) -> None:
+    headers = keyed(patient_headers, "k-logout")
+    body = checkin_body(note="before sign-out")
+    assert client.post("/v1/checkins", json=body, headers=headers).status_code == 201
+    auth_services.end_all_sessions(
+        session, user_id=patient.id, now=datetime.now(UTC), reason="logout"
+    )
+    session.commit()
+    again = client.post("/v1/checkins", json=body, headers=headers)
+    assert again.status_code == 401
+    assert "Idempotent-Replayed" not in again.headers
+    assert "before sign-out" not in again.get_data(as_text=True)

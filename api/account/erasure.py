@@ -17,10 +17,10 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
-from api.errors import Forbidden, TooManyRequests
+from api.errors import Forbidden
 from api.export import services as export_services
 from api.export.models import ExportJob
-from api.ratelimit import DatabaseCounter, RateCounter
+from api.ratelimit import DatabaseCounter, RateCounter, take_attempt
 from api.security import verify_password
 
 log = structlog.get_logger("waymark.erasure")
@@ -51,11 +51,16 @@ def _check_password(
     # Counted in the database whatever REDIS_URL says: the row goes with the erasure.
     counter = DatabaseCounter()
     key = _failure_key(user.id)
-    window = counter.peek(session, key, window=FAILURE_WINDOW, now=now)
-    if window.count >= MAX_FAILURES:
-        raise TooManyRequests(window.retry_after, "Too many wrong passwords. Try again later.")
+    take_attempt(
+        session,
+        counter,
+        key,
+        limit=MAX_FAILURES,
+        window=FAILURE_WINDOW,
+        now=now,
+        detail="Too many wrong passwords. Try again later.",
+    )
     if not verify_password(user.password_hash, password, hasher):
-        counter.hit(session, key, window=FAILURE_WINDOW, now=now)
         log.info("account.erase_refused", user_id=str(user.id))
         raise WrongPassword("The password is not correct.")
 

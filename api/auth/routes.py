@@ -130,6 +130,7 @@ def update_me(body: dict[str, Any]) -> Any:
 @auth_required()
 @blp.arguments(PasswordChangeSchema)
 @blp.response(204)
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def change_password(body: dict[str, Any]) -> None:
     """Change the password; every sign-in of the account ends."""
     session = get_session()

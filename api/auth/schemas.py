@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_dump, validate, validates_schema
 
-from api.fields import LocalTime, StrictSchema, TimeZoneName
+from api.fields import EmailAddress, LocalTime, StrictSchema, TimeZoneName
 from api.openapi import MAY_BE_ABSENT
 
 
@@ -45,7 +45,7 @@ class UserSchema(Schema):
 
 
 class RegisterSchema(StrictSchema):
-    email = fields.Email(required=True, validate=validate.Length(max=320))
+    email = EmailAddress(required=True, validate=validate.Length(max=320))
     password = fields.String(
         required=True, load_only=True, validate=validate.Length(min=10, max=1024)
     )
@@ -54,7 +54,7 @@ class RegisterSchema(StrictSchema):
 
 
 class CredentialsSchema(StrictSchema):
-    email = fields.Email(required=True, validate=validate.Length(max=320))
+    email = EmailAddress(required=True, validate=validate.Length(max=320))
     password = fields.String(required=True, load_only=True, validate=validate.Length(max=1024))
 
 
@@ -86,7 +86,7 @@ class PasswordChangeSchema(StrictSchema):
 
 
 class ClinicianCreateSchema(StrictSchema):
-    email = fields.Email(required=True, validate=validate.Length(max=320))
+    email = EmailAddress(required=True, validate=validate.Length(max=320))
     password = fields.String(
         required=True, load_only=True, validate=validate.Length(min=10, max=1024)
     )

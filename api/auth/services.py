@@ -16,9 +16,10 @@ from argon2 import PasswordHasher
 from sqlalchemy import CursorResult, Result, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from api import fields
 from api.auth.models import AuthSession, RefreshToken, User
 from api.errors import Conflict, TooManyRequests, Unauthorized
-from api.ratelimit import Counter
+from api.ratelimit import Counter, DatabaseCounter, take_attempt
 from api.security import (
     burn_password_check,
     hash_password,
@@ -31,6 +32,9 @@ from api.security import (
 log = structlog.get_logger("waymark.auth")
 
 _INVALID_LOGIN = "The email or password is not correct."
+# Wrong current passwords allowed per window on POST /v1/me/password (as for erasure).
+PASSWORD_MAX_FAILURES = 5
+PASSWORD_FAILURE_WINDOW = 900
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ class PersistingUnauthorized(Unauthorized):
 
 
 def normalize_email(email: str) -> str:
-    return email.strip().lower()
+    return fields.normalize_email(email)
 
 
 def new_invite_code() -> str:
@@ -125,11 +129,22 @@ def login(
 ) -> TokenPair:
     """Sign in. Raises TooManyRequests when throttled, PersistingUnauthorized on bad credentials."""
     acct_key, addr_key = _throttle_keys(email, address)
+    # Every attempt is counted before the password is checked (atomically: the limit holds
+    # under parallel clients); a successful one is given back below.
     for key, limit in ((acct_key, throttle.max_per_account), (addr_key, throttle.max_per_address)):
-        window = counter.peek(session, key, window=throttle.window, now=now)
-        if window.count >= limit:
+        try:
+            take_attempt(
+                session,
+                counter,
+                key,
+                limit=limit,
+                window=throttle.window,
+                now=now,
+                detail="Too many failed sign-ins. Try again later.",
+            )
+        except TooManyRequests:
             log.warning("auth.login_throttled", scope=key.split(":")[1])
-            raise TooManyRequests(window.retry_after, "Too many failed sign-ins. Try again later.")
+            raise
 
     user = session.scalar(select(User).where(User.email == normalize_email(email)))
     if user is None:
@@ -138,8 +153,6 @@ def login(
     else:
         ok = verify_password(user.password_hash, password, hasher)
     if not ok:
-        counter.hit(session, acct_key, window=throttle.window, now=now)
-        counter.hit(session, addr_key, window=throttle.window, now=now)
         log.info("auth.login_failed", user_id=str(user.id) if user else None)
         raise PersistingUnauthorized(_INVALID_LOGIN)
 
@@ -148,6 +161,7 @@ def login(
         user.password_hash = hash_password(password, hasher)
         log.info("auth.password_rehashed", user_id=str(user.id))
     counter.reset(session, acct_key)
+    counter.undo(session, addr_key)
     login_session = AuthSession(user_id=user.id, created_at=now)
     session.add(login_session)
     session.flush()
@@ -382,9 +396,26 @@ def change_password(
     now: datetime,
     hasher: PasswordHasher,
 ) -> None:
-    """Raises Unauthorized if the current password is wrong; ends every login on success."""
+    """Raises TooManyRequests after PASSWORD_MAX_FAILURES wrong current passwords in a window,
+    PersistingUnauthorized (counted) if the current password is wrong; ends every login on
+    success."""
+    # Like erasure: a stolen access token must not guess the password (then end every other
+    # login with it). Counted in the database: the row goes with the account.
+    counter = DatabaseCounter()
+    key = f"password:{user.id}"
+    take_attempt(
+        session,
+        counter,
+        key,
+        limit=PASSWORD_MAX_FAILURES,
+        window=PASSWORD_FAILURE_WINDOW,
+        now=now,
+        detail="Too many wrong passwords. Try again later.",
+    )
     if not verify_password(user.password_hash, current_password, hasher):
-        raise Unauthorized("The current password is not correct.")
+        log.info("auth.password_change_refused", user_id=str(user.id))
+        raise PersistingUnauthorized("The current password is not correct.")
+    counter.reset(session, key)
     user.password_hash = hash_password(new_password, hasher)
     ended = end_all_sessions(session, user_id=user.id, now=now, reason="password_change")
     session.flush()

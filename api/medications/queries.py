@@ -18,14 +18,21 @@ from sqlalchemy.orm import Session
 
 from api.errors import NotFound, ValidationError
 from api.medications.models import Dose, Medication
-from api.medications.schedule import local_day_start, regimen_doses, regimen_doses_by_day
+from api.medications.schedule import (
+    local_day_end,
+    local_day_start,
+    regimen_doses,
+    regimen_doses_by_day,
+)
 from api.medications.services import DEFAULT_ON_TIME_WINDOW_MINUTES, missed_cutoff, missed_dose
-from api.pagination import decode_cursor, encode_cursor
+from api.pagination import aware_utc, decode_cursor, encode_cursor
 
 _TICK = timedelta(microseconds=1)
 _FIRST_CHUNK = timedelta(days=7)
 DEFAULT_ADHERENCE_PERIOD = timedelta(days=30)
 MAX_ADHERENCE_PERIOD = timedelta(days=732)
+# The dose list computes unlogged doses as missed at most this far back (docs/medications.md).
+MAX_MISSED_HISTORY = MAX_ADHERENCE_PERIOD
 
 
 def _sort_key(dose: Dose) -> tuple[datetime, uuid.UUID]:
@@ -66,7 +73,7 @@ def list_doses(
         logged = logged.where(Dose.dose_at >= start)
     after: tuple[datetime, uuid.UUID] | None = None
     if cursor:
-        at, last_id = decode_cursor(cursor, [datetime.fromisoformat, uuid.UUID])
+        at, last_id = decode_cursor(cursor, [aware_utc, uuid.UUID])
         after = (at, last_id)
         logged = logged.where(or_(Dose.dose_at < at, and_(Dose.dose_at == at, Dose.id < last_id)))
         upper = min(upper, at + _TICK)
@@ -111,6 +118,8 @@ def _recent_missed(
     if not regimens:
         return []
     floor = min(local_day_start(m.start_date, m.zone) for m in regimens)
+    # However old the regimens' start dates: the expansion on a request stays bounded.
+    floor = max(floor, upper - MAX_MISSED_HISTORY)
     if lower is not None:
         floor = max(floor, lower)
     found: list[Dose] = []
@@ -326,5 +335,5 @@ def _overlaps(medication: Medication, start: datetime, end: datetime) -> bool:
     if local_day_start(medication.start_date, zone) >= end:
         return False
     if medication.end_date is not None:
-        return local_day_start(medication.end_date + timedelta(days=1), zone) > start
+        return local_day_end(medication.end_date, zone) > start
     return True

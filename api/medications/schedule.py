@@ -130,9 +130,22 @@ def _midnight_offset(day: date, zone: tzinfo) -> timedelta | None:
     return datetime.combine(day, _MIDNIGHT, tzinfo=zone).utcoffset()
 
 
+# Dates are bounded where they come in (api.fields.BoundedDate), but rows stored before that may
+# hold 0001-01-01 or 9999-12-31, whose midnight in a zone, or whose next day, does not exist as a
+# datetime (OverflowError: a 500 for the account and a crash of every job that read it). Clamped
+# to these, a day start is always finite and compares the same with any window near now.
+_FIRST_DAY = date(1900, 1, 1)
+_LAST_DAY = date(9000, 1, 1)
+
+
 def local_day_start(day: date, zone: tzinfo) -> datetime:
     """The first instant of local `day` (midnight, or the end of a gap that swallows it)."""
-    return local_to_utc(day, time(0, 0), zone)
+    return local_to_utc(min(max(day, _FIRST_DAY), _LAST_DAY), time(0, 0), zone)
+
+
+def local_day_end(day: date, zone: tzinfo) -> datetime:
+    """The first instant after local `day` (the start of the next day)."""
+    return local_day_start(min(day, _LAST_DAY) + _ONE_DAY, zone)
 
 
 def regimen_doses(medication: Medication, start: datetime, end: datetime) -> list[datetime]:

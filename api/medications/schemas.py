@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from api.fields import AwareDateTime, LocalTime, StrictSchema
+from api.fields import AwareDateTime, BoundedDate, LocalTime, StrictSchema
 from api.medications.models import UNITS
 from api.pagination import PageArgs, RangePageArgs, page_schema
 
@@ -81,8 +81,8 @@ class MedicationCreateSchema(StrictSchema):
     days_of_week = fields.List(
         fields.Integer(validate=validate.Range(min=1, max=7)), load_default=None, **_DAYS
     )
-    start_date = fields.Date(required=True)
-    end_date = fields.Date(load_default=None, allow_none=True)
+    start_date = BoundedDate(required=True)
+    end_date = BoundedDate(load_default=None, allow_none=True)
     as_needed = fields.Boolean(load_default=False)
     rxnorm_code = fields.String(load_default=None, **_RXNORM)
 
@@ -103,8 +103,8 @@ class MedicationPatchSchema(StrictSchema):
     unit = fields.String(**_UNIT)
     times = fields.List(LocalTime(), **_TIMES)
     days_of_week = fields.List(fields.Integer(validate=validate.Range(min=1, max=7)), **_DAYS)
-    start_date = fields.Date()
-    end_date = fields.Date(allow_none=True)
+    start_date = BoundedDate()
+    end_date = BoundedDate(allow_none=True)
     as_needed = fields.Boolean()
     rxnorm_code = fields.String(**_RXNORM)
 

@@ -21,7 +21,7 @@ from api.auth.models import User
 from api.dml import dialect_of, insert_ignoring_conflicts
 from api.errors import Conflict, NotFound, ValidationError
 from api.medications.models import Dose, Medication, missed_dose_id
-from api.medications.schedule import local_day_start, regimen_doses
+from api.medications.schedule import local_day_end, local_day_start, regimen_doses
 from api.medications.schemas import (
     DoseSchema,
     MedicationSchema,
@@ -51,6 +51,11 @@ _REGIMEN_FIELDS = (
     "as_needed",
     "rxnorm_code",
 )
+
+
+# How far back a schedule change stores the old schedule's unlogged doses as missed: a quarter
+# at 24 doses a day is ~2,200 rows (docs/medications.md).
+MAX_BACKFILL = timedelta(days=92)
 
 
 def missed_cutoff(now: datetime, window_minutes: int) -> datetime:
@@ -216,7 +221,10 @@ def rebase_schedule(
     expand from `now` on (in `timezone`). Returns how many missed rows were stored."""
     stored = 0
     if not medication.as_needed:
-        first = local_day_start(medication.start_date, medication.zone)
+        # Bounded whatever the regimen's dates: a web request (PATCH, a zone change) does this,
+        # and a regimen backdated years (or stored with a year-1000 start) held a worker for
+        # the whole gunicorn timeout. Unlogged doses older than this are not stored as missed.
+        first = max(local_day_start(medication.start_date, medication.zone), now - MAX_BACKFILL)
         slots = regimen_doses(medication, first, now)
         stored = _store_missed(
             session,
@@ -255,7 +263,7 @@ def _drop_missed_outside_dates(session: Session, *, medication: Medication, now:
     zone = medication.zone
     outside = Dose.scheduled_for < local_day_start(medication.start_date, zone)
     if medication.end_date is not None:
-        after = local_day_start(medication.end_date + timedelta(days=1), zone)
+        after = local_day_end(medication.end_date, zone)
         outside = or_(outside, Dose.scheduled_for >= after)
     ids = list(
         session.scalars(
@@ -548,6 +556,22 @@ def _materialisable(since: datetime, until: datetime) -> Select[Medication, str]
         )
         .order_by(Medication.id)
     )
+
+
+def next_materialisable(
+    session: Session,
+    *,
+    now: datetime,
+    after: uuid.UUID | None,
+    window_minutes: int = DEFAULT_ON_TIME_WINDOW_MINUTES,
+    lookback: timedelta = MISSED_LOOKBACK,
+) -> uuid.UUID | None:
+    """The id of the regimen `mark_missed_doses_batch(after=after, limit=1)` would take."""
+    stmt = _materialisable(now - lookback, missed_cutoff(now, window_minutes)).limit(1)
+    if after is not None:
+        stmt = stmt.where(Medication.id > after)
+    row = session.execute(stmt).first()
+    return row[0].id if row is not None else None
 
 
 def mark_missed_doses_batch(

@@ -25,7 +25,7 @@ from api.counseling.models import CounselingSession
 from api.cows.models import CowsAssessment
 from api.dml import one_of
 from api.medications.models import Dose, Medication
-from api.medications.schedule import expand_doses, local_day_start, regimen_doses
+from api.medications.schedule import expand_doses, local_day_end, local_day_start, regimen_doses
 from api.summaries.compute import (
     AlertRow,
     CheckinRow,
@@ -321,5 +321,5 @@ def _overlaps(medication: Any, start: datetime, end: datetime) -> bool:
     if local_day_start(medication.start_date, zone) >= end:
         return False
     if medication.end_date is not None:
-        return local_day_start(medication.end_date + timedelta(days=1), zone) > start
+        return local_day_end(medication.end_date, zone) > start
     return True

@@ -17,13 +17,14 @@ from functools import lru_cache
 from typing import Any
 
 import structlog
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
 from api.medications.models import Medication
 from api.notifications import bulk
 from api.notifications import services as notifications
+from api.observability import item_failed
 from api.reminders import services as reminders
 from api.reminders import timecalc
 from api.reminders.models import ReminderRule
@@ -106,6 +107,10 @@ def _regimen_times(session: Session, ids: set[Any]) -> dict[Any, list[str]]:
     return dict(rows.all())  # a Result has keys(): dict() would read it as a mapping
 
 
+# How long a rule that failed to advance waits before the dispatcher tries it again.
+_PARK = timedelta(hours=1)
+
+
 def dispatch_batch(session: Session, *, now: datetime, settings: DispatchSettings) -> int:
     """Claim up to batch_size due rules and queue what they owe. Returns rules claimed; flushes,
     never commits (the job commits each batch)."""
@@ -114,51 +119,67 @@ def dispatch_batch(session: Session, *, now: datetime, settings: DispatchSetting
     occurrences: list[notifications.Occurrence] = []
     advanced: list[dict[str, Any]] = []
     missed = 0
+    parked: list[uuid.UUID] = []
     for row in rows:
-        rule = _Claimed(*row[: len(_FIELDS)])
-        quiet = (_hhmm(row.quiet_hours_start), _hhmm(row.quiet_hours_end))
-        recorded = 0
-        while rule.next_fire_at is not None and rule.next_fire_at <= now:
-            assert rule.next_occurrence_at is not None
-            late = now - rule.next_fire_at > settings.grace
-            if late and recorded >= settings.catch_up_limit:
-                # Down for longer than catch_up_limit occurrences: skip to the grace window;
-                # what was skipped is not recorded one by one.
-                assert rule.last_local_date is not None
+        # One rule that cannot be advanced (a bad stored row) is logged, counted and parked
+        # for an hour; the batch's other rules are served.
+        mark = len(occurrences)
+        try:
+            rule = _Claimed(*row[: len(_FIELDS)])
+            quiet = (_hhmm(row.quiet_hours_start), _hhmm(row.quiet_hours_end))
+            recorded = 0
+            while rule.next_fire_at is not None and rule.next_fire_at <= now:
+                assert rule.next_occurrence_at is not None
+                late = now - rule.next_fire_at > settings.grace
+                if late and recorded >= settings.catch_up_limit:
+                    # Down for longer than catch_up_limit occurrences: skip to the grace window;
+                    # what was skipped is not recorded one by one.
+                    assert rule.last_local_date is not None
+                    found = reminders.next_occurrence(
+                        rule,
+                        after=now - settings.grace,
+                        min_date=rule.last_local_date + _ONE_DAY,
+                        session=session,
+                        sibling_times=siblings.get(rule.medication_id),
+                    )
+                    reminders.set_next(rule, found, quiet=quiet)
+                    continue
+                missed += late
+                recorded += 1
+                occurrences.append(
+                    notifications.Occurrence(
+                        user_id=rule.user_id,
+                        rule_id=rule.id,
+                        kind=rule.kind,
+                        scheduled_for=rule.next_occurrence_at,
+                        due_at=rule.next_fire_at,
+                        email=rule.email,
+                        push=rule.push,
+                        missed=late,
+                    )
+                )
+                rule.last_local_date = rule.next_local_date
+                rule.last_occurrence_at = rule.next_occurrence_at
                 found = reminders.next_occurrence(
                     rule,
-                    after=now - settings.grace,
-                    min_date=rule.last_local_date + _ONE_DAY,
+                    after=rule.next_occurrence_at,
+                    min_date=None,
                     session=session,
                     sibling_times=siblings.get(rule.medication_id),
                 )
                 reminders.set_next(rule, found, quiet=quiet)
-                continue
-            missed += late
-            recorded += 1
-            occurrences.append(
-                notifications.Occurrence(
-                    user_id=rule.user_id,
-                    rule_id=rule.id,
-                    kind=rule.kind,
-                    scheduled_for=rule.next_occurrence_at,
-                    due_at=rule.next_fire_at,
-                    email=rule.email,
-                    push=rule.push,
-                    missed=late,
-                )
-            )
-            rule.last_local_date = rule.next_local_date
-            rule.last_occurrence_at = rule.next_occurrence_at
-            found = reminders.next_occurrence(
-                rule,
-                after=rule.next_occurrence_at,
-                min_date=None,
-                session=session,
-                sibling_times=siblings.get(rule.medication_id),
-            )
-            reminders.set_next(rule, found, quiet=quiet)
-        advanced.append({"id": rule.id, **{name: getattr(rule, name) for name in _ADVANCED}})
+            advanced.append({"id": rule.id, **{name: getattr(rule, name) for name in _ADVANCED}})
+        except Exception as exc:
+            del occurrences[mark:]
+            item_failed("reminder_dispatch", exc, rule_id=row[0], user_id=row.user_id)
+            parked.append(row[0])
+    if parked:
+        session.execute(
+            update(ReminderRule)
+            .where(ReminderRule.id.in_(parked))
+            .values(next_fire_at=now + _PARK)
+            .execution_options(synchronize_session=False)
+        )
     bulk.update_by_id(session, ReminderRule.__table__, advanced)  # type: ignore[arg-type]
     inserted = notifications.enqueue(session, occurrences=occurrences, now=now)
     if rows:

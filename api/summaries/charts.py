@@ -39,6 +39,10 @@ _RC: dict[RcKeyType, Any] = {
     "ytick.color": INK,
     "svg.fonttype": "path",
     "svg.hashsalt": "waymark",  # deterministic ids: the same summary draws the same SVG
+    # Labels hold user text (medication names): "$\\foo$" must be drawn as typed, not parsed as
+    # mathtext (an unknown command was a 500) nor handed to LaTeX.
+    "text.parse_math": False,
+    "text.usetex": False,
 }
 
 

@@ -150,8 +150,14 @@ def encode_sync_cursor(seq: int) -> str:
     return encode_cursor([seq])
 
 
+def _sequence(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        raise ValueError("not a sequence number")
+    return int(text)
+
+
 def decode_sync_cursor(cursor: str) -> int:
-    (seq,) = decode_cursor(cursor, [int])
+    (seq,) = decode_cursor(cursor, [_sequence], field="since")
     if not 0 <= seq < 2**63:  # a BIGINT
         raise ValidationError({"since": ["Not a cursor this service issued."]})
     return seq

@@ -232,3 +232,53 @@ def test_a_retried_refresh_within_the_grace_window_gets_the_same_successor(
         late = client.post("/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
         assert late.status_code == 401
         assert client.get("/v1/me", headers=bearer(nxt.json["access_token"])).status_code == 401
+
+
+def test_password_change_is_throttled_like_erasure(client: FlaskClient) -> None:
+    # Issue 11 item 11: a stolen access token must not guess the current password.
+    from api.auth.services import PASSWORD_MAX_FAILURES
+
+    register(client)
+    first, second = login(client).json, login(client).json
+    headers = bearer(first["access_token"])
+    for _ in range(PASSWORD_MAX_FAILURES):
+        wrong = client.post(
+            "/v1/me/password",
+            json={"current_password": "not the password", "new_password": "a brand new phrase"},
+            headers=headers,
+        )
+        assert wrong.status_code == 401
+    right = client.post(
+        "/v1/me/password",
+        json={"current_password": PASSWORD, "new_password": "a brand new passphrase"},
+        headers=headers,
+    )
+    assert right.status_code == 429
+    assert int(right.headers["Retry-After"]) > 0
+    # Nothing changed: the other login lives, the old password still signs in.
+    assert client.get("/v1/me", headers=bearer(second["access_token"])).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "lookalike",
+    [
+        "ana\u200b@example.test",  # zero-width space
+        "\uff41\uff4e\uff41@example.test",  # fullwidth a n a
+        "ANA@EXAMPLE.TEST.",
+        "ana@ex\u0430mple.test",  # Cyrillic a in the domain
+        "\u0430na@example.test",  # Cyrillic a in the local part
+        "ana@example.test\u00a0",
+    ],
+)
+def test_lookalike_emails_cannot_make_a_second_account(client: FlaskClient, lookalike: str) -> None:
+    # Issue 11 item 13: normalized (NFKC, lower case, IDNA domain) or refused, never a new row.
+    assert register(client).status_code == 201
+    again = register(client, email=lookalike)
+    assert again.status_code in (409, 422), again.status_code
+    if again.status_code == 422:
+        assert "email" in again.json["errors"]
+
+
+def test_a_fullwidth_spelling_signs_in_to_the_same_account(client: FlaskClient) -> None:
+    assert register(client).status_code == 201
+    assert login(client, email="\uff41\uff4e\uff41@EXAMPLE.test").status_code == 200

@@ -524,3 +524,55 @@ def test_providers_come_from_the_settings(
     assert empty.send(target=PushTarget("android", "t"), message=message(), commit=None).error == (
         "push_not_configured"
     )
+
+
+def test_no_token_endpoint_or_key_reaches_the_logs(
+    session: Session,
+    make_patient: Callable[..., User],
+    send: Callable[..., Any],
+    push_log: FcmLog,
+    webpush_log: WebPushLog,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    user = make_patient()
+    tokens = [f"ok-secret-{uuid.uuid4().hex}", f"dead-secret-{uuid.uuid4().hex}"]
+    for token in tokens:
+        device(session, user, "android", token)
+    subscriber = webpush_log.subscribe("gone")
+    web_device(session, user, subscriber)
+    queue(session, user, email=False)
+    send(session, NOW)
+    out = capsys.readouterr()
+    logged = out.out + out.err
+    assert "device.disabled" in logged  # the logs were captured
+    secrets = [*tokens, subscriber.endpoint, subscriber.p256dh, *push_log.issued]
+    for secret in secrets:
+        assert secret not in logged
+
+
+def test_an_apns_push_whose_claim_was_lost_never_ends_its_stream(
+    apns_log: ApnsLog, apns_provider: ApnsProvider
+) -> None:
+    # HTTP/2: the body goes, then the commit point, then the end of the stream; a lost claim
+    # leaves a stream APNs never acts on, and the next push goes on a fresh connection.
+    lost = apns_provider.send(PushTarget("ios", hex_token()), message(), lambda: False)
+    assert lost.outcome == "lost"
+    time.sleep(0.2)
+    assert apns_log.requests == []
+    assert apns_provider.send(PushTarget("ios", hex_token()), message(), lambda: True) == SENT
+    assert len(apns_log.requests) == 1
+
+
+def test_a_provider_failing_again_and_again_is_paused_without_spending_attempts(
+    push_log: FcmLog, fcm_provider: FcmProvider
+) -> None:
+    for n in range(3):  # 503 without Retry-After: retried by the outbox backoff...
+        result = fcm_provider.send(PushTarget("android", f"busy-{n}"), message(), None)
+        assert (result.outcome, result.error) == ("retry", "fcm_http_503")
+    # ...and after the third in a row FCM is left alone for a moment
+    paused = fcm_provider.send(PushTarget("android", "ok-1"), message(), None)
+    assert (paused.outcome, paused.error) == ("deferred", "fcm_paused")
+    assert 0 < (paused.retry_after or 0) <= 1.0
+    assert len(push_log.requests) == 3
+    time.sleep(paused.retry_after or 0)
+    assert fcm_provider.send(PushTarget("android", "ok-2"), message(), None) == SENT

@@ -1,7 +1,9 @@
-"""`python -m jobs` end to end: a due reminder goes from the rule to a real SMTP server, once."""
+"""`python -m jobs` end to end: a due reminder goes from the rule to a real SMTP server and, through
+FCM v1 configured by its service-account JSON, to a local FCM server, once each."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,8 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from api.auth.models import User
+from api.devices.models import Device
+from api.devices.services import token_hash
 from api.notifications.models import Delivery
 from api.reminders.models import ReminderRule
+from tests.push_servers import FcmLog
 from tests.servers import Mailbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +38,8 @@ def test_the_scheduler_process_dispatches_and_mails_once(
     committed_db: sa.Engine,
     smtp_server: tuple[Mailbox, int],
     mailbox: Mailbox,
+    fcm_server: tuple[FcmLog, int],
+    push_log: FcmLog,
     tmp_path: Path,
 ) -> None:
     # A rule whose occurrence (this minute's start) is due: its next one is tomorrow.
@@ -48,14 +55,26 @@ def test_the_scheduler_process_dispatches_and_mails_once(
                 kind="checkin",
                 local_time=due.strftime("%H:%M"),
                 timezone="UTC",
-                push=False,
+                push=True,
                 email=True,
                 next_local_date=due.date(),
                 next_occurrence_at=due,
                 next_fire_at=due,
             )
         )
+        token = "ok-process-device-1"
+        session.add(
+            Device(
+                user_id=user.id,
+                platform="android",
+                token=token,
+                token_hash=token_hash(token),
+                created_at=due,
+                updated_at=due,
+            )
+        )
         session.commit()
+    assert push_log.account is not None
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -65,6 +84,8 @@ def test_the_scheduler_process_dispatches_and_mails_once(
         "SEND_INTERVAL": "1",
         "HEARTBEAT_INTERVAL": "1",
         "LOG_LEVEL": "WARNING",
+        "FCM_SERVICE_ACCOUNT": json.dumps(push_log.account.info),
+        "FCM_BASE_URL": f"http://127.0.0.1:{fcm_server[1]}",
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "jobs"],
@@ -75,7 +96,7 @@ def test_the_scheduler_process_dispatches_and_mails_once(
     )
     try:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not mailbox.messages:
+        while time.monotonic() < deadline and not (mailbox.messages and push_log.requests):
             time.sleep(0.2)
         time.sleep(3)  # a few more ticks: nothing else may arrive
     finally:
@@ -83,6 +104,8 @@ def test_the_scheduler_process_dispatches_and_mails_once(
         proc.wait(15)
     assert proc.returncode == 0
     assert [m["To"] for m in mailbox.messages] == ["proc@example.test"]
+    assert [r["message"]["token"] for r in push_log.requests] == ["ok-process-device-1"]
+    assert len(push_log.grants) == 1
     with make() as session:
         statuses = sorted(session.scalars(select(Delivery.status)))
-    assert statuses == ["sent", "sent"]  # inbox and email
+    assert statuses == ["sent", "sent", "sent"]  # inbox, email and push

@@ -94,10 +94,36 @@ def test_unexpected_error_is_a_generic_500(app: Any, client: FlaskClient, monkey
     assert body["detail"]
 
 
-def test_metrics_exposes_request_counts(client: FlaskClient) -> None:
+def test_metrics_exposes_request_counts(
+    app: Any, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(app.config, "METRICS_TOKEN", "scraper-secret-123")
     client.get("/healthz")
-    text = client.get("/metrics").get_data(as_text=True)
+    response = client.get("/metrics", headers={"Authorization": "Bearer scraper-secret-123"})
+    assert response.status_code == 200
+    text = response.get_data(as_text=True)
     assert 'waymark_http_requests_total{method="GET",route="/healthz",status="200"}' in text
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer wrong-token", "Basic scraper-secret-123", "Bearer "]
+)
+def test_metrics_are_only_for_the_scraper(
+    app: Any, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, authorization: str | None
+) -> None:
+    monkeypatch.setitem(app.config, "METRICS_TOKEN", "scraper-secret-123")
+    headers = {"Authorization": authorization} if authorization else {}
+    response = client.get("/metrics", headers=headers)
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+    assert "waymark_http_requests_total" not in response.get_data(as_text=True)
+
+
+def test_metrics_are_not_served_without_a_token_setting(client: FlaskClient) -> None:
+    client.get("/healthz")
+    response = client.get("/metrics")
+    assert response.status_code == 404
+    assert "waymark_http_requests_total" not in response.get_data(as_text=True)
 
 
 def test_openapi_documents_every_route_flask_serves(app: Any, client: FlaskClient) -> None:

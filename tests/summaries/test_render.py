@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import re
 import shutil
 import subprocess
+from html import escape as html_escape
 from pathlib import Path
 
 import pytest
@@ -151,3 +153,19 @@ def test_html_renders_its_charts_in_headless_chromium(html: str, tmp_path: Path)
     drawn, baseline = _chart_pixels(with_charts), _chart_pixels(without)
     assert drawn > 5000, drawn
     assert baseline < drawn / 20, (baseline, drawn)
+
+
+def test_user_text_is_drawn_as_text_not_mathtext(full: dict) -> None:
+    # "$\\foo$" is an unknown mathtext command (was a 500); "$x^2$" would be drawn as math.
+    name = "Bup $\\foo$ $x^2$"
+    # A medication name (user input) reaches the chart labels, the HTML table and the PDF.
+    doc = copy.deepcopy(full)
+    doc["patient"]["display_name"] = name
+    for med in doc["sections"]["medications"]["medications"]:
+        med["name"] = name
+    page = render_html(doc, sows_threshold=21)
+    assert html_escape(name) in page
+    text = "".join(
+        p.extract_text() for p in PdfReader(io.BytesIO(render_pdf(doc, sows_threshold=21))).pages
+    )
+    assert name.replace(" ", "") in text.replace(" ", "").replace("\n", "")

@@ -1,0 +1,57 @@
+"""Security headers on every response, set once here rather than per route.
+
+Nearly every answer of this API carries health data or could (a problem body can quote a field
+name of a health record; a 404 tells whether a record exists), so every response is `no-store`
+and `nosniff`. HTML (the clinician summary, the docs page) also gets a Content-Security-Policy that
+runs no script and loads nothing from elsewhere, and may not be framed. A view that needs other
+values sets them itself (`/docs` allows the Swagger UI it loads); the defaults fill in only what a
+view left unset.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, current_app, request
+
+# No script, no plugin, no remote anything; inline style only (the summary's own <style> and
+# matplotlib's inline SVG); images only as data: URIs; no forms, no <base>, no framing.
+STRICT_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
+
+
+def _docs_csp() -> str:
+    # Swagger UI: its bundle and stylesheet from SWAGGER_UI_URL's origin, an inline start-up
+    # script, and fetches of /openapi.json from here. Still no framing.
+    parts = urlsplit(current_app.config.get("OPENAPI_SWAGGER_UI_URL") or "")
+    origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+    sources = f"'self' {origin}".strip()
+    return (
+        f"default-src 'none'; script-src {sources} 'unsafe-inline'; "
+        f"style-src {sources} 'unsafe-inline'; img-src {sources} data:; connect-src 'self'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+
+
+def _is_html(response: Response) -> bool:
+    return (response.mimetype or "").lower() in ("text/html", "application/xhtml+xml")
+
+
+def secure_headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("Cache-Control", "no-store")
+    if "no-store" not in headers["Cache-Control"]:
+        headers["Cache-Control"] = "no-store"
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    if _is_html(response):
+        is_docs = request.endpoint == "api-docs.openapi_swagger_ui"
+        headers.setdefault("Content-Security-Policy", _docs_csp() if is_docs else STRICT_CSP)
+        headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(secure_headers)
