@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import current_app
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 
 from api.agenda import queries
 from api.agenda.schemas import AgendaArgs, AgendaSchema
@@ -56,7 +57,7 @@ EXAMPLE = {
 
 @blp.get("/agenda")
 @auth_required("patient")
-@blp.arguments(AgendaArgs, location="query")
+@blp.arguments(AgendaArgs, location="query", unknown=RAISE)
 @blp.response(200, AgendaSchema, example=EXAMPLE)
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 def get_agenda(args: dict[str, Any]) -> Any:

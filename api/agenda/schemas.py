@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from marshmallow import Schema, fields, validate
 
 from api.counseling.schemas import CounselingSessionSchema
-from api.fields import StrictSchema
-
-# Far enough for any plan; near enough that no date arithmetic can overflow.
-_DATES = validate.Range(min=date(2000, 1, 1), max=date(2100, 12, 31))
+from api.fields import BoundedDate, StrictSchema
 
 
 class AgendaArgs(StrictSchema):
-    date = fields.Date(
+    date = BoundedDate(
         load_default=None,
-        validate=_DATES,
         metadata={"description": "A local date (YYYY-MM-DD) in your time zone; default today."},
     )
 
