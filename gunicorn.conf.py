@@ -75,6 +75,15 @@ def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
             stale.unlink(missing_ok=True)
 
 
+def when_ready(server):  # noqa: ARG001 - gunicorn's hook signature
+    # In the preloading master, before the first fork: load matplotlib, fpdf2 and the fonts once,
+    # so that no worker's first summary pays for them (bench/first_summary.py). The workers share
+    # these pages copy-on-write, and a worker replaced after max_requests starts warm too.
+    from api.summaries import render
+
+    render.warm_up()
+
+
 def pre_fork(server, worker):  # noqa: ARG001 - gunicorn's hook signature
     # Everything the preloaded master holds (the app, its modules, schemas, compiled statements:
     # some 130,000 objects) is long-lived. Frozen, a worker's full collections skip it: one took

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http
 import json
+import types
 from typing import Any
 
 from flask import Flask, current_app, request
@@ -69,6 +70,25 @@ class WaymarkApi(Api):
         )
 
 
+class WaymarkFlask(Flask):
+    """Flask, with one per-request cost taken out: `ensure_sync` asks `inspect` whether each
+    hook and view is a coroutine function on every call (ten times a request here); for a plain
+    function the answer never changes, so it is remembered. Bound methods (a class-based view
+    makes a new one each request) are asked every time, so the memo cannot grow."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync_checked: dict[Any, Any] = {}
+
+    def ensure_sync(self, func: Any) -> Any:
+        if type(func) is not types.FunctionType:
+            return super().ensure_sync(func)
+        wrapped = self._sync_checked.get(func)
+        if wrapped is None:
+            wrapped = self._sync_checked[func] = super().ensure_sync(func)
+        return wrapped
+
+
 class _NoCookieSessions(SessionInterface):
     """The API authenticates with bearer tokens and keeps no cookie session. Flask's default
     interface would still build a signing serializer and look for a cookie on every request;
@@ -82,6 +102,7 @@ class _NoCookieSessions(SessionInterface):
 
 
 def _blueprints() -> list[Any]:
+    from api.account.routes import blp as account
     from api.agenda.routes import blp as agenda
     from api.alerts.routes import blp as alerts
     from api.audit.routes import blp as audit
@@ -108,6 +129,7 @@ def _blueprints() -> list[Any]:
         ops,
         crisis,
         auth,
+        account,
         instruments,
         checkins,
         medications,
@@ -131,7 +153,7 @@ def _blueprints() -> list[Any]:
 
 def create_app(config: Config | None = None) -> Flask:
     config = config or Config()
-    app = Flask(__name__, instance_path=str(config_instance_dir()))
+    app = WaymarkFlask(__name__, instance_path=str(config_instance_dir()))
     app.config.from_mapping(config.as_flask())
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.session_interface = _NoCookieSessions()
@@ -183,13 +205,21 @@ MAX_HEADER_LENGTH = 4096
 def _bounded_requests(app: Flask) -> None:
     @app.before_request
     def _bounded() -> None:
-        if len(request.full_path) > MAX_URL_LENGTH:
+        # Read from the WSGI environ: request.headers would decode and title-case every header
+        # of every request only to measure it (a tenth of the floor's hooks).
+        environ = request.environ
+        path = environ.get("PATH_INFO", "")
+        query = environ.get("QUERY_STRING", "")
+        if len(path) + len(query) + 1 > MAX_URL_LENGTH:
             raise RequestURITooLarge(f"The URL is longer than {MAX_URL_LENGTH} characters.")
-        for name, value in request.headers.items():
-            if len(name) + len(value) > MAX_HEADER_LENGTH:
-                raise RequestHeaderFieldsTooLarge(
-                    f"A header is longer than {MAX_HEADER_LENGTH} characters."
-                )
+        for key, value in environ.items():
+            # HTTP_X_NAME is the header X-Name; Content-Type and -Length have no HTTP_ prefix.
+            if key.startswith(("HTTP_", "CONTENT_")) and isinstance(value, str):
+                name_length = len(key) - 5 if key.startswith("HTTP_") else len(key)
+                if name_length + len(value) > MAX_HEADER_LENGTH:
+                    raise RequestHeaderFieldsTooLarge(
+                        f"A header is longer than {MAX_HEADER_LENGTH} characters."
+                    )
 
 
 def _require_json_bodies(app: Flask) -> None:

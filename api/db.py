@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import structlog
 from flask import Flask, current_app, g
 from sqlalchemy import DateTime, Engine, MetaData, Uuid, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+T = TypeVar("T")
+
+log = structlog.get_logger("waymark.db")
 
 # Stable constraint names, so Alembic autogenerate and both databases agree.
 NAMING = {
@@ -143,5 +149,27 @@ def _close_session(_exc: BaseException | None) -> None:
         session.close()
 
 
+def in_own_transaction(name: str, work: Callable[[Session], T]) -> T:
+    """Run `work` in a named short transaction of its own, committed when it returns.
+
+    Only routes and jobs commit their transactions; this is the one other place, for the few
+    writes that must outlive a request that fails: a refused sign-in's counted failure, a revoked
+    login, a denied attempt's audit row, an idempotency claim. `name` says which (the logs; the
+    commit scan in tests/test_transactions.py lists the callers). The request's own transaction
+    is rolled back first, so nothing of it is committed here and, on SQLite (BEGIN IMMEDIATE),
+    its write lock is free."""
+    request_session = g.get("db_session")
+    if request_session is not None:
+        request_session.rollback()
+    with get_db().sessionmaker() as session, session.begin():
+        result = work(session)
+    log.debug("db.own_transaction", name=name)
+    return result
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class ImmutableRecord(RuntimeError):
+    """A signed consent or a ledger row was about to be changed: a programming error."""

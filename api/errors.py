@@ -11,8 +11,6 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from api.openapi import MAY_BE_ABSENT
-
 log = structlog.get_logger("waymark.errors")
 
 PROBLEM_MIME = "application/problem+json"
@@ -38,6 +36,12 @@ class AppError(Exception):
         self.errors = errors
         self.headers = headers or {}
         self.extra = extra
+
+
+class LeavesTrace:
+    """A refusal whose writes must be kept (a counted attempt, a revoked login): the service made
+    them in the request's transaction before refusing; the route that owns the transaction
+    commits and re-raises (`except ...: session.commit(); raise`). errors.py only maps it."""
 
 
 class ValidationError(AppError):
@@ -194,12 +198,7 @@ def handle_http_exception(exc: HTTPException) -> Response:
 def init_app(app: Flask) -> None:
     @app.errorhandler(AppError)
     def _app_error(exc: AppError) -> Response:
-        if getattr(exc, "persist", False):
-            # Some failures must leave a trace (a counted sign-in failure, a revoked token
-            # family); the service flushed it and flagged the error, so it is committed here.
-            from api.db import get_session
-
-            get_session().commit()
+        # Mapping only: what a refusal must keep, the route committed (LeavesTrace).
         return problem(
             exc.status,
             slug=exc.slug,
@@ -251,6 +250,6 @@ class ProblemSchema(Schema):
         values=fields.List(fields.String()),
         metadata={
             "description": "Validation failures (422): field name to messages.",
-            MAY_BE_ABSENT: True,
+            "x-may-be-absent": True,  # api.openapi.MAY_BE_ABSENT (errors sits below openapi)
         },
     )

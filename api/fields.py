@@ -197,3 +197,18 @@ class EmailAddress(fields.Email):
                 raise self.make_error("lookalike", problem=problem)
         text = super()._deserialize(value, attr, data, **kwargs)
         return normalize_email(text)
+
+
+class IntegerMap(fields.Dict):
+    """A name -> integer object (instrument answers, symptom ratings). Marshmallow serializes a
+    Dict's every key and value through field objects: for a check-in's 16 answers that was most
+    of its dump, and a first sync dumps thousands. Stored maps are already str -> int, so they
+    are copied as they are; anything else goes the general way. Documented like the Dict it is."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(keys=fields.String(), values=fields.Integer(), **kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if type(value) is dict and all(type(k) is str and type(v) is int for k, v in value.items()):
+            return dict(value)
+        return super()._serialize(value, attr, obj, **kwargs)

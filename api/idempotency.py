@@ -41,7 +41,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from api.db import Base, get_db, utcnow
+from api.db import Base, in_own_transaction, utcnow
 from api.dml import insert_ignoring_conflicts
 from api.errors import PROBLEM_MIME, Conflict, Unauthorized, ValidationError
 from api.parsing import JsonBodyError, load_json
@@ -348,17 +348,6 @@ def _resource_id(response: Response) -> uuid.UUID | None:
     return None
 
 
-def _in_own_transaction(work: Callable[[Session], Any]) -> Any:
-    # The request's own session may hold an unfinished transaction (a view that raised after a
-    # flush): end it first, so nothing of it is committed here and, on SQLite, its write lock is
-    # free. The claim and the answer live in short transactions of their own.
-    request_session = g.get("db_session")
-    if request_session is not None:
-        request_session.rollback()
-    with get_db().sessionmaker() as session, session.begin():
-        return work(session)
-
-
 def _before() -> Response | None:
     key = request.headers.get(HEADER)
     if request.method != "POST" or key is None or request.url_rule is None:
@@ -385,7 +374,7 @@ def _before() -> Response | None:
         )
 
     try:
-        result: Claim = _in_own_transaction(work)
+        result: Claim = in_own_transaction("idempotency.claim", work)
     except IntegrityError:
         return None  # the token's account no longer exists: the view answers 401
     if result.replay is not None:
@@ -410,7 +399,8 @@ def _after(response: Response) -> Response:
         headers = {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}
         body = response.get_data()
         resource_id = _resource_id(response)
-        _in_own_transaction(
+        in_own_transaction(
+            "idempotency.store_answer",
             lambda s: complete(
                 s,
                 row_id=state.row_id,
@@ -418,10 +408,10 @@ def _after(response: Response) -> Response:
                 body=body,
                 headers=headers,
                 resource_id=resource_id,
-            )
+            ),
         )
     else:
-        _in_own_transaction(lambda s: release(s, row_id=state.row_id))
+        in_own_transaction("idempotency.release", lambda s: release(s, row_id=state.row_id))
     return response
 
 
@@ -429,7 +419,7 @@ def _teardown(_exc: BaseException | None) -> None:
     # Normally _after has finished the claim; if something broke before it ran, let go of it.
     state: _State | None = g.pop("idempotency", None)
     if state is not None:
-        _in_own_transaction(lambda s: release(s, row_id=state.row_id))
+        in_own_transaction("idempotency.release", lambda s: release(s, row_id=state.row_id))
 
 
 REPLAYED_HEADER = "Idempotent-Replayed"

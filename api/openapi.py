@@ -11,7 +11,8 @@ import swagger_ui_bundle
 from apispec import APISpec, BasePlugin
 from flask import Flask, Response, send_from_directory
 
-from api.config import DOCS_ASSETS_PATH
+# Where Swagger UI's files are served (config.DOCS_ASSETS_PATH says the same, for the default).
+DOCS_ASSETS_PATH = "/docs/assets/"
 
 _METHODS = {"get", "put", "post", "delete", "patch"}
 _BODY_METHODS = {"post", "put", "patch"}

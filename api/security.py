@@ -18,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, g, request
 from flask_smorest import Blueprint
 
+from api.db import get_session
 from api.errors import Forbidden, Unauthorized
 from api.observability import bind_user
 
@@ -133,13 +134,29 @@ def _bearer_token() -> str:
     return token.strip()
 
 
+# How a token's live login and a user are found belongs to the auth feature, which sits above
+# this module (it hashes and issues tokens through it): auth registers both at import
+# (use_auth), the way Flask-Login takes a user_loader, so this module never imports auth.
+LoginResolver = Callable[..., tuple[uuid.UUID, str]]  # (session, *, claims) -> (user id, role)
+UserLoader = Callable[..., Any]  # (session, user_id) -> User | None
+_auth: dict[str, Any] = {}
+
+
+def use_auth(*, resolve_login: LoginResolver, load_user: UserLoader) -> None:
+    _auth.update(resolve_login=resolve_login, load_user=load_user)
+
+
+def _auth_hook(name: str) -> Any:
+    try:
+        return _auth[name]
+    except KeyError:
+        raise RuntimeError("api.auth has not registered with api.security (use_auth)") from None
+
+
 def authenticate() -> tuple[uuid.UUID, str]:
     """Resolve the bearer token to a live login: (user id, role); raise Unauthorized."""
-    from api.auth.services import role_for_access_token  # import here: auth imports security
-    from api.db import get_session
-
     claims = decode_access_token(_bearer_token())
-    user_id, role = role_for_access_token(get_session(), claims=claims)
+    user_id, role = _auth_hook("resolve_login")(get_session(), claims=claims)
     g.current_user_id = user_id
     g.pop("current_user", None)  # a user loaded for an earlier token must never be reused
     g.token_claims = claims
@@ -159,10 +176,7 @@ def current_user() -> User:
     """The signed-in user, loaded on first use in the request."""
     user = g.get("current_user")
     if user is None:
-        from api.auth.models import User
-        from api.db import get_session
-
-        user = get_session().get(User, current_user_id())
+        user = _auth_hook("load_user")(get_session(), current_user_id())
         if user is None:
             raise Unauthorized()
         g.current_user = user

@@ -20,6 +20,9 @@ BENCHES = {
     "export": "own export 1x/10x and FHIR Bulk Data for 10,000 patients (issue 7)",
     "reminders_dispatch": "reminder dispatch throughput (issue 4)",
     "reminders_soak": "two schedulers side by side for a while (issue 4; long, only by name)",
+    "vs_plain": "floor and check-in against a plain Flask app, side by side (issue 17; needs wrk)",
+    "first_summary": "a worker's first summary against its second (issue 17)",
+    "first_sync": "a new phone's first sync of three years of data (issue 17)",
 }
 DEFAULT = [name for name in BENCHES if name != "reminders_soak"]
 

@@ -28,8 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import make_url
 
 from api import create_app
 from api.auth.models import AuthSession, User
@@ -38,6 +37,7 @@ from api.medications import queries, services
 from api.medications.models import Dose
 from api.medications.schedule import regimen_doses
 from api.security import issue_access_token
+from tests.support.queries import count_queries
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -133,20 +133,6 @@ def seed(session: Any, now: datetime) -> tuple[User, int]:
     services.mark_missed_doses(session, now=now)
     session.commit()
     return user, len(rows)
-
-
-@contextmanager
-def count_queries(engine: Engine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def before(_conn: Any, _cursor: Any, statement: str, *_a: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
 
 
 def timed(fn: Callable[[], Any], runs: int) -> tuple[list[float], list[float]]:

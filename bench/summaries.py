@@ -30,7 +30,7 @@ os.environ.setdefault("SECRET_KEY", "bench-secret-" + "x" * 40)
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
 from api import create_app
@@ -41,6 +41,7 @@ from jobs import alerts as alert_job
 from jobs import weekly_summaries
 from tests.support.demo import generate_demo
 from tests.support.demo_seed import demo_rows, insert_rows
+from tests.support.queries import count_queries
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = os.environ.get(
@@ -298,15 +299,8 @@ def on_demand(app: Any, patient: dict, doctor: dict, days: int, runs: int) -> di
     )
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
-    statements: list[str] = []
-    engine = app.extensions["db"].engine
-
-    def count(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    first = client.get(url, headers=headers)
-    event.remove(engine, "before_cursor_execute", count)
+    with count_queries(app.extensions["db"].engine) as statements:
+        first = client.get(url, headers=headers)
     assert first.status_code == 200, first.get_data(as_text=True)[:300]
     times = []
     for _ in range(runs):

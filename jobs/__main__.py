@@ -11,7 +11,8 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -127,6 +128,7 @@ def build_scheduler(
         },
     )
     now = datetime.now(UTC)  # the scheduler's own clock (jobs get `now` from utcnow)
+    # The leader's own check first: it stops the others the moment the lock is lost.
     scheduler.add_job(
         check_leadership,
         "interval",
@@ -135,96 +137,96 @@ def build_scheduler(
         id="heartbeat",
         next_run_time=now,
     )
-    scheduler.add_job(
-        run_dispatch,
-        "interval",
-        seconds=cfg["DISPATCH_INTERVAL"],
-        args=[app],
-        id="dispatch_reminders",
-        next_run_time=now,
-    )
-    scheduler.add_job(
-        run_send,
-        "interval",
-        seconds=cfg["SEND_INTERVAL"],
-        args=[app],
-        id="send_notifications",
-        next_run_time=now,
-    )
-    scheduler.add_job(
-        run_in_transaction,
-        "interval",
-        seconds=app.config["MISSED_DOSES_INTERVAL"],
-        args=[app, missed_doses.run],
-        kwargs={
-            "window_minutes": app.config["ADHERENCE_ON_TIME_WINDOW_MINUTES"],
-            "lookback_days": app.config["MISSED_DOSES_LOOKBACK_DAYS"],
-        },
-        id="missed_doses",
-        next_run_time=now,
-    )
-    scheduler.add_job(
-        run_in_transaction,
-        "interval",
-        hours=1,
-        args=[app, purge_idempotency.purge],
-        id="purge_idempotency",
-    )
-    scheduler.add_job(
-        run_in_transaction,
-        "interval",
-        hours=1,
-        args=[app, purge_rate_counters.purge],
-        kwargs={"config": app.config},
-        id="purge_rate_counters",
-    )
-    scheduler.add_job(
-        run_in_transaction,
-        "interval",
-        seconds=app.config["ALERT_INTERVAL"],
-        args=[app, alerts.evaluate_alerts],
-        kwargs={"config": app.config},
-        id="alerts",
-        next_run_time=now,
-    )
-    scheduler.add_job(
-        run_in_transaction,
-        "interval",
-        seconds=app.config["WEEKLY_SUMMARY_INTERVAL"],
-        args=[app, weekly_summaries.run],
-        kwargs={"config": app.config},
-        id="weekly_summaries",
-        next_run_time=now,
-    )
-    _add_export_jobs(scheduler, app)
+    for job in JOBS:
+        call, args = (job.call, [app]) if job.call else (run_in_transaction, [app, job.job])
+        scheduler.add_job(
+            call,
+            "interval",
+            **job.every(cfg),
+            args=args,
+            kwargs=job.kwargs(cfg),
+            id=job.id,
+            **({"next_run_time": now} if job.at_start else {}),
+        )
     return scheduler
 
 
-def _add_export_jobs(scheduler: BlockingScheduler, app: Any) -> None:
-    cfg = app.config
-    # Bulk exports run here, never in a web worker; max_instances=1 keeps one at a time per
-    # scheduler, and SKIP LOCKED keeps two schedulers off the same job.
-    scheduler.add_job(
-        run_in_transaction,
-        "interval",
-        seconds=cfg["BULK_EXPORT_POLL_INTERVAL"],
-        args=[app, bulk_export.run_next_export],
-        kwargs={
+Config = Mapping[str, Any]
+
+
+def _seconds(key: str) -> Callable[[Config], dict[str, int]]:
+    return lambda cfg: {"seconds": cfg[key]}
+
+
+def _every(**interval: int) -> Callable[[Config], dict[str, int]]:
+    return lambda _cfg: interval
+
+
+def _none(_cfg: Config) -> dict[str, Any]:
+    return {}
+
+
+def _config(cfg: Config) -> dict[str, Any]:
+    return {"config": cfg}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of the leader's schedule: `job` runs in a transaction of its own
+    (run_in_transaction) with `kwargs(config)`, or `call(app)` runs as it is; every
+    `every(config)`, and also at once when the leader starts if `at_start`."""
+
+    id: str
+    every: Callable[[Config], dict[str, int]]
+    job: Callable[..., Any] | None = None
+    kwargs: Callable[[Config], dict[str, Any]] = _none
+    at_start: bool = False
+    call: Callable[[Any], Any] | None = None
+
+
+# Why these intervals and defaults: docs/scheduler.md. Bulk exports run here, never in a web
+# worker; max_instances=1 keeps one at a time per scheduler, SKIP LOCKED two schedulers apart.
+JOBS: tuple[Job, ...] = (
+    Job("dispatch_reminders", _seconds("DISPATCH_INTERVAL"), call=run_dispatch, at_start=True),
+    Job("send_notifications", _seconds("SEND_INTERVAL"), call=run_send, at_start=True),
+    Job(
+        "missed_doses",
+        _seconds("MISSED_DOSES_INTERVAL"),
+        missed_doses.run,
+        kwargs=lambda cfg: {
+            "window_minutes": cfg["ADHERENCE_ON_TIME_WINDOW_MINUTES"],
+            "lookback_days": cfg["MISSED_DOSES_LOOKBACK_DAYS"],
+        },
+        at_start=True,
+    ),
+    Job("purge_idempotency", _every(hours=1), purge_idempotency.purge),
+    Job("purge_rate_counters", _every(hours=1), purge_rate_counters.purge, kwargs=_config),
+    Job("alerts", _seconds("ALERT_INTERVAL"), alerts.evaluate_alerts, _config, at_start=True),
+    Job(
+        "weekly_summaries",
+        _seconds("WEEKLY_SUMMARY_INTERVAL"),
+        weekly_summaries.run,
+        kwargs=_config,
+        at_start=True,
+    ),
+    Job(
+        "bulk_export",
+        _seconds("BULK_EXPORT_POLL_INTERVAL"),
+        bulk_export.run_next_export,
+        kwargs=lambda cfg: {
             "export_dir": cfg["EXPORT_DIR"],
             "base_url": cfg["FHIR_BASE_URL"],
             "ttl": cfg["BULK_EXPORT_TTL"],
             "clock": utcnow,
         },
-        id="bulk_export",
-    )
-    scheduler.add_job(
-        run_in_transaction,
-        "interval",
-        minutes=5,
-        args=[app, bulk_export.expire_exports],
-        kwargs={"export_dir": cfg["EXPORT_DIR"]},
-        id="expire_exports",
-    )
+    ),
+    Job(
+        "expire_exports",
+        _every(minutes=5),
+        bulk_export.expire_exports,
+        kwargs=lambda cfg: {"export_dir": cfg["EXPORT_DIR"]},
+    ),
+)
 
 
 def serve(app: Any, leadership: Leadership, stop: threading.Event) -> None:

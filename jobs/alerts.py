@@ -10,8 +10,8 @@ from typing import Any
 import structlog
 from sqlalchemy.orm import Session
 
+from api.alerts import evaluation
 from api.consent.gate import JobGate
-from api.summaries import services
 from jobs.isolation import keyset_batches
 
 log = structlog.get_logger("waymark.jobs.alerts")
@@ -20,10 +20,10 @@ log = structlog.get_logger("waymark.jobs.alerts")
 def evaluate_alerts(session: Session, *, now: Any, config: Mapping[str, Any]) -> int:
     """One transaction per batch of patients; a patient whose evaluation fails is logged, counted
     and skipped (jobs.isolation). Returns how many alerts were raised."""
-    settings = services.alert_settings(config)
+    settings = evaluation.alert_settings(config)
 
     def run(after: uuid.UUID | None, limit: int) -> tuple[int, uuid.UUID | None]:
-        return services.evaluate_alerts_batch(
+        return evaluation.evaluate_alerts_batch(
             session,
             now=now,
             settings=settings,

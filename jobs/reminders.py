@@ -21,12 +21,13 @@ from sqlalchemy.orm import Session
 from api.notifications import services as outbox
 from api.notifications.channels import (
     EmailChannel,
-    EmailSettings,
     LinkSettings,
     Result,
     deliver,
+    email_settings,
 )
 from api.notifications.push import PushRouter
+from api.observability import item_failed
 from api.reminders.dispatch import DispatchSettings, dispatch_batch
 
 log = structlog.get_logger("waymark.jobs.reminders")
@@ -52,17 +53,7 @@ def sender_settings(cfg: Mapping[str, Any]) -> outbox.SenderSettings:
 def channels(cfg: Mapping[str, Any]) -> tuple[EmailChannel, LinkSettings]:
     """The email channel and the links it carries (push: PushRouter.from_config, made once per
     process so its access tokens and connections outlive one run)."""
-    email = EmailChannel(
-        EmailSettings(
-            host=cfg["SMTP_HOST"],
-            port=cfg["SMTP_PORT"],
-            mail_from=cfg["MAIL_FROM"],
-            username=cfg["SMTP_USERNAME"],
-            password=cfg["SMTP_PASSWORD"],
-            starttls=cfg["SMTP_STARTTLS"],
-            timeout=cfg["SMTP_TIMEOUT"],
-        )
-    )
+    email = EmailChannel(email_settings(cfg))
     domain = parseaddr(cfg["MAIL_FROM"])[1].rpartition("@")[2] or "waymark.invalid"
     return email, LinkSettings(base_url=cfg["PUBLIC_BASE_URL"], message_domain=domain)
 
@@ -176,12 +167,8 @@ def _send_batch(
                 result = deliver(
                     item, email=email, push=push, links=links, commit=commit_point, now=clock()
                 )
-            except Exception as exc:  # an adapter bug must not stop the other lanes
-                log.error(
-                    "delivery.crashed",
-                    delivery_id=str(item.delivery_id),
-                    error_type=type(exc).__name__,
-                )
+            except Exception as exc:  # an adapter bug must not stop the other deliveries
+                item_failed("reminder_send", exc, delivery_id=item.delivery_id)
                 result = Result("retry", "internal_error")
             inbox.put(("done", item, result, committed))
 
@@ -192,33 +179,55 @@ def _send_batch(
     for thread in threads:
         thread.start()
     try:
-        for _ in range(len(claimed)):
-            kind, item, payload, committed = inbox.get()
-            while kind == "commit":
+        pending = len(claimed)
+        while pending:
+            try:
+                kind, item, payload, committed = inbox.get(timeout=0.5)
+            except queue.Empty:
+                if any(thread.is_alive() for thread in threads) or not inbox.empty():
+                    continue
+                # A lane died outside its delivery: its rows stay claimed until the lease ends.
+                break
+            if kind == "commit":
                 won = outbox.mark_sent(session, claimed=item, now=clock())
                 session.commit()
                 payload.put(won)
-                kind, item, payload, committed = inbox.get()
+                continue
+            pending -= 1
             if kind == "expired":
                 outcomes["lease_expired"] += 1
                 continue
-            result: Result = payload
-            if result.outcome in ("sent", "lost") and committed:
-                outcomes[result.outcome] += 1
-                continue
-            status = outbox.record_outcome(
-                session,
-                claimed=item,
-                outcome=result.outcome,
-                error=result.error,
-                now=clock(),
-                settings=settings,
-                retry_after=result.retry_after,
-            )
-            session.commit()
-            outcomes[status] += 1
+            outcomes[
+                _record(session, item, payload, committed, now=clock(), settings=settings)
+            ] += 1
     finally:
         # If this thread failed (the database), lanes stop at their next row or commit point.
         abandoned.set()
         for thread in threads:
             thread.join()
+
+
+def _record(
+    session: Session,
+    item: outbox.Claimed,
+    result: Result,
+    committed: list[bool],
+    *,
+    now: datetime,
+    settings: outbox.SenderSettings,
+) -> str:
+    """Record one delivery's outcome (committed); a push or email already marked sent at its
+    commit point needs nothing more. Returns what to count it as."""
+    if result.outcome in ("sent", "lost") and committed:
+        return result.outcome
+    status = outbox.record_outcome(
+        session,
+        claimed=item,
+        outcome=result.outcome,
+        error=result.error,
+        now=now,
+        settings=settings,
+        retry_after=result.retry_after,
+    )
+    session.commit()
+    return status

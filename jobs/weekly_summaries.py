@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import smtplib
 import uuid
-from collections.abc import Mapping
-from email.message import EmailMessage
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from email.utils import make_msgid, parseaddr
 from typing import Any
 
 import structlog
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from api.consent.gate import JobGate
 from api.db import utcnow
+from api.notifications.channels import EmailChannel, email_settings
 from api.summaries import services
 from api.summaries.services import SendEmail
 from jobs.isolation import keyset_batches
@@ -61,9 +63,14 @@ def deliver_weekly_summaries(
         delivered, cancelled = delivered + done, cancelled + dropped
         if done + dropped == 0:
             break
-    notified = notify_clinicians(
-        session, now=now, config=config, send_email=send_email or smtp_sender(config)
-    )
+    close: Callable[[], None] | None = None
+    if send_email is None:
+        send_email, close = outbox_sender(config)
+    try:
+        notified = notify_clinicians(session, now=now, config=config, send_email=send_email)
+    finally:
+        if close is not None:
+            close()
     return {"delivered": delivered, "cancelled": cancelled, "notified": notified}
 
 
@@ -96,25 +103,31 @@ def notify_clinicians(
             return sent
 
 
-def smtp_sender(config: Mapping[str, Any]) -> SendEmail:
+def outbox_sender(config: Mapping[str, Any]) -> tuple[SendEmail, Callable[[], None]]:
+    """(send, close): the notices go out through the outbox's email channel (api.notifications:
+    its SMTP client and settings, SMTP_TIMEOUT included), one connection for the run."""
+    channel = EmailChannel(email_settings(config))
+    domain = parseaddr(config["MAIL_FROM"])[1].rpartition("@")[2] or "waymark.invalid"
+
     def send(to: str, subject: str, body: str) -> None:
-        message = EmailMessage()
-        message["From"] = config["MAIL_FROM"]
-        message["To"] = to
-        message["Subject"] = subject
-        message.set_content(body)
-        with smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=10) as smtp:
-            if config["SMTP_STARTTLS"]:
-                smtp.starttls()
-            if config["SMTP_USERNAME"]:
-                smtp.login(config["SMTP_USERNAME"], config["SMTP_PASSWORD"] or "")
-            smtp.send_message(message)
+        result = channel.send(
+            to=to, subject=subject, body=body, message_id=make_msgid(domain=domain)
+        )
+        if result.outcome != "sent":
+            raise smtplib.SMTPException(result.error or result.outcome)
 
-    return send
+    return send, channel.close
 
 
-def run(session: Session, *, now: Any, config: Mapping[str, Any]) -> dict[str, int]:
-    """The scheduler's tick: build, then deliver with the consent checked at delivery time."""
+def run(
+    session: Session,
+    *,
+    now: Any,
+    config: Mapping[str, Any],
+    clock: Callable[[], datetime] = utcnow,
+) -> dict[str, int]:
+    """The scheduler's tick: build at `now`, then deliver with the consent checked at delivery
+    time (`clock()`, passed in like the sender's: building a run's batches takes a while)."""
     built = build_weekly_summaries(session, now=now, config=config)
-    result = deliver_weekly_summaries(session, now=utcnow(), config=config)
+    result = deliver_weekly_summaries(session, now=clock(), config=config)
     return {"built": built, **result}

@@ -34,6 +34,7 @@ from api.auth.models import AuthSession, User
 from api.config import Config
 from api.db import Base, make_engine
 from api.security import issue_access_token
+from tests.support.queries import count_queries
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("TEST_DATABASE_URL")
@@ -276,3 +277,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         for nodeid in missing[:20]:
             print(f"  {nodeid}")  # noqa: T201
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(name="count_queries")
+def count_queries_fixture() -> Any:
+    """tests.support.queries.count_queries: the one query counter (a context manager)."""
+    return count_queries

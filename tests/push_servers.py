@@ -615,13 +615,16 @@ class ApnsServer:
             self.close_loop()
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
+def _bound_socket() -> socket.socket:
+    for port in reversed(PORTS):
+        sock = socket.socket()
         try:
-            probe.bind(("127.0.0.1", port))
+            sock.bind(("127.0.0.1", port))
         except OSError:
-            return False
-    return True
+            sock.close()
+            continue
+        return sock
+    raise RuntimeError("no free port in 9400-9449")
 
 
 def start_apns(log: ApnsLog, directory: Path) -> ApnsServer:
@@ -634,9 +637,12 @@ def start_apns(log: ApnsLog, directory: Path) -> ApnsServer:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
     cert_path, key_path = self_signed_cert(directory)
-    port = next(p for p in reversed(PORTS) if _free(p))
+    # Bound here and handed over as a descriptor: a port probed free could be taken (by another
+    # suite running beside this one) before hypercorn binds it.
+    listener = _bound_socket()
+    port = listener.getsockname()[1]
     config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
+    config.bind = [f"fd://{listener.detach()}"]
     config.certfile, config.keyfile = str(cert_path), str(key_path)
     config.alpn_protocols = ["h2"]
     config.accesslog = None

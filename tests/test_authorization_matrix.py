@@ -305,8 +305,8 @@ def _seed_bulk_export(session: Session, world: World, *, now: datetime) -> None:
 def _seed_features(session: Session, world: World, *, now: datetime) -> None:
     """Seed the owner's data in each feature, with canaries, and the ids to fill paths with."""
     from api.checkins import services as checkins
-    from api.clinician import services as clinician
     from api.counseling import services as counseling
+    from api.cows import services as cows
     from api.devices import services as devices
     from api.medications import services as medications
     from api.notifications.models import Notification
@@ -397,7 +397,7 @@ def _seed_features(session: Session, world: World, *, now: datetime) -> None:
     # A COWS assessment clinician_full recorded about the owner: part of the owner's record
     # (their own /v1/cows-assessments) and symptoms data to clinicians. COWS answers are all
     # numbers, so its id is the canary: nobody else may see it.
-    assessment, _ = clinician.record_cows(
+    assessment, _ = cows.record_cows(
         session,
         clinician_id=world.users["clinician_full"].id,
         patient_id=owner.id,

@@ -35,6 +35,16 @@ def test_single_head() -> None:
     assert len(script.get_heads()) == 1
 
 
+def test_file_names_follow_the_chain() -> None:
+    """Reading the folder in name order is reading the chain from base to head (revision ids
+    stay as they were; a new migration takes a number above the head's file)."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    chain = [rev.path for rev in reversed(list(script.walk_revisions()))]
+    names = [path.rsplit("/", 1)[-1] for path in chain]
+    numbers = [int(name.split("_", 1)[0]) for name in names]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers), names
+
+
 @pytest.mark.slow
 def test_upgrade_downgrade_upgrade(database_url: str, backend: str, tmp_path) -> None:
     _ran_on.add(backend)

@@ -17,7 +17,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
-from api.errors import Forbidden
+from api.errors import Forbidden, LeavesTrace
 from api.export import services as export_services
 from api.export.models import ExportJob
 from api.ratelimit import DatabaseCounter, RateCounter, take_attempt
@@ -35,10 +35,9 @@ Eraser = Callable[[Session, uuid.UUID, datetime], None]
 ERASERS: list[Eraser] = []
 
 
-class WrongPassword(Forbidden):
-    """A wrong password: 403 (the token is fine; the proof is not), counted and committed."""
-
-    persist = True
+class WrongPassword(LeavesTrace, Forbidden):
+    """A wrong password: 403 (the token is fine; the proof is not); its counted attempt is kept
+    (LeavesTrace: the route commits it)."""
 
 
 def _failure_key(user_id: uuid.UUID) -> str:

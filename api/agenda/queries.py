@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 
 from api.checkins.models import Checkin
 from api.counseling.models import CounselingSession
+from api.localtime import local_day_start, local_to_utc
 from api.medications.models import Dose, Medication
-from api.medications.schedule import local_day_start, local_to_utc, regimen_doses
+from api.medications.schedule import regimen_doses
 from api.medications.services import missed_cutoff
 from api.reminders.models import ReminderRule
 

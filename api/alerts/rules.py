@@ -21,7 +21,7 @@ from functools import cache
 from statistics import fmean
 from zoneinfo import ZoneInfo
 
-from api.summaries.compute import (
+from api.readmodel.rows import (
     CheckinRow,
     CowsRow,
     DoseLog,

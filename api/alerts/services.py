@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from api.alerts.models import Alert
 from api.consent.gate import Gate
 from api.consent.models import CATEGORIES
-from api.disclosures.services import record_disclosure
+from api.disclosures.services import record_per_consent
 from api.dml import dialect_of, insert_ignoring_conflicts, one_of
 from api.errors import NotFound
 from api.pagination import keyset_page
@@ -150,15 +150,14 @@ def _disclose(session: Session, *, gate: Gate, alerts: Iterable[Alert]) -> None:
         by_patient[alert.patient_id].append(alert)
     for patient_id, rows in by_patient.items():
         categories = {a.category for a in rows}
-        record_disclosure(
+        consent_id = gate.covering(patient_id, categories).id
+        span = (min(a.created_at for a in rows), max(a.created_at for a in rows))
+        record_per_consent(
             session,
             patient_id=patient_id,
             recipient_id=gate.clinician_id,
-            consent_id=gate.covering(patient_id, categories).id,
             kind="read",
-            categories=categories,
-            data_from=min(a.created_at for a in rows),
-            data_to=max(a.created_at for a in rows),
+            reads=dict.fromkeys(sorted(categories), (consent_id, *span)),
             now=gate.now,
         )
 

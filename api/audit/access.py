@@ -1,9 +1,9 @@
 """`auth_required` that also audits: every attempt on a route reaching another person's health
 data leaves a row, allowed or not (HIPAA 164.312(b)).
 
-An allowed attempt is written in the view's own transaction (it commits with the read); a refused
-or failed one is written after rolling the request back, in a transaction of its own, so it stays
-even though the request fails.
+An allowed attempt is written in the view's own transaction (the view commits it with the read);
+a refused or failed one is written in a named short transaction of its own (db.in_own_transaction,
+which rolls the request back first), so it stays even though the request fails.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from typing import Any, TypeVar
 
 import structlog
 from flask import g
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from api.audit.services import outcome_for_status, record_access
-from api.db import get_session, utcnow
+from api.db import get_session, in_own_transaction, utcnow
 from api.errors import AppError
 from api.security import auth_required, client_address
 
@@ -36,6 +37,7 @@ def _status_of(exc: BaseException) -> int:
 
 
 def _record(
+    session: Session,
     *,
     action: str,
     kwargs: dict[str, Any],
@@ -54,7 +56,7 @@ def _record(
         return value if isinstance(value, uuid.UUID) else None
 
     record_access(
-        get_session(),
+        session,
         actor_id=actor_id,
         actor_role=actor_role,
         action=action,
@@ -81,6 +83,7 @@ def auth_required_audited(
         @wraps(func)
         def allowed(*args: Any, **kwargs: Any) -> Any:
             _record(
+                get_session(),
                 action=action,
                 kwargs=kwargs,
                 patient_arg=patient_arg,
@@ -88,11 +91,7 @@ def auth_required_audited(
                 outcome="allowed",
                 status=None,
             )
-            result = func(*args, **kwargs)
-            session = get_session()
-            if session.in_transaction():  # a view that did not commit still leaves its row
-                session.commit()
-            return result
+            return func(*args, **kwargs)  # the view commits its read and this row together
 
         guarded = auth_required(*roles)(allowed)
 
@@ -107,18 +106,18 @@ def auth_required_audited(
             except Exception as exc:
                 status = _status_of(exc)
                 try:
-                    session = get_session()
-                    if not getattr(exc, "persist", False):
-                        session.rollback()
-                    _record(
-                        action=action,
-                        kwargs=kwargs,
-                        patient_arg=patient_arg,
-                        target_arg=target_arg,
-                        outcome=outcome_for_status(status),
-                        status=status,
+                    in_own_transaction(
+                        "audit.refused_attempt",
+                        lambda session: _record(
+                            session,
+                            action=action,
+                            kwargs=kwargs,
+                            patient_arg=patient_arg,
+                            target_arg=target_arg,
+                            outcome=outcome_for_status(status),
+                            status=status,
+                        ),
                     )
-                    session.commit()
                 except Exception as audit_exc:  # the request fails anyway; say why it is unaudited
                     log.error("audit.write_failed", error_type=type(audit_exc).__name__)
                 raise

@@ -12,8 +12,6 @@ from api.auth import services
 from api.auth.schemas import (
     ClinicianCreateSchema,
     CredentialsSchema,
-    MePatchSchema,
-    PasswordChangeSchema,
     RefreshSchema,
     RegisterSchema,
     TokenPairSchema,
@@ -21,7 +19,7 @@ from api.auth.schemas import (
 )
 from api.db import get_session, utcnow
 from api.ratelimit import make_counter
-from api.security import auth_required, client_address, current_user, password_hasher
+from api.security import auth_required, client_address, password_hasher
 
 blp = Blueprint("auth", __name__, url_prefix="/v1", description="Accounts and tokens")
 
@@ -66,17 +64,21 @@ def register_user(body: dict[str, Any]) -> Any:
 def create_token(body: dict[str, Any]) -> Any:
     """Sign in with email and password; answers an access and a refresh token."""
     session = get_session()
-    pair = services.login(
-        session,
-        email=body["email"],
-        password=body["password"],
-        address=client_address(),
-        now=utcnow(),
-        hasher=password_hasher(),
-        counter=make_counter(current_app.config["REDIS_URL"]),
-        throttle=throttle_settings(),
-        tokens=token_settings(),
-    )
+    try:
+        pair = services.login(
+            session,
+            email=body["email"],
+            password=body["password"],
+            address=client_address(),
+            now=utcnow(),
+            hasher=password_hasher(),
+            counter=make_counter(current_app.config["REDIS_URL"]),
+            throttle=throttle_settings(),
+            tokens=token_settings(),
+        )
+    except services.PersistingUnauthorized:
+        session.commit()  # the counted failure outlives the 401
+        raise
     session.commit()
     return pair
 
@@ -89,9 +91,13 @@ def create_token(body: dict[str, Any]) -> Any:
 def refresh_token(body: dict[str, Any]) -> Any:
     """Exchange a refresh token for a new pair; the old one is spent."""
     session = get_session()
-    pair = services.refresh(
-        session, refresh_token=body["refresh_token"], now=utcnow(), tokens=token_settings()
-    )
+    try:
+        pair = services.refresh(
+            session, refresh_token=body["refresh_token"], now=utcnow(), tokens=token_settings()
+        )
+    except services.PersistingUnauthorized:
+        session.commit()  # the revoked login outlives the 401
+        raise
     session.commit()
     return pair
 
@@ -103,40 +109,6 @@ def logout(body: dict[str, Any]) -> None:
     """End the sign-in that the refresh token belongs to."""
     session = get_session()
     services.logout(session, refresh_token=body["refresh_token"], now=utcnow())
-    session.commit()
-
-
-@blp.get("/me")
-@auth_required()
-@blp.response(200, UserSchema)
-def get_me() -> Any:
-    """The signed-in user."""
-    return current_user()
-
-
-@blp.patch("/me")
-@auth_required()
-@blp.arguments(MePatchSchema)
-@blp.response(200, UserSchema)
-def update_me(body: dict[str, Any]) -> Any:
-    """Change display name, time zone, quiet hours or discreet notifications."""
-    session = get_session()
-    user = services.update_profile(session, user=current_user(), changes=body, now=utcnow())
-    session.commit()
-    return user
-
-
-@blp.post("/me/password")
-@auth_required()
-@blp.arguments(PasswordChangeSchema)
-@blp.response(204)
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
-def change_password(body: dict[str, Any]) -> None:
-    """Change the password; every sign-in of the account ends."""
-    session = get_session()
-    services.change_password(
-        session, user=current_user(), now=utcnow(), hasher=password_hasher(), **body
-    )
     session.commit()
 
 

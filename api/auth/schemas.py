@@ -69,22 +69,6 @@ class TokenPairSchema(Schema):
     expires_in = fields.Integer(required=True)
 
 
-class MePatchSchema(StrictSchema):
-    display_name = fields.String(validate=validate.Length(min=1, max=100))
-    timezone = TimeZoneName()
-    quiet_hours = fields.Nested(QuietHoursSchema, allow_none=True)
-    discreet_notifications = fields.Boolean()
-
-
-class PasswordChangeSchema(StrictSchema):
-    current_password = fields.String(
-        required=True, load_only=True, validate=validate.Length(max=1024)
-    )
-    new_password = fields.String(
-        required=True, load_only=True, validate=validate.Length(min=10, max=1024)
-    )
-
-
 class ClinicianCreateSchema(StrictSchema):
     email = EmailAddress(required=True, validate=validate.Length(max=320))
     password = fields.String(

@@ -18,14 +18,15 @@ from sqlalchemy.orm import Session
 
 from api import fields
 from api.auth.models import AuthSession, RefreshToken, User
-from api.errors import Conflict, TooManyRequests, Unauthorized
-from api.ratelimit import Counter, DatabaseCounter, take_attempt
+from api.errors import Conflict, LeavesTrace, TooManyRequests, Unauthorized
+from api.ratelimit import Counter, take_attempt
 from api.security import (
     burn_password_check,
     hash_password,
     hash_token,
     issue_access_token,
     new_opaque_token,
+    use_auth,
     verify_password,
 )
 
@@ -63,10 +64,8 @@ class ThrottleSettings:
     window: int
 
 
-class PersistingUnauthorized(Unauthorized):
-    """A 401 whose side effects (a revoked family, a counted failure) must still be committed."""
-
-    persist = True
+class PersistingUnauthorized(LeavesTrace, Unauthorized):
+    """A 401 whose writes (a revoked family, a counted attempt) the route commits (LeavesTrace)."""
 
 
 def normalize_email(email: str) -> str:
@@ -361,68 +360,15 @@ def role_for_access_token(session: Session, *, claims: dict[str, Any]) -> tuple[
     return user_id, role
 
 
-def update_profile(session: Session, *, user: User, changes: dict[str, Any], now: datetime) -> User:
-    """Change profile fields. A new time zone re-anchors the user's dose schedules at `now`,
-    and reminder rules follow a new zone or new quiet hours at once."""
-    from api.medications.services import rebase_timezone  # features depend on auth, not back
-
-    moved = "timezone" in changes and changes["timezone"] != user.timezone
-    requiet = "quiet_hours" in changes
-    if moved:
-        # Past doses keep the zone they were due in; only doses from now on move.
-        rebase_timezone(session, user_id=user.id, timezone=changes["timezone"], now=now)
-    if "quiet_hours" in changes:
-        quiet = changes.pop("quiet_hours")
-        user.quiet_hours_start = quiet["start"] if quiet else None
-        user.quiet_hours_end = quiet["end"] if quiet else None
-    for key in ("display_name", "timezone", "discreet_notifications"):
-        if key in changes:
-            setattr(user, key, changes[key])
-    session.flush()
-    if moved or requiet:
-        from api.reminders.services import follow_user  # reminders import auth models
-
-        follow_user(session, user=user, now=now, moved=moved)
-    log.info("user.updated", user_id=str(user.id), fields=sorted(changes))
-    return user
-
-
-def change_password(
-    session: Session,
-    *,
-    user: User,
-    current_password: str,
-    new_password: str,
-    now: datetime,
-    hasher: PasswordHasher,
-) -> None:
-    """Raises TooManyRequests after PASSWORD_MAX_FAILURES wrong current passwords in a window,
-    PersistingUnauthorized (counted) if the current password is wrong; ends every login on
-    success."""
-    # Like erasure: a stolen access token must not guess the password (then end every other
-    # login with it). Counted in the database: the row goes with the account.
-    counter = DatabaseCounter()
-    key = f"password:{user.id}"
-    take_attempt(
-        session,
-        counter,
-        key,
-        limit=PASSWORD_MAX_FAILURES,
-        window=PASSWORD_FAILURE_WINDOW,
-        now=now,
-        detail="Too many wrong passwords. Try again later.",
-    )
-    if not verify_password(user.password_hash, current_password, hasher):
-        log.info("auth.password_change_refused", user_id=str(user.id))
-        raise PersistingUnauthorized("The current password is not correct.")
-    counter.reset(session, key)
-    user.password_hash = hash_password(new_password, hasher)
-    ended = end_all_sessions(session, user_id=user.id, now=now, reason="password_change")
-    session.flush()
-    log.info("auth.password_changed", user_id=str(user.id), sessions_ended=ended)
-
-
 def rotate_invite_code(session: Session, *, user: User) -> User:
     user.invite_code = new_invite_code()
     session.flush()
     return user
+
+
+def load_user(session: Session, user_id: uuid.UUID) -> User | None:
+    return session.get(User, user_id)
+
+
+# The request layer (api.security) finds logins and users through these (it sits below auth).
+use_auth(resolve_login=role_for_access_token, load_user=load_user)

@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from api.checkins.models import PATIENT_INSTRUMENTS, SYMPTOM_NAMES
-from api.fields import AwareDateTime, StrictSchema
+from api.fields import AwareDateTime, IntegerMap, StrictSchema
 from api.pagination import RangePageArgs, page_schema
 
 _RATING = validate.Range(min=0, max=10)
@@ -68,18 +68,14 @@ class CheckinSchema(Schema):
     )
     instrument = fields.String(dump_only=True, allow_none=True)
     instrument_version = fields.String(dump_only=True, allow_none=True)
-    answers = fields.Dict(
-        keys=fields.String(), values=fields.Integer(), dump_only=True, allow_none=True
-    )
+    answers = IntegerMap(dump_only=True, allow_none=True)
     total = fields.Integer(dump_only=True, allow_none=True)
     severity = fields.String(
         dump_only=True,
         allow_none=True,
         metadata={"description": "The instrument's band for the total; null where none applies."},
     )
-    symptoms = fields.Dict(
-        keys=fields.String(), values=fields.Integer(), dump_only=True, allow_none=True
-    )
+    symptoms = IntegerMap(dump_only=True, allow_none=True)
     craving = fields.Integer(dump_only=True, allow_none=True)
     craving_scale = fields.String(dump_only=True, allow_none=True)
     sleep_hours = fields.Float(dump_only=True, allow_none=True)

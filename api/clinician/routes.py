@@ -23,6 +23,7 @@ from api.clinician.schemas import (
     RosterPageSchema,
 )
 from api.counseling.schemas import SessionListArgs
+from api.cows import services as cows_services
 from api.db import get_session, utcnow
 from api.disclosures.notice import add_notice_header, with_notice
 from api.medications.schemas import DoseListArgs
@@ -52,7 +53,9 @@ def rotate_invite_code() -> Any:
 @blp.response(200, RosterPageSchema)
 def list_patients(args: dict[str, Any]) -> Any:
     """Patients with a consent in force to you, with its categories and open alerts."""
-    page = services.roster(get_session(), clinician_id=current_user().id, now=utcnow(), **args)
+    session = get_session()
+    page = services.roster(session, clinician_id=current_user().id, now=utcnow(), **args)
+    session.commit()  # the audit row of this read
     return with_notice(page)
 
 
@@ -120,7 +123,7 @@ def list_patient_counseling_sessions(patient_id: uuid.UUID, **args: Any) -> Any:
 def create_patient_cows(body: dict[str, Any], patient_id: uuid.UUID) -> Any:
     """Record a COWS assessment of a consented patient; answered with its total and severity."""
     session = get_session()
-    assessment, created = services.record_cows(
+    assessment, created = cows_services.record_cows(
         session, clinician_id=current_user().id, patient_id=patient_id, body=body, now=utcnow()
     )
     session.commit()

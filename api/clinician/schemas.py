@@ -6,21 +6,9 @@ from marshmallow import Schema, fields
 
 from api.checkins.schemas import CheckinSchema
 from api.counseling.schemas import CounselingSessionSchema
+from api.disclosures.schemas import disclosed_page_schema
 from api.fields import AwareDateTime, StrictSchema
 from api.medications.schemas import DoseSchema
-from api.pagination import page_schema
-
-NOTICE_DESCRIPTION = "The 42 CFR part 2 redisclosure notice that governs the data in this answer."
-
-
-def disclosed_page_schema(item_schema: type, name: str) -> type:
-    """A list envelope that carries disclosed data: items, next_cursor and the notice."""
-    base = page_schema(item_schema, name + "Base")
-    return type(
-        name,
-        (base,),
-        {"notice": fields.String(required=True, metadata={"description": NOTICE_DESCRIPTION})},
-    )
 
 
 class RosterConsentSchema(Schema):

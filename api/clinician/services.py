@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -21,16 +21,10 @@ from api.counseling import services as counseling_services
 from api.cows.models import CowsAssessment
 from api.disclosures.services import record_disclosure
 from api.errors import ValidationError
-from api.instruments import services as instrument_services
 from api.medications import queries as medication_queries
-from api.offline import create_once
 from api.pagination import keyset_page
 
 log = structlog.get_logger("waymark.clinician")
-
-COWS = "cows"
-# A clinician's device clock may run a little ahead; an assessment further ahead is refused.
-MAX_FUTURE = timedelta(minutes=10)
 
 # fetch(start, end) -> (items, next_cursor): one feature's own list service, as the patient's.
 Fetch = Callable[[datetime, datetime], tuple[list[Any], str | None]]
@@ -186,50 +180,6 @@ def read_counseling_sessions(
             session, user_id=patient_id, start=start, end=end, limit=limit, cursor=cursor
         ),
     )
-
-
-def record_cows(
-    session: Session,
-    *,
-    clinician_id: uuid.UUID,
-    patient_id: uuid.UUID,
-    body: dict[str, Any],
-    now: datetime,
-) -> tuple[CowsAssessment, bool]:
-    """Record a COWS assessment of a patient whose consent in force to the clinician covers
-    symptoms, scored from the instrument's definition. Returns (assessment, created).
-
-    Raises NotFound, CategoryNotConsented (the gate), ValidationError (answers.<item>, an
-    assessed_at ahead of now), Conflict (the id was used with another body or by another).
-    """
-    gate = Gate.open(session, clinician_id=clinician_id, now=now, patient_id=patient_id)
-    grant = gate.grant(patient_id, "symptoms")
-    if body["assessed_at"] > now + MAX_FUTURE:
-        raise ValidationError({"assessed_at": ["Must not be in the future."]})
-    answers = instrument_services.validate_answers(COWS, body["answers"], field="answers")
-    score = instrument_services.score(COWS, answers, field="answers")
-    assessment = CowsAssessment(
-        id=body.get("id"),
-        patient_id=patient_id,
-        clinician_id=clinician_id,
-        consent_id=grant.consent_id,
-        assessed_at=body["assessed_at"],
-        instrument_version=instrument_services.get_instrument(COWS).version,
-        answers=answers,
-        total=score.total,
-        severity=score.severity,
-        created_at=now,
-    )
-    # The patient is part of what was sent: the same id for another patient is a conflict.
-    assessment, created = create_once(session, assessment, body={**body, "patient_id": patient_id})
-    if created:
-        log.info(
-            "cows.recorded",
-            assessment_id=str(assessment.id),
-            patient_id=str(patient_id),
-            clinician_id=str(clinician_id),
-        )
-    return assessment, created
 
 
 def read_cows(

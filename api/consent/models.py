@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, event, inspect
 from sqlalchemy.orm import Mapped, mapped_column, relationship, synonym
 
-from api.db import Base
+from api.categories import CATEGORIES
+from api.db import Base, ImmutableRecord
 from api.offline import ClientIdMixin
 
-CATEGORIES = ("symptoms", "medications", "counseling")
 PURPOSES = ("treatment", "care_coordination", "patient_request")
 STATUSES = ("active", "expired", "revoked")
 
@@ -93,10 +93,6 @@ class ConsentCategory(Base):
         ForeignKey("consents.id", ondelete="CASCADE"), primary_key=True
     )
     category: Mapped[str] = mapped_column(String(20), primary_key=True)
-
-
-class ImmutableRecord(RuntimeError):
-    """A signed consent or a ledger row was about to be changed: a programming error."""
 
 
 # Once signed, only revoked_at may be set; anything else is a new consent.

@@ -42,15 +42,19 @@ def lookup_limits() -> services.LookupLimits:
 def lookup_clinician(args: dict[str, Any]) -> Any:
     """Find a clinician by the invite code they gave you (there is no directory)."""
     session = get_session()
-    clinician = services.lookup_clinician(
-        session,
-        invite_code=args["invite_code"],
-        patient_id=current_user().id,
-        address=client_address(),
-        counter=make_counter(current_app.config["REDIS_URL"]),
-        limits=lookup_limits(),
-        now=utcnow(),
-    )
+    try:
+        clinician = services.lookup_clinician(
+            session,
+            invite_code=args["invite_code"],
+            patient_id=current_user().id,
+            address=client_address(),
+            counter=make_counter(current_app.config["REDIS_URL"]),
+            limits=lookup_limits(),
+            now=utcnow(),
+        )
+    except services.PersistingNotFound:
+        session.commit()  # the counted lookup outlives the 404
+        raise
     session.commit()
     return clinician
 

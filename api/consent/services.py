@@ -18,7 +18,7 @@ from api.auth.models import User
 from api.consent.gate import in_force
 from api.consent.models import Consent, ConsentCategory
 from api.disclosures.models import Disclosure
-from api.errors import NotFound, TooManyRequests, ValidationError
+from api.errors import LeavesTrace, NotFound, TooManyRequests, ValidationError
 from api.offline import create_once
 from api.pagination import keyset_page
 from api.ratelimit import Counter
@@ -26,10 +26,8 @@ from api.ratelimit import Counter
 log = structlog.get_logger("waymark.consent")
 
 
-class PersistingNotFound(NotFound):
-    """A 404 whose side effect (a counted lookup) must still be committed."""
-
-    persist = True
+class PersistingNotFound(LeavesTrace, NotFound):
+    """A 404 whose write (a counted lookup) the route commits (LeavesTrace)."""
 
 
 # --- Patients: linking and their consents -------------------------------------------------------

@@ -11,6 +11,7 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from api.counseling import signals
 from api.counseling.models import ATTENDANCE, CounselingSession
 from api.counseling.schemas import CounselingSessionSchema
 from api.errors import NotFound, ValidationError
@@ -42,9 +43,7 @@ def _changed(session: Session, item: CounselingSession, *, op: str, now: datetim
         now=now,
     )
     # Counseling reminders aim at the next scheduled session: added, moved, cancelled or gone.
-    from api.reminders.services import sessions_changed  # reminders read sessions
-
-    sessions_changed(session, user_id=item.user_id, now=now)
+    signals.send_sessions_changed(session, user_id=item.user_id, now=now)
 
 
 def get_session_for(

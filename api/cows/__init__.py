@@ -1,5 +1,3 @@
-"""A patient's own COWS assessments (HIPAA right of access, GDPR Art. 15): read only.
-
-The model and the clinician's create live in api/clinician; this package only reads them back
-to the patient they are about.
+"""COWS assessments: the model, the clinician's create (services.py, called by the clinician's
+route) and the patient's own read back (queries.py: HIPAA right of access, GDPR Art. 15).
 """

@@ -9,8 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, Index, String, event
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.consent.models import ImmutableRecord
-from api.db import Base
+from api.db import Base, ImmutableRecord
 
 KINDS = ("read", "summary", "export")
 

@@ -6,6 +6,18 @@ from marshmallow import Schema, fields
 
 from api.pagination import page_schema
 
+NOTICE_DESCRIPTION = "The 42 CFR part 2 redisclosure notice that governs the data in this answer."
+
+
+def disclosed_page_schema(item_schema: type, name: str) -> type:
+    """A list envelope that carries disclosed data: items, next_cursor and the notice."""
+    base = page_schema(item_schema, name + "Base")
+    return type(
+        name,
+        (base,),
+        {"notice": fields.String(required=True, metadata={"description": NOTICE_DESCRIPTION})},
+    )
+
 
 class RecipientSchema(Schema):
     id = fields.UUID(dump_only=True)

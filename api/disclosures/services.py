@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
-from api.consent.models import CATEGORIES
+from api.categories import CATEGORIES
 from api.disclosures.models import KINDS, Disclosure
 from api.pagination import keyset_page
 
@@ -63,6 +63,36 @@ def record_disclosure(
         kind=kind,
     )
     return row
+
+
+def record_per_consent(
+    session: Session,
+    *,
+    patient_id: uuid.UUID,
+    recipient_id: uuid.UUID,
+    kind: str,
+    reads: Mapping[str, tuple[uuid.UUID, datetime, datetime]],
+    now: datetime,
+) -> int:
+    """The ledger's rule for one read of one patient's data: one row per consent used, with the
+    categories read under it and the span of their data periods. `reads`: category -> (consent
+    id, data from, data to). Returns the rows appended."""
+    by_consent: dict[uuid.UUID, list[tuple[str, datetime, datetime]]] = {}
+    for category, (consent_id, start, end) in reads.items():
+        by_consent.setdefault(consent_id, []).append((category, start, end))
+    for consent_id, items in by_consent.items():
+        record_disclosure(
+            session,
+            patient_id=patient_id,
+            recipient_id=recipient_id,
+            consent_id=consent_id,
+            kind=kind,
+            categories=[c for c, _, _ in items],
+            data_from=min(start for _, start, _ in items),
+            data_to=max(end for _, _, end in items),
+            now=now,
+        )
+    return len(by_consent)
 
 
 def record_disclosures(

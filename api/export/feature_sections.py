@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
@@ -182,7 +182,7 @@ def medication_record(row: Any, now: datetime) -> dict[str, Any]:
 def _medication_rows(
     session: Session, user_ids: Sequence[uuid.UUID] | None, window: Window
 ) -> Rows:
-    now = window.until or datetime.now(UTC)
+    now = window.at
     base = select(Medication.__table__).order_by(Medication.user_id, Medication.created_at)
     for row in rows_of(
         session,
@@ -479,7 +479,7 @@ def consent_record(row: Any, categories: list[str], now: datetime) -> dict[str, 
 
 def _consent_rows(session: Session, user_ids: Sequence[uuid.UUID] | None, window: Window) -> Rows:
     # A patient has a handful of consents: read them, then their categories in one query.
-    now = window.until or datetime.now(UTC)
+    now = window.at
     base = select(Consent.__table__).order_by(Consent.patient_id, Consent.signed_at, Consent.id)
     for stmt in in_chunks(base, Consent.patient_id, user_ids):
         rows = list(session.execute(stmt))

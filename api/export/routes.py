@@ -1,4 +1,4 @@
-"""Export: /v1/export (own data), /v1/me DELETE (erasure), /fhir Bulk Data."""
+"""Export: /v1/export (own data), /fhir Bulk Data (erasure, DELETE /v1/me: api/account)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,15 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE
 from sqlalchemy.orm import Session
 
-from api.account import erasure
 from api.audit.access import auth_required_audited
 from api.db import get_session, utcnow
 from api.export import services
-from api.export.schemas import BulkKickoffArgs, EraseSchema, ExportArgs, ManifestSchema
+from api.export.schemas import BulkKickoffArgs, ExportArgs, ManifestSchema
 from api.openapi import EXTRA_PARAMETERS
 from api.ratelimit import make_counter
-from api.security import auth_required, current_user, password_hasher
+from api.security import auth_required, current_user
 
-blp = Blueprint("export", __name__, url_prefix="/v1", description="Export and erasure")
+blp = Blueprint("export", __name__, url_prefix="/v1", description="Export")
 fhir_blp = Blueprint("fhir", __name__, url_prefix="/fhir", description="FHIR Bulk Data export")
 
 ATTACHMENT = {
@@ -88,26 +87,6 @@ def export_own_data(args: dict[str, Any]) -> Any:
             "Cache-Control": "no-store",
         },
     )
-
-
-@blp.delete("/me")
-@auth_required()
-@blp.arguments(EraseSchema)
-@blp.response(204)
-@blp.alt_response(403, response="FORBIDDEN")
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
-def erase_me(body: dict[str, Any]) -> None:
-    """Erase the account and its health data; every sign-in ends (needs the password)."""
-    session = get_session()
-    erasure.erase_account(
-        session,
-        user=current_user(),
-        password=body["password"],
-        hasher=password_hasher(),
-        export_dir=_export_dir(),
-        now=utcnow(),
-    )
-    session.commit()
 
 
 def _file_url(job_id: uuid.UUID, rtype: str) -> str:
@@ -214,12 +193,14 @@ def cancel_bulk_export(job_id: uuid.UUID) -> Any:
 @fhir_blp.alt_response(404, response="NOT_FOUND")
 def get_bulk_file(job_id: uuid.UUID, rtype: str) -> Any:
     """One output file of a completed bulk export (only for whoever started it)."""
+    session = get_session()
     path = services.bulk_file(
-        get_session(),
+        session,
         requester=current_user(),
         job_id=job_id,
         rtype=rtype,
         export_dir=_export_dir(),
         now=utcnow(),
     )
+    session.commit()  # the audit row of this read
     return send_file(path, mimetype="application/fhir+ndjson", conditional=False, max_age=0)

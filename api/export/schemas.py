@@ -35,12 +35,6 @@ class BulkKickoffArgs(Schema):
     output_format = fields.String(data_key="_outputFormat", load_default=None)
 
 
-class EraseSchema(StrictSchema):
-    password = fields.String(
-        required=True, load_only=True, validate=validate.Length(min=1, max=1024)
-    )
-
-
 class OutputFileSchema(Schema):
     type = fields.String(required=True)
     url = fields.String(required=True)

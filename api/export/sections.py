@@ -28,10 +28,20 @@ YIELD_PER = 1000
 
 @dataclass(frozen=True)
 class Window:
-    """Records changed after `since` (bulk `_since`) and not after `until` (transactionTime)."""
+    """Records changed after `since` (bulk `_since`) and not after `until` (transactionTime);
+    `now`: the instant the export reads at where no `until` bounds it (derived fields such as a
+    regimen's `active` are judged at it; sections never read the clock)."""
 
     since: datetime | None = None
     until: datetime | None = None
+    now: datetime | None = None
+
+    @property
+    def at(self) -> datetime:
+        at = self.until or self.now
+        if at is None:
+            raise ValueError("an export reads at a given instant: Window(until=...) or now=...")
+        return at
 
 
 @dataclass(frozen=True)

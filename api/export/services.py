@@ -514,30 +514,25 @@ def record_disclosures(
 ) -> int:
     """A ledger row (kind export) per patient and consent whose data went into the files: the
     categories sent under that consent and the period of data (its window, or from _since)."""
-    from api.disclosures.services import record_disclosure
+    from api.disclosures.services import record_per_consent
+
+    def start(category_grant: Any) -> datetime:
+        begin: datetime = category_grant.window_from
+        return begin if job.since is None else min(max(begin, job.since), now)
 
     rows = 0
     for patient_id, categories in run.included.items():
-        by_consent: dict[uuid.UUID, list[str]] = {}
-        for category in sorted(categories or grants[patient_id]):
-            consent_id = grants[patient_id][category].consent_id
-            by_consent.setdefault(consent_id, []).append(category)
-        for consent_id, cats in by_consent.items():
-            start = min(grants[patient_id][c].window_from for c in cats)
-            if job.since is not None:
-                start = min(max(start, job.since), now)
-            record_disclosure(
-                session,
-                patient_id=patient_id,
-                recipient_id=requester.id,
-                consent_id=consent_id,
-                kind="export",
-                categories=cats,
-                data_from=start,
-                data_to=now,
-                now=now,
-            )
-            rows += 1
+        held = grants[patient_id]
+        rows += record_per_consent(
+            session,
+            patient_id=patient_id,
+            recipient_id=requester.id,
+            kind="export",
+            reads={
+                c: (held[c].consent_id, start(held[c]), now) for c in sorted(categories or held)
+            },
+            now=now,
+        )
     return rows
 
 

@@ -68,8 +68,10 @@ class _Chunker:
         return out
 
 
-def _records(session: Session, section: Section, user_id: uuid.UUID) -> Iterator[dict[str, Any]]:
-    for _patient, record in section.rows(session, [user_id], Window()):
+def _records(
+    session: Session, section: Section, user_id: uuid.UUID, now: datetime
+) -> Iterator[dict[str, Any]]:
+    for _patient, record in section.rows(session, [user_id], Window(now=now)):
         yield record
 
 
@@ -90,13 +92,13 @@ def json_document(
     for section in sections:
         out.add(f",{dumps(section.name)}:")
         if section.single:
-            record = next(_records(session, section, user_id), None)
+            record = next(_records(session, section, user_id, now), None)
             if (chunk := out.add(dumps(public(record)))) is not None:
                 yield chunk
             continue
         out.add("[")
         first = True
-        for record in _records(session, section, user_id):
+        for record in _records(session, section, user_id, now):
             chunk = out.add(("" if first else ",") + dumps(public(record)))
             first = False
             if chunk is not None:
@@ -178,7 +180,7 @@ def csv_zip(
                 text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
                 writer = csv.writer(text)
                 writer.writerow([c.name for c in section.columns])
-                for record in _records(session, section, user_id):
+                for record in _records(session, section, user_id, now):
                     writer.writerow([csv_cell(c.value(record)) for c in section.columns])
                     if sink.pending >= CHUNK:
                         text.flush()
@@ -204,7 +206,7 @@ def fhir_bundle(
     for section in sections:
         if section.to_fhir is None:
             continue
-        for record in _records(session, section, user_id):
+        for record in _records(session, section, user_id, ctx.now):
             for entry in fhir.bundle_entries(section.to_fhir(record, ctx, user_id)):
                 chunk = out.add(("" if first else ",") + dumps(entry))
                 first = False

@@ -17,14 +17,12 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from api.errors import NotFound, ValidationError
+from api.localtime import local_day_start
+from api.medications import rules
 from api.medications.models import Dose, Medication
-from api.medications.schedule import (
-    local_day_end,
-    local_day_start,
-    regimen_doses,
-    regimen_doses_by_day,
-)
-from api.medications.services import DEFAULT_ON_TIME_WINDOW_MINUTES, missed_cutoff, missed_dose
+from api.medications.rules import live_during, missed_cutoff
+from api.medications.schedule import regimen_doses, regimen_doses_by_day
+from api.medications.services import DEFAULT_ON_TIME_WINDOW_MINUTES, missed_dose
 from api.pagination import aware_utc, decode_cursor, encode_cursor
 
 _TICK = timedelta(microseconds=1)
@@ -267,7 +265,7 @@ def adherence_report(
     overall_days = overall_covered = 0
     for medication in regimens:
         entries = logs.get(medication.id, [])
-        if not entries and not _overlaps(medication, start, end):
+        if not entries and not live_during(medication, start, end):
             continue
         item = {"medication_id": medication.id, "name": medication.name}
         if medication.as_needed:
@@ -295,7 +293,7 @@ def adherence_report(
             if scheduled_for is None:
                 continue  # an as-needed log from before the regimen got a schedule
             answered.add(scheduled_for)
-            on_time = taken_at is not None and abs(taken_at - scheduled_for) <= window
+            on_time = rules.on_time(scheduled_for, taken_at, window=window)
             day = slots.get(scheduled_for) or scheduled_for.astimezone(zone).date()
             tally.add(status, day, on_time=on_time)
         for slot, day in slots.items():
@@ -325,15 +323,3 @@ def adherence_report(
         "medications": items,
         "overall": summary,
     }
-
-
-def _overlaps(medication: Medication, start: datetime, end: datetime) -> bool:
-    """Whether the regimen was live at some point of [start, end)."""
-    zone = medication.zone
-    if medication.archived_at is not None and medication.archived_at <= start:
-        return False
-    if local_day_start(medication.start_date, zone) >= end:
-        return False
-    if medication.end_date is not None:
-        return local_day_end(medication.end_date, zone) > start
-    return True

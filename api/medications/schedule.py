@@ -3,7 +3,7 @@
 Pure functions (no database, no clock): the medications feature, the missed-dose job and the
 reminders feature all expand schedules through `expand_doses`, so they agree to the second.
 
-Daylight-saving rules, in the regimen's IANA zone:
+Daylight-saving rules, in the regimen's IANA zone (wall times to instants: api/localtime.py):
 - a wall time that does not exist that day (the spring-forward gap) is taken at the first
   instant after the gap (02:30 on a 02:00->03:00 night is taken at 03:00 new time);
 - a wall time that occurs twice (fall back) is taken once, at its first occurrence;
@@ -18,6 +18,8 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from api.localtime import local_to_utc
+
 if TYPE_CHECKING:
     from api.medications.models import Medication
 
@@ -27,37 +29,6 @@ _ONE_DAY = timedelta(days=1)
 def parse_times(times: Sequence[str]) -> list[time]:
     """ "HH:MM" strings to sorted, distinct wall-clock times."""
     return sorted({time.fromisoformat(value) for value in times})
-
-
-def local_to_utc(day: date, wall: time, zone: tzinfo) -> datetime:
-    """The instant at which `wall` on local `day` happens in `zone` (the DST rules above)."""
-    naive = datetime.combine(day, wall)
-    # fold=0 is the earlier instant of a repeated wall time (PEP 495).
-    instant = naive.replace(tzinfo=zone).astimezone(UTC)
-    if instant.astimezone(zone).replace(tzinfo=None) == naive:
-        return instant
-    return _end_of_gap(naive, zone)
-
-
-def _wall(instant: datetime, zone: tzinfo) -> datetime:
-    return instant.astimezone(zone).replace(tzinfo=None)
-
-
-def _end_of_gap(naive: datetime, zone: tzinfo) -> datetime:
-    # In a gap, fold=0 reads the wall time with the offset before the transition (an instant
-    # after it) and fold=1 with the offset after it (an instant before it). The transition
-    # lies between the two: the first instant whose wall clock reads later than `naive`.
-    late = naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
-    early = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
-    lo, hi = min(early, late), max(early, late)
-    low, high = 0, int((hi - lo).total_seconds())
-    while high - low > 1:
-        mid = (low + high) // 2
-        if _wall(lo + timedelta(seconds=mid), zone) > naive:
-            high = mid
-        else:
-            low = mid
-    return lo + timedelta(seconds=high)
 
 
 # Positional on purpose: the agreed signature, shared with the reminders feature.
@@ -128,24 +99,6 @@ _MIDNIGHT = time(0, 0)
 
 def _midnight_offset(day: date, zone: tzinfo) -> timedelta | None:
     return datetime.combine(day, _MIDNIGHT, tzinfo=zone).utcoffset()
-
-
-# Dates are bounded where they come in (api.fields.BoundedDate), but rows stored before that may
-# hold 0001-01-01 or 9999-12-31, whose midnight in a zone, or whose next day, does not exist as a
-# datetime (OverflowError: a 500 for the account and a crash of every job that read it). Clamped
-# to these, a day start is always finite and compares the same with any window near now.
-_FIRST_DAY = date(1900, 1, 1)
-_LAST_DAY = date(9000, 1, 1)
-
-
-def local_day_start(day: date, zone: tzinfo) -> datetime:
-    """The first instant of local `day` (midnight, or the end of a gap that swallows it)."""
-    return local_to_utc(min(max(day, _FIRST_DAY), _LAST_DAY), time(0, 0), zone)
-
-
-def local_day_end(day: date, zone: tzinfo) -> datetime:
-    """The first instant after local `day` (the start of the next day)."""
-    return local_day_start(min(day, _LAST_DAY) + _ONE_DAY, zone)
 
 
 def regimen_doses(medication: Medication, start: datetime, end: datetime) -> list[datetime]:

@@ -20,8 +20,11 @@ from sqlalchemy.orm import Session
 from api.auth.models import User
 from api.dml import dialect_of, insert_ignoring_conflicts
 from api.errors import Conflict, NotFound, ValidationError
+from api.localtime import local_day_end, local_day_start
+from api.medications import signals
 from api.medications.models import Dose, Medication, missed_dose_id
-from api.medications.schedule import local_day_end, local_day_start, regimen_doses
+from api.medications.rules import missed_cutoff
+from api.medications.schedule import regimen_doses
 from api.medications.schemas import (
     DoseSchema,
     MedicationSchema,
@@ -56,11 +59,6 @@ _REGIMEN_FIELDS = (
 # How far back a schedule change stores the old schedule's unlogged doses as missed: a quarter
 # at 24 doses a day is ~2,200 rows (docs/medications.md).
 MAX_BACKFILL = timedelta(days=92)
-
-
-def missed_cutoff(now: datetime, window_minutes: int) -> datetime:
-    """Scheduled doses before this instant have had their whole window: unanswered, missed."""
-    return now - timedelta(minutes=window_minutes) + _TICK
 
 
 # Regimens ------------------------------------------------------------------------------------
@@ -121,18 +119,9 @@ def create_medication(
     )
     medication, created = create_once(session, medication, body=body, feed="medication", now=now)
     if created:
-        _sync_reminders(session, medication=medication, now=now)
+        signals.send_regimen_changed(session, medication=medication, now=now)
         log.info("medication.created", medication_id=str(medication.id), user_id=str(user_id))
     return medication, created
-
-
-def _sync_reminders(
-    session: Session, *, medication: Medication, now: datetime, previous_times: Any = None
-) -> None:
-    # Reminder rules follow the regimen: one per dose time (api.reminders.services).
-    from api.reminders.services import sync_medication  # reminders read medications
-
-    sync_medication(session, medication=medication, now=now, previous_times=previous_times)
 
 
 def update_medication(
@@ -174,7 +163,10 @@ def update_medication(
         _drop_missed_outside_dates(session, medication=medication, now=now)
     session.flush()
     if schedule_changed or dates_changed or timezone != previous_zone:
-        _sync_reminders(session, medication=medication, now=now, previous_times=previous_times)
+        # Reminder rules follow the regimen: one per dose time (api.reminders listens).
+        signals.send_regimen_changed(
+            session, medication=medication, now=now, previous_times=previous_times
+        )
     record_change(
         session,
         user_id=user_id,
@@ -196,7 +188,7 @@ def archive_medication(
         medication.archived_at = now
         medication.updated_at = now
         session.flush()
-        _sync_reminders(session, medication=medication, now=now)
+        signals.send_regimen_changed(session, medication=medication, now=now)
         record_change(
             session,
             user_id=user_id,

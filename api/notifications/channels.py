@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import smtplib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import policy
@@ -50,6 +51,19 @@ class EmailSettings:
     password: str | None = None
     starttls: bool = False
     timeout: float = 10.0
+
+
+def email_settings(cfg: Mapping[str, Any]) -> EmailSettings:
+    """The one SMTP configuration: reminders' outbox and the weekly summaries' notices alike."""
+    return EmailSettings(
+        host=cfg["SMTP_HOST"],
+        port=cfg["SMTP_PORT"],
+        mail_from=cfg["MAIL_FROM"],
+        username=cfg["SMTP_USERNAME"],
+        password=cfg["SMTP_PASSWORD"],
+        starttls=cfg["SMTP_STARTTLS"],
+        timeout=cfg["SMTP_TIMEOUT"],
+    )
 
 
 class EmailChannel:

@@ -38,6 +38,7 @@ def get_ready() -> Any:
     """Readiness: the database answers; also reports whether the scheduler's heartbeat is fresh."""
     session = get_session()
     if not services.database_ready(session):
+        session.rollback()
         return {"status": "unavailable", "database": "unreachable", "scheduler": {}}, 503
     scheduler = services.scheduler_status(
         session, now=utcnow(), stale_after=current_app.config["SCHEDULER_STALE_AFTER"]

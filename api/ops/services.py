@@ -12,10 +12,10 @@ from api.ops.models import SchedulerHeartbeat
 
 
 def database_ready(session: Session) -> bool:
+    """Whether the database answers; the caller (the route) ends the failed transaction."""
     try:
         session.execute(text("SELECT 1"))
     except Exception:
-        session.rollback()
         return False
     return True
 

@@ -1,6 +1,6 @@
 """Loading a period's rows for one or many patients, in a fixed number of queries.
 
-One query per kind of row (check-ins, COWS, regimens, doses, sessions, open alerts), whatever
+One query per kind of row (check-ins, COWS, regimens, doses, sessions), whatever
 the period's length and however many patients: the weekly job loads a batch of patients at once,
 and the on-demand summary of a year costs the same number of round trips as a week's.
 """
@@ -18,16 +18,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from api.alerts.models import Alert
 from api.auth.models import User
 from api.checkins.models import Checkin
 from api.counseling.models import CounselingSession
 from api.cows.models import CowsAssessment
 from api.dml import one_of
+from api.localtime import local_day_start
 from api.medications.models import Dose, Medication
-from api.medications.schedule import expand_doses, local_day_end, local_day_start, regimen_doses
-from api.summaries.compute import (
-    AlertRow,
+from api.medications.rules import live_during
+from api.medications.schedule import expand_doses, regimen_doses
+from api.readmodel.rows import (
     CheckinRow,
     CowsRow,
     DoseLog,
@@ -111,7 +111,6 @@ def load_rows(
     end: datetime,
     now: datetime,
     categories: Collection[str],
-    open_alerts: bool = True,
     schedule_starts: bool = False,
 ) -> Loaded:
     """Each patient's rows in [start, end) for the given categories, as compute's plain rows."""
@@ -123,7 +122,6 @@ def load_rows(
     slots: dict[uuid.UUID, list[ScheduledDose]] = defaultdict(list)
     logs: dict[uuid.UUID, list[DoseLog]] = defaultdict(list)
     sessions: dict[uuid.UUID, list[SessionRow]] = defaultdict(list)
-    alerts: dict[uuid.UUID, list[AlertRow]] = defaultdict(list)
     starts: dict[uuid.UUID, datetime] = {}
     if ids and "symptoms" in cats:
         checkin_rows = session.execute(
@@ -173,28 +171,6 @@ def load_rows(
         )
         for user_id, sid, kind, title, starts_at, attendance in session_rows:
             sessions[user_id].append(SessionRow(sid, kind, title, starts_at, attendance))
-    if ids and open_alerts and cats:
-        alert_rows = session.execute(
-            select(
-                Alert.patient_id,
-                Alert.id,
-                Alert.kind,
-                Alert.category,
-                Alert.triggered_at,
-                Alert.created_at,
-                Alert.detail,
-            ).where(
-                one_of(session, Alert.patient_id, ids),
-                Alert.acknowledged_at.is_(None),
-                Alert.clinician_visible.is_(True),
-                Alert.category.in_(sorted(cats)),
-                Alert.created_at <= now,
-            )
-        )
-        for patient_id, aid, kind, category, triggered, created, detail in alert_rows:
-            alerts[patient_id].append(
-                AlertRow(aid, kind, category, triggered or created, detail or "")
-            )
     data = {
         pid: SummaryData(
             checkins=tuple(checkins.get(pid, ())),
@@ -203,7 +179,6 @@ def load_rows(
             scheduled_doses=tuple(slots.get(pid, ())),
             dose_logs=tuple(logs.get(pid, ())),
             sessions=tuple(sessions.get(pid, ())),
-            open_alerts=tuple(alerts.get(pid, ())),
         )
         for pid in ids
     }
@@ -302,7 +277,7 @@ def _load_medications(
             slots[user_id].append(ScheduledDose(medication_id, scheduled_for))
     due_before = min(end, now)
     for med in regimens:
-        if med.id not in touched and not _overlaps(med, start, end):
+        if med.id not in touched and not live_during(med, start, end):
             continue
         expected = regimen_doses(med, start, due_before) if due_before > start else []  # type: ignore[arg-type]
         meds[med.user_id].append(MedicationRow(med.id, med.name, med.dose, med.unit, med.as_needed))
@@ -312,14 +287,3 @@ def _load_medications(
         first = _first_dose(med) if starts is not None else None
         if first is not None:
             starts[med.id] = first
-
-
-def _overlaps(medication: Any, start: datetime, end: datetime) -> bool:
-    zone = medication.zone
-    if medication.archived_at is not None and medication.archived_at <= start:
-        return False
-    if local_day_start(medication.start_date, zone) >= end:
-        return False
-    if medication.end_date is not None:
-        return local_day_end(medication.end_date, zone) > start
-    return True

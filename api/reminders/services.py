@@ -22,10 +22,13 @@ from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
+from api.counseling import signals as counseling_signals
 from api.counseling.models import CounselingSession
 from api.errors import Conflict, NotFound, ValidationError
+from api.localtime import local_day_start
+from api.medications import signals as medication_signals
 from api.medications.models import Medication
-from api.medications.schedule import expand_doses_by_day, local_day_start
+from api.medications.schedule import expand_doses_by_day
 from api.notifications import services as notifications
 from api.notifications.models import Delivery, Notification
 from api.offline import create_once
@@ -534,3 +537,20 @@ def _load_for_sync(
 
 
 register_entity("reminder", _load_for_sync)
+
+
+# Reactions to the features below (they send, reminders follow; see their signals.py).
+@medication_signals.regimen_changed.connect
+def _on_regimen_changed(
+    session: Session,
+    *,
+    medication: Medication,
+    now: datetime,
+    previous_times: Sequence[str] | None = None,
+) -> None:
+    sync_medication(session, medication=medication, now=now, previous_times=previous_times)
+
+
+@counseling_signals.sessions_changed.connect
+def _on_sessions_changed(session: Session, *, user_id: uuid.UUID, now: datetime) -> None:
+    sessions_changed(session, user_id=user_id, now=now)

@@ -1,6 +1,6 @@
-"""Local wall-clock schedules to UTC instants, with zoneinfo only (no cron triggers). Pure.
+"""When reminders fire: the next local occurrence of a rule, and quiet hours. Pure.
 
-Policy (docs/reminders.md):
+Policy (docs/reminders.md); wall times to instants, DST gaps and folds, are api/localtime.py's:
 - a wall time that does not exist on a day (spring forward) fires at the first instant after the
   gap, and belongs to that day even when the gap ends after midnight (America/Nuuk's 23:00 gap);
 - a wall time that occurs twice (fall back) fires once, at the first occurrence;
@@ -10,61 +10,18 @@ Policy (docs/reminders.md):
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-_ONE_SECOND = timedelta(seconds=1)
+from api import localtime
+
 _ONE_DAY = timedelta(days=1)
 
-
-def parse_hhmm(text: str) -> time:
-    hours, minutes = text.split(":")
-    return time(int(hours), int(minutes))
-
-
-def _wall(instant: datetime, zone: ZoneInfo) -> datetime:
-    """The naive local wall-clock reading of an instant."""
-    return instant.astimezone(zone).replace(tzinfo=None, fold=0)
-
-
-def occurrences(day: date, at: time, zone: ZoneInfo) -> list[datetime]:
-    """Every UTC instant whose local wall time is `day at`: none (gap), one, or two (fold)."""
-    naive = datetime.combine(day, at)
-    found = set()
-    for fold in (0, 1):
-        instant = naive.replace(tzinfo=zone, fold=fold).astimezone(UTC)
-        if _wall(instant, zone) == naive:
-            found.add(instant)
-    return sorted(found)
-
-
-def _end_of_gap(naive: datetime, zone: ZoneInfo) -> datetime:
-    """The first instant whose wall time is past `naive`, a wall time inside a gap."""
-    # PEP 495: for a time in a gap, the two folds use the offsets before and after the jump, so
-    # the transition lies between them. Bisect on whole seconds (tzdata transitions are whole).
-    a = naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
-    b = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
-    lo, hi = min(a, b), max(a, b)  # wall(lo) < naive <= wall(hi)
-    while hi - lo > _ONE_SECOND:
-        mid = lo + timedelta(seconds=int((hi - lo).total_seconds()) // 2)
-        if _wall(mid, zone) > naive:
-            hi = mid
-        else:
-            lo = mid
-    return hi
-
-
-@lru_cache(maxsize=65536)
-def fire_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
-    """When the reminder for local `day` at wall time `at` fires (UTC), by the policy above.
-
-    Pure, so cached: a dispatch batch asks for the same few (day, time, zone) again and again.
-    """
-    found = occurrences(day, at, zone)
-    if found:
-        return found[0]
-    return _end_of_gap(datetime.combine(day, at), zone)
+# The reminders' names for the shared rules (api/localtime.py).
+parse_hhmm = localtime.parse_hhmm
+occurrences = localtime.occurrences
+fire_instant = localtime.local_to_utc
+_wall = localtime.wall
 
 
 def next_fire(

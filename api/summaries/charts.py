@@ -174,6 +174,21 @@ def _figures(doc: Mapping[str, Any], *, sows_threshold: float | None) -> dict[st
     return out
 
 
+def warm_up() -> None:
+    """Draw one small dated chart and save it as SVG and PNG. Called by gunicorn's preloading
+    master (gunicorn.conf.py) before it forks: each worker then starts with matplotlib, its
+    fonts and both backends loaded, so its first summary costs what the second does."""
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(2, 1))
+        ax = fig.add_subplot()
+        ax.plot(date2num([date(2026, 1, 1), date(2026, 1, 8)]), [0, 1], marker="o")
+        ax.xaxis.set_major_locator(WeekdayLocator())
+        ax.xaxis.set_major_formatter(DateFormatter("%b %d"))
+        ax.set_title("warm-up")
+    to_svg(fig, prefix="warm-up", title="warm-up")
+    to_png(fig, dpi=20)
+
+
 _ID = re.compile(r'id="([^"]+)"')
 _REF = re.compile(r'(href="#|url\(#)([^")]+)')
 

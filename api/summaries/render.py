@@ -357,6 +357,28 @@ class _PdfWriter:
         return bytes(self.pdf.output())
 
 
+def warm_up() -> None:
+    """Pay the first summary's one-time costs now: matplotlib (charts.warm_up), then fpdf2 and
+    the font subsetter, by writing a one-line PDF with the summary's fonts and a chart. gunicorn's
+    preloading master calls this before it forks (gunicorn.conf.py), so no worker's first
+    summary pays for the imports (issue 17: about 2 s on this machine)."""
+    from fpdf import FPDF
+
+    from api.summaries import charts
+
+    charts.warm_up()
+    pdf = FPDF(format="A4", unit="mm")
+    regular, bold = _font_paths()
+    pdf.add_font("DejaVu", "", regular)
+    pdf.add_font("DejaVu", "B", bold)
+    pdf.add_page()
+    pdf.set_font("DejaVu", "B", 8)
+    pdf.cell(text="warm-up")
+    with pdf.table() as table:
+        table.row().cell("warm-up")
+    pdf.output()
+
+
 def render_pdf(doc: Mapping[str, Any], *, sows_threshold: float | None = None) -> bytes:
     """A PDF from Python wheels alone (fpdf2, matplotlib's PNG charts and DejaVu font)."""
     from api.summaries import charts

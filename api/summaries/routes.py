@@ -110,9 +110,11 @@ def get_patient_summary(args: dict[str, Any], patient_id: uuid.UUID) -> Any:
 @blp.response(200, WeeklySummaryPageSchema)
 def list_summaries(args: dict[str, Any]) -> Any:
     """Weekly summaries delivered to you under consents still in force, newest first."""
+    session = get_session()
     page = services.list_weekly_summaries(
-        get_session(), clinician_id=current_user().id, now=utcnow(), **args
+        session, clinician_id=current_user().id, now=utcnow(), **args
     )
+    session.commit()  # the audit row of this read
     return with_notice(page)
 
 
@@ -126,11 +128,13 @@ def list_summaries(args: dict[str, Any]) -> Any:
 @blp.alt_response(404, response="NOT_FOUND")
 def get_summary(args: dict[str, Any], summary_id: uuid.UUID) -> Any:
     """One delivered weekly summary (JSON, or ?format=html|pdf / Accept)."""
+    session = get_session()
     view = services.get_weekly_summary(
-        get_session(),
+        session,
         clinician_id=current_user().id,
         summary_id=summary_id,
         now=utcnow(),
         notice=current_app.config["REDISCLOSURE_NOTICE"],
     )
+    session.commit()  # the audit row of this read
     return _rendered(view["content"], _format(args["format"])) or view

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from api.clinician.schemas import disclosed_page_schema
+from api.disclosures.schemas import disclosed_page_schema
 from api.fields import AwareDateTime, StrictSchema
 from api.pagination import PageArgs
 

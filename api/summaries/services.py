@@ -9,8 +9,8 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,22 +18,17 @@ import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from api.alerts import services as alert_services
-from api.alerts.rules import AlertSettings, Window, evaluate
+from api.alerts import queries as alert_queries
 from api.consent.gate import Gate, JobGate, WeeklyConsent, window_start
 from api.consent.models import Consent
-from api.disclosures.services import record_disclosure, record_disclosures
+from api.disclosures.services import record_disclosures, record_per_consent
 from api.dml import dialect_of, insert_ignoring_conflicts, one_of
 from api.errors import NotFound, ValidationError
+from api.localtime import local_day_start
 from api.pagination import keyset_page
 from api.readmodel import queries
-from api.summaries.compute import (
-    CATEGORIES,
-    Period,
-    SummarySettings,
-    build_summary,
-    definitions_for,
-)
+from api.readmodel.rows import Period
+from api.summaries.compute import CATEGORIES, SummarySettings, build_summary, definitions_for
 from api.summaries.models import WeeklySummary
 
 log = structlog.get_logger("waymark.summaries")
@@ -59,23 +54,6 @@ class SummaryConfig:
             notice=config["REDISCLOSURE_NOTICE"],
             max_days=config["SUMMARY_MAX_DAYS"],
         )
-
-
-def alert_settings(config: Mapping[str, Any]) -> AlertSettings:
-    return AlertSettings(
-        sows_severe=config["ALERT_SOWS_SEVERE"],
-        cows_severe=config["ALERT_COWS_SEVERE"],
-        missed_doses_run=config["ALERT_MISSED_DOSES_RUN"],
-        checkin_gap_days=config["ALERT_CHECKIN_GAP_DAYS"],
-        checkin_streak_days=config["ALERT_CHECKIN_STREAK_DAYS"],
-        rising_recent_days=config["ALERT_RISING_RECENT_DAYS"],
-        rising_baseline_days=config["ALERT_RISING_BASELINE_DAYS"],
-        rising_ratio=1 + config["ALERT_RISING_PERCENT"] / 100,
-        rising_min_delta=config["ALERT_RISING_MIN_DELTA"],
-        rising_min_recent=config["ALERT_RISING_MIN_RECENT"],
-        rising_min_baseline=config["ALERT_RISING_MIN_BASELINE"],
-        on_time_window_minutes=config["ADHERENCE_ON_TIME_WINDOW_MINUTES"],
-    )
 
 
 def _consent_info(consent: Consent | WeeklyConsent) -> dict[str, Any]:
@@ -143,6 +121,9 @@ def on_demand_summary(
         now=now,
         categories=[c for c, p in periods.items() if p is not None],
     )
+    _add_open_alerts(
+        session, loaded, categories=[c for c, p in periods.items() if p is not None], now=now
+    )
     consents = {
         c.id: c
         for c in session.scalars(
@@ -181,6 +162,17 @@ def on_demand_summary(
     return doc
 
 
+def _add_open_alerts(
+    session: Session, loaded: queries.Loaded, *, categories: Sequence[str], now: datetime
+) -> None:
+    # The alerts feature reads its own rows; the summary shows the open ones beside the rest.
+    rows = alert_queries.open_alert_rows(
+        session, patient_ids=list(loaded.data), categories=categories, now=now
+    )
+    for patient_id, alerts in rows.items():
+        loaded.data[patient_id] = replace(loaded.data[patient_id], open_alerts=tuple(alerts))
+
+
 def _disclose(
     session: Session,
     *,
@@ -190,21 +182,14 @@ def _disclose(
     now: datetime,
 ) -> None:
     """One disclosure row per consent used, with its categories and the data period read."""
-    by_consent: dict[uuid.UUID, list[tuple[str, Period]]] = defaultdict(list)
-    for category, (consent_id, period) in grants.items():
-        by_consent[consent_id].append((category, period))
-    for consent_id, items in by_consent.items():
-        record_disclosure(
-            session,
-            patient_id=patient_id,
-            recipient_id=clinician_id,
-            consent_id=consent_id,
-            kind="summary",
-            categories=[c for c, _ in items],
-            data_from=min(p.start for _, p in items),
-            data_to=max(p.end for _, p in items),
-            now=now,
-        )
+    record_per_consent(
+        session,
+        patient_id=patient_id,
+        recipient_id=clinician_id,
+        kind="summary",
+        reads={c: (consent_id, p.start, p.end) for c, (consent_id, p) in grants.items()},
+        now=now,
+    )
 
 
 # --- weekly ------------------------------------------------------------------------------------
@@ -218,17 +203,9 @@ def week_of(now: datetime, timezone: str) -> tuple[date, datetime, datetime]:
     week_start = this_monday - timedelta(days=7)
     return (
         week_start,
-        _local_midnight(week_start, zone),
-        _local_midnight(this_monday, zone),
+        local_day_start(week_start, zone),
+        local_day_start(this_monday, zone),
     )
-
-
-def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
-    # A midnight that falls in a DST gap (a few zones) reads as the pre-transition offset;
-    # normalizing through UTC gives the real instant the local day begins at.
-    from datetime import UTC
-
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
 def build_weekly_batch(
@@ -277,6 +254,7 @@ def build_weekly_batch(
         now=now,
         categories=CATEGORIES,
     )
+    _add_open_alerts(session, loaded, categories=CATEGORIES, now=now)
     values = []
     for consent, patient, week_start, lo, hi, start in plans:
         period = Period(lo, hi, patient.timezone)
@@ -513,61 +491,6 @@ def get_weekly_summary(
     view["display_name"] = (row.content or {}).get("patient", {}).get("display_name")
     view["content"] = hydrate(row.content or {}, notice=notice)
     return view
-
-
-# --- alerts ------------------------------------------------------------------------------------
-
-
-def evaluate_alerts_batch(
-    session: Session,
-    *,
-    now: datetime,
-    settings: AlertSettings,
-    lookback_days: int,
-    after: uuid.UUID | None,
-    limit: int,
-) -> tuple[int, uuid.UUID | None]:
-    """Run the alert rules for the next `limit` patients (by id) with a consent in force, for the
-    categories those consents share. Returns (alerts raised, last patient id, None when done)."""
-    granted = JobGate.open(session, now=now).patient_categories(after=after, limit=limit)
-    if not granted:
-        return 0, None
-    start = now - timedelta(days=lookback_days)
-    users = queries.load_users(session, granted)
-    loaded = queries.load_rows(
-        session,
-        patient_ids=list(granted),
-        start=start,
-        end=now + timedelta(microseconds=1),
-        now=now,
-        categories=CATEGORIES,
-        open_alerts=False,
-        schedule_starts=True,
-    )
-    raised = []
-    for patient_id, categories in granted.items():
-        patient = users.get(patient_id)
-        if patient is None:
-            continue
-        window = Window(start, now, patient.timezone)
-        raised += [
-            {
-                "patient_id": patient_id,
-                "kind": alert.rule,
-                "category": alert.category,
-                "episode_key": alert.episode_key,
-                "triggered_at": alert.triggered_at,
-                "detail": alert.detail,
-            }
-            for alert in evaluate(
-                loaded.data[patient_id],
-                window=window,
-                settings=settings,
-                categories=categories,
-                schedule_starts=loaded.schedule_starts,
-            )
-        ]
-    return alert_services.raise_alerts(session, alerts=raised, now=now), max(granted)
 
 
 SendEmail = Callable[[str, str, str], None]

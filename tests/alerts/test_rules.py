@@ -21,7 +21,7 @@ from api.alerts.rules import (
     rising_trends,
     severe_withdrawal,
 )
-from api.summaries.compute import (
+from api.readmodel.rows import (
     CheckinRow,
     CowsRow,
     DoseLog,

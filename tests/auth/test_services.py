@@ -70,7 +70,7 @@ def test_a_refresh_token_is_spent_once_even_when_raced(
                     )
                     session.commit()
                     return "rotated"
-                except Unauthorized:
+                except services.PersistingUnauthorized:
                     session.commit()  # the family revocation is kept, as the route does
                     return "refused"
 

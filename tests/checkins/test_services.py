@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.checkins import services
@@ -15,6 +15,7 @@ from api.checkins.models import CONTENT_COLUMNS, Checkin
 from api.errors import Conflict, NotFound, ValidationError
 from api.instruments.definitions import SOWS, SOWS_GOSSOP
 from api.sync.models import Change
+from tests.support.queries import count_queries
 
 NOW = datetime(2026, 3, 8, 15, 0, tzinfo=UTC)
 EST = timezone(timedelta(hours=-5))
@@ -245,14 +246,8 @@ def test_the_sync_loader_is_one_query(session: Session, patient: Any, make_patie
     theirs = create(session, make_patient())
     services.delete_checkin(session, user_id=patient.id, checkin_id=mine[0].id, now=NOW)
     session.flush()
-    statements: list[str] = []
-    engine = session.get_bind()
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with count_queries(session) as statements:
         loaded = services.load_checkins(session, patient.id, [c.id for c in mine] + [theirs.id])
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
     assert len(statements) == 1
     assert set(loaded) == {c.id for c in mine[1:]}
     assert loaded[mine[5].id]["note"] == "n5"
@@ -264,21 +259,12 @@ def test_a_new_check_in_and_its_feed_row_are_one_statement_on_postgresql(
 ) -> None:
     """The hot write path: the feed row rides in the check-in's INSERT (SQLite: two)."""
     session.flush()
-    statements: list[str] = []
-    engine = session.get_bind()
-
-    def listener(*args: Any) -> None:
-        if not args[2].startswith(("SAVEPOINT", "RELEASE")):  # the test's own transaction
-            statements.append(args[2])
-
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
+    # Not the test's own transaction (SAVEPOINT, RELEASE).
+    with count_queries(session, skip=("SAVEPOINT", "RELEASE")) as statements:
         checkin = create(session, patient, note="x")
         again, created = services.create_checkin(
             session, user_id=patient.id, body=body(id=checkin.id, note="x"), now=NOW
         )
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
     expected_writes = 1 if backend == "postgresql" else 2
     # The resend: the insert that finds the id taken, then the read of the stored row.
     assert len(statements) == expected_writes + 2

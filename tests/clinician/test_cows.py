@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.audit.models import AuditEvent
-from api.clinician import services
+from api.cows import services
 from api.disclosures.models import Disclosure
 from api.instruments.definitions import INSTRUMENTS
 from tests.consenting import sign

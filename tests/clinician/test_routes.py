@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask.testing import FlaskClient
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from api.alerts import services as alert_services
 from api.consent import services as consent_services
 from api.disclosures.notice import NOTICE_HEADER
 from tests.consenting import sign
-
-
-@contextmanager
-def count_queries(engine: Engine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
+from tests.support.queries import count_queries
 
 
 def test_roster_lists_only_consents_in_force(
@@ -94,7 +77,7 @@ def test_roster_queries_do_not_grow_with_patients(
     headers = auth_headers(clinician)
 
     def run() -> int:
-        with count_queries(engine) as statements:
+        with count_queries(engine, only="SELECT") as statements:
             response = client.get("/v1/clinician/patients", headers=headers)
         assert response.status_code == 200
         return len(statements)

@@ -19,12 +19,12 @@ from sqlalchemy.orm import Session
 from api.account.erasure import erase_user_data
 from api.audit.models import AuditEvent
 from api.auth.models import User
-from api.clinician import services as clinician_services
+from api.cows import services as cows_services
 from api.disclosures.models import Disclosure
 from api.instruments.definitions import INSTRUMENTS
 from tests.clinician.test_cows import answers, published_severity
-from tests.clinician.test_routes import count_queries
 from tests.consenting import sign
+from tests.support.queries import count_queries
 
 URL = "/v1/cows-assessments"
 COWS = INSTRUMENTS["cows"]
@@ -45,7 +45,7 @@ def record(
     value: int = 0,
 ) -> uuid.UUID:
     """A COWS assessment through the clinician's own service (the consent must be in force)."""
-    assessment, _ = clinician_services.record_cows(
+    assessment, _ = cows_services.record_cows(
         session,
         clinician_id=clinician.id,
         patient_id=patient.id,
@@ -278,7 +278,7 @@ def test_queries_do_not_grow_with_the_page(
         )
 
     def run() -> int:
-        with count_queries(engine) as statements:
+        with count_queries(engine, only="SELECT") as statements:
             response = client.get(URL, headers=patient_headers)
         assert response.status_code == 200
         assert all(i["clinician"] is not None for i in response.json["items"])

@@ -8,14 +8,13 @@ import json
 import uuid
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
@@ -32,6 +31,7 @@ from jobs import weekly_summaries
 from tests.consenting import sign
 from tests.export.data import seed_patient_data
 from tests.export.fhir_check import bundle_errors
+from tests.support.queries import count_queries
 
 
 def _normal(value: Any) -> Any:
@@ -57,12 +57,18 @@ def test_records_have_the_api_shape(
         ("counseling_sessions", CounselingSession, CounselingSessionSchema()),
     ]
     for name, model, schema in pairs:
-        records = [public(r) for _pid, r in _section(name).rows(session, [patient.id], Window())]
+        records = [
+            public(r)
+            for _pid, r in _section(name).rows(session, [patient.id], Window(now=datetime.now(UTC)))
+        ]
         assert records, name
         for record in records:
             obj = session.get(model, uuid.UUID(str(record["id"])))
             assert _normal(record) == _normal(schema.dump(obj)), name
-    doses = [r for _pid, r in _section("doses").rows(session, [patient.id], Window())]
+    doses = [
+        r
+        for _pid, r in _section("doses").rows(session, [patient.id], Window(now=datetime.now(UTC)))
+    ]
     assert Counter(r["status"] for r in doses)["missed"] == seeded.missed > 0
 
 
@@ -120,22 +126,6 @@ def test_own_export_holds_every_feature(
     assert statuses["not-done"] == len(body["doses"]) - 1
 
 
-@contextmanager
-def count_queries(session: Session) -> Iterator[list[str]]:
-    statements: list[str] = []
-    engine = session.get_bind()
-
-    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
-
-
 def test_queries_do_not_grow_with_the_data(
     app: Flask,
     client: FlaskClient,
@@ -150,7 +140,7 @@ def test_queries_do_not_grow_with_the_data(
         headers = auth_headers(user)
         for _ in range(rounds):
             seed_patient_data(app, client, session, headers)
-        with count_queries(session) as statements:
+        with count_queries(session, only="SELECT") as statements:
             assert client.get("/v1/export?format=fhir", headers=headers).status_code == 200
         counts.append(len(statements))
     assert counts[0] == counts[1]

@@ -10,16 +10,17 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.alerts import evaluation
 from api.alerts.models import Alert
 from api.alerts.rules import Window, evaluate
-from api.summaries import services
 from jobs import alerts as alert_job
 from tests.consenting import sign
 from tests.support.demo import DemoPatient, generate_demo
 from tests.support.demo_seed import seed_demo
+from tests.support.queries import count_queries
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def seeded(
 
 def expected_keys(app: Flask, demo: DemoPatient, categories: list[str]) -> set[tuple[str, str]]:
     """The pure rules over the demo's own rows, with the job's window."""
-    settings = services.alert_settings(app.config)
+    settings = evaluation.alert_settings(app.config)
     window = Window(
         demo.now - timedelta(days=app.config["ALERT_LOOKBACK_DAYS"]), demo.now, demo.timezone
     )
@@ -98,15 +99,10 @@ def test_the_job_stores_what_the_rules_find_once(
         assert alert.detail and alert.triggered_at is not None
     # Again, later: nothing new for the same episodes, and nothing even sent to be refused by
     # the unique key (the job re-judges the whole window every run).
-    statements: list[str] = []
-    record = lambda *args: statements.append(args[2])  # noqa: E731 (before_cursor_execute)
-    event.listen(session.get_bind(), "before_cursor_execute", record)
-    try:
+    with count_queries(session) as statements:
         rerun = alert_job.evaluate_alerts(
             session, now=demo.now + timedelta(hours=1), config=app.config
         )
-    finally:
-        event.remove(session.get_bind(), "before_cursor_execute", record)
     assert rerun == 0
     assert statements and not [s for s in statements if s.lstrip().upper().startswith("INSERT")]
 

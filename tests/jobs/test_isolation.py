@@ -15,6 +15,7 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from api.alerts import evaluation as alert_evaluation
 from api.alerts.models import Alert
 from api.auth.models import User
 from api.medications import services as medication_services
@@ -78,14 +79,14 @@ def test_the_alert_job_serves_every_patient_but_the_poisoned_one(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     patients, demo = _patients(session, make_patient, make_clinician)
-    real = summary_services.evaluate
+    real = alert_evaluation.evaluate
 
     def poisoned(data: Any, *, window: Any, **kw: Any) -> Any:
         if window.timezone == POISON_ZONE:
             raise OverflowError("date value out of range: SECRET-VALUE")
         return real(data, window=window, **kw)
 
-    monkeypatch.setattr(summary_services, "evaluate", poisoned)
+    monkeypatch.setattr(alert_evaluation, "evaluate", poisoned)
     before = failures("alerts")
     capsys.readouterr()
     raised = alert_job.evaluate_alerts(session, now=demo.now, config=app.config)

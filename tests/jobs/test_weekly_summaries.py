@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.consent import services as consent_services
 from api.disclosures.models import Disclosure
+from api.notifications.channels import EmailChannel, EmailSettings
 from api.summaries.models import WeeklySummary
 from jobs import weekly_summaries
 from tests.consenting import sign
+from tests.servers import Mailbox, start_smtp
 from tests.support.demo import DemoPatient, generate_demo
 from tests.support.demo_seed import seed_demo
 from tests.support.test_demo import Expected, leaves
@@ -294,3 +296,30 @@ def test_two_schedulers_building_at_once_make_one_summary(
     check = maker()
     assert len(summaries(check)) == 1
     check.close()
+
+
+def test_the_notice_goes_out_through_the_outbox_email_channel(
+    app: Flask, session: Session, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No sender passed: the job sends with the outbox's SMTP client and settings (one email
+    path, SMTP_TIMEOUT included), and a refused notice is left to the next run."""
+    used: list[EmailSettings] = []
+
+    class Channel(EmailChannel):
+        def __init__(self, settings: EmailSettings) -> None:
+            used.append(settings)
+            super().__init__(settings)
+
+    monkeypatch.setattr(weekly_summaries, "EmailChannel", Channel)
+    mailbox = Mailbox()
+    controller, port = start_smtp(mailbox)
+    config = {**app.config, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": port, "SMTP_TIMEOUT": 7}
+    try:
+        weekly_summaries.build_weekly_summaries(session, now=BUILD, config=config)
+        result = weekly_summaries.deliver_weekly_summaries(session, now=DELIVER, config=config)
+    finally:
+        controller.stop()
+    assert result["notified"] == 1
+    assert [s.timeout for s in used] == [7]
+    (message,) = mailbox.messages
+    assert message["To"] == "dr.weekly@example.test" and message["Message-ID"]

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 import time_machine
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
@@ -73,20 +71,3 @@ def log(session: Session) -> Callable[..., Any]:
 def clock() -> Iterator[time_machine.Coordinates]:
     with time_machine.travel(NOW, tick=False) as traveller:
         yield traveller
-
-
-@contextmanager
-def count_queries(session: Session) -> Iterator[list[str]]:
-    statements: list[str] = []
-    engine = session.get_bind()
-
-    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
-            statements.append(statement)
-
-    target = engine.engine if hasattr(engine, "engine") else engine
-    event.listen(target, "before_cursor_execute", before)
-    try:
-        yield statements
-    finally:
-        event.remove(target, "before_cursor_execute", before)

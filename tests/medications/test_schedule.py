@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.medications.schedule import expand_doses, local_to_utc
+from api.localtime import local_to_utc
+from api.medications.schedule import expand_doses
 
 NY = "America/New_York"
 DST_ZONES = [

@@ -576,3 +576,35 @@ def test_a_provider_failing_again_and_again_is_paused_without_spending_attempts(
     assert len(push_log.requests) == 3
     time.sleep(paused.retry_after or 0)
     assert fcm_provider.send(PushTarget("android", "ok-2"), message(), None) == SENT
+
+
+def test_a_delivery_whose_adapter_raises_is_counted_and_retried_and_the_rest_go_out(
+    session: Session,
+    make_patient: Callable[..., User],
+    send: Callable[..., Any],
+    push_log: FcmLog,
+    mailbox: Any,
+    fcm_provider: FcmProvider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    user = make_patient()
+    broken = device(session, user, "android", "ok-broken-1")
+    fine = device(session, user, "ios", "ok-fine-1")
+    notification = queue(session, user)
+    real = fcm_provider.deliver
+
+    def deliver(target: PushTarget, msg: PushMessage, commit: Any) -> Any:
+        if target.token == "ok-broken-1":
+            raise RuntimeError("a bug, not a provider answer")
+        return real(target, msg, commit)
+
+    monkeypatch.setattr(fcm_provider, "deliver", deliver)
+    failures = metric("waymark_job_item_failures_total", job="reminder_send")
+    send(session, NOW)
+    rows = deliveries(session, notification)
+    assert (rows[f"push:{broken.id}"].status, rows[f"push:{broken.id}"].last_error) == (
+        "queued",
+        "internal_error",
+    )
+    assert rows[f"push:{fine.id}"].status == "sent" and rows["email"].status == "sent"
+    assert metric("waymark_job_item_failures_total", job="reminder_send") == failures + 1

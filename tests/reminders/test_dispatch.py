@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth.models import User
@@ -20,6 +20,7 @@ from api.reminders import services
 from api.reminders.dispatch import DispatchSettings, dispatch_batch, due_rules
 from api.reminders.models import ReminderRule
 from jobs.reminders import dispatch_reminders
+from tests.support.queries import count_queries
 
 SETTINGS = DispatchSettings(grace=timedelta(minutes=30), batch_size=50)
 NY = ZoneInfo("America/New_York")
@@ -225,17 +226,8 @@ def _bulk_rules(session: Session, user: User, *, due: int, future: int, now: dat
 
 
 def _count_statements(session: Session, action: Callable[[], Any]) -> int:
-    statements: list[str] = []
-    connection = session.connection()
-
-    def record(*args: Any) -> None:
-        statements.append(args[2])
-
-    event.listen(connection, "before_cursor_execute", record)
-    try:
+    with count_queries(session.connection()) as statements:
         action()
-    finally:
-        event.remove(connection, "before_cursor_execute", record)
     return len(statements)
 
 

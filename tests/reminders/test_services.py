@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.auth import services as auth_services
+from api.account import services as account_services
 from api.auth.models import User
 from api.notifications.models import Delivery, Notification
 from api.reminders import services
@@ -38,7 +38,7 @@ def test_moving_west_after_todays_reminder_does_not_fire_it_again_today(
     dispatch_reminders(session, now=at("2026-12-01T09:00:30-05:00"), settings=SETTINGS)
     # 06:30 in Los Angeles, where 09:00 is still ahead today: the day was served already
     moved_at = at("2026-12-01T06:30:00-08:00")
-    auth_services.update_profile(
+    account_services.update_profile(
         session, user=user, changes={"timezone": "America/Los_Angeles"}, now=moved_at
     )
     session.commit()
@@ -53,7 +53,7 @@ def test_moving_east_fires_at_the_next_local_nine(
     rule = checkin(session, user, at("2026-12-02T08:00:00+09:00"))
     dispatch_reminders(session, now=at("2026-12-02T09:00:30+09:00"), settings=SETTINGS)
     # that was Dec 1, 19:00 in New York: Dec 2 09:00 there is still owed
-    auth_services.update_profile(
+    account_services.update_profile(
         session,
         user=user,
         changes={"timezone": "America/New_York"},

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.summaries.compute import (
-    CATEGORIES,
+from api.readmodel.rows import (
     CheckinRow,
     DoseLog,
     MedicationRow,
@@ -19,6 +18,9 @@ from api.summaries.compute import (
     ScheduledDose,
     SessionRow,
     SummaryData,
+)
+from api.summaries.compute import (
+    CATEGORIES,
     SummarySettings,
     build_summary,
     compute_sections,

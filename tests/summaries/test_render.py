@@ -15,7 +15,8 @@ from PIL import Image
 from pypdf import PdfReader
 
 from api.config import REDISCLOSURE_NOTICE
-from api.summaries.compute import CATEGORIES, Period, SummarySettings, build_summary
+from api.readmodel.rows import Period
+from api.summaries.compute import CATEGORIES, SummarySettings, build_summary
 from api.summaries.render import render_html, render_pdf
 from tests.support.demo import generate_demo
 

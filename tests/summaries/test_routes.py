@@ -4,15 +4,14 @@ independently, the consent gate per category, formats, the ledger and the audit 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.audit.models import AuditEvent
@@ -21,6 +20,7 @@ from api.disclosures.models import Disclosure
 from tests.consenting import sign
 from tests.support.demo import DemoPatient, generate_demo
 from tests.support.demo_seed import seed_demo
+from tests.support.queries import count_queries
 from tests.support.test_demo import Expected, leaves
 
 ALL = ["symptoms", "medications", "counseling"]
@@ -222,21 +222,6 @@ def test_html_and_pdf_by_parameter_or_accept(
     assert "Demo" not in pdf.headers["Content-Disposition"]  # no name in the file name
 
 
-@contextmanager
-def counting(app: Flask) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    engine = app.extensions["db"].engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
 def test_the_number_of_queries_does_not_grow_with_the_period(
     app: Flask, client: FlaskClient, world: dict[str, Any], demo: DemoPatient
 ) -> None:
@@ -251,8 +236,10 @@ def test_the_number_of_queries_does_not_grow_with_the_period(
                 f"&to={demo.end.isoformat().replace('+', '%2B')}"
             )
         )
-        with counting(app) as statements:
+        with count_queries(
+            app.extensions["db"].engine, skip=("SAVEPOINT", "RELEASE")
+        ) as statements:
             assert client.get(query, headers=world["headers"]).status_code == 200
-        counts.append(len([s for s in statements if not s.startswith(("SAVEPOINT", "RELEASE"))]))
+        counts.append(len(statements))
     assert counts[0] == counts[1] == counts[2], counts
     assert counts[0] <= 25

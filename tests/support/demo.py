@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from api.summaries.compute import (
+from api.readmodel.rows import (
     CheckinRow,
     CowsRow,
     DoseLog,

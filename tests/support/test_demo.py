@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from api.summaries.compute import Period, SummarySettings, build_summary
+from api.readmodel.rows import Period
+from api.summaries.compute import SummarySettings, build_summary
 from tests.support.demo import DemoPatient, generate_demo
 
 WINDOW_MINUTES = 60

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session
 from api.checkins import services as checkins
 from api.instruments.definitions import SOWS
 from api.sync import services as sync
+from tests.support.queries import count_queries
 
 NOW = datetime(2026, 3, 8, 12, 0, tzinfo=UTC)
 
@@ -34,17 +34,6 @@ def make_checkins(session: Session, user: Any, n: int) -> list[Any]:
     ]
 
 
-def count_queries(session: Session, fn: Any) -> tuple[Any, int]:
-    statements: list[str] = []
-    bind = session.connection()
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(bind, "before_cursor_execute", listener)
-    try:
-        return fn(), len(statements)
-    finally:
-        event.remove(bind, "before_cursor_execute", listener)
-
-
 def test_a_page_costs_the_same_queries_for_5_or_60_entities(
     session: Session, make_patient: Any
 ) -> None:
@@ -56,12 +45,11 @@ def test_a_page_costs_the_same_queries_for_5_or_60_entities(
             session, user_id=large.id, checkin_id=checkin.id, changes={"note": "x"}, now=NOW
         )
     session.flush()
-    page_small, q_small = count_queries(
-        session, lambda: sync.changes_since(session, user_id=small.id, since=None, limit=500)
-    )
-    page_large, q_large = count_queries(
-        session, lambda: sync.changes_since(session, user_id=large.id, since=None, limit=500)
-    )
+    with count_queries(session.connection()) as small_statements:
+        page_small = sync.changes_since(session, user_id=small.id, since=None, limit=500)
+    with count_queries(session.connection()) as large_statements:
+        page_large = sync.changes_since(session, user_id=large.id, since=None, limit=500)
+    q_small, q_large = len(small_statements), len(large_statements)
     assert (len(page_small.changes), len(page_large.changes)) == (5, 60)
     assert q_small == q_large == 2  # the feed page, then one load per entity type
 

@@ -1,0 +1,70 @@
+"""What the per-request cost work (issue 17) must keep true: the hooks still run, the memo of
+`ensure_sync` cannot grow with requests, and gunicorn's master warms the summary renderer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from flask.views import View
+
+from api import WaymarkFlask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_ensure_sync_memo_holds_plain_functions_only() -> None:
+    app = WaymarkFlask(__name__)
+    seen: list[str] = []
+
+    @app.before_request
+    def _hook() -> None:
+        seen.append("hook")
+
+    @app.get("/plain")
+    def plain() -> str:
+        return "plain"
+
+    class Echo(View):
+        init_every_request = True  # a new instance, so new bound methods, every request
+
+        def dispatch_request(self) -> str:
+            return "echo"
+
+    app.add_url_rule("/echo", view_func=Echo.as_view("echo"))
+    client = app.test_client()
+    assert client.get("/plain").get_data(as_text=True) == "plain"
+    assert client.get("/echo").get_data(as_text=True) == "echo"
+    size = len(app._sync_checked)
+    assert size >= 3  # the hook and both view functions are remembered
+    for _ in range(20):
+        assert client.get("/plain").get_data(as_text=True) == "plain"
+        assert client.get("/echo").get_data(as_text=True) == "echo"
+    assert len(app._sync_checked) == size  # per-request bound methods never join
+    assert seen == ["hook"] * 42  # and the hooks still run on every request
+
+
+def test_gunicorn_master_loads_the_summary_renderer_before_forking(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import runpy, sys
+        conf = runpy.run_path("gunicorn.conf.py")
+        before = {"matplotlib.figure", "fpdf"} & set(sys.modules)
+        conf["when_ready"](None)
+        loaded = {m for m in ("matplotlib.figure", "matplotlib.backends.backend_svg",
+                              "matplotlib.backends.backend_agg", "fpdf") if m in sys.modules}
+        print(sorted(before), sorted(loaded))
+        """
+    )
+    out = subprocess.run(  # noqa: S603 - our own interpreter and a fixed script
+        [sys.executable, "-W", "error", "-c", script],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=120,
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+    ).stdout  # fmt: skip
+    assert out.strip() == (
+        "[] ['fpdf', 'matplotlib.backends.backend_agg', 'matplotlib.backends.backend_svg', "
+        "'matplotlib.figure']"
+    )

@@ -1,0 +1,71 @@
+"""One owner of each transaction: only routes and jobs commit or roll back. The other writes that
+must outlive a failing request go through db.in_own_transaction, a named short transaction."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Where a commit or rollback may be written: the request's owner (routes), the jobs, the command
+# line's commands (the routes of `flask ...`), and the one helper for named short transactions.
+OWNERS = ("api/**/routes.py", "jobs/*.py", "api/cli.py", "api/export/cli.py")
+SHORT_TRANSACTIONS = {"api/db.py": {"in_own_transaction"}}
+ENDINGS = {"commit", "rollback"}
+
+
+def _endings(path: Path) -> list[tuple[str, int]]:
+    """(enclosing function, line) of every .commit()/.rollback() call and `with x.begin():`."""
+    found: list[tuple[str, int]] = []
+
+    def visit(node: ast.AST, function: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            name = child.name if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else None
+            if (
+                isinstance(child, ast.Call)
+                and isinstance(child.func, ast.Attribute)
+                and (child.func.attr in ENDINGS or child.func.attr == "begin")
+            ):
+                found.append((function, child.lineno))
+            visit(child, name or function)
+
+    visit(ast.parse(path.read_text(), str(path)), "<module>")
+    return found
+
+
+def offenders(root: Path) -> list[str]:
+    owned = {p for pattern in OWNERS for p in root.glob(pattern)}
+    problems = []
+    for package in ("api", "jobs"):
+        for path in sorted((root / package).rglob("*.py")):
+            if path in owned:
+                continue
+            rel = path.relative_to(root).as_posix()
+            allowed = SHORT_TRANSACTIONS.get(rel, set())
+            problems += [f"{rel}:{line} ({fn})" for fn, line in _endings(path) if fn not in allowed]
+    return problems
+
+
+def test_only_routes_jobs_and_named_short_transactions_end_a_transaction() -> None:
+    assert offenders(ROOT) == []
+
+
+def test_a_commit_hidden_in_a_service_is_found(tmp_path: Path) -> None:
+    for package in ("api", "jobs"):
+        (tmp_path / package).mkdir()
+    (tmp_path / "api" / "db.py").write_text(
+        "def in_own_transaction(name, work):\n"
+        "    with maker() as session, session.begin():\n"
+        "        return work(session)\n"
+    )
+    (tmp_path / "api" / "feature").mkdir()
+    (tmp_path / "api" / "feature" / "routes.py").write_text("def view(s):\n    s.commit()\n")
+    (tmp_path / "api" / "feature" / "services.py").write_text(
+        "def record(s):\n    s.flush()\n\n\ndef sneaky(s):\n    s.rollback()\n"
+    )
+    (tmp_path / "api" / "errors.py").write_text("def handler(exc):\n    get_session().commit()\n")
+    assert offenders(tmp_path) == [
+        "api/errors.py:2 (handler)",
+        "api/feature/services.py:6 (sneaky)",
+    ]
