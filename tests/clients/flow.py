@@ -14,11 +14,11 @@ import uuid
 from typing import TypeVar
 
 from waymark_client import AuthenticatedClient, Client
+from waymark_client.api.account import get_me
 from waymark_client.api.agenda import get_agenda
 from waymark_client.api.auth import (
     create_clinician,
     create_token,
-    get_me,
     refresh_token,
     register_user,
 )
