@@ -4,19 +4,30 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-pg lint typecheck format migrate jobs bench install clean
+.PHONY: run test test-pg lint typecheck format migrate jobs bench install install-prod clean
 
 $(UV):
 	python3 -m venv .tools
 	.tools/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
 
+# Two states of one .venv: with the dev tools (tests, lint) or without them (run, migrate, jobs),
+# the same set the container image installs. uv sync is exact, so switching removes what the other
+# state added; each switch takes a few seconds from uv's cache.
 .venv/.synced: $(UV) uv.lock pyproject.toml
 	$(UV) sync --frozen --python python3
+	rm -f .venv/.synced-prod
+	touch $@
+
+.venv/.synced-prod: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --no-dev --python python3
+	rm -f .venv/.synced
 	touch $@
 
 install: .venv/.synced
 
-run: install
+install-prod: .venv/.synced-prod
+
+run: install-prod
 	scripts/run-dev.sh
 
 test: install
@@ -37,11 +48,11 @@ format: install
 	$(UV) run --frozen ruff format .
 	$(UV) run --frozen ruff check --fix .
 
-migrate: install
-	$(UV) run --frozen alembic upgrade head
+migrate: install-prod
+	.venv/bin/alembic upgrade head
 
-jobs: install
-	$(UV) run --frozen python -m jobs
+jobs: install-prod
+	.venv/bin/python -m jobs
 
 # `make bench` runs every benchmark; `make bench BENCH=export` one (see python -m bench --help).
 bench: install

@@ -10,6 +10,7 @@ from api.cows import models as cows_models
 from api.devices import models as devices_models
 from api.disclosures import models as disclosure_models
 from api.export import models as export_models
+from api.export.storage import ExportFile
 from api.idempotency import IdempotencyKey
 from api.medications import models as medication_models
 from api.notifications import models as notifications_models
@@ -20,6 +21,7 @@ from api.summaries import models as summary_models
 from api.sync import models as sync_models
 
 __all__ = [
+    "ExportFile",
     "IdempotencyKey",
     "RateCounter",
     "alert_models",

@@ -6,6 +6,8 @@ import os
 import secrets
 from pathlib import Path
 
+from api.version import __version__
+
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = Path(os.environ.get("WAYMARK_INSTANCE_DIR", ROOT / "instance"))
 
@@ -75,6 +77,25 @@ def _dev_secret(name: str) -> str:
     return path.read_text().strip()
 
 
+def _refuse_unsafe_production(cfg: Config) -> None:
+    """WAYMARK_ENV=production starts only with settings that make sense for real patients."""
+    from urllib.parse import urlsplit
+
+    problems: list[str] = []
+    if not cfg.DATABASE_URL or cfg.DATABASE_URL.startswith("sqlite"):
+        problems.append("DATABASE_URL must point at PostgreSQL (SQLite is one host, one disk)")
+    host = urlsplit(_env("PUBLIC_BASE_URL") or "").hostname or ""
+    if not host or host == "localhost" or host.startswith("127.") or host in ("::1", "0.0.0.0"):  # noqa: S104
+        problems.append("PUBLIC_BASE_URL must be the public address (links in emails use it)")
+    for name in ("SMTP_HOST", "MAIL_FROM"):
+        if not _env(name):
+            problems.append(f"{name} must be set (reminders and account mail)")
+    if any(len(k) < 32 for k in cfg.SECRET_KEY_PREVIOUS):
+        problems.append("SECRET_KEY_PREVIOUS keys must be 32+ characters each")
+    if problems:
+        raise RuntimeError("WAYMARK_ENV=production refuses to start: " + "; ".join(problems))
+
+
 class Config:
     """Read once at app creation; tests subclass it."""
 
@@ -93,6 +114,12 @@ class Config:
             # HS256 wants a key of at least its 256-bit output; a short one is guessable offline.
             raise RuntimeError("WAYMARK_ENV=production needs a SECRET_KEY of 32+ characters")
         self.SECRET_KEY = secret or _dev_secret("secret_key")
+        # Rotation: the keys SECRET_KEY replaced, comma-separated. They only verify (access
+        # tokens, stored Idempotency-Key hashes), never sign; drop them once ACCESS_TOKEN_TTL has
+        # passed since the switch (docs/operations.md).
+        self.SECRET_KEY_PREVIOUS = [
+            k.strip() for k in (_env("SECRET_KEY_PREVIOUS", "") or "").split(",") if k.strip()
+        ]
         self.JWT_ISSUER = _env("JWT_ISSUER", "waymark")
         self.JWT_AUDIENCE = _env("JWT_AUDIENCE", "waymark-api")
         self.ACCESS_TOKEN_TTL = _int("ACCESS_TOKEN_TTL", 900)
@@ -136,6 +163,8 @@ class Config:
         self.DELIVERY_LEASE = _int("DELIVERY_LEASE", 300)
         self.HEARTBEAT_INTERVAL = _int("HEARTBEAT_INTERVAL", 15)
         self.SCHEDULER_LEADER_RETRY = _int("SCHEDULER_LEADER_RETRY", 10)
+        # "host:port" of the scheduler's own /metrics (jobs/metrics.py); unset: not served.
+        self.SCHEDULER_METRICS_ADDR = _env("SCHEDULER_METRICS_ADDR")
         self.SCHEDULER_LOCK_KEY = _int("SCHEDULER_LOCK_KEY", 0x5741594D)  # "WAYM"
         self.REDISCLOSURE_NOTICE = _env("REDISCLOSURE_NOTICE", REDISCLOSURE_NOTICE)
         # Clinician summaries and alerts (docs/summaries.md).
@@ -167,10 +196,13 @@ class Config:
         self.CRISIS_RESOURCES = _env("CRISIS_RESOURCES", CRISIS_RESOURCES)
         self.PROBLEM_BASE_URL = _env("PROBLEM_BASE_URL", "https://docs.waymark.invalid/problems/")
         self._export_settings()
+        if self.ENV == "production":
+            _refuse_unsafe_production(self)
 
         # flask-smorest / OpenAPI
         self.API_TITLE = "Waymark API"
-        self.API_VERSION = "v1"
+        # The release (CHANGELOG.md); the URL prefix /v1 is the contract's major version.
+        self.API_VERSION = __version__
         self.OPENAPI_VERSION = "3.0.3"
         self.OPENAPI_URL_PREFIX = "/"
         self.OPENAPI_JSON_PATH = "openapi.json"
@@ -184,6 +216,8 @@ class Config:
         """Export (docs/export.md, docs/fhir.md)."""
         self.FHIR_BASE_URL = _env("FHIR_BASE_URL", f"{self.PUBLIC_BASE_URL}/fhir")
         self.EXPORT_DIR = _env("EXPORT_DIR", str(INSTANCE / "exports"))
+        # disk (EXPORT_DIR, one host) or database (any API host serves any file).
+        self.EXPORT_STORAGE = _env("EXPORT_STORAGE", "disk")
         self.EXPORT_RATE_LIMIT = _int("EXPORT_RATE_LIMIT", 10)
         self.EXPORT_RATE_WINDOW = _int("EXPORT_RATE_WINDOW", 3600)
         self.BULK_EXPORT_TTL = _int("BULK_EXPORT_TTL", 6 * 3600)

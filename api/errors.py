@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 from flask import Flask, Response, current_app, g, json, request
 from marshmallow import Schema, fields
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
@@ -195,6 +195,27 @@ def handle_http_exception(exc: HTTPException) -> Response:
     return problem(status, detail=detail, errors=errors, headers=headers)
 
 
+# Errors that mean "the database is not there right now" wherever they are raised (a view, a
+# before/after-request hook, an error handler's own commit): 503 with Retry-After, never 500.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, DATABASE_UNAVAILABLE) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+def database_unavailable(exc: BaseException, *, where: str) -> Response:
+    """The one 503 answer for a database outage; logs the error's type, never its message."""
+    log.error("db.unavailable", exc_info=exc, endpoint=request.endpoint, where=where)
+    return problem(
+        503,
+        detail="The database is not available right now. Try again shortly.",
+        headers={"Retry-After": "5"},
+    )
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(AppError)
     def _app_error(exc: AppError) -> Response:
@@ -218,19 +239,17 @@ def init_app(app: Flask) -> None:
         return problem(409, detail="The request conflicts with data already stored.")
 
     @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
     @app.errorhandler(PoolTimeout)
     def _database_unavailable(exc: Exception) -> Response:
         # The database is down, unreachable, locked or out of connections: nothing the client
         # did wrong, and worth a retry (a 500 would say otherwise).
-        log.error("db.unavailable", exc_info=exc, endpoint=request.endpoint)
-        return problem(
-            503,
-            detail="The database is not available right now. Try again shortly.",
-            headers={"Retry-After": "5"},
-        )
+        return database_unavailable(exc, where="view")
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
+        if is_database_unavailable(exc):  # e.g. a DBAPIError on a connection that just died
+            return database_unavailable(exc, where="view")
         # The message of a database or parsing error can quote the values sent; the log holds
         # where it happened (file, line, function) and its type, never the message.
         log.error("request.unhandled", exc_info=exc, endpoint=request.endpoint)

@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +46,14 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from api.db import Base, in_own_transaction, utcnow
 from api.dml import insert_ignoring_conflicts
-from api.errors import PROBLEM_MIME, Conflict, Unauthorized, ValidationError
+from api.errors import (
+    DATABASE_UNAVAILABLE,
+    PROBLEM_MIME,
+    Conflict,
+    Unauthorized,
+    ValidationError,
+    database_unavailable,
+)
 from api.parsing import JsonBodyError, load_json
 
 log = structlog.get_logger("waymark.idempotency")
@@ -52,9 +62,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 HEADER = "Idempotency-Key"
 MIN_TTL = timedelta(hours=24)
-# A claim whose request has not finished after this long belongs to a worker that died (gunicorn
-# kills a request after GUNICORN_TIMEOUT, 30 s by default); the next repeat takes it over.
-IN_FLIGHT_LEASE = timedelta(seconds=60)
+# Claims follow their owner: the process running the request renews its claims every
+# RENEW_EVERY while the request runs (_Renewer), so a claim not renewed for IN_FLIGHT_LEASE
+# belongs to a request that is gone (a killed worker, an answer whose release the database
+# refused) and the next repeat takes it over, seconds later rather than a minute.
+IN_FLIGHT_LEASE = timedelta(seconds=10)
+RENEW_EVERY = 3.0  # seconds
 _KEY_FORMAT = re.compile(r"^[\x21-\x7e]{1,255}$")
 # 4xx answers that the same request could get differently later (signed in again, the resource
 # it refers to synced, the role changed, the rate window passed) are not final, so not stored.
@@ -122,6 +135,7 @@ def claim(
     now: datetime,
     ttl: timedelta,
     lease: timedelta = IN_FLIGHT_LEASE,
+    previous_hashes: tuple[str, ...] = (),
 ) -> Claim:
     """Claim (principal, key) for one request.
 
@@ -155,7 +169,10 @@ def claim(
             if _take_over(session, row, IdempotencyKey.expires_at <= now, fresh):
                 return Claim(owned=True, row_id=row.id)
             continue
-        if not hmac.compare_digest(row.request_hash, request_hash):
+        # previous_hashes: the same request under the keys SECRET_KEY replaced (rotation).
+        if not any(
+            hmac.compare_digest(row.request_hash, h) for h in (request_hash, *previous_hashes)
+        ):
             raise KeyReused(
                 {HEADER: ["This key was already used with a different request."]},
                 detail="This Idempotency-Key was already used with a different request.",
@@ -282,19 +299,19 @@ class _State:
     store: bool
 
 
-def _keyed_hash(*parts: bytes) -> str:
-    secret = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(secret, b"\n".join(parts), hashlib.sha256).hexdigest()
+def _keyed_hash(*parts: bytes, secret: str | None = None) -> str:
+    key = (secret or current_app.config["SECRET_KEY"]).encode()
+    return hmac.new(key, b"\n".join(parts), hashlib.sha256).hexdigest()
 
 
-def _request_hash() -> str:
+def _request_hash(secret: str | None = None) -> str:
     raw = request.get_data(cache=True)
     try:
         # Same JSON, other whitespace or key order: the same request.
         body = json.dumps(load_json(raw), sort_keys=True, separators=(",", ":")).encode()
     except JsonBodyError:
         body = raw  # the view refuses it (400), which is final and stored for this key
-    return _keyed_hash(request.method.encode(), request.full_path.encode(), body)
+    return _keyed_hash(request.method.encode(), request.full_path.encode(), body, secret=secret)
 
 
 def _principal() -> tuple[str, uuid.UUID | None]:
@@ -356,6 +373,7 @@ def _before() -> Response | None:
         raise ValidationError({HEADER: ["Use 1 to 255 visible ASCII characters."]})
     principal, user_id = _principal()
     request_hash = _request_hash()
+    previous = tuple(_request_hash(k) for k in current_app.config.get("SECRET_KEY_PREVIOUS", []))
     now = utcnow()
 
     def work(session: Session) -> Claim:
@@ -371,6 +389,7 @@ def _before() -> Response | None:
             request_hash=request_hash,
             now=now,
             ttl=_ttl(),
+            previous_hashes=previous,
         )
 
     try:
@@ -382,6 +401,68 @@ def _before() -> Response | None:
         return _replay(result.replay)
     view = current_app.view_functions.get(request.endpoint or "")
     g.idempotency = _State(result.row_id, store=getattr(view, "_idempotency_store", True))
+    _renewer.hold(current_app._get_current_object(), result.row_id)  # type: ignore[attr-defined]
+    return None
+
+
+class _Renewer:
+    """Keeps the claims of this process's running requests fresh (one thread per process, started
+    on first use and again after a fork; it writes only for requests older than RENEW_EVERY)."""
+
+    def __init__(self) -> None:
+        self._held: dict[uuid.UUID, float] = {}
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._app: Flask | None = None
+
+    def hold(self, app: Flask, row_id: uuid.UUID) -> None:
+        with self._lock:
+            self._held[row_id] = time.monotonic()
+            if self._pid != os.getpid():
+                self._pid, self._app = os.getpid(), app
+                self._held = {row_id: self._held[row_id]}
+                threading.Thread(target=self._run, name="idempotency-renewer", daemon=True).start()
+
+    def drop(self, row_id: uuid.UUID) -> None:
+        with self._lock:
+            self._held.pop(row_id, None)
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        while self._pid == pid:
+            time.sleep(RENEW_EVERY)
+            cutoff = time.monotonic() - RENEW_EVERY
+            with self._lock:
+                due = [row_id for row_id, since in self._held.items() if since <= cutoff]
+            if due and self._app is not None:
+                self.renew(self._app, due)
+
+    @staticmethod
+    def renew(app: Flask, row_ids: list[uuid.UUID]) -> None:
+        try:
+            with app.extensions["db"].engine.begin() as conn:
+                conn.execute(
+                    update(_table)
+                    .where(_table.c.id.in_(row_ids), _table.c.status.is_(None))
+                    .values(locked_at=utcnow())
+                )
+        except Exception as exc:  # the database is away: the lease decides, as for a dead owner
+            log.warning("idempotency.renew_failed", error_type=type(exc).__name__)
+
+
+_renewer = _Renewer()
+
+
+def _finish_claim(
+    name: str, work: Callable[[Session], Any], row_id: uuid.UUID
+) -> BaseException | None:
+    """Complete or release a claim; the error if the database refused (the lease frees it)."""
+    try:
+        in_own_transaction(name, work)
+    except DATABASE_UNAVAILABLE as exc:
+        return exc
+    finally:
+        _renewer.drop(row_id)
     return None
 
 
@@ -399,7 +480,7 @@ def _after(response: Response) -> Response:
         headers = {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}
         body = response.get_data()
         resource_id = _resource_id(response)
-        in_own_transaction(
+        failed = _finish_claim(
             "idempotency.store_answer",
             lambda s: complete(
                 s,
@@ -409,9 +490,16 @@ def _after(response: Response) -> Response:
                 headers=headers,
                 resource_id=resource_id,
             ),
+            state.row_id,
         )
     else:
-        in_own_transaction("idempotency.release", lambda s: release(s, row_id=state.row_id))
+        failed = _finish_claim(
+            "idempotency.release", lambda s: release(s, row_id=state.row_id), state.row_id
+        )
+    if failed is not None:
+        # The answer cannot be stored or the claim let go: the client must resend, and the
+        # resend (same key) runs afresh once the lease ends, a few seconds from now.
+        return database_unavailable(failed, where="idempotency")
     return response
 
 
@@ -419,7 +507,11 @@ def _teardown(_exc: BaseException | None) -> None:
     # Normally _after has finished the claim; if something broke before it ran, let go of it.
     state: _State | None = g.pop("idempotency", None)
     if state is not None:
-        in_own_transaction("idempotency.release", lambda s: release(s, row_id=state.row_id))
+        failed = _finish_claim(
+            "idempotency.release", lambda s: release(s, row_id=state.row_id), state.row_id
+        )
+        if failed is not None:
+            log.error("idempotency.release_failed", error_type=type(failed).__name__)
 
 
 REPLAYED_HEADER = "Idempotent-Replayed"

@@ -122,6 +122,12 @@ def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(json_formatter())
     logging.basicConfig(handlers=[handler], level=level, force=True)
+    # APScheduler logs two INFO lines per job run ("Running job", "executed successfully"):
+    # some 24 a minute that say nothing the job metrics do not. Its warnings and errors (a missed
+    # or failed run) stay; LOG_LEVEL=DEBUG shows everything.
+    quiet = logging.DEBUG if logging.getLevelName(level) == logging.DEBUG else logging.WARNING
+    for name in ("apscheduler.executors", "apscheduler.scheduler"):
+        logging.getLogger(name).setLevel(quiet)
     structlog.configure(
         processors=[*_SHARED, _RENDERER],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),

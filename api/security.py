@@ -91,7 +91,8 @@ def issue_access_token(
 
 def decode_access_token(token: str) -> dict[str, Any]:
     cfg = current_app.config
-    cache_key = (token, cfg["SECRET_KEY"], cfg["JWT_AUDIENCE"], cfg["JWT_ISSUER"])
+    previous = ",".join(cfg.get("SECRET_KEY_PREVIOUS", []))
+    cache_key = (token, cfg["SECRET_KEY"] + "|" + previous, cfg["JWT_AUDIENCE"], cfg["JWT_ISSUER"])
     claims = _VERIFIED.get(cache_key)
     if claims is not None:
         # Verified before: only the expiry can have changed (revocation is checked per request).
@@ -99,24 +100,33 @@ def decode_access_token(token: str) -> dict[str, Any]:
             _VERIFIED.pop(cache_key, None)
             raise Unauthorized("The access token has expired.")
         return claims
-    try:
-        claims = jwt.decode(
-            token,
-            cfg["SECRET_KEY"],
-            algorithms=[_ALGORITHM],
-            audience=cfg["JWT_AUDIENCE"],
-            issuer=cfg["JWT_ISSUER"],
-            options={"require": ["exp", "iat", "sub", "sid", "iss", "aud"]},
-        )
-    except jwt.ExpiredSignatureError as exc:
-        raise Unauthorized("The access token has expired.") from exc
-    except jwt.InvalidTokenError as exc:
-        raise Unauthorized("The access token is not valid.") from exc
+    # The current key first; the keys it replaced still verify tokens they signed (rotation),
+    # which expire within ACCESS_TOKEN_TTL of the switch.
+    keys = [cfg["SECRET_KEY"], *cfg.get("SECRET_KEY_PREVIOUS", [])]
+    verified: dict[str, Any] = {}
+    for index, key in enumerate(keys):
+        try:
+            verified = jwt.decode(
+                token,
+                key,
+                algorithms=[_ALGORITHM],
+                audience=cfg["JWT_AUDIENCE"],
+                issuer=cfg["JWT_ISSUER"],
+                options={"require": ["exp", "iat", "sub", "sid", "iss", "aud"]},
+            )
+            break
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("The access token has expired.") from exc
+        except jwt.InvalidSignatureError as exc:
+            if index == len(keys) - 1:
+                raise Unauthorized("The access token is not valid.") from exc
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized("The access token is not valid.") from exc
     with _VERIFIED_LOCK:
         if len(_VERIFIED) >= _VERIFIED_MAX:
             _VERIFIED.pop(next(iter(_VERIFIED)))  # oldest first: dicts keep insertion order
-        _VERIFIED[cache_key] = claims
-    return claims
+        _VERIFIED[cache_key] = verified
+    return verified
 
 
 # Signature checks of recently seen tokens (PyJWT spends a good part of a request on them). A

@@ -6,8 +6,13 @@ SCHEDULER_LEADER_RETRY seconds of its death. Settings are explained in docs/sche
 
 from __future__ import annotations
 
-import contextlib
 import os
+
+# The scheduler is one process: its metrics live in its own registry, never in the files of
+# gunicorn's multiprocess mode (prometheus_client reads this when first imported, just below).
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+import contextlib
 import signal
 import socket
 import threading
@@ -22,11 +27,14 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from api import create_app
 from api.db import utcnow
+from api.export.storage import storage_from_config
+from api.notifications import services as outbox
 from api.notifications.push import PushRouter
 from jobs import (
     alerts,
     bulk_export,
     heartbeat,
+    metrics,
     missed_doses,
     purge_idempotency,
     purge_rate_counters,
@@ -40,19 +48,27 @@ INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def run_in_transaction(app: Any, job: Callable[..., Any], **kwargs: Any) -> Any:
-    """Run one job with its own session and commit; a failure rolls back and is logged."""
-    with app.app_context():
+    """Run one job with its own session and commit; a failure rolls back and is logged. Every
+    run is counted and timed (jobs/metrics.py)."""
+    name = (
+        getattr(job, "metric_name", None) or f"{job.__module__.rpartition('.')[2]}.{job.__name__}"
+    )
+    with app.app_context(), metrics.observe_job(name):
         session = app.extensions["db"].sessionmaker()
         try:
             result = job(session, now=utcnow(), **kwargs)
             session.commit()
-            return result
         except Exception as exc:
-            session.rollback()
-            log.error("job.failed", job=job.__name__, error_type=type(exc).__name__)
+            # A database outage must not leave the session's connection half-used: rollback
+            # itself can fail then, and the next run gets a fresh connection from the pool.
+            with contextlib.suppress(Exception):
+                session.rollback()
+            log.error("job.failed", job=name, error_type=type(exc).__name__)
             raise
         finally:
             session.close()
+        metrics.count_items(name, result)
+        return result
 
 
 def run_dispatch(app: Any) -> int:
@@ -72,7 +88,14 @@ def run_send(app: Any) -> dict[str, int]:
     email, links = reminders.channels(cfg)
     push = push_router(app)
 
-    def send(session: Any, *, now: Any) -> Any:  # noqa: ARG001 - the sender reads the clock itself
+    def send(session: Any, *, now: Any) -> Any:
+        # Leases follow their owner: only the leader sends, one run at a time (max_instances=1),
+        # so whatever is still `sending` now belongs to a run that is gone. It is sent at once,
+        # not after DELIVERY_LEASE (a killed leader's claims reach the standby's first run).
+        freed = outbox.release_orphaned_claims(session, now=now)
+        session.commit()
+        if freed:
+            log.warning("deliveries.orphans_released", count=freed, instance=INSTANCE)
         return reminders.send_notifications(
             session,
             clock=utcnow,
@@ -85,6 +108,7 @@ def run_send(app: Any) -> dict[str, int]:
         )
 
     send.__name__ = "send_notifications"
+    send.metric_name = "reminders.send_notifications"  # type: ignore[attr-defined]
     return dict(run_in_transaction(app, send))
 
 
@@ -214,17 +238,18 @@ JOBS: tuple[Job, ...] = (
         _seconds("BULK_EXPORT_POLL_INTERVAL"),
         bulk_export.run_next_export,
         kwargs=lambda cfg: {
-            "export_dir": cfg["EXPORT_DIR"],
+            "export_dir": storage_from_config(cfg),
             "base_url": cfg["FHIR_BASE_URL"],
             "ttl": cfg["BULK_EXPORT_TTL"],
             "clock": utcnow,
+            "leader": True,
         },
     ),
     Job(
         "expire_exports",
         _every(minutes=5),
         bulk_export.expire_exports,
-        kwargs=lambda cfg: {"export_dir": cfg["EXPORT_DIR"]},
+        kwargs=lambda cfg: {"export_dir": storage_from_config(cfg)},
     ),
 )
 
@@ -250,11 +275,18 @@ def serve(app: Any, leadership: Leadership, stop: threading.Event) -> None:
             stop.wait(retry)
             continue
         log.info("scheduler.leader", instance=INSTANCE, lock=leadership.kind)
-        run_in_transaction(app, heartbeat.take_leadership, instance=INSTANCE)
-        scheduler = build_scheduler(app, leadership)
-        current["scheduler"] = scheduler
-        scheduler.start()  # blocks until shutdown: a signal, or the lock was lost
-        leadership.release()
+        metrics.LEADER.labels(INSTANCE).set(1)
+        try:
+            run_in_transaction(app, heartbeat.take_leadership, instance=INSTANCE)
+            scheduler = build_scheduler(app, leadership)
+            current["scheduler"] = scheduler
+            scheduler.start()  # blocks until shutdown: a signal, or the lock was lost
+        except Exception as exc:  # the database went away while taking over: stand by again
+            log.error("scheduler.lead_failed", instance=INSTANCE, error_type=type(exc).__name__)
+            stop.wait(retry)
+        finally:
+            metrics.LEADER.labels(INSTANCE).set(0)
+            leadership.release()
         log.info("scheduler.stopped_leading", instance=INSTANCE)
 
 
@@ -263,6 +295,9 @@ def main() -> None:
     push_router(app)  # a push setting that is filled in but unusable stops us here, named
     leadership = make_leadership(app.config["DATABASE_URL"], key=app.config["SCHEDULER_LOCK_KEY"])
     log.info("scheduler.start", instance=INSTANCE, lock=leadership.kind)
+    metrics.LEADER.labels(INSTANCE).set(0)
+    if app.config["SCHEDULER_METRICS_ADDR"]:
+        metrics.serve(app.config["SCHEDULER_METRICS_ADDR"], app.extensions["db"].sessionmaker)
     try:
         serve(app, leadership, threading.Event())
     finally:

@@ -4,28 +4,54 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.export import services
 from api.export.models import ExportJob
+from api.export.storage import ExportPlace
 
 log = structlog.get_logger("waymark.jobs.bulk_export")
+
+
+def fail_orphaned_exports(
+    session: Session, *, now: datetime, export_dir: ExportPlace, ttl: int
+) -> int:
+    """Fail every job still `running`, and delete its partial files. Only the scheduler leader
+    runs exports, one at a time (max_instances=1), so a job running when its next run starts was
+    left by a run that is gone: a killed scheduler, a leader that lost its lock. The requester
+    sees "failed" at the next poll and may start anew (the one-active rule no longer blocks).
+    Returns the jobs failed; the caller commits."""
+    orphans = list(session.scalars(select(ExportJob).where(ExportJob.status == "running")))
+    for job in orphans:
+        services.remove_files(export_dir, job.id, session)
+        job.status = "failed"
+        job.error = "The export was interrupted; start a new one."
+        job.output = None
+        job.finished_at = now
+        job.expires_at = now + timedelta(seconds=ttl)
+        log.warning("bulk_export.orphan_failed", job_id=str(job.id))
+    session.flush()
+    return len(orphans)
 
 
 def run_next_export(
     session: Session,
     *,
     now: datetime,
-    export_dir: str,
+    export_dir: ExportPlace,
     base_url: str,
     ttl: int,
     clock: Callable[[], datetime] | None = None,
+    leader: bool = False,
 ) -> ExportJob | None:
     """Claim the oldest queued job, write its files and complete it. Commits as it goes (claim,
-    progress between resource types, completion), so pollers see progress and cancellations."""
+    progress between resource types, completion), so pollers see progress and cancellations.
+    `leader`: this is the scheduler's one export runner, so a job still running is an orphan."""
+    if leader and fail_orphaned_exports(session, now=now, export_dir=export_dir, ttl=ttl):
+        session.commit()
     job = services.claim_next_job(session, now=now)
     if job is None:
         return None
@@ -36,25 +62,27 @@ def run_next_export(
         job.progress = percent
         session.commit()
         session.refresh(job, ["status"])
-        return job.status == "cancelled"
+        # Cancelled by the requester, or failed as an orphan by a newer leader: stop.
+        return job.status != "running"
 
     try:
         included = services.run_bulk_export(
             session,
             job=job,
-            export_dir=Path(export_dir),
+            export_dir=export_dir,
             base_url=base_url,
             now=now,
             on_progress=on_progress,
         )
     except services.Cancelled:
         session.rollback()
-        services.remove_files(Path(export_dir), job.id)
+        services.remove_files(export_dir, job.id, session)
+        session.commit()
         log.info("bulk_export.cancel_seen", job_id=str(job.id))
         return job
     except Exception as exc:
         session.rollback()
-        services.remove_files(Path(export_dir), job.id)
+        services.remove_files(export_dir, job.id, session)
         failed = session.get(ExportJob, job.id)
         if failed is not None and failed.status == "running":
             finished = (clock or (lambda: now))()
@@ -72,7 +100,7 @@ def run_next_export(
     finished = (clock or (lambda: now))()
     job.finished_at = finished
     job.expires_at = finished + timedelta(seconds=ttl)
-    services.record_included(session, job=job, included=included)
+    services.record_included(session, job=job, included=included, now=now)
     session.flush()
     log.info(
         "bulk_export.completed",
@@ -83,5 +111,5 @@ def run_next_export(
     return job
 
 
-def expire_exports(session: Session, *, now: datetime, export_dir: str) -> int:
-    return services.expire_jobs(session, export_dir=Path(export_dir), now=now)
+def expire_exports(session: Session, *, now: datetime, export_dir: ExportPlace) -> int:
+    return services.expire_jobs(session, export_dir=export_dir, now=now)

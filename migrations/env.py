@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from logging.config import fileConfig
+import os
 
 from alembic import context
 from sqlalchemy import Connection
@@ -10,10 +10,13 @@ from sqlalchemy import Connection
 import api.all_models  # noqa: F401 - registers every table on Base.metadata
 from api.config import Config
 from api.db import Base, make_engine
+from api.observability import configure_logging
 
 config = context.config
-if config.config_file_name is not None and config.attributes.get("configure_logger", True):
-    fileConfig(config.config_file_name, disable_existing_loggers=False)
+if config.attributes.get("configure_logger", True):
+    # The same JSON lines on stdout as the API and the scheduler (api.observability), at
+    # LOG_LEVEL: "Running upgrade 0011 -> 0012, ..." is INFO.
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
 
 target_metadata = Base.metadata
 

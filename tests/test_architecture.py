@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Lowest first. A unit (api/<name>.py or api/<name>/) may import units of lower layers only;
 # within a layer, none imports another. Keep docs/architecture.md in step with this list.
 ORDER: tuple[tuple[str, ...], ...] = (
+    ("version",),  # the release number: config and /healthz read it
     ("config", "categories", "errors", "headers", "localtime", "openapi", "parsing"),
     ("db", "observability"),
     ("dml", "ops"),

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,8 +72,8 @@ BULK_KICKOFF = {
     "anonymous": 401,
 }
 # A bulk export job (and its files) belongs to whoever started it (clinician_full here):
-# any other clinician or admin gets 404, patients 403. The seeded job is still queued, so
-# even its owner finds no file yet.
+# any other clinician or admin gets 404, patients 403. The seeded job has finished (its files
+# hold the owner's consented data, searched for canaries like any body).
 BULK_JOB = {
     **_everyone(403),
     **dict.fromkeys(CLINICIANS, 404),
@@ -80,7 +81,7 @@ BULK_JOB = {
     "admin": 404,
     "anonymous": 401,
 }
-BULK_FILE = {**BULK_JOB, "clinician_full": 404}
+BULK_FILE = BULK_JOB
 
 
 def clinician_patient(category: str) -> dict[str, Any]:
@@ -180,9 +181,9 @@ class World:
         if actor == "other_patient":
             return owner_all
         if actor == "clinician_full":
-            return other_all | self.canaries["owner:private"]
+            return other_all | self.canaries["owner:private"] | self.canaries["owner:outside"]
         if actor == "clinician_partial":
-            hidden = ("owner:private", "owner:medications", "owner:counseling")
+            hidden = ("owner:private", "owner:medications", "owner:counseling", "owner:outside")
             return other_all | set().union(*(self.canaries[k] for k in hidden))
         if actor == "admin":  # the audit log names patients by id, nothing more
             return (owner_all - self.canaries["owner:id"]) | (other_all - {str(self.other_id)})
@@ -199,6 +200,9 @@ def _canary(label: str) -> str:
 
 @pytest.fixture
 def world(
+    app: Flask,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
     session: Session,
     make_patient: Callable[..., Any],
     make_clinician: Callable[..., Any],
@@ -278,27 +282,69 @@ def world(
             "owner:symptoms": set(),
             "owner:medications": set(),
             "owner:counseling": set(),
+            # Data from before every consent's window (and alerts about it): no clinician's.
+            "owner:outside": set(),
             "other": {other_name, other_email, str(other.id)},
         },
     )
     world.headers["anonymous"] = {}
     _seed_features(session, world, now=now)
-    _seed_bulk_export(session, world, now=now)
+    _seed_alerts(session, world, now=now)
+    monkeypatch.setitem(app.config, "EXPORT_DIR", str(tmp_path / "exports"))
+    _seed_bulk_export(app, session, world, now=now)
     return world
 
 
-def _seed_bulk_export(session: Session, world: World, *, now: datetime) -> None:
-    """A queued bulk export of clinician_full's, for the /fhir/bulkstatus and file routes."""
+def _seed_alerts(session: Session, world: World, *, now: datetime) -> None:
+    """Alerts whose words carry canaries: one per category inside the windows, and one about
+    events before every window (raised while another consent covered them, say)."""
+    owner = world.users["owner"]
+    seeds = [
+        ("owner:symptoms", "symptoms", now - timedelta(hours=3)),
+        ("owner:medications", "medications", now - timedelta(hours=3)),
+        ("owner:counseling", "counseling", now - timedelta(hours=3)),
+        ("owner:outside", "symptoms", now - timedelta(days=20)),
+    ]
+    for n, (group, category, at) in enumerate(seeds):
+        canary = _canary("AlertDetail")
+        alert_services.raise_alert(
+            session,
+            patient_id=owner.id,
+            kind="matrix",
+            category=category,
+            episode_key=f"matrix-{n}",
+            now=now - timedelta(minutes=30),
+            triggered_at=at,
+            detail=canary,
+        )
+        world.canaries[group].add(canary)
+    session.commit()
+
+
+def _seed_bulk_export(app: Flask, session: Session, world: World, *, now: datetime) -> None:
+    """A finished bulk export of clinician_full's (real files, for /fhir/bulkstatus and the file
+    routes), made by the scheduler's job like any other."""
     from api.export.models import ExportJob
+    from api.export.services import bulk_types
+    from jobs import bulk_export
 
     job = ExportJob(
         requester_id=world.users["clinician_full"].id,
-        types=["Patient"],
+        types=bulk_types(),
         request_url="matrix",
         created_at=now,
     )
     session.add(job)
     session.commit()
+    done = bulk_export.run_next_export(
+        session,
+        now=datetime.now(UTC),  # after every seeded row (their accounts too)
+        export_dir=app.config["EXPORT_DIR"],
+        base_url=app.config["FHIR_BASE_URL"],
+        ttl=app.config["BULK_EXPORT_TTL"],
+    )
+    session.commit()
+    assert done is not None and done.status == "completed"
     world.params.update(job_id=str(job.id), rtype="Patient")
 
 
@@ -326,6 +372,15 @@ def _seed_features(session: Session, world: World, *, now: datetime) -> None:
         },
         now=now - timedelta(hours=2),
     )
+    # Before every consent's window (data_from 10 days ago): no clinician may see it.
+    old_note = _canary("OldCheckinNote")
+    checkins.create_checkin(
+        session,
+        user_id=owner.id,
+        body={"id": None, "recorded_at": now - timedelta(days=20), "craving": 2, "note": old_note},
+        now=now - timedelta(days=20),
+    )
+    world.canaries["owner:outside"].add(old_note)
     med_name, dose_note = _canary("MedName"), _canary("DoseNote")
     medication, _ = medications.create_medication(
         session,
@@ -421,6 +476,7 @@ def _seed_features(session: Session, world: World, *, now: datetime) -> None:
     )
     world.canaries["owner:symptoms"] |= {checkin_note, str(assessment.id)}
     world.canaries["owner:medications"] |= {med_name, dose_note}
+    world.params["running_regimen"] = med_name
     world.canaries["owner:counseling"].add(title)
     # Counseling notes never go under a general consent: no clinician sees them.
     world.canaries["owner:private"].add(counseling_note)
@@ -560,3 +616,63 @@ def test_every_api_route_is_in_the_openapi_document() -> None:
             if (method, plain) not in documented:
                 undocumented.append(f"{method} {rule.rule}")
     assert undocumented == []
+
+
+DERIVED_PATHS = (
+    "/v1/clinician/alerts?state=all",
+    "/v1/clinician/patients",
+    "/v1/clinician/summaries",
+    "/v1/clinician/summaries/{summary_id}",
+    "/v1/clinician/patients/{patient_id}/summary",
+    "/fhir/bulkstatus/{job_id}",
+    "/fhir/bulkfiles/{job_id}/{rtype}.ndjson",
+)
+
+
+@pytest.mark.parametrize("change", ["revoke", "narrow_window"])
+def test_derived_records_made_before_a_consent_changed_follow_the_change(
+    client: FlaskClient, world: World, app: Flask, change: str
+) -> None:
+    """Alerts, summaries and a finished bulk export made under clinician_full's consent: once
+    the owner revokes it, or narrows its window to the last hour, none of them shows what the
+    consent in force no longer covers, on any derived path, and no export file is left."""
+    headers = world.headers["clinician_full"]
+    bulk = client.get(_fill("/fhir/bulkstatus/{job_id}", world), headers=headers)
+    assert bulk.status_code == 200
+    seen = client.get("/v1/clinician/alerts?state=all", headers=headers).get_data(as_text=True)
+    assert any(c in seen for c in world.canaries["owner:symptoms"])  # shown while in force
+    owner = world.headers["owner"]
+    if change == "revoke":
+        url = f"/v1/consents/{world.params['consent_id']}/revoke"
+        assert client.post(url, headers=owner).status_code == 200
+        hidden = world.forbidden_for("clinician_none")  # everything of the owner's
+    else:
+        body = {
+            "recipient_id": str(world.users["clinician_full"].id),
+            "categories": ["symptoms", "medications", "counseling"],
+            "purpose": "treatment",
+            "data_from": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+            "signature": "Someone",
+            "consent_text_version": "2026-01",
+        }
+        assert client.post("/v1/consents", json=body, headers=owner).status_code == 201
+        # Every seeded health canary is older than an hour: none may show any more, but for
+        # the name of the regimen, which is still running (in effect inside the new window).
+        groups = ("owner:symptoms", "owner:medications", "owner:counseling", "owner:outside")
+        hidden = world.forbidden_for("clinician_full") | set().union(
+            *(world.canaries[g] for g in groups)
+        )
+        hidden.discard(world.params["running_regimen"])
+    export_dir = app.config["EXPORT_DIR"]
+    assert not list(Path(export_dir).rglob("*.ndjson")), "export files outlived the change"
+    failures = []
+    for path in DERIVED_PATHS:
+        response = client.get(_fill(path, world), headers=headers)
+        text = response.get_data(as_text=True)
+        response.close()
+        if path.startswith("/fhir/") and response.status_code == 200:
+            failures.append(f"{path}: still answered 200 after the consent changed")
+        leaked = sorted(c for c in hidden if c in text)
+        if leaked:
+            failures.append(f"{path}: {response.status_code} shows {leaked}")
+    assert not failures, "\n".join(failures)

@@ -65,7 +65,56 @@ def test_production_refuses_a_missing_or_short_secret(
         Config()
 
 
+PRODUCTION = {
+    "WAYMARK_ENV": "production",
+    "SECRET_KEY": "s" * 32,
+    "DATABASE_URL": "postgresql+psycopg://waymark@db/waymark",
+    "PUBLIC_BASE_URL": "https://waymark.example.org",
+    "SMTP_HOST": "smtp.example.org",
+    "MAIL_FROM": "Waymark <no-reply@example.org>",
+}
+
+
+def _production(monkeypatch: pytest.MonkeyPatch, **changes: str | None) -> None:
+    for name, value in {**PRODUCTION, **changes}.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+
+
 def test_production_accepts_a_long_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WAYMARK_ENV", "production")
-    monkeypatch.setenv("SECRET_KEY", "s" * 32)
+    _production(monkeypatch)
     assert Config().SECRET_KEY == "s" * 32
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATABASE_URL", None),
+        ("DATABASE_URL", "sqlite:////srv/waymark.sqlite3"),
+        ("PUBLIC_BASE_URL", None),
+        ("PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
+        ("PUBLIC_BASE_URL", "http://localhost"),
+        ("PUBLIC_BASE_URL", "https://[::1]:8443"),
+        ("PUBLIC_BASE_URL", "not a url"),
+        ("SMTP_HOST", None),
+        ("SMTP_HOST", ""),
+        ("MAIL_FROM", None),
+        ("SECRET_KEY_PREVIOUS", "short"),
+    ],
+)
+def test_production_refuses_unsafe_settings(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str | None
+) -> None:
+    _production(monkeypatch, **{name: value})
+    with pytest.raises(RuntimeError, match=name):
+        Config()
+
+
+def test_development_keeps_its_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WAYMARK_ENV", "DATABASE_URL", "PUBLIC_BASE_URL", "SMTP_HOST", "MAIL_FROM"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = Config()
+    assert cfg.DATABASE_URL.startswith("sqlite")
+    assert cfg.PUBLIC_BASE_URL == "http://127.0.0.1:8000"

@@ -196,3 +196,19 @@ def test_exceptions_are_logged_by_type_and_place_never_by_message(
         assert any(frame.endswith(":_raise_with_a_value") for frame in event["frames"])
         assert CANARY_PASSWORD not in json.dumps(event)
         assert "exception" not in event and "exc_info" not in event
+
+
+def test_apscheduler_per_run_lines_are_held_back_unless_debugging() -> None:
+    import logging
+
+    from api.observability import configure_logging
+
+    runs = logging.getLogger("apscheduler.executors.default")  # "Running job ..." lines
+    try:
+        configure_logging("INFO")
+        assert not runs.isEnabledFor(logging.INFO)
+        assert runs.isEnabledFor(logging.WARNING)  # a missed or failed run still shows
+        configure_logging("DEBUG")
+        assert runs.isEnabledFor(logging.INFO)
+    finally:
+        configure_logging("INFO")

@@ -61,3 +61,23 @@ def test_a_token_signed_with_another_key_is_not_taken_from_the_cache(
         assert client.get("/v1/me", headers=headers).status_code == 401
     finally:
         app.config["SECRET_KEY"] = original
+
+
+def test_rotation_keeps_tokens_of_the_previous_key_valid_until_they_expire(
+    app: Flask, client: FlaskClient, session: Session, patient: Any
+) -> None:
+    headers = _token(app, session, patient, ttl=600)
+    original = app.config["SECRET_KEY"]
+    app.config["SECRET_KEY"] = "rotated-" + "z" * 40
+    app.config["SECRET_KEY_PREVIOUS"] = [original]
+    try:
+        assert client.get("/v1/me", headers=headers).status_code == 200
+        # New tokens are signed with the new key only.
+        fresh = _token(app, session, patient, ttl=600)
+        app.config["SECRET_KEY_PREVIOUS"] = []
+        assert client.get("/v1/me", headers=fresh).status_code == 200
+        # Once the old key is dropped (a token lifetime later), its tokens are refused.
+        assert client.get("/v1/me", headers=headers).status_code == 401
+    finally:
+        app.config["SECRET_KEY"] = original
+        app.config["SECRET_KEY_PREVIOUS"] = []

@@ -75,3 +75,21 @@ def test_sqlite_only_tests_are_not_expected_on_postgresql(monkeypatch: pytest.Mo
     Report.keywords = {"test_pragmas": 1}
     conftest.pytest_runtest_logreport(Report())  # type: ignore[arg-type]
     assert conftest._missing_on_postgresql() == ["t.py::test_pragmas[sqlite]"]
+
+
+def test_make_run_installs_no_dev_tools() -> None:
+    """`make run` (and migrate, jobs) set up the venv as the image does: without the dev group."""
+    import subprocess
+
+    for target in ("run", "migrate", "jobs"):
+        planned = subprocess.run(  # noqa: S603 - fixed arguments
+            ["make", "-n", "-B", target],  # noqa: S607 - make from PATH, as a developer runs it
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        syncs = [line for line in planned.splitlines() if " sync " in line]
+        assert syncs, planned
+        assert all("--no-dev" in line for line in syncs), syncs
+        assert "uv run" not in planned  # uv run would sync the default (dev) group back in

@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 
 import structlog
 from argon2 import PasswordHasher
@@ -20,6 +19,7 @@ from api.auth.models import User
 from api.errors import Forbidden, LeavesTrace
 from api.export import services as export_services
 from api.export.models import ExportJob
+from api.export.storage import ExportPlace
 from api.ratelimit import DatabaseCounter, RateCounter, take_attempt
 from api.security import verify_password
 
@@ -70,7 +70,7 @@ def erase_account(
     user: User,
     password: str,
     hasher: PasswordHasher,
-    export_dir: Path,
+    export_dir: ExportPlace,
     now: datetime,
 ) -> None:
     """Raises WrongPassword (403) or TooManyRequests; otherwise erases everything of the account."""
@@ -81,13 +81,13 @@ def erase_account(
 
 
 def erase_user_data(
-    session: Session, *, user_id: uuid.UUID, export_dir: Path, now: datetime
+    session: Session, *, user_id: uuid.UUID, export_dir: ExportPlace, now: datetime
 ) -> None:
     """Delete the user's rows everywhere (and export files that hold them); keep the ledger."""
     # Bulk export files that hold this patient, and the user's own bulk export files.
     export_services.erase_patient_exports(session, patient_id=user_id, export_dir=export_dir)
     for job_id in session.scalars(select(ExportJob.id).where(ExportJob.requester_id == user_id)):
-        export_services.remove_files(export_dir, job_id)
+        export_services.remove_files(export_dir, job_id, session)
     for eraser in ERASERS:
         eraser(session, user_id, now)
     # Counters keyed by the user's id (export rate, erase attempts).

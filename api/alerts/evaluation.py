@@ -74,6 +74,8 @@ def evaluate_alerts_batch(
                 "episode_key": alert.episode_key,
                 "triggered_at": alert.triggered_at,
                 "detail": alert.detail,
+                "events_from": alert.events_from,
+                "events_to": alert.events_to,
             }
             for alert in evaluate(
                 loaded.data[patient_id],

@@ -1,4 +1,4 @@
-"""Alerts: one row per patient, kind and episode; acknowledged once."""
+"""Alerts: one row per patient, kind and episode; each clinician acknowledges for themselves."""
 
 from __future__ import annotations
 
@@ -20,10 +20,7 @@ class Alert(Base):
     __table_args__ = (
         UniqueConstraint("patient_id", "kind", "episode_key"),
         CheckConstraint(f"category IN ({', '.join(repr(c) for c in CATEGORIES)})", name="category"),
-        # The acknowledging clinician may be erased later (SET NULL); the time stays.
-        CheckConstraint(
-            "acknowledged_by_id IS NULL OR acknowledged_at IS NOT NULL", name="acknowledged"
-        ),
+        CheckConstraint("events_to >= events_from", name="events_period"),
         Index("ix_alerts_patient_created", "patient_id", "created_at"),
     )
 
@@ -39,7 +36,25 @@ class Alert(Base):
     # for the clinician (never advice to the patient). Health data: shown only under consent.
     triggered_at: Mapped[datetime | None]
     detail: Mapped[str | None] = mapped_column(Text)
-    acknowledged_at: Mapped[datetime | None]
-    acknowledged_by_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL")
+    # The period of the events the alert describes (a reading: its instant; a run of missed
+    # doses: from the first dose to the last one's window closing; a check-in gap: from the first
+    # check-in of the streak to the end of the gap). An alert is data about those events: the
+    # consent gate judges it by this period, never by when the job happened to raise it.
+    events_from: Mapped[datetime]
+    events_to: Mapped[datetime]
+
+
+class AlertAcknowledgement(Base):
+    """One clinician's acknowledgement of an alert. Acknowledging is per clinician: it hides the
+    alert from that clinician's open list only, and no clinician learns who else acknowledged
+    (that would reveal another treating relationship)."""
+
+    __tablename__ = "alert_acknowledgements"
+
+    alert_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
     )
+    clinician_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    acknowledged_at: Mapped[datetime]

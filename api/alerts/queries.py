@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Collection
-from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from api.alerts.models import Alert
@@ -20,9 +19,11 @@ def open_alert_rows(
     *,
     patient_ids: Collection[uuid.UUID],
     categories: Collection[str],
-    now: datetime,
+    visible: ColumnElement[bool],
 ) -> dict[uuid.UUID, list[AlertRow]]:
-    """Each patient's unacknowledged alerts in the given categories, raised by `now` (one query)."""
+    """Each patient's alerts in the given categories that the reader sees as open (`visible`: for
+    a clinician, alerts.services.visible_open(gate): the consent gate by the time of the events,
+    and not acknowledged by them), one query."""
     ids, cats = list(patient_ids), set(categories)
     alerts: dict[uuid.UUID, list[AlertRow]] = defaultdict(list)
     if not ids or not cats:
@@ -38,10 +39,8 @@ def open_alert_rows(
             Alert.detail,
         ).where(
             one_of(session, Alert.patient_id, ids),
-            Alert.acknowledged_at.is_(None),
-            Alert.clinician_visible.is_(True),
             Alert.category.in_(sorted(cats)),
-            Alert.created_at <= now,
+            visible,
         )
     )
     for patient_id, aid, kind, category, triggered, created, detail in alert_rows:

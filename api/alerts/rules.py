@@ -72,6 +72,10 @@ class AlertCandidate:
     episode_key: str
     triggered_at: datetime
     detail: str
+    # The period of the events the alert describes (and its detail names): the consent gate
+    # judges the alert by these, so it is shown only where the consent's window holds them all.
+    events_from: datetime
+    events_to: datetime
 
     @property
     def category(self) -> str:
@@ -135,6 +139,8 @@ def severe_withdrawal(
             rule="severe_withdrawal",
             episode_key=f"{instrument}:{day.isoformat()}",
             triggered_at=when,
+            events_from=when,
+            events_to=when,
             detail=f"{instrument.upper()} total {total} at {_fmt(when, window)} "
             f"(flag threshold {threshold} or more).",
         )
@@ -191,6 +197,9 @@ def missed_doses(
                     rule="missed_doses",
                     episode_key=f"{med_id}:{run[0].scheduled_for.astimezone(UTC).isoformat()}",
                     triggered_at=nth.scheduled_for + on_time,
+                    # The detail counts every dose of the run, to the last one's window closing.
+                    events_from=run[0].scheduled_for,
+                    events_to=min(run[-1].scheduled_for + on_time, window.now),
                     detail=f"{len(run)} consecutive scheduled doses of {names.get(med_id, '?')} "
                     f"missed, from {_fmt(run[0].scheduled_for, window)} "
                     f"(flag threshold {settings.missed_doses_run} or more).",
@@ -208,6 +217,8 @@ def missed_sessions(sessions: Sequence[SessionRow], *, window: Window) -> list[A
             rule="missed_session",
             episode_key=str(s.id),
             triggered_at=s.starts_at,
+            events_from=s.starts_at,
+            events_to=s.starts_at,
             detail=f"Counseling session ({s.kind}) on {_fmt(s.starts_at, window)} marked missed.",
         )
         for s in sorted(sessions, key=lambda s: s.starts_at)
@@ -237,11 +248,16 @@ def checkin_gaps(
         )
         if not streak:
             continue
+        # The detail speaks of the whole streak of daily check-ins and of the gap after it.
+        streak_from = last_day - timedelta(days=settings.checkin_streak_days - 1)
+        first = min(t for t in times if window.local_date(t) >= streak_from)
         out.append(
             AlertCandidate(
                 rule="checkin_gap",
                 episode_key=last_day.isoformat(),
                 triggered_at=last + gap,
+                events_from=first,
+                events_to=min(last + gap, window.now),
                 detail=f"No check-in for {settings.checkin_gap_days} days after "
                 f"{settings.checkin_streak_days} or more days of daily check-ins; last check-in "
                 f"{_fmt(last, window)}.",
@@ -334,10 +350,18 @@ def _rising(
     settings: AlertSettings,
 ) -> AlertCandidate:
     day_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=window.tz)
+    # The means compare the recent days with the baseline days before them: all of it is shown.
+    span = settings.rising_recent_days + settings.rising_baseline_days
+    first_day = day - timedelta(days=span - 1)
     return AlertCandidate(
         rule="rising_trend",
         episode_key=f"{name}:{day.isoformat()}",
         triggered_at=min(day_end, window.now),
+        events_from=max(
+            datetime.combine(first_day, datetime.min.time(), tzinfo=window.tz).astimezone(UTC),
+            window.start,
+        ),
+        events_to=min(day_end, window.now),
         detail=f"{_LABEL[name]}: mean {_num(recent_mean)} over the {settings.rising_recent_days} "
         f"days to {day.isoformat()} against {_num(base_mean)} over the previous "
         f"{settings.rising_baseline_days} days (flag at {_num((settings.rising_ratio - 1) * 100)}% "

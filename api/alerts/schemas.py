@@ -22,9 +22,25 @@ class AlertSchema(Schema):
     episode_key = fields.String(dump_only=True)
     created_at = fields.AwareDateTime(dump_only=True)
     triggered_at = fields.AwareDateTime(dump_only=True, allow_none=True)
+    events_from = fields.AwareDateTime(
+        dump_only=True,
+        metadata={"description": "Start of the period of the events the alert describes."},
+    )
+    events_to = fields.AwareDateTime(
+        dump_only=True,
+        metadata={"description": "End of the period of the events the alert describes."},
+    )
     detail = fields.String(dump_only=True, allow_none=True)
-    acknowledged_at = fields.AwareDateTime(dump_only=True, allow_none=True)
-    acknowledged_by = fields.UUID(attribute="acknowledged_by_id", dump_only=True, allow_none=True)
+    acknowledged_at = fields.AwareDateTime(
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "When you acknowledged it (acknowledging is per clinician)."},
+    )
+    acknowledged_by = fields.UUID(
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "Your own id once you acknowledged it; never anyone else's."},
+    )
 
 
 AlertPageSchema = disclosed_page_schema(AlertSchema, "AlertPage")

@@ -1,5 +1,11 @@
-"""Raising, listing and acknowledging alerts. A clinician sees an alert only where the consent
-gate (api.consent.gate, Gate.visible) lets them see its category at its time."""
+"""Raising, listing and acknowledging alerts.
+
+A clinician sees an alert only where the consent gate (api.consent.gate, Gate.visible) lets them
+see its category over the period of the events it describes (events_from to events_to), judged
+by the consent in force now: an alert raised before a consent narrowed, or from data before its
+window, is not shown. Acknowledging is each clinician's own: it hides the alert from their open
+list, counts and summaries only, and nobody is ever shown who else acknowledged it.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +16,11 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.alerts.models import Alert
+from api.alerts.models import Alert, AlertAcknowledgement
 from api.consent.gate import Gate
 from api.consent.models import CATEGORIES
 from api.disclosures.services import record_per_consent
@@ -36,8 +42,11 @@ def raise_alert(
     clinician_visible: bool = True,
     triggered_at: datetime | None = None,
     detail: str | None = None,
+    events_from: datetime | None = None,
+    events_to: datetime | None = None,
 ) -> tuple[Alert, bool]:
     """Raise an alert once per (patient, kind, episode): a second call returns the first.
+    The events period defaults to the trigger time (else `now`): one instant.
     Returns (alert, created); safe when two jobs race (the unique key decides)."""
     assert category in CATEGORIES, category
     key = (Alert.patient_id == patient_id, Alert.kind == kind, Alert.episode_key == episode_key)
@@ -53,6 +62,8 @@ def raise_alert(
         clinician_visible=clinician_visible,
         triggered_at=triggered_at,
         detail=detail,
+        events_from=events_from or triggered_at or now,
+        events_to=events_to or events_from or triggered_at or now,
     )
     try:
         with session.begin_nested():
@@ -68,8 +79,8 @@ def raise_alert(
 
 def raise_alerts(session: Session, *, alerts: Iterable[dict[str, Any]], now: datetime) -> int:
     """raise_alert for many at once (an INSERT that skips episodes already raised, so two jobs
-    racing still raise each once). Each: patient_id, kind, category, episode_key and optionally
-    triggered_at, detail. Returns how many were new."""
+    racing still raise each once). Each: patient_id, kind, category, episode_key, events_from,
+    events_to and optionally triggered_at, detail. Returns how many were new."""
     candidates = list(alerts)
     if not candidates:
         return 0
@@ -114,10 +125,45 @@ def raise_alerts(session: Session, *, alerts: Iterable[dict[str, Any]], now: dat
     return len(created)
 
 
-def _visible(gate: Gate) -> Any:
+def _visible(gate: Gate) -> ColumnElement[bool]:
     return Alert.clinician_visible.is_(True) & gate.visible(
-        patient_col=Alert.patient_id, category_col=Alert.category, time_col=Alert.created_at
+        patient_col=Alert.patient_id,
+        category_col=Alert.category,
+        time_col=Alert.events_from,
+        until_col=Alert.events_to,
     )
+
+
+def acknowledged_by(clinician_id: uuid.UUID) -> ColumnElement[bool]:
+    """The alert was acknowledged by this clinician (SQL): anyone else's acknowledgement is no
+    concern of theirs."""
+    return exists().where(
+        AlertAcknowledgement.alert_id == Alert.id,
+        AlertAcknowledgement.clinician_id == clinician_id,
+    )
+
+
+def visible_open(gate: Gate) -> ColumnElement[bool]:
+    """Alerts the gate's clinician may see and has not acknowledged (lists, counts, summaries)."""
+    return and_(_visible(gate), ~acknowledged_by(gate.clinician_id))
+
+
+def _as_seen(alert: Alert, clinician_id: uuid.UUID, at: datetime | None) -> dict[str, Any]:
+    """The alert as this clinician sees it: their own acknowledgement, or none."""
+    return {
+        "id": alert.id,
+        "patient_id": alert.patient_id,
+        "kind": alert.kind,
+        "category": alert.category,
+        "episode_key": alert.episode_key,
+        "created_at": alert.created_at,
+        "triggered_at": alert.triggered_at,
+        "events_from": alert.events_from,
+        "events_to": alert.events_to,
+        "detail": alert.detail,
+        "acknowledged_at": at,
+        "acknowledged_by": clinician_id if at is not None else None,
+    }
 
 
 def list_alerts(
@@ -129,29 +175,45 @@ def list_alerts(
     cursor: str | None,
     now: datetime,
 ) -> dict[str, Any]:
-    """Alerts about patients whose consent in force covers the alert's category, newest first.
+    """Alerts about patients whose consent in force covers the alert's category and the time of
+    its events, newest first; `state` is this clinician's own (open: not acknowledged by them).
     Each patient on the page gets a disclosure row (kind read) in this transaction."""
     gate = Gate.open(session, clinician_id=clinician_id, now=now)
     stmt = select(Alert).where(_visible(gate))
     if state == "open":
-        stmt = stmt.where(Alert.acknowledged_at.is_(None))
+        stmt = stmt.where(~acknowledged_by(clinician_id))
     elif state == "acknowledged":
-        stmt = stmt.where(Alert.acknowledged_at.is_not(None))
+        stmt = stmt.where(acknowledged_by(clinician_id))
     items, next_cursor = keyset_page(
         session, stmt, order=Alert.created_at, tiebreak=Alert.id, limit=limit, cursor=cursor
     )
+    acks: dict[uuid.UUID, datetime] = {}
+    if items:
+        acks = dict(
+            session.execute(  # type: ignore[arg-type]
+                select(AlertAcknowledgement.alert_id, AlertAcknowledgement.acknowledged_at).where(
+                    AlertAcknowledgement.clinician_id == clinician_id,
+                    one_of(session, AlertAcknowledgement.alert_id, [a.id for a in items]),
+                )
+            ).all()
+        )
     _disclose(session, gate=gate, alerts=items)
-    return {"items": items, "next_cursor": next_cursor}
+    return {
+        "items": [_as_seen(a, clinician_id, acks.get(a.id)) for a in items],
+        "next_cursor": next_cursor,
+    }
 
 
 def _disclose(session: Session, *, gate: Gate, alerts: Iterable[Alert]) -> None:
+    """A ledger row per patient and consent: the categories shown and the period of the events
+    the alerts describe (not when they were raised)."""
     by_patient: dict[uuid.UUID, list[Alert]] = defaultdict(list)
     for alert in alerts:
         by_patient[alert.patient_id].append(alert)
     for patient_id, rows in by_patient.items():
         categories = {a.category for a in rows}
         consent_id = gate.covering(patient_id, categories).id
-        span = (min(a.created_at for a in rows), max(a.created_at for a in rows))
+        span = (min(a.events_from for a in rows), max(a.events_to for a in rows))
         record_per_consent(
             session,
             patient_id=patient_id,
@@ -164,36 +226,41 @@ def _disclose(session: Session, *, gate: Gate, alerts: Iterable[Alert]) -> None:
 
 def acknowledge_alert(
     session: Session, *, clinician_id: uuid.UUID, alert_id: uuid.UUID, now: datetime
-) -> Alert:
-    """Acknowledge once; again changes nothing. Raises NotFound if the clinician cannot see it."""
+) -> dict[str, Any]:
+    """Acknowledge for this clinician (others' open lists are untouched); again changes nothing.
+    Raises NotFound if the clinician cannot see it."""
     gate = Gate.open(session, clinician_id=clinician_id, now=now)
-    alert = session.scalar(
-        select(Alert).where(Alert.id == alert_id, _visible(gate)).with_for_update(of=Alert)
-    )
+    alert = session.scalar(select(Alert).where(Alert.id == alert_id, _visible(gate)))
     if alert is None:
         raise NotFound("No such alert.")
-    if alert.acknowledged_at is None:
-        alert.acknowledged_at = now
-        alert.acknowledged_by_id = clinician_id
-        session.flush()
+    stmt = insert_ignoring_conflicts(
+        dialect_of(session),
+        AlertAcknowledgement.__table__,
+        index_elements=["alert_id", "clinician_id"],
+    )
+    # ON CONFLICT DO NOTHING: a second acknowledgement (or two racing) keeps the first time.
+    session.execute(stmt.values(alert_id=alert.id, clinician_id=clinician_id, acknowledged_at=now))
+    at = session.scalar(
+        select(AlertAcknowledgement.acknowledged_at).where(
+            AlertAcknowledgement.alert_id == alert.id,
+            AlertAcknowledgement.clinician_id == clinician_id,
+        )
+    )
+    if at == now:
         log.info("alert.acknowledged", alert_id=str(alert.id), clinician_id=str(clinician_id))
-    return alert
+    return _as_seen(alert, clinician_id, at)
 
 
 def open_counts(
     session: Session, *, gate: Gate, patient_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, int]:
-    """Unacknowledged alerts the clinician can see, per patient (one query)."""
+    """Alerts the gate's clinician can see and has not acknowledged, per patient (one query)."""
     ids = list(patient_ids)
     if not ids:
         return {}
     rows = session.execute(
         select(Alert.patient_id, func.count())
-        .where(
-            Alert.patient_id.in_(ids),
-            Alert.acknowledged_at.is_(None),
-            _visible(gate),
-        )
+        .where(Alert.patient_id.in_(ids), visible_open(gate))
         .group_by(Alert.patient_id)
     )
     return {patient_id: int(count) for patient_id, count in rows}

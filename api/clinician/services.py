@@ -182,6 +182,16 @@ def read_counseling_sessions(
     )
 
 
+def _as_seen_by(assessment: CowsAssessment, clinician_id: uuid.UUID) -> dict[str, Any]:
+    """An assessment as a clinician reads it: who recorded it only if it was they themselves
+    (another clinician's id would reveal another treating relationship)."""
+    fields = ("id", "patient_id", "instrument_version", "assessed_at", "answers", "total")
+    view = {name: getattr(assessment, name) for name in fields}
+    view |= {"severity": assessment.severity, "created_at": assessment.created_at}
+    view["clinician_id"] = clinician_id if assessment.clinician_id == clinician_id else None
+    return view
+
+
 def read_cows(
     session: Session,
     *,
@@ -202,7 +212,7 @@ def read_cows(
             CowsAssessment.assessed_at >= start,
             CowsAssessment.assessed_at < end,
         )
-        return keyset_page(
+        items, next_cursor = keyset_page(
             session,
             stmt,
             order=CowsAssessment.assessed_at,
@@ -210,6 +220,7 @@ def read_cows(
             limit=limit,
             cursor=cursor,
         )
+        return [_as_seen_by(a, clinician_id) for a in items], next_cursor
 
     return _disclosed_read(
         session,

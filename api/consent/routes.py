@@ -9,6 +9,7 @@ from flask import current_app
 from flask_smorest import Blueprint
 
 from api.consent import services
+from api.consent.models import Consent
 from api.consent.schemas import (
     ClinicianCardSchema,
     ClinicianLookupArgs,
@@ -17,6 +18,7 @@ from api.consent.schemas import (
     ConsentPageSchema,
     ConsentSchema,
 )
+from api.consent.signals import consent_narrowed
 from api.db import get_session, utcnow
 from api.ratelimit import make_counter
 from api.security import auth_required, client_address, current_user
@@ -76,6 +78,9 @@ def create_consent(body: dict[str, Any]) -> Any:
         revocation_statement=current_app.config["CONSENT_REVOCATION_STATEMENT"],
         now=utcnow(),
     )
+    if created and consent.replaces_id is not None:
+        # The new consent replaced (revoked) an older one: what that clinician sees may shrink.
+        _narrowed(consent)
     session.commit()
     return consent, 201 if created else 200
 
@@ -108,5 +113,17 @@ def revoke_consent(consent_id: uuid.UUID) -> Any:
     consent = services.revoke_consent(
         session, patient_id=current_user().id, consent_id=consent_id, now=utcnow()
     )
+    _narrowed(consent)
     session.commit()
     return consent
+
+
+def _narrowed(consent: Consent) -> None:
+    """Tell the features that hold derived copies (bulk export files) before the commit."""
+    consent_narrowed.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        session=get_session(),
+        patient_id=consent.patient_id,
+        recipient_id=consent.recipient_id,
+        now=utcnow(),
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
@@ -42,6 +42,7 @@ from api.export.sections import (
 from api.inbox.schemas import InboxItemSchema
 from api.inbox.services import _item as inbox_item
 from api.instruments.services import list_instruments
+from api.localtime import local_day_start
 from api.medications.models import Dose, Medication
 from api.notifications.models import Notification
 from api.reminders.models import ReminderRule
@@ -176,7 +177,22 @@ def medication_record(row: Any, now: datetime) -> dict[str, Any]:
         "archived_at": row.archived_at,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
+        # For the consent window; not part of the JSON record.
+        "_in_effect_until": in_effect_until(row, shape.zone, now),
     }
+
+
+def in_effect_until(row: Any, zone: ZoneInfo, now: datetime) -> datetime:
+    """The last instant a regimen was in effect, as of `now`: its archiving, the end of its last
+    day, or `now` while it runs. A regimen is data about the time it was in effect, so a consent
+    window that this instant falls in (it ended inside the window, or runs still) may hold it;
+    one that ended before the window may not."""
+    ends = [now]
+    if row.archived_at is not None:
+        ends.append(row.archived_at)
+    if row.end_date is not None and row.end_date < date.max:
+        ends.append(local_day_start(row.end_date + timedelta(days=1), zone))
+    return min(ends)
 
 
 def _medication_rows(
@@ -225,6 +241,7 @@ MEDICATIONS = register(
         ),
         to_fhir=fhir_one(fhir.medication_statement),
         fhir_types=("MedicationStatement",),
+        when=lambda r: r["_in_effect_until"],
         # Regimens are archived, not deleted, today; a delete in the feed would be reported.
         feed_entity="medication",
         deleted_refs=lambda medication_id: [("MedicationStatement", str(medication_id))],
@@ -413,9 +430,10 @@ def _cows_fhir(
         return []
     # Clinician-administered: no QuestionnaireResponse of the patient's, the clinician performed it.
     score.pop("derivedFrom", None)
-    score["performer"] = (
-        [{"reference": f"Practitioner/{record['clinician_id']}"}] if record["clinician_id"] else []
-    )
+    performer = record["clinician_id"]
+    if ctx.disclosed and str(performer) != ctx.recipient_id:
+        performer = None  # a disclosed copy names no clinician but its recipient
+    score["performer"] = [{"reference": f"Practitioner/{performer}"}] if performer else []
     if not score["performer"]:
         del score["performer"]
     return [score]

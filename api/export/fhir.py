@@ -89,6 +89,9 @@ class FhirContext:
     now: datetime
     # Disclosed copies (a clinician's bulk export) carry the 42 CFR Part 2 security labels.
     disclosed: bool = False
+    # The clinician a disclosed copy is for: the only clinician it may name (another clinician
+    # recorded in the patient's data would reveal another treating relationship).
+    recipient_id: str | None = None
     item_texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def system(self, name: str) -> str:

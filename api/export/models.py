@@ -64,3 +64,8 @@ class ExportJobPatient(Base):
     patient_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+    # What of the patient the files hold, for a clinician's job: {category: the earliest data
+    # time sent (ISO 8601)}. Every later poll or download checks it against the consent gate;
+    # a consent revoked, expired or narrowed since (a category gone, a window starting later)
+    # voids the job and deletes its files. None: an admin's job, or written before this was kept.
+    windows: Mapped[dict[str, str] | None] = mapped_column(JSON)

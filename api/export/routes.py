@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
-from flask import Response, current_app, request, send_file, stream_with_context, url_for
+from flask import Response, current_app, request, stream_with_context, url_for
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 from sqlalchemy.orm import Session
 
 from api.audit.access import auth_required_audited
+from api.consent.signals import consent_narrowed
 from api.db import get_session, utcnow
 from api.export import services
 from api.export.schemas import BulkKickoffArgs, ExportArgs, ManifestSchema
+from api.export.storage import ExportStorage, storage_from_config
 from api.openapi import EXTRA_PARAMETERS
 from api.ratelimit import make_counter
 from api.security import auth_required, current_user
@@ -57,8 +59,8 @@ def _closing(chunks: Iterator[bytes], session: Session) -> Iterator[bytes]:
         session.close()
 
 
-def _export_dir() -> Path:
-    return Path(current_app.config["EXPORT_DIR"])
+def _export_dir() -> ExportStorage:
+    return storage_from_config(current_app.config)
 
 
 @blp.get("/export")
@@ -86,6 +88,32 @@ def export_own_data(args: dict[str, Any]) -> Any:
             "Content-Disposition": f'attachment; filename="{export.filename}"',
             "Cache-Control": "no-store",
         },
+    )
+
+
+def _recheck(job_id: uuid.UUID) -> None:
+    """A consent revoked, expired or narrowed since the job finished voids it before anything is
+    answered; committed at once (its files are gone), since the refusal that follows rolls the
+    request back."""
+    session = get_session()
+    if services.recheck_bulk_export(
+        session, requester=current_user(), job_id=job_id, export_dir=_export_dir(), now=utcnow()
+    ):
+        session.commit()
+
+
+@consent_narrowed.connect
+def _void_narrowed_exports(
+    _app: Any, *, session: Session, patient_id: uuid.UUID, recipient_id: uuid.UUID, now: datetime
+) -> None:
+    """A consent was revoked or replaced (api.consent.signals): the recipient's finished exports
+    holding that patient are checked at once, in the consent route's transaction."""
+    services.void_exports_holding(
+        session,
+        patient_id=patient_id,
+        recipient_id=recipient_id,
+        export_dir=_export_dir(),
+        now=now,
     )
 
 
@@ -146,6 +174,7 @@ def start_patient_export(args: dict[str, Any]) -> Any:
 def get_bulk_status(job_id: uuid.UUID) -> Any:
     """Poll a bulk export: 202 with X-Progress while it runs, 200 with the manifest when done."""
     session = get_session()
+    _recheck(job_id)
     job = services.bulk_status(session, requester=current_user(), job_id=job_id, now=utcnow())
     if job.status != "completed":
         return Response(
@@ -193,8 +222,9 @@ def cancel_bulk_export(job_id: uuid.UUID) -> Any:
 @fhir_blp.alt_response(404, response="NOT_FOUND")
 def get_bulk_file(job_id: uuid.UUID, rtype: str) -> Any:
     """One output file of a completed bulk export (only for whoever started it)."""
+    _recheck(job_id)
     session = get_session()
-    path = services.bulk_file(
+    chunks = services.bulk_file(
         session,
         requester=current_user(),
         job_id=job_id,
@@ -203,4 +233,9 @@ def get_bulk_file(job_id: uuid.UUID, rtype: str) -> Any:
         now=utcnow(),
     )
     session.commit()  # the audit row of this read
-    return send_file(path, mimetype="application/fhir+ndjson", conditional=False, max_age=0)
+    # Streamed chunk by chunk (from disk or the database): the file is never whole in memory.
+    return Response(
+        stream_with_context(chunks),
+        mimetype="application/fhir+ndjson",
+        headers={"Cache-Control": "no-cache"},
+    )

@@ -7,13 +7,12 @@ queued here and run by the scheduler process (jobs/bulk_export.py), never in a w
 from __future__ import annotations
 
 import json
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import structlog
 from sqlalchemy import delete, insert, select, update
@@ -26,6 +25,7 @@ from api.errors import AppError, NotFound, TooManyRequests, ValidationError
 from api.export import feature_sections, fhir, writers
 from api.export.models import ACTIVE_STATUSES, ExportJob, ExportJobPatient
 from api.export.sections import Section, Window, all_sections, in_chunks, stream, windowed
+from api.export.storage import ExportPlace, ExportStorage, FileWriter, storage_of
 from api.ratelimit import Counter
 
 log = structlog.get_logger("waymark.export")
@@ -66,11 +66,14 @@ class OwnExport:
     filename: str
 
 
-def fhir_context(*, base_url: str, now: datetime, disclosed: bool) -> fhir.FhirContext:
+def fhir_context(
+    *, base_url: str, now: datetime, disclosed: bool, recipient_id: uuid.UUID | None = None
+) -> fhir.FhirContext:
     return fhir.FhirContext(
         base_url=base_url,
         now=now,
         disclosed=disclosed,
+        recipient_id=str(recipient_id) if recipient_id is not None else None,
         item_texts=feature_sections.instrument_catalogue(),
     )
 
@@ -251,7 +254,7 @@ def manifest(job: ExportJob, *, file_url: Any, notice: str | None) -> dict[str, 
 
 
 def cancel_bulk_export(
-    session: Session, *, requester: User, job_id: uuid.UUID, export_dir: Path, now: datetime
+    session: Session, *, requester: User, job_id: uuid.UUID, export_dir: ExportPlace, now: datetime
 ) -> None:
     """Cancel a queued or running job, or delete a finished one's files. The runner notices."""
     job = _own_job(session, requester=requester, job_id=job_id)
@@ -259,7 +262,7 @@ def cancel_bulk_export(
     job.finished_at = job.finished_at or now
     job.output = None
     session.flush()
-    remove_files(export_dir, job.id)
+    remove_files(export_dir, job.id, session)
     log.info("bulk_export.cancelled", job_id=str(job.id))
 
 
@@ -269,26 +272,34 @@ def bulk_file(
     requester: User,
     job_id: uuid.UUID,
     rtype: str,
-    export_dir: Path,
+    export_dir: ExportPlace,
     now: datetime,
-) -> Path:
-    """The NDJSON file of one type of a completed job of the requester's."""
+) -> Iterator[bytes]:
+    """The NDJSON file of one type of a completed job of the requester's, in chunks."""
     job = bulk_status(session, requester=requester, job_id=job_id, now=now)
     files = {DELETED_FILE if o.get("deleted") else o["type"] for o in job.output or []}
     if job.status != "completed" or rtype not in files:
         raise NotFound("No such file.")
-    path = job_dir(export_dir, job.id) / f"{rtype}.ndjson"
-    if not path.is_file():
+    chunks = storage_of(export_dir).read(session, job.id, rtype)
+    if chunks is None:
         raise NotFound("No such file.")
-    return path
+    return chunks
 
 
 def job_dir(export_dir: Path, job_id: uuid.UUID) -> Path:
+    """Where the disk storage keeps a job's files."""
     return Path(export_dir) / str(job_id)
 
 
-def remove_files(export_dir: Path, job_id: uuid.UUID) -> None:
-    shutil.rmtree(job_dir(export_dir, job_id), ignore_errors=True)
+def remove_files(
+    export_dir: ExportPlace, job_id: uuid.UUID, session: Session | None = None
+) -> None:
+    """Delete every file of the job wherever they are stored (api/export/storage.py); the
+    database storage deletes inside `session`'s transaction, so it needs one."""
+    storage = storage_of(export_dir)
+    if session is None and storage.kind != "disk":
+        raise TypeError("remove_files needs the session for this storage")
+    storage.delete(session, job_id)  # type: ignore[arg-type]
 
 
 # --- Running a bulk export (scheduler process) -----------------------------------------------
@@ -317,9 +328,9 @@ DELETED_FILE = "deleted"
 class _Files:
     """One NDJSON file per resource type (and one of deletions), opened on first write, counted."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.handles: dict[str, IO[bytes]] = {}
+    def __init__(self, storage: ExportStorage, session: Session, job_id: uuid.UUID) -> None:
+        self.storage, self.session, self.job_id = storage, session, job_id
+        self.handles: dict[str, FileWriter] = {}
         self.counts: dict[str, int] = {}
 
     def write(self, resource: dict[str, Any], name: str | None = None) -> None:
@@ -327,8 +338,7 @@ class _Files:
         name = name or resource["resourceType"]
         handle = self.handles.get(name)
         if handle is None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            handle = (self.folder / f"{name}.ndjson").open("wb", buffering=FILE_BUFFER)
+            handle = self.storage.writer(self.session, self.job_id, name)
             self.handles[name] = handle
             self.counts[name] = 0
         handle.write(writers.ndjson_line(resource))
@@ -340,12 +350,12 @@ class _Files:
 
 
 def _in_period(section: Section, record: dict[str, Any], grants: dict[str, Grant]) -> bool:
-    """Inside the consent's data window for the section's category (from its start to now)."""
-    if section.when is None or section.category is None:
+    """Inside the consent's data window for the section's category (from its start to now), by
+    the time the section gives the record. A section of health data without such a time, or a
+    record without one, is refused: nothing is waved through unjudged."""
+    if section.category is None:
         return True
-    when = section.when(record)
-    if when is None:
-        return True
+    when = section.when(record) if section.when is not None else None
     return grants[section.category].holds(when)
 
 
@@ -437,7 +447,7 @@ def run_bulk_export(
     session: Session,
     *,
     job: ExportJob,
-    export_dir: Path,
+    export_dir: ExportPlace,
     base_url: str,
     now: datetime,
     on_progress: Any = None,
@@ -456,14 +466,21 @@ def run_bulk_export(
         grants = grants_of(Gate.open(session, clinician_id=requester.id, now=now))
     job.transaction_time = job.transaction_time or now
     window = Window(since=job.since, until=job.transaction_time)
-    ctx = fhir_context(base_url=base_url, now=now, disclosed=requester.role != "admin")
+    disclosed = requester.role != "admin"
+    ctx = fhir_context(
+        base_url=base_url,
+        now=now,
+        disclosed=disclosed,
+        recipient_id=requester.id if disclosed else None,
+    )
     wanted = set(job.types)
     sections = [
         s
         for s in all_sections()
         if not s.own_only and s.to_fhir is not None and wanted & set(s.fhir_types)
     ]
-    run = _Run(session, grants, window, ctx, wanted, _Files(job_dir(export_dir, job.id)), {})
+    files = _Files(storage_of(export_dir), session, job.id)
+    run = _Run(session, grants, window, ctx, wanted, files, {})
     try:
         for index, section in enumerate(sections):
             if on_progress is not None and on_progress(int(100 * index / max(len(sections), 1))):
@@ -537,14 +554,34 @@ def record_disclosures(
 
 
 def record_included(
-    session: Session, *, job: ExportJob, included: dict[uuid.UUID, set[str]]
+    session: Session, *, job: ExportJob, included: dict[uuid.UUID, set[str]], now: datetime
 ) -> None:
-    """Remember which patients the job's files hold (erasure deletes those files)."""
-    if included:
-        session.execute(
-            insert(ExportJobPatient),
-            [{"job_id": job.id, "patient_id": pid} for pid in included],
-        )
+    """Remember which patients the job's files hold (erasure deletes those files) and, for a
+    clinician's job, what of each: the categories and where each one's data window began, so
+    that a consent revoked, expired or narrowed later voids the files (`void_if_not_allowed`)."""
+    if not included:
+        return
+    requester = session.get(User, job.requester_id)
+    grants: Grants = {}
+    if requester is not None and requester.role != "admin":
+        grants = grants_of(Gate.open(session, clinician_id=requester.id, now=now))
+    session.execute(
+        insert(ExportJobPatient),
+        [
+            {
+                "job_id": job.id,
+                "patient_id": pid,
+                "windows": {
+                    c: grants[pid][c].window_from.isoformat()
+                    for c in sorted(categories)
+                    if c in grants.get(pid, {})
+                }
+                if grants
+                else None,
+            }
+            for pid, categories in included.items()
+        ],
+    )
 
 
 def claim_next_job(session: Session, *, now: datetime) -> ExportJob | None:
@@ -566,8 +603,11 @@ def claim_next_job(session: Session, *, now: datetime) -> ExportJob | None:
     return job
 
 
-def expire_jobs(session: Session, *, export_dir: Path, now: datetime) -> int:
-    """Delete the files of jobs past their expiry and of cancelled jobs; mark them expired."""
+def expire_jobs(session: Session, *, export_dir: ExportPlace, now: datetime) -> int:
+    """Delete the files of jobs past their expiry and of cancelled jobs; mark them expired. Void
+    the finished exports whose consents no longer allow what they hold (expiry is announced by
+    no request)."""
+    void_changed_exports(session, export_dir=export_dir, now=now)
     jobs = list(
         session.scalars(
             select(ExportJob).where(
@@ -577,7 +617,7 @@ def expire_jobs(session: Session, *, export_dir: Path, now: datetime) -> int:
         )
     )
     for job in jobs:
-        remove_files(export_dir, job.id)
+        remove_files(export_dir, job.id, session)
         if job.status != "cancelled":
             job.status = "expired"
         job.output = None
@@ -594,7 +634,93 @@ def expire_jobs(session: Session, *, export_dir: Path, now: datetime) -> int:
     return len(jobs)
 
 
-def erase_patient_exports(session: Session, *, patient_id: uuid.UUID, export_dir: Path) -> int:
+def _still_allowed(gate: Gate, patient_id: uuid.UUID, windows: dict[str, str] | None) -> bool:
+    """What a file holds of the patient is still what the gate allows: a consent in force, each
+    category still covered, no window starting later than it did."""
+    try:
+        grants = gate.grants(patient_id, list(windows or {}))
+    except NotFound:
+        return False
+    return all(
+        category in grants and grants[category].window_from <= datetime.fromisoformat(start)
+        for category, start in (windows or {}).items()
+    )
+
+
+def void_if_not_allowed(
+    session: Session, *, job: ExportJob, export_dir: ExportPlace, now: datetime
+) -> bool:
+    """A finished clinician's export whose files hold a patient the consent gate no longer allows
+    as they are (revoked, expired, narrowed) is voided at once: files deleted, the job failed, so
+    every later poll and download is refused. Returns whether it was voided."""
+    requester = session.get(User, job.requester_id)
+    if job.status != "completed" or requester is None or requester.role == "admin":
+        return False
+    held = session.execute(
+        select(ExportJobPatient.patient_id, ExportJobPatient.windows).where(
+            ExportJobPatient.job_id == job.id
+        )
+    ).all()
+    gate = Gate.open(session, clinician_id=requester.id, now=now)
+    if all(_still_allowed(gate, patient_id, windows) for patient_id, windows in held):
+        return False
+    remove_files(export_dir, job.id, session)
+    job.status = "failed"
+    job.error = "A consent changed after the export finished; start a new one."
+    job.output = None
+    session.execute(delete(ExportJobPatient).where(ExportJobPatient.job_id == job.id))
+    session.flush()
+    log.info("bulk_export.voided", job_id=str(job.id))
+    return True
+
+
+def recheck_bulk_export(
+    session: Session, *, requester: User, job_id: uuid.UUID, export_dir: ExportPlace, now: datetime
+) -> bool:
+    """Before a poll or a download: void the requester's finished job if a consent changed.
+    Returns whether it was voided."""
+    job = session.get(ExportJob, job_id)
+    if job is None or job.requester_id != requester.id:
+        return False
+    return void_if_not_allowed(session, job=job, export_dir=export_dir, now=now)
+
+
+def void_exports_holding(
+    session: Session,
+    *,
+    patient_id: uuid.UUID,
+    recipient_id: uuid.UUID,
+    export_dir: ExportPlace,
+    now: datetime,
+) -> int:
+    """The recipient's finished exports that hold the patient, checked again at once (a consent
+    of theirs was revoked or replaced). Returns how many were voided."""
+    jobs = session.scalars(
+        select(ExportJob)
+        .join(ExportJobPatient, ExportJobPatient.job_id == ExportJob.id)
+        .where(
+            ExportJob.requester_id == recipient_id,
+            ExportJob.status == "completed",
+            ExportJobPatient.patient_id == patient_id,
+        )
+    ).all()
+    return sum(void_if_not_allowed(session, job=j, export_dir=export_dir, now=now) for j in jobs)
+
+
+def void_changed_exports(session: Session, *, export_dir: ExportPlace, now: datetime) -> int:
+    """Every finished clinician's export checked against the gate (consents also end by expiry,
+    which no request announces): the scheduler's sweep. Returns how many were voided."""
+    jobs = session.scalars(
+        select(ExportJob)
+        .join(User, User.id == ExportJob.requester_id)
+        .where(ExportJob.status == "completed", User.role != "admin")
+    ).all()
+    return sum(void_if_not_allowed(session, job=j, export_dir=export_dir, now=now) for j in jobs)
+
+
+def erase_patient_exports(
+    session: Session, *, patient_id: uuid.UUID, export_dir: ExportPlace
+) -> int:
     """Delete every bulk export file that holds the patient (their erasure reaches those too)."""
     job_ids = list(
         session.scalars(
@@ -602,7 +728,7 @@ def erase_patient_exports(session: Session, *, patient_id: uuid.UUID, export_dir
         )
     )
     for job_id in job_ids:
-        remove_files(export_dir, job_id)
+        remove_files(export_dir, job_id, session)
     if job_ids:
         session.execute(
             update(ExportJob)

@@ -307,6 +307,9 @@ def log_dose(
     `timezone` is the user's zone now: if it changed, the regimen follows it from `now` first.
     """
     medication = get_medication(session, user_id=user_id, medication_id=medication_id)
+    # One log of a medication at a time: concurrent resends of one dose then find each other's
+    # row (and answer like the first) instead of racing for its slot (409) or its missed row.
+    session.execute(select(Medication.id).where(Medication.id == medication.id).with_for_update())
     fingerprinted = {**body, "medication_id": medication_id}
     client_id = body.get("id")
     if client_id is not None and session.get(Dose, client_id) is not None:
@@ -363,10 +366,8 @@ def log_dose(
         created_at=now,
         updated_at=now,
     )
-    dose, created = create_once(session, dose, body=fingerprinted)
-    record_change(
-        session, user_id=user_id, entity_type="dose", entity_id=dose.id, op="upsert", now=now
-    )
+    # The feed row only when this request created the dose: a resend writes none.
+    dose, created = create_once(session, dose, body=fingerprinted, feed="dose", now=now)
     log.info(
         "dose.logged",
         dose_id=str(dose.id),

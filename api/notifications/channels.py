@@ -8,11 +8,14 @@ raises for a delivery problem and never logs a token or an address.
 
 The commit point: when `commit()` records the delivery as sent (and checks that the claim is
 still ours) depends on when the provider takes responsibility for the message.
-- SMTP: the server is responsible once it answers 250 to the end of data (RFC 5321, 6.1); until
-  then a client that vanished has not delivered (aiosmtpd drops a transaction whose client went
-  away before the reply). So commit after the 250: a crash before it is retried, and the only
-  double is a crash in the few milliseconds between the 250 and the commit, which carries the
-  same Message-ID.
+- SMTP: a server may queue the message as soon as it reads the end-of-data mark (".") and
+  before it answers 250 (RFC 5321 6.1 allows it; many do), so a commit after the 250 doubles the
+  mail whenever the sender dies or loses its database between the two. So, as for push: all of
+  the message but the end mark is sent, then the commit, then the end mark. A crash or database
+  error before the commit leaves a transaction the server discards (the row is retried); after
+  it, nothing is sent again. A refusal after the end mark sets the row back (retry or failed); a
+  reply that never comes keeps it sent (at most once from the commit on). What remains is the
+  instant between the commit and one socket write (docs/reminders.md).
 - HTTP push (FCM, Web Push, APNs): a server acts on a request once it has the whole body,
   whether or not the client is still there to read the answer. So every byte but the last is
   sent, then the commit, then the last byte (over HTTP/2, APNs: the end of the stream): a crash
@@ -120,6 +123,11 @@ class EmailChannel:
         except (smtplib.SMTPException, OSError):
             self._drop()
             return Result("retry", "smtp_unavailable")
+        except BaseException:
+            # The commit failed (the database went away): drop the connection without the end
+            # mark, so the server discards the message and the retry is the only copy.
+            self._drop()
+            raise
 
     def _transact(self, message: EmailMessage, to: str, commit: Commit | None) -> Result:
         smtp = self._connection()
@@ -138,13 +146,26 @@ class EmailChannel:
         data = re.sub(rb"(?m)^\.", b"..", message.as_bytes(policy=policy.SMTP))
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
-        smtp.send(data + b".\r\n")
-        code, _ = smtp.getreply()
-        if code != 250:
-            return _smtp_refusal(code)
-        # The server took responsibility with its 250 (RFC 5321 6.1): record it now.
+        return self._finish(smtp, data, commit)
+
+    def _finish(self, smtp: smtplib.SMTP, data: bytes, commit: Commit | None) -> Result:
+        smtp.send(data)
+        # The commit point: everything but the end-of-data mark is with the server.
         if commit is not None and not commit():
+            self._drop()  # the claim was taken over: the server discards this transaction
             return LOST
+        try:
+            smtp.send(b".\r\n")
+            code, _ = smtp.getreply()
+        except (smtplib.SMTPException, OSError):
+            # The server may have queued it on reading the end mark: recorded as sent, never
+            # sent again (a second copy would be the worse failure for a reminder).
+            self._drop()
+            if commit is None:  # nothing recorded it: a retry is the only way it goes out
+                return Result("retry", "smtp_unavailable")
+            return Result("sent", "smtp_reply_lost")
+        if code != 250:
+            return _smtp_refusal(code)  # the caller sets the row back (retry or failed)
         return SENT
 
     def _drop(self) -> None:

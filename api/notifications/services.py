@@ -240,6 +240,22 @@ def claim_deliveries(
     return claimed, len(rows) - len(claimed)
 
 
+def release_orphaned_claims(session: Session, *, now: datetime) -> int:
+    """Free every row still `sending`: for the one sender that runs (the scheduler leader, one run
+    at a time), such a row was claimed by a run that never finished it (a killed leader, a run cut
+    by a database outage). Its claim token changes, so a late sender that still holds the old one
+    can no longer commit it, and with the commit before the last byte it sends nothing either.
+    Returns the rows freed; flushes only."""
+    return _rowcount(
+        session.execute(
+            update(Delivery)
+            .where(PENDING, Delivery.status == "sending")
+            .values(status="queued", next_attempt_at=now, claim_token=None)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
 def backoff(attempts: int, settings: SenderSettings) -> timedelta:
     """Wait before retry after `attempts` failed tries: base, 2*base, 4*base, ... up to the cap."""
     return min(settings.backoff_base * 2 ** max(attempts - 1, 0), settings.backoff_cap)

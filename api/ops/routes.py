@@ -10,12 +10,14 @@ from marshmallow import Schema, fields
 
 from api.db import get_session, utcnow
 from api.ops import services
+from api.version import __version__
 
 blp = Blueprint("ops", __name__, description="Health and readiness")
 
 
 class HealthSchema(Schema):
     status = fields.String(required=True)
+    version = fields.String(required=True, metadata={"description": "The release (CHANGELOG.md)"})
 
 
 class ReadySchema(Schema):
@@ -28,7 +30,7 @@ class ReadySchema(Schema):
 @blp.response(200, HealthSchema)
 def get_health() -> Any:
     """Liveness: the process is up."""
-    return {"status": "ok"}
+    return {"status": "ok", "version": __version__}
 
 
 @blp.get("/readyz")

@@ -15,10 +15,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from api.alerts import queries as alert_queries
+from api.alerts import services as alert_services
+from api.alerts.models import Alert, AlertAcknowledgement
 from api.consent.gate import Gate, JobGate, WeeklyConsent, window_start
 from api.consent.models import Consent
 from api.disclosures.services import record_disclosures, record_per_consent
@@ -27,7 +29,7 @@ from api.errors import NotFound, ValidationError
 from api.localtime import local_day_start
 from api.pagination import keyset_page
 from api.readmodel import queries
-from api.readmodel.rows import Period
+from api.readmodel.rows import AlertRow, Period
 from api.summaries.compute import CATEGORIES, SummarySettings, build_summary, definitions_for
 from api.summaries.models import WeeklySummary
 
@@ -121,8 +123,13 @@ def on_demand_summary(
         now=now,
         categories=[c for c, p in periods.items() if p is not None],
     )
+    # The alert section: what the gate shows this clinician (by the time of the events each
+    # alert describes) and they have not acknowledged themselves.
     _add_open_alerts(
-        session, loaded, categories=[c for c, p in periods.items() if p is not None], now=now
+        session,
+        loaded,
+        categories=[c for c, p in periods.items() if p is not None],
+        visible=alert_services.visible_open(gate),
     )
     consents = {
         c.id: c
@@ -163,11 +170,15 @@ def on_demand_summary(
 
 
 def _add_open_alerts(
-    session: Session, loaded: queries.Loaded, *, categories: Sequence[str], now: datetime
+    session: Session,
+    loaded: queries.Loaded,
+    *,
+    categories: Sequence[str],
+    visible: ColumnElement[bool],
 ) -> None:
     # The alerts feature reads its own rows; the summary shows the open ones beside the rest.
     rows = alert_queries.open_alert_rows(
-        session, patient_ids=list(loaded.data), categories=categories, now=now
+        session, patient_ids=list(loaded.data), categories=categories, visible=visible
     )
     for patient_id, alerts in rows.items():
         loaded.data[patient_id] = replace(loaded.data[patient_id], open_alerts=tuple(alerts))
@@ -254,13 +265,13 @@ def build_weekly_batch(
         now=now,
         categories=CATEGORIES,
     )
-    _add_open_alerts(session, loaded, categories=CATEGORIES, now=now)
+    alerts = _open_alerts(session, consents=[p[0] for p in plans], now=now)
     values = []
     for consent, patient, week_start, lo, hi, start in plans:
         period = Period(lo, hi, patient.timezone)
         own = Period(start, hi, patient.timezone)
         doc = build_summary(
-            loaded.data[patient.id],
+            replace(loaded.data[patient.id], open_alerts=alerts[consent.id]),
             patient={"id": patient.id, "display_name": patient.display_name},
             period=period,
             consent=_consent_info(consent),
@@ -288,6 +299,58 @@ def build_weekly_batch(
     built = _insert_ignoring_duplicates(session, values)
     log.info("weekly_summaries.built", count=built)
     return built, last
+
+
+def _open_alerts(
+    session: Session, *, consents: Sequence[WeeklyConsent], now: datetime
+) -> dict[uuid.UUID, tuple[AlertRow, ...]]:
+    """Per consent, the alerts its recipient sees as open: those the consent covers by category
+    and by the time of the events they describe, not acknowledged by that recipient (two
+    queries a batch)."""
+    patients = {c.patient_id for c in consents}
+    rows = session.execute(
+        select(
+            Alert.id,
+            Alert.patient_id,
+            Alert.kind,
+            Alert.category,
+            Alert.triggered_at,
+            Alert.created_at,
+            Alert.detail,
+            Alert.events_from,
+            Alert.events_to,
+        ).where(
+            one_of(session, Alert.patient_id, patients),
+            Alert.clinician_visible.is_(True),
+            Alert.events_from >= min(c.window_start for c in consents),
+            Alert.events_to <= now,
+        )
+    ).all()
+    acked: set[tuple[uuid.UUID, uuid.UUID]] = set()
+    if rows:
+        acked = {
+            (alert_id, clinician_id)
+            for alert_id, clinician_id in session.execute(
+                select(AlertAcknowledgement.alert_id, AlertAcknowledgement.clinician_id).where(
+                    one_of(session, AlertAcknowledgement.alert_id, [r.id for r in rows]),
+                    one_of(
+                        session,
+                        AlertAcknowledgement.clinician_id,
+                        {c.recipient_id for c in consents},
+                    ),
+                )
+            )
+        }
+    out: dict[uuid.UUID, tuple[AlertRow, ...]] = {}
+    for consent in consents:
+        out[consent.id] = tuple(
+            AlertRow(r.id, r.kind, r.category, r.triggered_at or r.created_at, r.detail or "")
+            for r in rows
+            if r.patient_id == consent.patient_id
+            and (r.id, consent.recipient_id) not in acked
+            and consent.allows(r.category, r.events_from, r.events_to, now)
+        )
+    return out
 
 
 _CONSTANT_PARTS = ("definitions", "redisclosure_notice")

@@ -70,7 +70,7 @@ def test_visibility_follows_the_gate(session: Session, cast: Any) -> None:
     ):
         services.raise_alert(session, kind="k", episode_key=str(n), **kw)  # type: ignore[arg-type]
     now = T0 + timedelta(days=2)
-    assert [a.id for a in page(session, clinician, now)] == [seen.id]
+    assert [a["id"] for a in page(session, clinician, now)] == [seen.id]
     gate = Gate.open(session, clinician_id=clinician.id, now=now)
     counts = services.open_counts(session, gate=gate, patient_ids=[patient.id, stranger.id])
     assert counts == {patient.id: 1}
@@ -120,13 +120,13 @@ def test_acknowledge(session: Session, cast: Any, make_clinician: Any) -> None:
     acked = services.acknowledge_alert(
         session, clinician_id=clinician.id, alert_id=alert.id, now=now
     )
-    assert (acked.acknowledged_at, acked.acknowledged_by_id) == (now, clinician.id)
+    assert (acked["acknowledged_at"], acked["acknowledged_by"]) == (now, clinician.id)
     again = services.acknowledge_alert(
         session, clinician_id=clinician.id, alert_id=alert.id, now=now + timedelta(hours=1)
     )
-    assert again.acknowledged_at == now
+    assert again["acknowledged_at"] == now
     assert page(session, clinician, now) == []
-    assert [a.id for a in page(session, clinician, now, state="acknowledged")] == [alert.id]
+    assert [a["id"] for a in page(session, clinician, now, state="acknowledged")] == [alert.id]
     consent_services.revoke_consent(session, patient_id=patient.id, consent_id=consent.id, now=now)
     with pytest.raises(NotFound):
         services.acknowledge_alert(session, clinician_id=clinician.id, alert_id=alert.id, now=now)

@@ -164,3 +164,23 @@ def test_the_same_id_for_another_patient_is_a_conflict(
         f"/v1/clinician/patients/{other.id}/cows", json=body, headers=consented["headers"]
     )
     assert response.status_code == 409
+
+
+def test_a_clinician_never_learns_which_other_clinician_assessed(
+    client: FlaskClient,
+    session: Session,
+    consented: dict[str, Any],
+    make_clinician: Any,
+    auth_headers: Any,
+) -> None:
+    """Another clinician's id next to the patient would reveal another treating relationship."""
+    other = make_clinician()
+    sign(session, patient=consented["patient"], clinician=other, categories=["symptoms"])
+    body = {"assessed_at": datetime.now(UTC).isoformat(), "answers": answers(2)}
+    created = client.post(consented["url"], json=body, headers=consented["headers"])
+    assert created.status_code == 201
+    mine = client.get(consented["url"], headers=consented["headers"]).json["items"]
+    assert [a["clinician_id"] for a in mine] == [str(consented["clinician"].id)]
+    theirs = client.get(consented["url"], headers=auth_headers(other))
+    assert [a["clinician_id"] for a in theirs.json["items"]] == [None]
+    assert str(consented["clinician"].id) not in theirs.get_data(as_text=True)

@@ -445,10 +445,12 @@ def test_the_sender_claim_reads_the_partial_pending_index(
     assert "ix_notification_deliveries_pending" in plan, plan
 
 
-def test_email_is_recorded_sent_once_the_server_took_it(
+def test_email_is_recorded_sent_before_the_end_of_data_mark(
     mailbox: Mailbox,
     email_channel: Any,
 ) -> None:
+    # A server may queue the message on reading "." before it answers 250: the row is marked
+    # sent while the server still lacks the end mark, so a sender lost after it never resends.
     seen_at_commit: list[int] = []
 
     def commit() -> bool:
@@ -459,14 +461,19 @@ def test_email_is_recorded_sent_once_the_server_took_it(
         to="ana@example.test", subject="s", body="b", message_id="<1@w>", commit=commit
     )
     assert result.outcome == "sent"
-    assert seen_at_commit == [1]  # the server answered 250 before the row was marked
+    assert seen_at_commit == [0]  # marked before the server had the whole message
     assert len(mailbox.messages) == 1
-    # a refusal is never recorded as sent
+    # a refusal after the end mark is answered as such (the sender sets the row back)
     refused = email_channel.send(
         to="reject-1@example.test", subject="s", body="b", message_id="<2@w>", commit=commit
     )
-    assert refused == Result("failed", "smtp_554") and seen_at_commit == [1]
-    # and the connection goes on serving
+    assert refused == Result("failed", "smtp_554") and seen_at_commit == [0, 1]
+    # a claim lost at the commit point sends nothing: the server discards the transaction
+    lost = email_channel.send(
+        to="c@example.test", subject="s", body="b", message_id="<4@w>", commit=lambda: False
+    )
+    assert lost.outcome == "lost" and len(mailbox.messages) == 1
+    # and the channel goes on serving
     assert email_channel.send(to="b@example.test", subject="s", body="b", message_id="<3@w>") == (
         SENT
     )

@@ -15,11 +15,12 @@ from api import create_app
 from api.db import utcnow
 from api.ops import services as ops_services
 from api.security import issue_access_token
+from api.version import __version__
 from tests.conftest import TestConfig
 
 
 def test_healthz_and_readyz(client: FlaskClient) -> None:
-    assert client.get("/healthz").json == {"status": "ok"}
+    assert client.get("/healthz").json == {"status": "ok", "version": __version__}
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json["database"] == "ok"
@@ -244,3 +245,17 @@ def test_unknown_query_parameters_are_refused(client: FlaskClient, patient_heade
     response = client.get("/v1/counseling/attendance?form=2026-01-01", headers=patient_headers)
     body = _is_problem(response, 422)
     assert body["errors"] == {"form": ["Unknown field."]}
+
+
+def test_version_is_the_release_in_pyproject_the_changelog_and_the_document(
+    client: FlaskClient,
+) -> None:
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert project["version"] == __version__
+    assert f"## {__version__}" in (root / "CHANGELOG.md").read_text()
+    assert client.get("/openapi.json").json["info"]["version"] == __version__
+    assert (root / "LICENSE").read_text().lstrip().startswith("Apache License")

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Back up Waymark's database: scripts/backup.sh FILE  (docs/operations.md, "Backups").
+# A pg_dump custom-format archive of DATABASE_URL (PostgreSQL), written 0600: it holds health data.
+# Bulk export files are inside it with EXPORT_STORAGE=database; with disk storage they are
+# short-lived (BULK_EXPORT_TTL) and need no backup. SECRET_KEY is backed up apart from it.
+set -euo pipefail
+out="${1:?usage: scripts/backup.sh FILE}"
+url="${DATABASE_URL:?set DATABASE_URL}"
+url="${url/postgresql+psycopg:/postgresql:}"  # libpq does not know SQLAlchemy's driver suffix
+umask 077
+pg_dump --format=custom --no-owner --no-privileges --file "$out" "$url"
