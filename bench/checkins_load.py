@@ -169,7 +169,7 @@ def sign_in(port: int) -> str:
         "timezone": "America/Chicago",
     }
     status, _ = call_json(port, "POST", "/v1/auth/register", account)
-    assert status == 201, status
+    assert status == 202, status
     status, pair = call_json(
         port, "POST", "/v1/auth/token", {"email": account["email"], "password": account["password"]}
     )

@@ -319,7 +319,7 @@ def sign_in(app: Callable) -> str:
         "timezone": "America/Chicago",
     }
     status, _ = call(app, environ("POST", "/v1/auth/register", json.dumps(account).encode()))
-    assert status == 201, status
+    assert status == 202, status
     login = {"email": account["email"], "password": account["password"]}
     status, body = call(app, environ("POST", "/v1/auth/token", json.dumps(login).encode()))
     assert status == 200, (status, body)

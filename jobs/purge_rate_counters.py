@@ -15,7 +15,12 @@ from api.account.erasure import FAILURE_WINDOW
 log = structlog.get_logger("waymark.jobs")
 
 # Every window a counter is kept for; the purge waits for the longest, so it never cuts a live one.
-WINDOW_SETTINGS = ("LOGIN_FAILURE_WINDOW", "CLINICIAN_LOOKUP_WINDOW", "EXPORT_RATE_WINDOW")
+WINDOW_SETTINGS = (
+    "LOGIN_FAILURE_WINDOW",
+    "CLINICIAN_LOOKUP_WINDOW",
+    "EXPORT_RATE_WINDOW",
+    "REGISTER_WINDOW",
+)
 
 
 def longest_window(config: Mapping[str, Any]) -> int:

@@ -104,7 +104,7 @@ def test_a_scripted_phone_offline_resends_and_sync(phone: Phone) -> None:
         "display_name": "Sam",
         "timezone": "America/New_York",
     }
-    assert phone.send("POST", "/v1/auth/register", account).status_code == 201
+    assert phone.send("POST", "/v1/auth/register", account).status_code == 202
     token = phone.send("POST", "/v1/auth/token", {k: account[k] for k in ("email", "password")})
     assert token.status_code == 200
     phone.headers = {"Authorization": f"Bearer {token.json['access_token']}"}

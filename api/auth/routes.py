@@ -14,6 +14,7 @@ from api.auth.schemas import (
     CredentialsSchema,
     RefreshSchema,
     RegisterSchema,
+    RegistrationSchema,
     TokenPairSchema,
     UserSchema,
 )
@@ -22,6 +23,12 @@ from api.ratelimit import make_counter
 from api.security import auth_required, client_address, password_hasher
 
 blp = Blueprint("auth", __name__, url_prefix="/v1", description="Accounts and tokens")
+
+
+REGISTERED = (
+    "If this email address is new, the account is ready: sign in with it. If it already has an "
+    "account, its owner has been sent an email."
+)
 
 
 def token_settings() -> services.TokenSettings:
@@ -45,14 +52,25 @@ def throttle_settings() -> services.ThrottleSettings:
 
 @blp.post("/auth/register")
 @blp.arguments(RegisterSchema)
-@blp.response(201, UserSchema)
-@blp.alt_response(409, response="CONFLICT")
+@blp.response(202, RegistrationSchema)
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def register_user(body: dict[str, Any]) -> Any:
-    """Create a patient account."""
+    """Ask for a patient account; the answer is the same whether or not the email has one."""
     session = get_session()
-    user = services.create_user(session, hasher=password_hasher(), **body)
+    now = utcnow()
+    cfg = current_app.config
+    services.register_patient(
+        session,
+        hasher=password_hasher(),
+        address=client_address(),
+        counter=make_counter(cfg["REDIS_URL"]),
+        limit=cfg["REGISTER_MAX_PER_ADDRESS"],
+        window=cfg["REGISTER_WINDOW"],
+        now=now,
+        **body,
+    )
     session.commit()
-    return user
+    return {"email": services.normalize_email(body["email"]), "detail": REGISTERED}
 
 
 @blp.post("/auth/token")

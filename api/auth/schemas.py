@@ -53,6 +53,13 @@ class RegisterSchema(StrictSchema):
     timezone = TimeZoneName(required=True)
 
 
+class RegistrationSchema(Schema):
+    """The answer to a registration: the same whether or not the address had an account."""
+
+    email = fields.String(required=True, metadata={"description": "the address, normalized"})
+    detail = fields.String(required=True)
+
+
 class CredentialsSchema(StrictSchema):
     email = EmailAddress(required=True, validate=validate.Length(max=320))
     password = fields.String(required=True, load_only=True, validate=validate.Length(max=1024))

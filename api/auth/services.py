@@ -17,6 +17,7 @@ from sqlalchemy import CursorResult, Result, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from api import fields
+from api.auth import signals
 from api.auth.models import AuthSession, RefreshToken, User
 from api.errors import Conflict, LeavesTrace, TooManyRequests, Unauthorized
 from api.ratelimit import Counter, take_attempt
@@ -106,6 +107,65 @@ def create_user(
     session.flush()
     log.info("user.created", user_id=str(user.id), role=role)
     return user
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What a registration did: made `user`, or found `existing_user_id` holding the address.
+    The route answers the same in both cases; only the owner of an existing account is told."""
+
+    user: User | None
+    existing_user_id: uuid.UUID | None
+
+
+def register_patient(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    display_name: str,
+    timezone: str,
+    hasher: PasswordHasher,
+    address: str,
+    counter: Counter,
+    limit: int,
+    window: int,
+    now: datetime,
+) -> Registration:
+    """Create a patient account unless the address has one. Raises TooManyRequests past `limit`
+    registrations from one client address per `window` seconds.
+
+    Having an account here is itself sensitive (a recovery program), so a taken address must not
+    show: the password is hashed in both branches (the hash is most of the time a registration
+    takes) and the caller answers the same way."""
+    take_attempt(
+        session,
+        counter,
+        f"register:addr:{address[:100]}",
+        limit=limit,
+        window=window,
+        now=now,
+        detail="Too many registrations from this address. Try again later.",
+    )
+    email = normalize_email(email)
+    password_hash = hash_password(password, hasher)
+    existing = session.scalar(select(User.id).where(User.email == email))
+    if existing is not None:
+        log.info("auth.register_existing", user_id=str(existing))
+        # The owner is told by email (queued in this transaction, sent after it commits).
+        signals.send_address_taken(session, user_id=existing, now=now)
+        return Registration(user=None, existing_user_id=existing)
+    user = User(
+        email=email,
+        password_hash=password_hash,
+        display_name=display_name.strip(),
+        timezone=timezone,
+        role="patient",
+    )
+    session.add(user)
+    session.flush()
+    log.info("user.created", user_id=str(user.id), role="patient")
+    return Registration(user=user, existing_user_id=None)
 
 
 def _throttle_keys(email: str, address: str) -> tuple[str, str]:

@@ -208,8 +208,11 @@ def deliver(
     from api.notifications.texts import email_text, visible_text
 
     if claimed.channel == "email":
-        link = f"{links.base_url.rstrip('/')}/inbox/{claimed.notification_id}"
-        text = email_text(discreet=claimed.discreet, link=link)
+        base = links.base_url.rstrip("/")
+        # An account notice is not in the inbox: it links to the app itself.
+        account = claimed.kind == "account_exists"
+        link = base if account else f"{base}/inbox/{claimed.notification_id}"
+        text = email_text(discreet=claimed.discreet, link=link, kind=claimed.kind)
         return email.send(
             to=claimed.email,
             subject=text.title,

@@ -20,6 +20,7 @@ import structlog
 from sqlalchemy import and_, select, text, update
 from sqlalchemy.orm import Session
 
+from api.auth import signals as auth_signals
 from api.auth.models import User
 from api.devices.models import Device
 from api.notifications import bulk
@@ -117,6 +118,45 @@ def enqueue(
             )
     bulk.insert_rows(session, Delivery.__table__, deliveries)  # type: ignore[arg-type]
     return inserted
+
+
+# Not a reminder: the email that tells an account's owner someone tried to register with its
+# address (registration answers the same either way, so only the owner learns of it).
+ACCOUNT_EXISTS = "account_exists"
+
+
+def queue_account_exists_email(session: Session, *, user_id: uuid.UUID, now: datetime) -> uuid.UUID:
+    """Queue one email to the user, through the outbox like every email (sent after the commit
+    by the sender): no inbox row, no push, no rule. Flushes only."""
+    notification = Notification(
+        user_id=user_id,
+        rule_id=None,  # no rule: never matches the (rule_id, scheduled_for) key of a reminder
+        kind=ACCOUNT_EXISTS,
+        source="schedule",
+        scheduled_for=now,
+        due_at=now,
+        created_at=now,
+    )
+    session.add(notification)
+    session.flush()
+    session.add(
+        Delivery(
+            notification_id=notification.id,
+            channel="email",
+            target="",
+            status="queued",
+            attempts=0,
+            next_attempt_at=now,
+        )
+    )
+    session.flush()
+    log.info("notification.account_exists_queued", notification_id=str(notification.id))
+    return notification.id
+
+
+@auth_signals.address_taken.connect
+def _on_address_taken(session: Session, *, user_id: uuid.UUID, now: datetime) -> None:
+    queue_account_exists_email(session, user_id=user_id, now=now)
 
 
 def _active_devices(session: Session, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:

@@ -31,8 +31,17 @@ def visible_text(kind: str, *, discreet: bool) -> Text:
     return _BY_KIND.get(kind, Text(DISCREET_TEXT, "Open the app to see it."))
 
 
-def email_text(*, discreet: bool, link: str) -> Text:
-    """Subject and plain-text body of a reminder email: neutral, with a link, nothing else."""
+def email_text(*, discreet: bool, link: str, kind: str = "") -> Text:
+    """Subject and plain-text body of an email: neutral, with a link, nothing else."""
+    if kind == "account_exists":
+        return Text(
+            "About your account" if discreet else "About your Waymark account",
+            "Hello,\n\n"
+            "Someone tried to create an account with this email address, which already has one.\n"
+            "If it was you, sign in instead (or reset your password if you have forgotten it).\n"
+            "If it was not you, you need not do anything: nothing was changed.\n\n"
+            f"Open the app here: {link}\n",
+        )
     subject = DISCREET_TEXT if discreet else "A reminder from Waymark"
     body = (
         "Hello,\n\n"

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 import time_machine
+from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api.auth import services
+from api.auth.models import User
+from api.notifications.models import Delivery, Notification
 
 PASSWORD = "correct horse battery"
 
@@ -33,9 +40,8 @@ def bearer(token: str) -> dict[str, str]:
 
 def test_register_token_me_refresh_reuse_logout(client: FlaskClient) -> None:
     created = register(client)
-    assert created.status_code == 201
-    assert created.json["role"] == "patient"
-    assert "password" not in created.json and "invite_code" not in created.json
+    assert created.status_code == 202
+    assert set(created.json) == {"email", "detail"}
 
     pair = login(client)
     assert pair.status_code == 200
@@ -93,9 +99,7 @@ def test_password_change_ends_every_login(client: FlaskClient) -> None:
 
 
 def test_register_refuses_duplicates_and_mass_assignment(client: FlaskClient) -> None:
-    assert register(client).status_code == 201
-    dup = register(client, email="ANA@example.test")
-    assert dup.status_code == 409
+    assert register(client).status_code == 202
     smuggled = register(
         client, email="bo@example.test", role="admin", id="00000000-0000-0000-0000-000000000001"
     )
@@ -270,15 +274,80 @@ def test_password_change_is_throttled_like_erasure(client: FlaskClient) -> None:
         "ana@example.test\u00a0",
     ],
 )
-def test_lookalike_emails_cannot_make_a_second_account(client: FlaskClient, lookalike: str) -> None:
+def test_lookalike_emails_cannot_make_a_second_account(
+    client: FlaskClient, session: Session, lookalike: str
+) -> None:
     # Issue 11 item 13: normalized (NFKC, lower case, IDNA domain) or refused, never a new row.
-    assert register(client).status_code == 201
+    assert register(client).status_code == 202
     again = register(client, email=lookalike)
-    assert again.status_code in (409, 422), again.status_code
+    assert again.status_code in (202, 422), again.status_code
     if again.status_code == 422:
         assert "email" in again.json["errors"]
+    assert session.scalar(select(func.count()).select_from(User)) == 1
 
 
 def test_a_fullwidth_spelling_signs_in_to_the_same_account(client: FlaskClient) -> None:
-    assert register(client).status_code == 201
+    assert register(client).status_code == 202
     assert login(client, email="\uff41\uff4e\uff41@EXAMPLE.test").status_code == 200
+
+
+def test_registration_answers_the_same_whether_or_not_the_email_has_an_account(
+    client: FlaskClient, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 11 item 10: having an account here is itself sensitive. Same status, same body, and
+    # the same work (the password is hashed in both branches, so the same time).
+    hashed: list[str] = []
+    real_hash = services.hash_password
+    monkeypatch.setattr(
+        services,
+        "hash_password",
+        lambda password, hasher: hashed.append(password) or real_hash(password, hasher),
+    )
+    new = register(client, password="first passphrase!")
+    again = register(client, email="ANA@example.test", password="second passphrase")
+    assert (new.status_code, again.status_code) == (202, 202)
+    assert new.json == again.json
+    assert {k for k, _ in new.headers} == {k for k, _ in again.headers}
+    assert hashed == ["first passphrase!", "second passphrase"]
+
+    # One account, its password unchanged; its owner is told by one queued email.
+    [user] = session.scalars(select(User)).all()
+    assert login(client, password="first passphrase!").status_code == 200
+    [(notification, delivery)] = session.execute(
+        select(Notification, Delivery).join(Delivery, Delivery.notification_id == Notification.id)
+    ).all()
+    assert notification.user_id == user.id and notification.kind == "account_exists"
+    assert (delivery.channel, delivery.status) == ("email", "queued")
+    assert notification.inbox_at is None  # not an inbox item, not a push
+
+
+def test_the_account_exists_email_is_neutral() -> None:
+    from api.notifications.texts import email_text
+
+    for discreet in (True, False):
+        text = email_text(discreet=discreet, link="https://app.example", kind="account_exists")
+        assert "https://app.example" in text.body and "already has one" in text.body
+        for word in ("dose", "medication", "check", "recovery", "opioid"):
+            assert word not in (text.title + text.body).lower()
+    assert "Waymark" not in email_text(discreet=True, link="x", kind="account_exists").title
+
+
+def test_registration_is_throttled_per_client_address(client: FlaskClient, app: Flask) -> None:
+    limit = app.config["REGISTER_MAX_PER_ADDRESS"]
+    for n in range(limit):
+        assert register(client, email=f"p{n}@example.test").status_code == 202
+    refused = register(client, email="one-more@example.test")
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    # Another client address is not held up.
+    other = client.post(
+        "/v1/auth/register",
+        json={
+            "email": "elsewhere@example.test",
+            "password": PASSWORD,
+            "display_name": "Eli",
+            "timezone": "UTC",
+        },
+        environ_base={"REMOTE_ADDR": "192.0.2.7"},
+    )
+    assert other.status_code == 202

@@ -45,9 +45,9 @@ def test_done_when(client: FlaskClient, app: Any, make_admin: Any, auth_headers:
             "timezone": "America/Chicago",
         },
     )
-    assert registered.status_code == 201
-    patient_id = registered.json["id"]
+    assert registered.status_code == 202
     patient = sign_in(client, "pat@example.test")
+    patient_id = client.get("/v1/me", headers=patient).json["id"]
     clinician = sign_in(client, "dr.lee@example.test")
 
     # The patient links the clinician by invite code, and consents to symptoms for 30 days.

@@ -547,3 +547,30 @@ def test_a_message_refused_at_the_end_is_failed(
     row = deliveries(session, notification)["email"]
     assert (row.status, row.last_error) == ("failed", "smtp_554")
     assert mailbox.messages == []
+
+
+def test_the_account_exists_notice_goes_out_once_by_email_only(
+    session: Session,
+    make_patient: Callable[..., User],
+    send: Callable[..., Any],
+    mailbox: Mailbox,
+    push_log: PushLog,
+) -> None:
+    # Registration with a taken address (issue 11 item 10) queues this through the outbox.
+    user = make_patient()
+    add_device(session, user, "ok-device-token-2")
+    notification_id = outbox.queue_account_exists_email(session, user_id=user.id, now=NOW)
+    session.commit()
+
+    send(session, NOW + timedelta(seconds=3))
+    (message,) = mailbox.messages
+    assert message["To"] == user.email
+    body = message.get_payload(decode=True).decode()
+    assert "already has one" in body and "https://app.waymark.test" in body
+    assert f"/inbox/{notification_id}" not in body  # not an inbox item
+    assert not HEALTH_WORDS.search(body + message["Subject"])
+    assert push_log.requests == []
+    notification = session.get(Notification, notification_id)
+    assert notification is not None and notification.inbox_at is None
+    assert send(session, NOW + timedelta(minutes=5)) == {}
+    assert len(mailbox.messages) == 1
