@@ -175,6 +175,14 @@ def create_app(config: Config | None = None) -> Flask:
     for blueprint in _blueprints():
         api.register_blueprint(blueprint)
 
+    from api.clinic.routes import blp as clinic
+    from api.clinic.routes import inbox_blp
+
+    # The dashboard's pages are HTML, outside the API's OpenAPI document.
+    app.register_blueprint(clinic)
+    app.register_blueprint(inbox_blp)
+    _cors(app)
+
     openapi.serve_docs_assets(app)
     observability.init_app(app)
     _bounded_requests(app)
@@ -187,6 +195,26 @@ def create_app(config: Config | None = None) -> Flask:
 
     register_cli(app)
     return app
+
+
+def _cors(app: Flask) -> None:
+    """Browsers on the CORS_ORIGINS allow-list may call the API with a bearer token (the
+    preflight for Authorization is answered); with the list empty (the default), none may."""
+    origins = app.config["CORS_ORIGINS"]
+    if not origins:
+        return
+    from flask_cors import CORS
+
+    CORS(
+        app,
+        resources={r"/v1/.*": {}, r"/fhir/.*": {}},
+        origins=origins,
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match"],
+        expose_headers=["X-Request-ID", "Retry-After", "Location", "ETag", "Content-Location"],
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        supports_credentials=False,  # bearer tokens, never cookies
+        max_age=600,
+    )
 
 
 def config_instance_dir() -> Any:
@@ -227,6 +255,8 @@ def _require_json_bodies(app: Flask) -> None:
     def _json_only() -> None:
         if request.method not in ("POST", "PUT", "PATCH", "DELETE") or request.routing_exception:
             return  # an unknown path or method answers 404/405 whatever the body
+        if request.blueprint == "clinic":
+            return  # the dashboard's pages post HTML forms
         chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
         has_body = bool(request.content_length) or chunked
         # A body that is not JSON is refused up front (415) instead of being read as empty

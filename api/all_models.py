@@ -4,6 +4,7 @@ from api.alerts import models as alert_models
 from api.audit import models as audit_models
 from api.auth import models as auth_models
 from api.checkins import models as checkins_models
+from api.clinic import models as clinic_models
 from api.consent import models as consent_models
 from api.counseling import models as counseling_models
 from api.cows import models as cows_models
@@ -28,6 +29,7 @@ __all__ = [
     "audit_models",
     "auth_models",
     "checkins_models",
+    "clinic_models",
     "consent_models",
     "counseling_models",
     "cows_models",

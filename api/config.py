@@ -198,6 +198,14 @@ class Config:
         self.CRISIS_RESOURCES = _env("CRISIS_RESOURCES", CRISIS_RESOURCES)
         self.PROBLEM_BASE_URL = _env("PROBLEM_BASE_URL", "https://docs.waymark.invalid/problems/")
         self._export_settings()
+        # The clinician dashboard (docs/dashboard.md) and CORS for clinics' own front ends.
+        self.CLINIC_IDLE_TIMEOUT = _int("CLINIC_IDLE_TIMEOUT", 15 * 60)
+        self.CLINIC_ABSOLUTE_TIMEOUT = _int("CLINIC_ABSOLUTE_TIMEOUT", 12 * 3600)
+        self.CLINIC_PAGE_SIZE = _int("CLINIC_PAGE_SIZE", 50)
+        # Comma-separated origins allowed to call the API from a browser; empty: none.
+        self.CORS_ORIGINS = [
+            o.strip() for o in (_env("CORS_ORIGINS", "") or "").split(",") if o.strip()
+        ]
         if self.ENV == "production":
             _refuse_unsafe_production(self)
 

@@ -18,6 +18,7 @@ BENCHES = {
     "adherence": "one year of adherence for a patient with three regimens (issue 3)",
     "summaries": "weekly summaries for 10,000 patients, on-demand summary (issue 6)",
     "export": "own export 1x/10x and FHIR Bulk Data for 10,000 patients (issue 7)",
+    "dashboard": "roster of 1,000 consented patients, a patient page over a year (issue 12)",
     "reminders_dispatch": "reminder dispatch throughput (issue 4)",
     "reminders_soak": "two schedulers side by side for a while (issue 4; long, only by name)",
     "vs_plain": "floor and check-in against a plain Flask app, side by side (issue 17; needs wrk)",

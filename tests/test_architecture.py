@@ -37,6 +37,7 @@ ORDER: tuple[tuple[str, ...], ...] = (
     ("clinician",),
     ("export",),
     ("account",),
+    ("clinic",),  # the dashboard: pages over every feature above
     # the application: wiring, commands, the scheduler process
     ("cli", "all_models"),
     ("api",),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -274,6 +275,8 @@ def world(
             "patient_id": str(owner.id),
             "consent_id": str(full.id),
             "alert_id": str(alert.id),
+            "user_id": str(users["clinician_none"].id),  # a clinician account (admin pages)
+            "name": "craving",  # a summary chart the owner's check-ins draw
         },
         canaries={
             "owner:account": {owner_name},
@@ -485,10 +488,25 @@ def _seed_features(session: Session, world: World, *, now: datetime) -> None:
 
 def _seed_weekly_summary(session: Session, world: World, *, now: datetime) -> None:
     """A weekly summary delivered to the full clinician, holding a medications canary."""
+    from api.summaries import services as summary_services
     from api.summaries.models import WeeklySummary
+    from tests.conftest import TestConfig
 
     canary = _canary("SummaryMedication")
     owner, full = world.users["owner"], world.users["clinician_full"]
+    # A real summary document (the dashboard renders it), with one more medication by name.
+    doc = summary_services.on_demand_summary(
+        session,
+        clinician_id=full.id,
+        patient_id=owner.id,
+        start=now - timedelta(days=7),
+        end=now,
+        now=now,
+        config=summary_services.SummaryConfig.from_mapping(TestConfig("sqlite://").as_flask()),
+    )
+    content = summary_services.stored(doc)
+    meds = content["sections"]["medications"]["medications"]
+    meds.append({**meds[0], "name": canary})
     row = WeeklySummary(
         consent_id=uuid.UUID(world.params["consent_id"]),
         patient_id=owner.id,
@@ -497,7 +515,7 @@ def _seed_weekly_summary(session: Session, world: World, *, now: datetime) -> No
         period_from=now - timedelta(days=7),
         period_to=now,
         status="delivered",
-        content={"sections": {"medications": {"medications": [{"name": canary}]}}},
+        content=content,
         built_at=now,
         delivered_at=now,
     )
@@ -676,3 +694,133 @@ def test_derived_records_made_before_a_consent_changed_follow_the_change(
         if leaked:
             failures.append(f"{path}: {response.status_code} shows {leaked}")
     assert not failures, "\n".join(failures)
+
+
+# --- the dashboard (/clinic/*): HTML pages behind a cookie session -----------------------------
+# Not in the OpenAPI document, so its routes are read from the app's URL map. Each actor gets a
+# signed-in dashboard session (patients too, forged: the sign-in page refuses them, and the role
+# guard must as well). "redirect": sent to the sign-in page.
+REDIRECT = "redirect"
+ANSWERED = "answered"  # the sign-in steps: any answer but a server error, and no foreign data
+PAGE_PUBLIC = _everyone(ANSWERED)
+CLINIC_SELF = {
+    **_everyone(403),
+    **dict.fromkeys(CLINICIANS, OK),
+    "anonymous": REDIRECT,
+}
+CLINIC_ADMIN = {**_everyone(403), "admin": OK, "anonymous": REDIRECT}
+
+
+def clinic_patient(category: str | None) -> dict[str, Any]:
+    """A page on the owner's data; `category` None: any consent in force will do (the page
+    shows what is shared and says "not shared" for the rest)."""
+    return {
+        **_everyone(403),
+        "clinician_full": OK,
+        "clinician_partial": OK if category in (None, "symptoms") else 403,
+        "clinician_expired": 404,
+        "clinician_revoked": 404,
+        "clinician_none": 404,
+        "anonymous": REDIRECT,
+    }
+
+
+CLINIC_FAMILIES: list[tuple[set[str], str, dict[str, Any]]] = [
+    # The sign-in steps themselves: anyone may reach them (each one sends a signed-in user on).
+    ({"GET", "POST"}, r"/clinic/(login|login/code|enrol|logout)?", PAGE_PUBLIC),
+    ({"GET"}, r"/inbox/<notification_id>", _everyone(OK)),
+    ({"GET"}, r"/clinic/(patients|alerts|summaries)", CLINIC_SELF),
+    ({"GET"}, r"/clinic/patients/<patient_id>(/consent)?", clinic_patient(None)),
+    # The craving chart (symptoms) of the patient page's summary.
+    ({"GET"}, r"/clinic/patients/<patient_id>/charts/<name>\.svg", clinic_patient("symptoms")),
+    ({"GET", "POST"}, r"/clinic/patients/<patient_id>/cows", clinic_patient("symptoms")),
+    ({"POST"}, r"/clinic/alerts/<alert_id>/acknowledge", clinic_patient("symptoms")),
+    (
+        {"GET"},
+        r"/clinic/summaries/<summary_id>(/charts/<name>\.svg)?",
+        {**clinic_patient(None), "clinician_partial": 404},  # delivered to full only
+    ),
+    ({"GET", "POST"}, r"/clinic/admin/.*", CLINIC_ADMIN),
+]
+
+
+def _clinic_operations() -> list[tuple[str, str]]:
+    app = create_app(MatrixConfig("sqlite://"))
+    found = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith(("/clinic", "/inbox")) or rule.endpoint.endswith("static"):
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"<\1>", rule.rule)
+        found += [(m, path) for m in sorted(rule.methods or ()) if m not in ("HEAD", "OPTIONS")]
+    return found
+
+
+CLINIC_OPERATIONS = _clinic_operations()
+
+
+def _clinic_classify(method: str, path: str) -> dict[str, Any]:
+    for methods, pattern, expected in CLINIC_FAMILIES:
+        if method in methods and re.fullmatch(pattern, path):
+            return expected
+    pytest.fail(
+        f"{method} {path} is not in the dashboard's authorization matrix: add it to "
+        "CLINIC_FAMILIES in tests/test_authorization_matrix.py with who may call it."
+    )
+
+
+def test_the_dashboard_has_routes_to_check() -> None:
+    assert len(CLINIC_OPERATIONS) >= 20
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), CLINIC_OPERATIONS, ids=[f"{m} {p}" for m, p in CLINIC_OPERATIONS]
+)
+def test_dashboard_route_against_every_actor(
+    app: Flask,
+    session: Session,
+    world: World,
+    isolated: Callable[[], Any],
+    method: str,
+    path: str,
+) -> None:
+    from api.clinic import sessions as clinic_sessions
+
+    expected = _clinic_classify(method, path)
+    url = re.sub(r"<(\w+)>", lambda m: _fill("{" + m.group(1) + "}", world), path)
+    failures = []
+    for actor in ACTORS:
+        client = app.test_client()
+        csrf = ""
+        with isolated():
+            if actor != "anonymous":
+                now = datetime.now(UTC)
+                token, row = clinic_sessions.start(session, user=world.users[actor], now=now)
+                token = clinic_sessions.promote(session, row=row, now=now)
+                csrf = row.csrf_token
+                session.commit()
+                client.set_cookie("waymark_clinic", token, path="/clinic")
+            data = {"csrf_token": csrf} if method == "POST" else None
+            response = client.open(url, method=method, data=data)
+            text = response.get_data(as_text=True)
+        status = response.status_code
+        want = expected[actor]
+        if want == REDIRECT and method == "POST":
+            want = 400  # without a session there is no CSRF token: refused before anything else
+        if want == OK:
+            ok = status in (*OK_STATUSES, 302) and "/clinic/login" not in response.headers.get(
+                "Location", ""
+            )
+        elif want == ANSWERED:
+            ok = status < 500
+        elif want == REDIRECT:
+            ok = status == 302 and "/clinic/login" in response.headers.get("Location", "")
+        else:
+            ok = status == want
+        if not ok:
+            failures.append(f"{actor}: expected {want}, got {status}: {text[:200]}")
+        if status == 302:  # a redirect echoes the URL asked for, which is no disclosure
+            text = text.replace(url, "").replace(quote(url, safe=""), "")
+        leaked = sorted(c for c in world.forbidden_for(actor) if c in text)
+        if leaked:
+            failures.append(f"{actor}: foreign data in the page ({status}): {leaked}")
+    assert not failures, f"{method} {path}\n" + "\n".join(failures)

@@ -22,6 +22,7 @@ def _read_by_code() -> set[str]:
     sources += [ROOT / "gunicorn.conf.py", ROOT / "wsgi.py", ROOT / "migrations" / "env.py"]
     sources += [*ROOT.joinpath("scripts").glob("*.py"), ROOT / "tests" / "conftest.py"]
     sources.append(ROOT / "tests" / "test_openapi_fuzz.py")  # FUZZ_EXAMPLES: the fuzz budget
+    sources.append(ROOT / "tests" / "clinic" / "test_browser.py")  # the browser tests' switches
     for path in sources:
         for match in _PY.finditer(path.read_text()):
             names.add(match.group(1) or match.group(2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from api.db import Base, TimestampMixin
@@ -26,6 +26,14 @@ class User(TimestampMixin, Base):
     discreet_notifications: Mapped[bool] = mapped_column(default=False)
     organization: Mapped[str | None] = mapped_column(String(200))  # clinicians
     invite_code: Mapped[str | None] = mapped_column(String(32), unique=True)  # clinicians
+    # Deactivated accounts (clinicians, by an admin) cannot sign in; their consents and the
+    # ledger stay.
+    deactivated_at: Mapped[datetime | None]
+    # TOTP second factor (api.auth.mfa): the base32 secret once enrolment is confirmed, and the
+    # last time step used, so a code cannot be replayed within its window.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enrolled_at: Mapped[datetime | None]
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
     @property
     def quiet_hours(self) -> dict[str, str] | None:
@@ -66,3 +74,27 @@ class RefreshToken(Base):
     spent_at: Mapped[datetime | None]
 
     session: Mapped[AuthSession] = relationship()
+
+
+class RecoveryCode(Base):
+    """A single-use second-factor recovery code, stored as a hash (never the code)."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class SiteSetting(Base):
+    """Deployment-wide switches an admin changes at run time (e.g. require_totp)."""
+
+    __tablename__ = "site_settings"
+
+    key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime]

@@ -78,9 +78,10 @@ def register_user(body: dict[str, Any]) -> Any:
 @blp.arguments(CredentialsSchema)
 @blp.response(200, TokenPairSchema)
 @blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(403, response="FORBIDDEN", description="A second factor is required first")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def create_token(body: dict[str, Any]) -> Any:
-    """Sign in with email and password; answers an access and a refresh token."""
+    """Sign in with email, password and, once enrolled, a TOTP code; answers a token pair."""
     session = get_session()
     try:
         pair = services.login(
@@ -93,6 +94,7 @@ def create_token(body: dict[str, Any]) -> Any:
             counter=make_counter(current_app.config["REDIS_URL"]),
             throttle=throttle_settings(),
             tokens=token_settings(),
+            totp_code=body.get("totp_code"),
         )
     except services.PersistingUnauthorized:
         session.commit()  # the counted failure outlives the 401

@@ -63,6 +63,15 @@ class RegistrationSchema(Schema):
 class CredentialsSchema(StrictSchema):
     email = EmailAddress(required=True, validate=validate.Length(max=320))
     password = fields.String(required=True, load_only=True, validate=validate.Length(max=1024))
+    totp_code = fields.String(
+        load_only=True,
+        validate=validate.Length(max=20),
+        metadata={
+            "description": "The current TOTP code (or an unused recovery code); required once "
+            "the account enrolled a second factor in the dashboard (401 with mfa_required "
+            "otherwise)."
+        },
+    )
 
 
 class RefreshSchema(StrictSchema):

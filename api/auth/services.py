@@ -17,9 +17,9 @@ from sqlalchemy import CursorResult, Result, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from api import fields
-from api.auth import signals
+from api.auth import mfa, signals
 from api.auth.models import AuthSession, RefreshToken, User
-from api.errors import Conflict, LeavesTrace, TooManyRequests, Unauthorized
+from api.errors import Conflict, Forbidden, LeavesTrace, TooManyRequests, Unauthorized
 from api.ratelimit import Counter, take_attempt
 from api.security import (
     burn_password_check,
@@ -174,7 +174,7 @@ def _throttle_keys(email: str, address: str) -> tuple[str, str]:
     return f"login:acct:{digest}", f"login:addr:{address[:100]}"  # IPv6 is at most 45
 
 
-def login(
+def check_credentials(
     session: Session,
     *,
     email: str,
@@ -184,12 +184,13 @@ def login(
     hasher: PasswordHasher,
     counter: Counter,
     throttle: ThrottleSettings,
-    tokens: TokenSettings,
-) -> TokenPair:
-    """Sign in. Raises TooManyRequests when throttled, PersistingUnauthorized on bad credentials."""
+) -> User:
+    """The first factor, for the API's and the dashboard's sign-in alike. The attempt is counted
+    first (`forgive_attempt` gives it back once every factor passed). Raises TooManyRequests when
+    throttled, PersistingUnauthorized on bad credentials or a deactivated account."""
     acct_key, addr_key = _throttle_keys(email, address)
     # Every attempt is counted before the password is checked (atomically: the limit holds
-    # under parallel clients); a successful one is given back below.
+    # under parallel clients); a successful sign-in gives it back (forgive_attempt).
     for key, limit in ((acct_key, throttle.max_per_account), (addr_key, throttle.max_per_address)):
         try:
             take_attempt(
@@ -216,11 +217,106 @@ def login(
         raise PersistingUnauthorized(_INVALID_LOGIN)
 
     assert user is not None
+    if user.deactivated_at is not None:
+        log.info("auth.login_deactivated", user_id=str(user.id))
+        raise PersistingUnauthorized("This account is deactivated. Ask your administrator.")
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password, hasher)
         log.info("auth.password_rehashed", user_id=str(user.id))
+    return user
+
+
+def count_failure(
+    session: Session,
+    *,
+    email: str,
+    address: str,
+    now: datetime,
+    counter: Counter,
+    throttle: ThrottleSettings,
+) -> None:
+    """A failed sign-in (password or second factor) against the account and the address."""
+    for key in _throttle_keys(email, address):
+        counter.hit(session, key, window=throttle.window, now=now)
+
+
+def forgive_attempt(session: Session, *, email: str, address: str, counter: Counter) -> None:
+    """A sign-in that succeeded (every factor): its counted attempt is given back."""
+    acct_key, addr_key = _throttle_keys(email, address)
     counter.reset(session, acct_key)
     counter.undo(session, addr_key)
+
+
+def check_second_factor(
+    session: Session,
+    *,
+    user: User,
+    code: str | None,
+    address: str,
+    now: datetime,
+    counter: Counter,
+    throttle: ThrottleSettings,
+) -> None:
+    """For a user who enrolled TOTP: a current code or an unused recovery code. A wrong code
+    counts as a failed sign-in. Raises Unauthorized (missing), PersistingUnauthorized (wrong)."""
+    if user.totp_enrolled_at is None:
+        return
+    if not code:
+        raise Unauthorized(
+            "This account uses a second factor: send totp_code (or a recovery code).",
+            mfa_required=True,
+        )
+    if mfa.verify_totp(session, user=user, code=code, now=now) or mfa.use_recovery_code(
+        session, user=user, code=code, now=now
+    ):
+        return
+    count_failure(
+        session, email=user.email, address=address, now=now, counter=counter, throttle=throttle
+    )
+    log.info("auth.second_factor_failed", user_id=str(user.id))
+    raise PersistingUnauthorized("The second-factor code is not correct.", mfa_required=True)
+
+
+def login(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    address: str,
+    now: datetime,
+    hasher: PasswordHasher,
+    counter: Counter,
+    throttle: ThrottleSettings,
+    tokens: TokenSettings,
+    totp_code: str | None = None,
+) -> TokenPair:
+    """Sign in to the API. Raises TooManyRequests when throttled, PersistingUnauthorized on bad
+    credentials or a wrong second factor, Unauthorized when the second factor is missing,
+    Forbidden for a clinician without one when an admin requires it."""
+    user = check_credentials(
+        session,
+        email=email,
+        password=password,
+        address=address,
+        now=now,
+        hasher=hasher,
+        counter=counter,
+        throttle=throttle,
+    )
+    check_second_factor(
+        session,
+        user=user,
+        code=totp_code,
+        address=address,
+        now=now,
+        counter=counter,
+        throttle=throttle,
+    )
+    if user.totp_enrolled_at is None and user.role == "clinician" and mfa.totp_required(session):
+        raise Forbidden(
+            "Your administrator requires a second factor: enrol it in the dashboard (/clinic/)."
+        )
+    forgive_attempt(session, email=email, address=address, counter=counter)
     login_session = AuthSession(user_id=user.id, created_at=now)
     session.add(login_session)
     session.flush()
@@ -422,6 +518,19 @@ def role_for_access_token(session: Session, *, claims: dict[str, Any]) -> tuple[
 
 def rotate_invite_code(session: Session, *, user: User) -> User:
     user.invite_code = new_invite_code()
+    session.flush()
+    return user
+
+
+def set_active(session: Session, *, user: User, active: bool, now: datetime) -> User:
+    """Deactivate (every API sign-in of the account ends at once; consents and the ledger stay)
+    or reactivate an account."""
+    if active:
+        user.deactivated_at = None
+    elif user.deactivated_at is None:
+        user.deactivated_at = now
+        ended = end_all_sessions(session, user_id=user.id, now=now, reason="deactivated")
+        log.info("user.deactivated", user_id=str(user.id), sessions_ended=ended)
     session.flush()
     return user
 

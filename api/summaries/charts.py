@@ -140,38 +140,59 @@ def figures(doc: Mapping[str, Any], *, sows_threshold: float | None = None) -> d
         return _figures(doc, sows_threshold=sows_threshold)
 
 
-def _figures(doc: Mapping[str, Any], *, sows_threshold: float | None) -> dict[str, Figure]:
-    sections, period = doc["sections"], doc["period"]
-    out: dict[str, Figure] = {}
+def chart_names(doc: Mapping[str, Any]) -> list[str]:
+    """The charts a summary has data for (only from included sections), without drawing any."""
+    sections = doc["sections"]
+    names = []
     withdrawal = sections["withdrawal"]
     if withdrawal["status"] == "included":
-        for code, title, threshold in (
-            ("sows", "SOWS (Handelsman, 0-64): daily total", sows_threshold),
-            ("sows-gossop", "SOWS-Gossop (0-30): daily total", None),
-        ):
-            trend = withdrawal[code]
-            if trend["n"]:
-                out[code] = trend_figure(
-                    trend,
-                    title=title,
-                    ylabel="total",
-                    period=period,
-                    ylim=(0, max(trend["scale_max"] * 0.5, trend["max"] + 2)),
-                    threshold=threshold,
-                )
-    for name, title, ylim, color in (
-        ("craving", "Craving (0-10)", (0, 10.5), ORANGE),
-        ("sleep", "Sleep (hours)", (0, 12), GREEN),
-    ):
-        trend = sections[name]
-        if trend["status"] == "included" and trend["n"]:
-            out[name] = trend_figure(
-                trend, title=title, ylabel=name, period=period, ylim=ylim, color=color
-            )
+        names += [code for code in ("sows", "sows-gossop") if withdrawal[code]["n"]]
+    for name in ("craving", "sleep"):
+        if sections[name]["status"] == "included" and sections[name]["n"]:
+            names.append(name)
     meds = sections["medications"]
     if meds["status"] == "included" and any(m["scheduled"] for m in meds["medications"]):
-        out["medications"] = adherence_figure(meds["medications"])
-    return out
+        names.append("medications")
+    return names
+
+
+def figure(doc: Mapping[str, Any], name: str, *, sows_threshold: float | None = None) -> Figure:
+    """One of `chart_names(doc)`, drawn."""
+    with matplotlib.rc_context(_RC):
+        return _build(doc, name, sows_threshold=sows_threshold)
+
+
+def _figures(doc: Mapping[str, Any], *, sows_threshold: float | None) -> dict[str, Figure]:
+    return {name: _build(doc, name, sows_threshold=sows_threshold) for name in chart_names(doc)}
+
+
+_TRENDS: dict[str, tuple[str, str]] = {
+    "sows": ("SOWS (Handelsman, 0-64): daily total", BLUE),
+    "sows-gossop": ("SOWS-Gossop (0-30): daily total", BLUE),
+    "craving": ("Craving (0-10)", ORANGE),
+    "sleep": ("Sleep (hours)", GREEN),
+}
+
+
+def _build(doc: Mapping[str, Any], name: str, *, sows_threshold: float | None) -> Figure:
+    sections, period = doc["sections"], doc["period"]
+    if name == "medications":
+        return adherence_figure(sections["medications"]["medications"])
+    title, color = _TRENDS[name]
+    if name in ("sows", "sows-gossop"):
+        trend = sections["withdrawal"][name]
+        return trend_figure(
+            trend,
+            title=title,
+            ylabel="total",
+            period=period,
+            ylim=(0, max(trend["scale_max"] * 0.5, trend["max"] + 2)),
+            threshold=sows_threshold if name == "sows" else None,
+        )
+    ylim = (0, 10.5) if name == "craving" else (0, 12)
+    return trend_figure(
+        sections[name], title=title, ylabel=name, period=period, ylim=ylim, color=color
+    )
 
 
 def warm_up() -> None:

@@ -8,7 +8,7 @@ out; no request, no database.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -58,6 +58,25 @@ def render_html(doc: Mapping[str, Any], *, sows_threshold: float | None = None) 
     }
     empty = dict.fromkeys(("sows", "sows-gossop", "craving", "sleep", "medications"), "")
     return _environment().get_template("summary.html").render(doc=doc, charts=empty | drawn)
+
+
+def render_fragment(doc: Mapping[str, Any], *, chart_url: Callable[[str], str]) -> str:
+    """The summary page's body, for embedding in a page whose CSP allows no inline style: each
+    chart is an <img> from `chart_url(name)` (drawing them is most of the cost of the page, so the
+    browser fetches them beside it), and the page styles the summary's classes itself."""
+    from markupsafe import escape
+
+    from api.summaries.charts import chart_names
+
+    def image(name: str) -> str:
+        label = f"Chart: {name.replace('-', ' ')} by day (the figures are in the tables)"
+        src = escape(chart_url(name))
+        return f'<img class="chart-img" alt="{label}" src="{src}" loading="lazy">'
+
+    drawn = {name: image(name) for name in chart_names(doc)}
+    empty = dict.fromkeys(("sows", "sows-gossop", "craving", "sleep", "medications"), "")
+    page = _environment().get_template("summary.html").render(doc=doc, charts=empty | drawn)
+    return page[page.index("<body>") + len("<body>") : page.rindex("</body>")]
 
 
 # --- PDF ---------------------------------------------------------------------------------------

@@ -465,14 +465,15 @@ def pending_notifications(session: Session, *, limit: int) -> list[Notification]
 
 def notification_email(note: Notification, *, base_url: str) -> tuple[str, str]:
     """Subject and body: links only; no patient name, no health data (the link needs a login)."""
-    links = [f"{base_url.rstrip('/')}/v1/clinician/summaries/{sid}" for sid in note.summary_ids]
+    # Dashboard pages: a clinician who is not signed in lands on them after signing in.
+    links = [f"{base_url.rstrip('/')}/clinic/summaries/{sid}" for sid in note.summary_ids]
     shown = links[:50]
     more = len(links) - len(shown)
     body = (
         f"{len(links)} new weekly summar{'y is' if len(links) == 1 else 'ies are'} ready for you "
         "in Waymark. Sign in to read them:\n\n"
         + "\n".join(shown)
-        + (f"\n... and {more} more: {base_url.rstrip('/')}/v1/clinician/summaries" if more else "")
+        + (f"\n... and {more} more: {base_url.rstrip('/')}/clinic/summaries" if more else "")
         + "\n\nThis message carries no health information.\n"
     )
     return "New weekly summaries are ready", body

@@ -123,7 +123,7 @@ def test_deliver_discloses_and_emails_a_link_without_health_data(
     assert sorted(disclosure.categories) == sorted(ALL)
     (to, subject, body) = outbox.sent[0]
     assert to == "dr.weekly@example.test"
-    assert f"/v1/clinician/summaries/{row.id}" in body
+    assert f"/clinic/summaries/{row.id}" in body
     for secret in ("Weekly Demo Patient", "Buprenorphine", "SOWS", "Lofexidine", "missed"):
         assert secret not in subject + body
     # Nothing twice: a rerun delivers and sends nothing more.
@@ -234,7 +234,7 @@ def test_notification_by_smtp(app: Flask, session: Session, world: dict[str, Any
     (envelope,) = received
     assert envelope.rcpt_tos == ["dr.weekly@example.test"]
     text = envelope.content.decode()
-    assert "/v1/clinician/summaries/" in text and "Weekly Demo Patient" not in text
+    assert "/clinic/summaries/" in text and "Weekly Demo Patient" not in text
 
 
 @pytest.mark.postgres_only

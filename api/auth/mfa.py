@@ -1,0 +1,146 @@
+"""The TOTP second factor (RFC 6238 through pyotp) and its single-use recovery codes.
+
+Shared by the API's sign-in (POST /v1/auth/token asks for `totp_code` once a user enrolled) and
+the dashboard's (api.clinic). Services flush, never commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import secrets
+import uuid
+from datetime import datetime
+
+import pyotp
+import structlog
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from api.auth.models import RecoveryCode, SiteSetting, User
+
+log = structlog.get_logger("waymark.mfa")
+
+ISSUER = "Waymark"
+RECOVERY_CODES = 10
+# One step either side: a phone clock 30 s off still works, and nothing older.
+VALID_WINDOW = 1
+REQUIRE_TOTP = "require_totp"
+
+
+def new_secret() -> str:
+    return pyotp.random_base32()
+
+
+def provisioning_uri(*, secret: str, email: str, issuer: str = ISSUER) -> str:
+    return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=issuer)
+
+
+def qr_data_uri(uri: str) -> str:
+    """The provisioning URI as an SVG QR code in a data: URI, for an <img> (the page's CSP
+    allows no inline style, and the secret never leaves the page in a separate request)."""
+    import base64
+
+    import qrcode
+    import qrcode.image.svg
+
+    image = qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
+    buf = io.BytesIO()
+    image.save(buf)
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _step(secret: str, code: str, now: datetime) -> int | None:
+    """The time step `code` is valid for at `now` (within the window), else None."""
+    code = "".join(ch for ch in code if ch.isdigit())
+    if len(code) != 6:
+        return None
+    totp = pyotp.TOTP(secret)
+    current = totp.timecode(now)
+    for offset in range(-VALID_WINDOW, VALID_WINDOW + 1):
+        step = current + offset
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+def code_matches(secret: str, code: str, now: datetime) -> bool:
+    """For confirming an enrolment (no replay state yet)."""
+    return _step(secret, code, now) is not None
+
+
+def verify_totp(session: Session, *, user: User, code: str, now: datetime) -> bool:
+    """A current code for the user's secret, not used before (each time step counts once)."""
+    if user.totp_secret is None:
+        return False
+    step = _step(user.totp_secret, code, now)
+    if step is None or (user.totp_last_step is not None and step <= user.totp_last_step):
+        return False
+    user.totp_last_step = step
+    session.flush()
+    return True
+
+
+def _hash_code(code: str) -> str:
+    normalized = "".join(ch for ch in code.lower() if ch.isalnum())
+    return hashlib.sha256(normalized.encode()).hexdigest()
+
+
+def use_recovery_code(session: Session, *, user: User, code: str, now: datetime) -> bool:
+    """Spend one recovery code (a conditional update: a code works once, even in a race)."""
+    result = session.execute(
+        update(RecoveryCode)
+        .where(
+            RecoveryCode.user_id == user.id,
+            RecoveryCode.code_hash == _hash_code(code),
+            RecoveryCode.used_at.is_(None),
+        )
+        .values(used_at=now)
+    )
+    used = bool(result.rowcount)  # type: ignore[attr-defined]
+    if used:
+        log.info("mfa.recovery_code_used", user_id=str(user.id))
+    return used
+
+
+def enrol(session: Session, *, user: User, secret: str, now: datetime) -> list[str]:
+    """Confirm enrolment with `secret`; returns fresh recovery codes (shown once, stored hashed).
+    Any earlier codes stop working."""
+    user.totp_secret = secret
+    user.totp_enrolled_at = now
+    user.totp_last_step = pyotp.TOTP(secret).timecode(now)  # the confirming code is spent
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    codes = [secrets.token_hex(5) for _ in range(RECOVERY_CODES)]
+    session.add_all(
+        RecoveryCode(user_id=user.id, code_hash=_hash_code(c), created_at=now) for c in codes
+    )
+    session.flush()
+    log.info("mfa.enrolled", user_id=str(user.id))
+    return [f"{c[:5]}-{c[5:]}" for c in codes]
+
+
+def recovery_codes_left(session: Session, *, user_id: uuid.UUID) -> int:
+    return len(
+        session.scalars(
+            select(RecoveryCode.id).where(
+                RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None)
+            )
+        ).all()
+    )
+
+
+def totp_required(session: Session) -> bool:
+    """Whether an admin requires every clinician to enrol (the API then refuses the rest)."""
+    value = session.scalar(select(SiteSetting.value).where(SiteSetting.key == REQUIRE_TOTP))
+    return value == "true"
+
+
+def set_totp_required(session: Session, *, required: bool, now: datetime) -> None:
+    row = session.get(SiteSetting, REQUIRE_TOTP)
+    if row is None:
+        session.add(SiteSetting(key=REQUIRE_TOTP, value=str(required).lower(), updated_at=now))
+    else:
+        row.value, row.updated_at = str(required).lower(), now
+    session.flush()
+    log.info("mfa.require_totp_set", required=required)

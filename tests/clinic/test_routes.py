@@ -1,0 +1,592 @@
+"""The dashboard's pages through the Flask test client: sign-in, sessions, CSRF, the gate, the
+ledger and audit rows, admin actions, the API's second factor, CORS and email links."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote
+
+import pyotp
+import pytest
+import time_machine
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api.alerts import services as alert_services
+from api.audit.models import AuditEvent
+from api.consent import services as consent_services
+from api.disclosures.models import Disclosure
+from api.instruments.definitions import INSTRUMENTS
+from tests.clinic.conftest import csrf_of, next_code
+from tests.clinician.test_routes import count_queries
+from tests.consenting import sign
+
+SignIn = Callable[..., dict[str, str]]
+
+
+def _consented(session: Session, make_patient: Any, clinician: Any, **kw: Any) -> Any:
+    patient = make_patient(display_name=kw.pop("name", "Pat Example"))
+    sign(
+        session,
+        patient=patient,
+        clinician=clinician,
+        categories=kw.pop("categories", ["symptoms", "medications", "counseling"]),
+        now=datetime.now(UTC) - timedelta(days=3),
+        data_from=datetime.now(UTC) - timedelta(days=20),
+        **kw,
+    )
+    return patient
+
+
+def test_pages_need_a_sign_in_and_keep_the_target(client: FlaskClient, make_clinician: Any) -> None:
+    target = f"/clinic/summaries/{uuid.uuid4()}"
+    answer = client.get(target)
+    assert answer.status_code == 302
+    assert answer.headers["Location"].startswith("/clinic/login?next=")
+    assert unquote(answer.headers["Location"]) == f"/clinic/login?next={target}"
+
+
+def test_security_headers(client: FlaskClient) -> None:
+    answer = client.get("/clinic/login")
+    assert answer.status_code == 200
+    csp = answer.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert answer.headers["X-Frame-Options"] == "DENY"
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert "<script>" not in answer.get_data(as_text=True)
+
+
+def test_sign_in_with_enrolment_then_totp_and_cookie_flags(
+    app: Flask, client: FlaskClient, make_clinician: Any, clinic_sign_in: SignIn
+) -> None:
+    clinician = make_clinician()
+    creds = clinic_sign_in(client, clinician)
+    assert client.get("/clinic/patients").status_code == 200
+    # Sign out ends it on the server: the old cookie no longer works even if replayed.
+    cookie = client.get_cookie("waymark_clinic", path="/clinic")
+    assert cookie is not None and cookie.http_only and cookie.same_site == "Strict"
+    client.post("/clinic/logout", data={"csrf_token": creds["csrf"]})
+    client.set_cookie("waymark_clinic", cookie.value, path="/clinic")
+    assert client.get("/clinic/patients").status_code == 302
+
+    # The second sign-in asks for the code; a wrong one is refused.
+    page = client.get("/clinic/login").get_data(as_text=True)
+    client.post(
+        "/clinic/login",
+        data={
+            "email": clinician.email,
+            "password": "correct horse battery",
+            "csrf_token": csrf_of(page),
+        },
+    )
+    page = client.get("/clinic/login/code").get_data(as_text=True)
+    wrong = client.post("/clinic/login/code", data={"code": "000000", "csrf_token": csrf_of(page)})
+    assert wrong.status_code == 401
+    assert client.get("/clinic/patients").status_code == 302  # not signed in yet
+    good = client.post(
+        "/clinic/login/code", data={"code": next_code(creds["secret"]), "csrf_token": csrf_of(page)}
+    )
+    assert good.status_code == 302
+    assert client.get("/clinic/patients").status_code == 200
+
+
+def test_patients_cannot_sign_in_here(client: FlaskClient, make_patient: Any) -> None:
+    patient = make_patient()
+    page = client.get("/clinic/login").get_data(as_text=True)
+    answer = client.post(
+        "/clinic/login",
+        data={
+            "email": patient.email,
+            "password": "correct horse battery",
+            "csrf_token": csrf_of(page),
+        },
+    )
+    assert answer.status_code == 403
+    assert client.get_cookie("waymark_clinic", path="/clinic") is None
+
+
+def test_sign_in_throttle_applies(client: FlaskClient, make_clinician: Any) -> None:
+    clinician = make_clinician()
+    page = client.get("/clinic/login").get_data(as_text=True)
+    statuses = []
+    for _ in range(6):
+        answer = client.post(
+            "/clinic/login",
+            data={
+                "email": clinician.email,
+                "password": "wrong password!",
+                "csrf_token": csrf_of(page),
+            },
+        )
+        statuses.append(answer.status_code)
+    assert statuses[:5] == [401] * 5
+    assert statuses[5] == 429
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["//evil.example/x", "https://evil.example/", "/\\evil.example", "/v1/me", "javascript:x"],
+)
+def test_no_open_redirect_after_sign_in(
+    client: FlaskClient, make_clinician: Any, target: str
+) -> None:
+    clinician = make_clinician()
+    page = client.get("/clinic/login").get_data(as_text=True)
+    answer = client.post(
+        "/clinic/login",
+        data={
+            "email": clinician.email,
+            "password": "correct horse battery",
+            "csrf_token": csrf_of(page),
+            "next": target,
+        },
+    )
+    assert answer.headers["Location"] == "/clinic/enrol"
+
+
+def test_email_link_lands_after_sign_in(
+    client: FlaskClient, make_clinician: Any, clinic_sign_in: SignIn
+) -> None:
+    clinician = make_clinician()
+    creds = clinic_sign_in(client, clinician)  # enrol first
+    client.post(
+        "/clinic/logout",
+        data={"csrf_token": csrf_of(client.get("/clinic/alerts").get_data(as_text=True))},
+    )
+    target = "/clinic/alerts?state=all"
+    login = client.get(target).headers["Location"]
+    page = client.get(login).get_data(as_text=True)
+    assert 'name="next" value="/clinic/alerts?state=all"' in page
+    step = client.post(
+        "/clinic/login",
+        data={
+            "email": clinician.email,
+            "password": "correct horse battery",
+            "csrf_token": csrf_of(page),
+            "next": target,
+        },
+    )
+    page = client.get(step.headers["Location"]).get_data(as_text=True)
+    landed = client.post(
+        "/clinic/login/code",
+        data={"code": next_code(creds["secret"]), "csrf_token": csrf_of(page), "next": target},
+    )
+    assert landed.headers["Location"] == target
+
+
+def test_form_post_without_csrf_is_refused(
+    client: FlaskClient,
+    session: Session,
+    make_clinician: Any,
+    make_patient: Any,
+    clinic_sign_in: SignIn,
+) -> None:
+    clinician = make_clinician()
+    patient = _consented(session, make_patient, clinician)
+    alert, _ = alert_services.raise_alert(
+        session,
+        patient_id=patient.id,
+        kind="craving_high",
+        category="symptoms",
+        episode_key="x",
+        now=datetime.now(UTC),
+    )
+    session.commit()
+    clinic_sign_in(client, clinician)
+    for data in ({}, {"csrf_token": "forged"}):
+        answer = client.post(f"/clinic/alerts/{alert.id}/acknowledge", data=data)
+        assert answer.status_code == 400
+    from api.alerts.models import AlertAcknowledgement
+
+    assert session.scalar(select(func.count()).select_from(AlertAcknowledgement)) == 0
+    # And the sign-in form has its own (pre-session) token.
+    assert client.post("/clinic/logout", data={}).status_code == 400
+
+
+def test_idle_timeout_ends_the_session(
+    app: Flask, client: FlaskClient, make_clinician: Any, clinic_sign_in: SignIn
+) -> None:
+    clinician = make_clinician()
+    clinic_sign_in(client, clinician)
+    idle = app.config["CLINIC_IDLE_TIMEOUT"]
+    with time_machine.travel(datetime.now(UTC) + timedelta(seconds=idle - 60), tick=False):
+        assert client.get("/clinic/patients").status_code == 200
+    with time_machine.travel(datetime.now(UTC) + timedelta(seconds=2 * idle - 120), tick=False):
+        assert client.get("/clinic/patients").status_code == 200  # activity kept it alive
+    with time_machine.travel(datetime.now(UTC) + timedelta(seconds=3 * idle + 60), tick=False):
+        assert client.get("/clinic/patients").status_code == 302
+
+
+def test_absolute_lifetime(
+    app: Flask,
+    client: FlaskClient,
+    make_clinician: Any,
+    clinic_sign_in: SignIn,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(app.config, "CLINIC_IDLE_TIMEOUT", 100)
+    monkeypatch.setitem(app.config, "CLINIC_ABSOLUTE_TIMEOUT", 150)
+    clinic_sign_in(client, make_clinician())
+    start = datetime.now(UTC)
+    with time_machine.travel(start + timedelta(seconds=80), tick=False):
+        assert client.get("/clinic/patients").status_code == 200
+    with time_machine.travel(start + timedelta(seconds=155), tick=False):
+        answer = client.get("/clinic/patients")  # active, but past the absolute lifetime
+    assert answer.status_code == 302 and "/clinic/login" in answer.headers["Location"]
+
+
+def test_patient_page_goes_through_the_gate_with_ledger_and_audit(
+    client: FlaskClient,
+    session: Session,
+    make_clinician: Any,
+    make_patient: Any,
+    clinic_sign_in: SignIn,
+) -> None:
+    clinician, other = make_clinician(), make_clinician()
+    patient = _consented(session, make_patient, clinician, categories=["symptoms"])
+    clinic_sign_in(client, clinician)
+    page = client.get(f"/clinic/patients/{patient.id}?days=14")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Not shared: the patient's consent does not cover medications." in html
+    assert "42 CFR part 2" in html
+    ledger = session.scalars(select(Disclosure).where(Disclosure.patient_id == patient.id)).all()
+    assert {d.kind for d in ledger} == {"summary", "read"}
+    assert all(set(d.categories) == {"symptoms"} for d in ledger)
+    audit = session.scalars(select(AuditEvent).where(AuditEvent.patient_id == patient.id)).all()
+    assert [(a.action, a.outcome) for a in audit] == [("clinic.patient.read", "allowed")]
+
+    # Another clinician reaching this patient by URL: 404, audited as denied, nothing disclosed.
+    client2 = client.application.test_client()
+    clinic_sign_in(client2, other)
+    before = len(ledger)
+    assert client2.get(f"/clinic/patients/{patient.id}").status_code == 404
+    assert client2.get(f"/clinic/patients/{patient.id}/consent").status_code == 404
+    assert client2.get(f"/clinic/patients/{patient.id}/cows").status_code == 404
+    assert (
+        session.scalar(
+            select(func.count()).select_from(Disclosure).where(Disclosure.patient_id == patient.id)
+        )
+        == before
+    )
+    denied = session.scalars(
+        select(AuditEvent).where(AuditEvent.actor_id == other.id, AuditEvent.outcome == "denied")
+    ).all()
+    assert len(denied) == 3
+
+
+def test_revocation_removes_the_patient_at_once(
+    client: FlaskClient,
+    session: Session,
+    make_clinician: Any,
+    make_patient: Any,
+    clinic_sign_in: SignIn,
+) -> None:
+    clinician = make_clinician()
+    patient = _consented(session, make_patient, clinician, name="Revoking Person")
+    clinic_sign_in(client, clinician)
+    assert "Revoking Person" in client.get("/clinic/patients").get_data(as_text=True)
+    consent = consent_services.list_consents(
+        session, patient_id=patient.id, status=None, limit=5, cursor=None, now=datetime.now(UTC)
+    )["items"][0]
+    consent_services.revoke_consent(
+        session, patient_id=patient.id, consent_id=consent.id, now=datetime.now(UTC)
+    )
+    session.commit()
+    assert "Revoking Person" not in client.get("/clinic/patients").get_data(as_text=True)
+    assert client.get(f"/clinic/patients/{patient.id}").status_code == 404
+
+
+def test_cows_form_saves_through_the_api_service(
+    client: FlaskClient,
+    session: Session,
+    make_clinician: Any,
+    make_patient: Any,
+    clinic_sign_in: SignIn,
+) -> None:
+    from api.cows.models import CowsAssessment
+
+    clinician = make_clinician()
+    patient = _consented(session, make_patient, clinician)
+    creds = clinic_sign_in(client, clinician)
+    items = INSTRUMENTS["cows"].items
+    form = {f"item-{i.key}": str(max(i.allowed or (i.max,))) for i in items}
+    partial = dict(list(form.items())[:5])
+    answer = client.post(
+        f"/clinic/patients/{patient.id}/cows", data={**partial, "csrf_token": creds["csrf"]}
+    )
+    assert answer.status_code == 422
+    answer = client.post(
+        f"/clinic/patients/{patient.id}/cows", data={**form, "csrf_token": creds["csrf"]}
+    )
+    assert answer.status_code == 201
+    assert "severe" in answer.get_data(as_text=True)
+    saved = session.scalars(
+        select(CowsAssessment).where(CowsAssessment.patient_id == patient.id)
+    ).all()
+    assert [(a.total, a.severity) for a in saved] == [(INSTRUMENTS["cows"].max_total, "severe")]
+
+
+def test_acknowledge_alert_with_note(
+    client: FlaskClient,
+    session: Session,
+    make_clinician: Any,
+    make_patient: Any,
+    clinic_sign_in: SignIn,
+) -> None:
+    clinician = make_clinician()
+    patient = _consented(session, make_patient, clinician)
+    alert, _ = alert_services.raise_alert(
+        session,
+        patient_id=patient.id,
+        kind="craving_high",
+        category="symptoms",
+        episode_key="y",
+        now=datetime.now(UTC),
+    )
+    session.commit()
+    creds = clinic_sign_in(client, clinician)
+    assert "craving high" in client.get("/clinic/alerts").get_data(as_text=True)
+    answer = client.post(
+        f"/clinic/alerts/{alert.id}/acknowledge",
+        data={"note": "called", "csrf_token": creds["csrf"]},
+    )
+    assert answer.status_code == 302
+    assert "craving high" not in client.get("/clinic/alerts").get_data(as_text=True)
+    assert "craving high" in client.get("/clinic/alerts?state=acknowledged").get_data(as_text=True)
+
+
+def test_roster_has_a_fixed_number_of_queries(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    engine: Any,
+    make_clinician: Any,
+    make_patient: Any,
+    clinic_sign_in: SignIn,
+) -> None:
+    clinician = make_clinician()
+    clinic_sign_in(client, clinician)
+
+    def queries_for_roster() -> int:
+        with count_queries(engine) as statements:
+            assert client.get("/clinic/patients").status_code == 200
+        return len(statements)
+
+    _consented(session, make_patient, clinician, name="A")
+    one = queries_for_roster()
+    for n in range(6):
+        _consented(
+            session,
+            make_patient,
+            clinician,
+            name=f"B{n}",
+            categories=["symptoms"] if n % 2 else ["medications"],
+        )
+    assert queries_for_roster() == one
+
+
+def test_roster_search_sort_and_pages(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    make_clinician: Any,
+    make_patient: Any,
+    clinic_sign_in: SignIn,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clinician = make_clinician()
+    for name in ("Alma", "Bert", "Cleo", "Dora", "Alba"):
+        _consented(session, make_patient, clinician, name=name)
+    clinic_sign_in(client, clinician)
+    monkeypatch.setitem(app.config, "CLINIC_PAGE_SIZE", 2)
+    html = client.get("/clinic/patients?sort=-name").get_data(as_text=True)
+    assert html.index("Dora") < html.index("Cleo") and "Bert" not in html
+    assert "Page 1 of 3" in html
+    html = client.get("/clinic/patients?q=al&page=1").get_data(as_text=True)
+    assert "Alba" in html and "Alma" in html and "Bert" not in html
+    html = client.get("/clinic/patients?q=%25").get_data(
+        as_text=True
+    )  # a literal %, not a wildcard
+    assert "0 patients" in html
+
+
+def test_admin_deactivation_ends_sessions_and_api_access(
+    client: FlaskClient,
+    session: Session,
+    make_clinician: Any,
+    make_admin: Any,
+    clinic_sign_in: SignIn,
+    auth_headers: Any,
+) -> None:
+    clinician, admin = make_clinician(), make_admin()
+    clinician_client = client.application.test_client()
+    clinic_sign_in(clinician_client, clinician)
+    headers = auth_headers(clinician)
+    assert client.application.test_client().get("/v1/me", headers=headers).status_code == 200
+    creds = clinic_sign_in(client, admin)
+    assert client.get("/clinic/patients").status_code == 403  # not an admin page
+    answer = client.post(
+        f"/clinic/admin/clinicians/{clinician.id}/deactivate", data={"csrf_token": creds["csrf"]}
+    )
+    assert answer.status_code == 302
+    assert clinician_client.get("/clinic/patients").status_code == 302
+    assert clinician_client.get("/v1/me", headers=headers).status_code == 401
+    token = clinician_client.post(
+        "/v1/auth/token", json={"email": clinician.email, "password": "correct horse battery"}
+    )
+    assert token.status_code == 401
+    client.post(
+        f"/clinic/admin/clinicians/{clinician.id}/reactivate", data={"csrf_token": creds["csrf"]}
+    )
+    old = clinician.invite_code
+    client.post(
+        f"/clinic/admin/clinicians/{clinician.id}/invite-code", data={"csrf_token": creds["csrf"]}
+    )
+    session.refresh(clinician)
+    assert clinician.deactivated_at is None and clinician.invite_code != old
+
+
+def test_admin_creates_a_clinician_and_filters_the_audit_log(
+    client: FlaskClient, session: Session, make_admin: Any, clinic_sign_in: SignIn
+) -> None:
+    admin = make_admin()
+    creds = clinic_sign_in(client, admin)
+    answer = client.post(
+        "/clinic/admin/clinicians",
+        data={
+            "email": "new.doc@example.test",
+            "display_name": "New Doc",
+            "organization": "Clinic",
+            "password": "long enough pw",
+            "csrf_token": creds["csrf"],
+        },
+    )
+    assert answer.status_code == 302
+    assert "New Doc" in client.get("/clinic/admin/clinicians").get_data(as_text=True)
+    assert client.get("/clinic/admin/audit?outcome=denied&from=2026-01-01").status_code == 200
+    assert client.get("/clinic/admin/audit?actor=nope").status_code == 422
+
+
+def test_api_sign_in_asks_for_the_second_factor_once_enrolled(
+    client: FlaskClient, make_clinician: Any, make_admin: Any, clinic_sign_in: SignIn
+) -> None:
+    clinician, other, admin = make_clinician(), make_clinician(), make_admin()
+    creds = clinic_sign_in(client.application.test_client(), clinician)
+    body = {"email": clinician.email, "password": "correct horse battery"}
+    missing = client.post("/v1/auth/token", json=body)
+    assert missing.status_code == 401 and missing.json["mfa_required"] is True
+    wrong = client.post("/v1/auth/token", json={**body, "totp_code": "123456"})
+    assert wrong.status_code == 401
+    ok = client.post("/v1/auth/token", json={**body, "totp_code": next_code(creds["secret"])})
+    assert ok.status_code == 200
+    # An admin requires enrolment: an unenrolled clinician cannot get tokens.
+    other_body = {"email": other.email, "password": "correct horse battery"}
+    assert client.post("/v1/auth/token", json=other_body).status_code == 200
+    admin_client = client.application.test_client()
+    admin_creds = clinic_sign_in(admin_client, admin)
+    admin_client.post(
+        "/clinic/admin/settings", data={"require_totp": "on", "csrf_token": admin_creds["csrf"]}
+    )
+    assert client.post("/v1/auth/token", json=other_body).status_code == 403
+    assert pyotp  # the same library the dashboard uses
+
+
+def test_recovery_code_signs_in_once(client: FlaskClient, make_clinician: Any) -> None:
+    clinician = make_clinician()
+    page = client.get("/clinic/login").get_data(as_text=True)
+    client.post(
+        "/clinic/login",
+        data={
+            "email": clinician.email,
+            "password": "correct horse battery",
+            "csrf_token": csrf_of(page),
+        },
+    )
+    page = client.get("/clinic/enrol").get_data(as_text=True)
+    import re
+
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page).group(1)  # type: ignore[union-attr]
+    done = client.post(
+        "/clinic/enrol", data={"code": pyotp.TOTP(secret).now(), "csrf_token": csrf_of(page)}
+    )
+    codes = re.findall(r"<li><code>([0-9a-f-]+)</code></li>", done.get_data(as_text=True))
+    assert len(codes) == 10
+    body = {"email": clinician.email, "password": "correct horse battery"}
+    assert client.post("/v1/auth/token", json={**body, "totp_code": codes[0]}).status_code == 200
+    assert client.post("/v1/auth/token", json={**body, "totp_code": codes[0]}).status_code == 401
+
+
+def test_cors_allow_list(app: Flask, database_url: str) -> None:
+    from api import create_app
+    from tests.conftest import TestConfig
+
+    config = TestConfig(database_url)
+    config.CORS_ORIGINS = ["https://clinic.example"]
+    cors_app = create_app(config)
+    preflight = cors_app.test_client().options(
+        "/v1/clinician/patients",
+        headers={
+            "Origin": "https://clinic.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "Authorization",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://clinic.example"
+    assert "authorization" in preflight.headers["Access-Control-Allow-Headers"].lower()
+    refused = cors_app.test_client().options(
+        "/v1/clinician/patients",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert "Access-Control-Allow-Origin" not in refused.headers
+    # The default (empty list): no CORS headers at all.
+    default = app.test_client().options(
+        "/v1/me",
+        headers={"Origin": "https://clinic.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert "Access-Control-Allow-Origin" not in default.headers
+
+
+def test_reminder_email_inbox_link_lands(client: FlaskClient) -> None:
+    answer = client.get(f"/inbox/{uuid.uuid4()}")
+    assert answer.status_code == 200
+    assert "Open the Waymark app" in answer.get_data(as_text=True)
+
+
+def test_patient_page_charts_are_images_through_the_gate(
+    client: FlaskClient,
+    session: Session,
+    make_clinician: Any,
+    make_patient: Any,
+    clinic_sign_in: SignIn,
+) -> None:
+    clinician = make_clinician()
+    patient = _consented(session, make_patient, clinician, categories=["symptoms"])
+    checkin_at = datetime.now(UTC) - timedelta(days=1)
+    from api.checkins import services as checkin_services
+
+    checkin_services.create_checkin(
+        session,
+        user_id=patient.id,
+        body={"id": None, "recorded_at": checkin_at, "craving": 7, "note": None},
+        now=checkin_at,
+    )
+    session.commit()
+    clinic_sign_in(client, clinician)
+    html = client.get(f"/clinic/patients/{patient.id}?days=7").get_data(as_text=True)
+    src = f"/clinic/patients/{patient.id}/charts/craving.svg?days=7"
+    assert f'src="{src}"' in html
+    before = session.scalar(select(func.count()).select_from(Disclosure))
+    chart = client.get(src)
+    assert chart.status_code == 200 and chart.mimetype == "image/svg+xml"
+    assert chart.get_data(as_text=True).lstrip().startswith("<svg")
+    assert session.scalar(select(func.count()).select_from(Disclosure)) == (before or 0) + 1
+    # A chart of a category not shared (medications) does not exist for this clinician.
+    assert client.get(f"/clinic/patients/{patient.id}/charts/medications.svg").status_code == 404
