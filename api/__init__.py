@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import http
+import json
 import types
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask.sessions import SessionInterface
 from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
@@ -61,6 +62,23 @@ class WaymarkApi(Api):
     def handle_http_exception(self, error: HTTPException) -> Any:
         return errors.handle_http_exception(error)
 
+    def exact_spec(self) -> dict[str, Any]:
+        """The served document (api.openapi.exact), built once: routes do not change at run time."""
+        app = self._app
+        cached = app.extensions.get("waymark.openapi")
+        if cached is None:
+            cached = openapi.exact(
+                self.spec.to_dict(), op_ids=openapi.operation_ids(app), config=app.config
+            )
+            app.extensions["waymark.openapi"] = cached
+        return cached
+
+    def _openapi_json(self) -> Any:
+        return current_app.response_class(
+            json.dumps(self.exact_spec(), indent=2, sort_keys=False),
+            mimetype="application/json",
+        )
+
 
 class WaymarkFlask(Flask):
     """Flask, with one per-request cost taken out: `ensure_sync` asks `inspect` whether each
@@ -95,6 +113,7 @@ class _NoCookieSessions(SessionInterface):
 
 def _blueprints() -> list[Any]:
     from api.account.routes import blp as account
+    from api.agenda.routes import blp as agenda
     from api.alerts.routes import blp as alerts
     from api.audit.routes import blp as audit
     from api.auth.routes import blp as auth
@@ -103,6 +122,7 @@ def _blueprints() -> list[Any]:
     from api.consent.routes import blp as consent
     from api.counseling.routes import blp as counseling
     from api.cows.routes import blp as cows
+    from api.crisis.routes import blp as crisis
     from api.devices.routes import blp as devices
     from api.disclosures.routes import blp as disclosures
     from api.export.routes import blp as export
@@ -118,12 +138,14 @@ def _blueprints() -> list[Any]:
 
     return [
         ops,
+        crisis,
         auth,
         account,
         instruments,
         checkins,
         medications,
         counseling,
+        agenda,
         sync,
         reminders,
         devices,
@@ -177,6 +199,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(inbox_blp)
     _cors(app)
 
+    openapi.serve_docs_assets(app)
     observability.init_app(app)
     _bounded_requests(app)
     headers.init_app(app)

@@ -49,6 +49,9 @@ CRISIS_RESOURCES = (
 )
 
 
+DOCS_ASSETS_PATH = "/docs/assets/"
+
+
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name, default)
 
@@ -121,6 +124,7 @@ class Config:
         self.JWT_AUDIENCE = _env("JWT_AUDIENCE", "waymark-api")
         self.ACCESS_TOKEN_TTL = _int("ACCESS_TOKEN_TTL", 900)
         self.REFRESH_TOKEN_TTL = _int("REFRESH_TOKEN_TTL", 30 * 24 * 3600)
+        self.REFRESH_REUSE_GRACE = _int("REFRESH_REUSE_GRACE", 30)
         # OWASP minimum for argon2id is m=19 MiB, t=2, p=1; we default above it.
         self.ARGON2_MEMORY_KIB = _int("ARGON2_MEMORY_KIB", 19 * 1024)
         self.ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 2)
@@ -215,9 +219,9 @@ class Config:
         self.OPENAPI_URL_PREFIX = "/"
         self.OPENAPI_JSON_PATH = "openapi.json"
         self.OPENAPI_SWAGGER_UI_PATH = "docs"
-        self.OPENAPI_SWAGGER_UI_URL = _env(
-            "SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
-        )
+        # Served from the swagger-ui-bundle package (api.openapi.serve_docs_assets): /docs works
+        # without internet access, and no third party learns who reads the API's docs.
+        self.OPENAPI_SWAGGER_UI_URL = _env("SWAGGER_UI_URL", DOCS_ASSETS_PATH)
         self.JSON_SORT_KEYS = False
 
     def _export_settings(self) -> None:

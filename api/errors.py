@@ -336,5 +336,8 @@ class ProblemSchema(Schema):
     errors = fields.Dict(
         keys=fields.String(),
         values=fields.List(fields.String()),
-        metadata={"description": "Validation failures (422): field name to messages."},
+        metadata={
+            "description": "Validation failures (422): field name to messages.",
+            "x-may-be-absent": True,  # api.openapi.MAY_BE_ABSENT (errors sits below openapi)
+        },
     )

@@ -39,10 +39,21 @@ def _is_html(response: Response) -> bool:
     return (response.mimetype or "").lower() in ("text/html", "application/xhtml+xml")
 
 
+# The only answers any cache may keep: the same for everyone, no sign-in, no health data (the
+# deployment's crisis lines; Swagger UI's own files). Their views set Cache-Control themselves.
+PUBLIC_CACHEABLE = frozenset({"crisis.list_crisis_resources", "docs_asset"})
+
+
+def _publicly_cacheable(response: Response) -> bool:
+    ok = request.method in ("GET", "HEAD") and response.status_code in (200, 304)
+    ok = ok and request.endpoint in PUBLIC_CACHEABLE
+    return ok and "public" in response.headers.get("Cache-Control", "")
+
+
 def secure_headers(response: Response) -> Response:
     headers = response.headers
     headers.setdefault("Cache-Control", "no-store")
-    if "no-store" not in headers["Cache-Control"]:
+    if "no-store" not in headers["Cache-Control"] and not _publicly_cacheable(response):
         headers["Cache-Control"] = "no-store"
     headers["X-Content-Type-Options"] = "nosniff"
     headers.setdefault("Referrer-Policy", "no-referrer")

@@ -349,7 +349,7 @@ def _replay(row: IdempotencyKey) -> Response:
     response = Response(body, status=row.status)
     for name, value in headers.items():
         response.headers[name] = value
-    response.headers["Idempotent-Replayed"] = "true"
+    response.headers[REPLAYED_HEADER] = "true"
     return response
 
 
@@ -514,6 +514,9 @@ def _teardown(_exc: BaseException | None) -> None:
             log.error("idempotency.release_failed", error_type=type(failed).__name__)
 
 
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
 class OpenAPIPlugin(BasePlugin):
     """Documents the header, and its 409 and 422 answers, on every POST operation."""
 
@@ -538,6 +541,13 @@ class OpenAPIPlugin(BasePlugin):
             }
         )
         responses = post.setdefault("responses", {})
+        for code, response in responses.items():
+            if str(code).startswith("2") and isinstance(response, dict):
+                response.setdefault("headers", {})[REPLAYED_HEADER] = {
+                    "description": "`true` when this answer is the replay of an earlier request "
+                    "with the same Idempotency-Key (absent otherwise).",
+                    "schema": {"type": "string", "enum": ["true"]},
+                }
         responses.setdefault("409", "CONFLICT")
         responses.setdefault("422", "UNPROCESSABLE_ENTITY")
 

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import http
+import re
+from collections.abc import Mapping
 from typing import Any
 
+import swagger_ui_bundle
 from apispec import APISpec, BasePlugin
+from flask import Flask, Response, send_from_directory
+
+# Where Swagger UI's files are served (config.DOCS_ASSETS_PATH says the same, for the default).
+DOCS_ASSETS_PATH = "/docs/assets/"
 
 _METHODS = {"get", "put", "post", "delete", "patch"}
 _BODY_METHODS = {"post", "put", "patch"}
@@ -140,3 +147,172 @@ class ProblemResponsesPlugin(BasePlugin):
             for response in responses.values():
                 if isinstance(response, dict):  # inline (success) answers; refs carry their own
                     response.setdefault("headers", {}).setdefault("X-Request-ID", "X-Request-ID")
+
+
+def serve_docs_assets(app: Flask) -> None:
+    """Serve Swagger UI's files from the installed swagger-ui-bundle package at /docs/assets/."""
+
+    def docs_asset(filename: str) -> Response:
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
+
+    app.add_url_rule(f"{DOCS_ASSETS_PATH}<path:filename>", "docs_asset", docs_asset)
+
+
+# A field that an output schema may leave out of an answer (e.g. a clinician-only field) carries
+# this metadata key; every other field of a response schema is listed as required.
+MAY_BE_ABSENT = "x-may-be-absent"
+
+# Parameters an operation documents beside those flask-smorest derives from its arguments (a
+# `parameters` list in @blp.doc would replace those instead of adding to them).
+EXTRA_PARAMETERS = "x-extra-parameters"
+
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+TEXT = {"schema": {"type": "string"}}
+
+
+def operation_ids(app: Flask) -> dict[tuple[str, str], str]:
+    """(OpenAPI path, method) -> the view function's name: `list_checkins`, `create_token`.
+    The names are verb_noun by house rule and unique across blueprints (checked here), so they
+    make stable, readable operationIds for generated clients."""
+    ids: dict[tuple[str, str], str] = {}
+    seen: dict[str, str] = {}
+    for rule in app.url_map.iter_rules():
+        path = _RULE_ARG.sub(r"{\1}", rule.rule)
+        name = rule.endpoint.rsplit(".", 1)[-1]
+        for verb in rule.methods or ():
+            method = verb.lower()
+            if method not in _METHODS:
+                continue
+            op_id = name
+            if op_id in seen and seen[op_id] != f"{path} {method}":
+                op_id = rule.endpoint.replace(".", "_")
+            seen[op_id] = f"{path} {method}"
+            ids[(path, method)] = op_id
+    return ids
+
+
+_RULE_ARG = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+# Sync change `type` -> the component schema its `data` has (the resource's own GET answer).
+SYNC_DATA = {
+    "checkin": "Checkin",
+    "medication": "Medication",
+    "dose": "Dose",
+    "counseling_session": "CounselingSession",
+    "reminder": "Reminder",
+}
+
+
+def exact(
+    doc: dict[str, Any], *, op_ids: dict[tuple[str, str], str], config: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The served document made exact for client generators: servers; operationIds; every field
+    of a response schema required unless marked MAY_BE_ABSENT; enums without null (nullability
+    is `nullable`); the sync change typed per `type`."""
+    doc["servers"] = [
+        {"url": config["PUBLIC_BASE_URL"], "description": "This deployment (PUBLIC_BASE_URL)"}
+    ]
+    schemas: dict[str, Any] = doc.get("components", {}).get("schemas", {})
+    _type_sync_changes(schemas)
+    requests: set[str] = set()
+    responses: set[str] = set()
+    for path, item in doc.get("paths", {}).items():
+        for method, operation in item.items():
+            if method not in _METHODS:
+                continue
+            operation.setdefault("operationId", op_ids.get((path, method), f"{method}_{path}"))
+            extra = operation.pop(EXTRA_PARAMETERS, [])
+            operation.setdefault("parameters", []).extend(extra)
+            _refs(operation.get("requestBody"), requests)
+            _refs(operation.get("parameters"), requests)
+            _refs(operation.get("responses"), responses)
+    _refs(doc.get("components", {}).get("responses"), responses)
+    requests, responses = _closure(requests, schemas), _closure(responses, schemas)
+    for name, schema in schemas.items():
+        props = schema.get("properties", {})
+        output_only = name in responses and name not in requests
+        required = set(schema.get("required", []))
+        for prop_name, prop in props.items():
+            absent = prop.pop(MAY_BE_ABSENT, False)
+            if output_only and not absent:
+                required.add(prop_name)
+        if required:
+            schema["required"] = sorted(required)
+    for node in _nodes(doc):
+        _no_null_in_enum(node)
+    return doc
+
+
+def _nodes(node: Any) -> Any:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _nodes(value)
+
+
+def _type_sync_changes(schemas: dict[str, Any]) -> None:
+    """`Change` becomes one of a schema per entity type, told apart by `type`, with `data` the
+    resource (as its own GET answers it) for an upsert and null for a delete."""
+    base = schemas.get("Change")
+    if base is None or not all(name in schemas for name in SYNC_DATA.values()):
+        return
+    mapping = {}
+    for entity_type, data_schema in SYNC_DATA.items():
+        name = f"{data_schema}Change"
+        props = {key: dict(value) for key, value in base["properties"].items()}
+        props["type"] = {"type": "string", "enum": [entity_type]}
+        props["op"] = {"type": "string", "enum": ["upsert", "delete"]}
+        props["data"] = {
+            "allOf": [{"$ref": f"#/components/schemas/{data_schema}"}],
+            "nullable": True,
+            "description": "The resource as its own GET answers it; null for a delete.",
+        }
+        schemas[name] = {
+            "type": "object",
+            "properties": props,
+            "required": sorted(props),
+            "additionalProperties": False,
+        }
+        mapping[entity_type] = f"#/components/schemas/{name}"
+    schemas["Change"] = {
+        "oneOf": [{"$ref": ref} for ref in mapping.values()],
+        "discriminator": {"propertyName": "type", "mapping": mapping},
+        "description": "One change of the feed; `type` says which resource `data` is.",
+    }
+
+
+def _no_null_in_enum(node: dict[str, Any]) -> None:
+    enum = node.get("enum")
+    if isinstance(enum, list) and None in enum:
+        node["enum"] = [v for v in enum if v is not None]
+        node["nullable"] = True
+
+
+def _refs(node: Any, acc: set[str]) -> None:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            acc.add(ref.rsplit("/", 1)[-1])
+        for value in node.values():
+            _refs(value, acc)
+    elif isinstance(node, list):
+        for value in node:
+            _refs(value, acc)
+
+
+def _closure(names: set[str], schemas: dict[str, Any]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(names)
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in schemas:
+            continue
+        seen.add(name)
+        found: set[str] = set()
+        _refs(schemas[name], found)
+        stack.extend(found)
+    return seen

@@ -154,6 +154,15 @@ def client(app: Flask, connection: sa.Connection) -> FlaskClient:
 
 
 @pytest.fixture
+def strict_client(app: Flask, connection: sa.Connection) -> FlaskClient:
+    """A client whose every /v1 and /fhir answer is checked against the served OpenAPI document
+    strictly (tests/openapi_strict.py)."""
+    from tests.openapi_strict import strict_client as make
+
+    return make(app)
+
+
+@pytest.fixture
 def committed_db(app: Flask, engine: Engine, backend: str) -> Iterator[Engine]:
     """For tests that need real commits across connections (concurrency): every table is emptied
     afterwards instead of rolled back."""

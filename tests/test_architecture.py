@@ -22,10 +22,11 @@ ORDER: tuple[tuple[str, ...], ...] = (
     ("sync", "idempotency"),
     ("offline",),
     # features
-    ("auth", "instruments", "devices"),
+    ("auth", "instruments", "devices", "crisis"),
     ("checkins", "medications", "counseling"),
     ("notifications",),
     ("reminders", "inbox"),
+    ("agenda",),
     ("consent",),
     ("disclosures",),
     ("audit",),

@@ -114,6 +114,7 @@ FAMILIES: list[tuple[set[str], str, dict[str, Any]]] = [
     ({"GET"}, r"/healthz|/readyz", PUBLIC),
     # What a consent said is public: a recipient must be able to read the text that was signed.
     ({"GET"}, r"/v1/consent-texts(/\{version\})?", PUBLIC),
+    ({"GET"}, r"/v1/crisis-resources", PUBLIC),
     ({"POST"}, r"/v1/auth/(register|token|refresh|logout)", PUBLIC),
     ({"GET", "PATCH", "DELETE"}, r"/v1/me", SIGNED_IN),
     ({"GET"}, r"/v1/instruments", SIGNED_IN),
@@ -152,7 +153,7 @@ FAMILIES: list[tuple[set[str], str, dict[str, Any]]] = [
     (
         {"GET", "POST", "PUT", "PATCH", "DELETE"},
         r"/v1/(checkins|medications|doses|adherence|counseling-sessions|counseling|reminders"
-        r"|sync|consents|disclosures|clinicians/lookup|cows-assessments)(/.*)?",
+        r"|sync|agenda|consents|disclosures|clinicians/lookup|cows-assessments)(/.*)?",
         PATIENT_OWN,
     ),
 ]

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import structlog
+import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -65,7 +67,9 @@ def test_no_secret_or_typed_value_reaches_the_logs(
 
     rotated = client.post("/v1/auth/refresh", json={"refresh_token": refresh})
     assert rotated.status_code == 200
-    assert client.post("/v1/auth/refresh", json={"refresh_token": refresh}).status_code == 401
+    # Presented again after the grace window (REFRESH_REUSE_GRACE): the reuse path logs too.
+    with time_machine.travel(datetime.now(UTC) + timedelta(seconds=60)):
+        assert client.post("/v1/auth/refresh", json={"refresh_token": refresh}).status_code == 401
     new_refresh = rotated.json["refresh_token"]
     assert client.post("/v1/auth/logout", json={"refresh_token": new_refresh}).status_code == 204
 

@@ -11,8 +11,17 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from api.headers import STRICT_CSP
+from api.headers import PUBLIC_CACHEABLE, STRICT_CSP
 from tests.consenting import sign
+
+
+def _public(response: Any) -> bool:
+    """The answers api.headers.PUBLIC_CACHEABLE lets any cache keep."""
+    path = response.request.path
+    listed = path == "/v1/crisis-resources" or path.startswith("/docs/assets/")
+    return (
+        listed and response.request.method in ("GET", "HEAD") and response.status_code in (200, 304)
+    )
 
 
 def _fill(rule: str) -> str:
@@ -24,7 +33,11 @@ def _fill(rule: str) -> str:
 
 
 def _check(response: Any, where: str) -> None:
-    assert "no-store" in response.headers.get("Cache-Control", ""), where
+    if _public(response):
+        # Public, identical for everyone, no sign-in (crisis lines, Swagger UI's files).
+        assert response.headers["Cache-Control"].startswith("public"), where
+    else:
+        assert "no-store" in response.headers.get("Cache-Control", ""), where
     assert response.headers.get("X-Content-Type-Options") == "nosniff", where
     if response.mimetype == "text/html":
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"], where
@@ -73,3 +86,15 @@ def test_docs_page_may_load_swagger_but_not_be_framed(client: FlaskClient) -> No
     assert response.status_code == 200
     _check(response, "/docs")
     assert "connect-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_only_public_content_may_be_cached(app: Flask, client: FlaskClient) -> None:
+    assert {"crisis.list_crisis_resources", "docs_asset"} == PUBLIC_CACHEABLE
+    crisis = client.get("/v1/crisis-resources")
+    assert crisis.headers["Cache-Control"] == "public, max-age=3600"
+    asset = client.get("/docs/assets/swagger-ui.css")
+    asset.close()  # a file response: its handle is closed with it
+    assert asset.status_code == 200
+    assert "public" in asset.headers["Cache-Control"]
+    # A public endpoint's error is no-store like any other answer.
+    assert "no-store" in client.get("/docs/assets/no-such-file").headers["Cache-Control"]

@@ -33,7 +33,12 @@ REGISTERED = (
 
 def token_settings() -> services.TokenSettings:
     cfg = current_app.config
-    return services.TokenSettings(cfg["ACCESS_TOKEN_TTL"], cfg["REFRESH_TOKEN_TTL"])
+    return services.TokenSettings(
+        cfg["ACCESS_TOKEN_TTL"],
+        cfg["REFRESH_TOKEN_TTL"],
+        reuse_grace=cfg["REFRESH_REUSE_GRACE"],
+        successor_key=cfg["SECRET_KEY"].encode(),
+    )
 
 
 def throttle_settings() -> services.ThrottleSettings:

@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_dump, validate, validates_schema
 
 from api.fields import EmailAddress, LocalTime, StrictSchema, TimeZoneName
+from api.openapi import MAY_BE_ABSENT
 
 
 class QuietHoursSchema(StrictSchema):
@@ -28,8 +29,12 @@ class UserSchema(Schema):
     quiet_hours = fields.Nested(QuietHoursSchema, allow_none=True, dump_only=True)
     discreet_notifications = fields.Boolean(dump_only=True)
     created_at = fields.AwareDateTime(dump_only=True)
-    organization = fields.String(dump_only=True, metadata={"description": "Clinicians only."})
-    invite_code = fields.String(dump_only=True, metadata={"description": "Clinicians only."})
+    organization = fields.String(
+        dump_only=True, metadata={"description": "Clinicians only.", MAY_BE_ABSENT: True}
+    )
+    invite_code = fields.String(
+        dump_only=True, metadata={"description": "Clinicians only.", MAY_BE_ABSENT: True}
+    )
 
     @post_dump(pass_original=True)
     def _clinician_fields(self, data: dict[str, Any], user: Any, **_kw: Any) -> dict[str, Any]:

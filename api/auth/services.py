@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -49,6 +51,11 @@ class TokenPair:
 class TokenSettings:
     access_ttl: int
     refresh_ttl: int
+    # Seconds after a rotation during which the spent token may be presented again (a lost
+    # answer, a retry) and gets the same successor; 0 turns the grace off (docs/contract.md).
+    reuse_grace: int = 0
+    # Keys the successor derivation below; the app's SECRET_KEY.
+    successor_key: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -317,6 +324,15 @@ def login(
     return _issue_pair(session, user=user, login_session=login_session, now=now, tokens=tokens)
 
 
+def _successor_of(refresh_token: str, tokens: TokenSettings) -> str:
+    """The token a rotation hands out for `refresh_token`. Derived (HMAC keyed by the server's
+    secret) rather than random, so that the spent token presented again within the grace window
+    yields the same successor while only hashes are stored; without the key and the spent token
+    (256 random bits) it cannot be computed."""
+    mac = hmac.new(tokens.successor_key, b"refresh-successor:" + refresh_token.encode(), "sha256")
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+
+
 def _issue_pair(
     session: Session,
     *,
@@ -324,8 +340,9 @@ def _issue_pair(
     login_session: AuthSession,
     now: datetime,
     tokens: TokenSettings,
+    refresh: str | None = None,
 ) -> TokenPair:
-    refresh = new_opaque_token()
+    refresh = refresh or new_opaque_token()
     session.add(
         RefreshToken(
             session_id=login_session.id,
@@ -344,7 +361,9 @@ def _issue_pair(
 def refresh(
     session: Session, *, refresh_token: str, now: datetime, tokens: TokenSettings
 ) -> TokenPair:
-    """Rotate a refresh token. A spent token revokes its whole login (theft detection)."""
+    """Rotate a refresh token. A spent token presented again within `tokens.reuse_grace` seconds
+    of its rotation answers with the same successor (a retried request); later, or when that
+    successor was itself used, it revokes the whole login (theft detection)."""
     row = session.scalar(
         select(RefreshToken)
         .where(RefreshToken.token_hash == hash_token(refresh_token))
@@ -357,12 +376,18 @@ def refresh(
     if not login_session.is_live():
         raise Unauthorized("This sign-in has ended. Sign in again.")
     if row.spent_at is not None:
-        _revoke(session, login_session, now=now, reason="refresh_reuse")
-        log.warning("auth.refresh_reuse", session_id=str(login_session.id))
-        raise PersistingUnauthorized("The refresh token was already used; this sign-in has ended.")
+        return _replay_or_revoke(
+            session,
+            row,
+            login_session=login_session,
+            refresh_token=refresh_token,
+            now=now,
+            tokens=tokens,
+        )
     if row.expires_at <= now:
         raise Unauthorized("The refresh token has expired. Sign in again.")
-    # Conditional update: of two concurrent refreshes with the same token only one wins.
+    # Conditional update: of two concurrent refreshes with the same token only one rotates; the
+    # other is a reuse like any other (within the grace window it gets the same successor).
     won = _rowcount(
         session.execute(
             update(RefreshToken)
@@ -371,11 +396,61 @@ def refresh(
         )
     )
     if won != 1:
-        _revoke(session, login_session, now=now, reason="refresh_reuse")
-        raise PersistingUnauthorized("The refresh token was already used; this sign-in has ended.")
+        session.refresh(row)
+        return _replay_or_revoke(
+            session,
+            row,
+            login_session=login_session,
+            refresh_token=refresh_token,
+            now=now,
+            tokens=tokens,
+        )
     user = session.get(User, login_session.user_id)
     assert user is not None
-    return _issue_pair(session, user=user, login_session=login_session, now=now, tokens=tokens)
+    return _issue_pair(
+        session,
+        user=user,
+        login_session=login_session,
+        now=now,
+        tokens=tokens,
+        refresh=_successor_of(refresh_token, tokens) if tokens.successor_key else None,
+    )
+
+
+def _replay_or_revoke(
+    session: Session,
+    row: RefreshToken,
+    *,
+    login_session: AuthSession,
+    refresh_token: str,
+    now: datetime,
+    tokens: TokenSettings,
+) -> TokenPair:
+    spent_at = row.spent_at
+    if tokens.reuse_grace > 0 and tokens.successor_key and spent_at is not None:
+        successor = _successor_of(refresh_token, tokens)
+        next_row = session.scalar(
+            select(RefreshToken).where(
+                RefreshToken.token_hash == hash_token(successor),
+                RefreshToken.session_id == login_session.id,
+            )
+        )
+        in_grace = now - spent_at <= timedelta(seconds=tokens.reuse_grace)
+        if in_grace and next_row is not None and next_row.spent_at is None:
+            log.info("auth.refresh_replayed", session_id=str(login_session.id))
+            access = issue_access_token(
+                user_id=login_session.user_id,
+                role=login_session.user.role,
+                session_id=login_session.id,
+                now=now,
+                ttl=tokens.access_ttl,
+            )
+            return TokenPair(
+                access_token=access, refresh_token=successor, expires_in=tokens.access_ttl
+            )
+    _revoke(session, login_session, now=now, reason="refresh_reuse")
+    log.warning("auth.refresh_reuse", session_id=str(login_session.id))
+    raise PersistingUnauthorized("The refresh token was already used; this sign-in has ended.")
 
 
 def _revoke(session: Session, login_session: AuthSession, *, now: datetime, reason: str) -> None:

@@ -37,6 +37,10 @@ ATTACHMENT = {
         "application/fhir+json": {"schema": {"type": "object"}},
     },
 }
+TEXT_NDJSON = {
+    "schema": {"type": "string"},
+    "example": '{"resourceType": "Observation", "id": "7c0e...", "status": "final"}\n',
+}
 PREFER = {
     "in": "header",
     "name": "Prefer",
@@ -346,7 +350,20 @@ def _token_url() -> str:
 @fhir_blp.get("/bulkstatus/<uuid:job_id>")
 @auth_required("clinician", "admin")
 @fhir_blp.response(200, ManifestSchema)
-@fhir_blp.alt_response(202, description="In progress: see X-Progress and Retry-After")
+@fhir_blp.alt_response(
+    202,
+    description="In progress: see X-Progress and Retry-After",
+    headers={
+        "X-Progress": {
+            "description": "The job's state and percentage, e.g. `running: 40%`.",
+            "schema": {"type": "string"},
+        },
+        "Retry-After": {
+            "description": "Seconds to wait before polling again (BULK_EXPORT_RETRY_AFTER).",
+            "schema": {"type": "integer", "minimum": 1},
+        },
+    },
+)
 @fhir_blp.alt_response(404, response="NOT_FOUND")
 def get_bulk_status(job_id: uuid.UUID) -> Any:
     """Poll a bulk export: 202 with X-Progress while it runs, 200 with the manifest when done."""
@@ -400,7 +417,14 @@ def cancel_bulk_export(job_id: uuid.UUID) -> Any:
 @auth_required_audited(
     "clinician", "admin", action="bulk_export.file.read", patient_arg=None, target_arg="job_id"
 )
-@fhir_blp.doc(responses={"200": {"description": "NDJSON, one resource a line"}})
+@fhir_blp.doc(
+    responses={
+        "200": {
+            "description": "NDJSON, one FHIR resource a line",
+            "content": {"application/fhir+ndjson": TEXT_NDJSON},
+        }
+    }
+)
 @fhir_blp.alt_response(404, response="NOT_FOUND")
 def get_bulk_file(job_id: uuid.UUID, rtype: str) -> Any:
     """One output file of a completed bulk export (only for whoever started it)."""

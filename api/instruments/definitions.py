@@ -1,4 +1,4 @@
-"""The published scales as data (../shared/domain/instruments.md). The scoring code, the answer
+"""The published scales as data (docs/instruments.md). The scoring code, the answer
 validation and GET /v1/instruments all read these definitions, so they cannot drift apart."""
 
 from __future__ import annotations

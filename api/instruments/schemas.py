@@ -6,6 +6,8 @@ from typing import Any
 
 from marshmallow import Schema, fields, post_dump
 
+from api.openapi import MAY_BE_ABSENT
+
 
 class OptionSchema(Schema):
     value = fields.Integer(required=True)
@@ -19,11 +21,17 @@ class ItemSchema(Schema):
     max = fields.Integer(required=True)
     allowed = fields.List(
         fields.Integer(),
-        metadata={"description": "Present on sparse items (COWS): the only values accepted."},
+        metadata={
+            "description": "Present on sparse items (COWS): the only values accepted.",
+            MAY_BE_ABSENT: True,
+        },
     )
     options = fields.List(
         fields.Nested(OptionSchema),
-        metadata={"description": "Present when the item has its own anchors (COWS)."},
+        metadata={
+            "description": "Present when the item has its own anchors (COWS).",
+            MAY_BE_ABSENT: True,
+        },
     )
 
     @post_dump

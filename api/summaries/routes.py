@@ -12,6 +12,7 @@ from marshmallow import RAISE
 from api.audit.access import auth_required_audited
 from api.db import get_session, utcnow
 from api.disclosures.notice import add_notice_header, with_notice
+from api.openapi import BINARY, TEXT
 from api.security import current_user
 from api.summaries import services
 from api.summaries.render import render_html, render_pdf
@@ -30,6 +31,20 @@ blp = Blueprint(
 blp.after_request(add_notice_header)
 
 _MIMETYPES = {"json": "application/json", "html": "text/html", "pdf": "application/pdf"}
+
+
+# JSON first: a generated client parses the first media type; the others by ?format= or Accept.
+def _rendered_doc(schema: str) -> dict[str, Any]:
+    return {
+        "200": {
+            "description": "The summary: JSON, or with ?format=html|pdf (or Accept) the page",
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}},
+                "text/html": {**TEXT, "example": '<!DOCTYPE html><html lang="en">...</html>'},
+                "application/pdf": BINARY,
+            },
+        }
+    }
 
 
 @blp.after_request
@@ -67,6 +82,7 @@ def _rendered(doc: dict[str, Any], fmt: str) -> Response | None:
 @auth_required_audited("clinician", action="clinician.summary.read")
 @blp.arguments(SummaryArgs, location="query", unknown=RAISE)
 @blp.response(200, SummarySchema)
+@blp.doc(responses=_rendered_doc("Summary"))
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 def get_patient_summary(args: dict[str, Any], patient_id: uuid.UUID) -> Any:
@@ -108,6 +124,7 @@ def list_summaries(args: dict[str, Any]) -> Any:
 )
 @blp.arguments(FormatArgs, location="query", unknown=RAISE)
 @blp.response(200, WeeklySummarySchema)
+@blp.doc(responses=_rendered_doc("WeeklySummary"))
 @blp.alt_response(404, response="NOT_FOUND")
 def get_summary(args: dict[str, Any], summary_id: uuid.UUID) -> Any:
     """One delivered weekly summary (JSON, or ?format=html|pdf / Accept)."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -57,8 +59,10 @@ def test_register_token_me_refresh_reuse_logout(client: FlaskClient) -> None:
     assert rotated.status_code == 200
     assert rotated.json["refresh_token"] != pair.json["refresh_token"]
 
-    # The spent token again: 401, and the whole family (the new pair too) is revoked.
-    reuse = client.post("/v1/auth/refresh", json={"refresh_token": pair.json["refresh_token"]})
+    # The spent token again after the grace window: 401, and the whole family (the new pair too)
+    # is revoked.
+    with time_machine.travel(datetime.now(UTC) + timedelta(seconds=31)):
+        reuse = client.post("/v1/auth/refresh", json={"refresh_token": pair.json["refresh_token"]})
     assert reuse.status_code == 401
     assert reuse.headers["Content-Type"] == "application/problem+json"
     assert "WWW-Authenticate" in reuse.headers
@@ -208,6 +212,30 @@ def test_tampered_and_expired_tokens(
     )
     assert client.get("/v1/me", headers=bearer(wrong_aud)).status_code == 401
     assert client.get("/v1/me").status_code == 401
+
+
+def test_a_retried_refresh_within_the_grace_window_gets_the_same_successor(
+    client: FlaskClient,
+) -> None:
+    register(client)
+    pair = login(client).json
+    first = client.post("/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert first.status_code == 200
+
+    # The answer was lost; the phone retries with the spent token, 29 s later.
+    with time_machine.travel(datetime.now(UTC) + timedelta(seconds=29)):
+        retry = client.post("/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+        assert retry.status_code == 200
+        assert retry.json["refresh_token"] == first.json["refresh_token"]
+        assert client.get("/v1/me", headers=bearer(retry.json["access_token"])).status_code == 200
+
+        # The login lives on: the successor rotates as usual.
+        nxt = client.post("/v1/auth/refresh", json={"refresh_token": retry.json["refresh_token"]})
+        assert nxt.status_code == 200
+        # Once the successor was used, the first token is a theft signal even within the window.
+        late = client.post("/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+        assert late.status_code == 401
+        assert client.get("/v1/me", headers=bearer(nxt.json["access_token"])).status_code == 401
 
 
 def test_password_change_is_throttled_like_erasure(client: FlaskClient) -> None:

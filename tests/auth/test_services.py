@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -14,6 +16,7 @@ from sqlalchemy.orm import sessionmaker
 
 from api.auth import services
 from api.auth.models import AuthSession
+from api.errors import Unauthorized
 from api.ratelimit import DatabaseCounter
 from api.security import password_hasher
 
@@ -88,3 +91,103 @@ def test_a_refresh_token_is_spent_once_even_when_raced(
         assert login is not None
         assert login.revoked_at is not None  # the second use revoked the whole login
         assert login.revoked_reason == "refresh_reuse"
+
+
+GRACE = services.TokenSettings(
+    access_ttl=900, refresh_ttl=3600, reuse_grace=30, successor_key=b"k" * 32
+)
+
+
+def _signed_in(session: Any, now: datetime, tokens: services.TokenSettings) -> Any:
+    services.create_user(
+        session,
+        email="grace@example.test",
+        password="correct horse battery",
+        display_name="Grace",
+        timezone="UTC",
+        hasher=password_hasher(),
+    )
+    return services.login(
+        session,
+        email="grace@example.test",
+        password="correct horse battery",
+        address="127.0.0.1",
+        now=now,
+        hasher=password_hasher(),
+        counter=DatabaseCounter(),
+        throttle=THROTTLE,
+        tokens=tokens,
+    )
+
+
+@pytest.mark.parametrize(
+    ("tokens", "after", "replayed"),
+    [
+        (GRACE, 0, True),
+        (GRACE, 30, True),
+        (GRACE, 31, False),  # past the window: theft
+        (dataclasses.replace(GRACE, reuse_grace=0), 0, False),  # the grace turned off
+    ],
+)
+def test_reuse_within_the_grace_window_replays_the_successor(
+    app: Flask, session: Any, tokens: services.TokenSettings, after: int, replayed: bool
+) -> None:
+    now = datetime.now(UTC)
+    with app.app_context():
+        _check_reuse(session, now, tokens, after, replayed)
+
+
+def _check_reuse(
+    session: Any, now: datetime, tokens: services.TokenSettings, after: int, replayed: bool
+) -> None:
+    pair = _signed_in(session, now, tokens)
+    rotated = services.refresh(session, refresh_token=pair.refresh_token, now=now, tokens=tokens)
+
+    later = now + timedelta(seconds=after)
+    if replayed:
+        again = services.refresh(
+            session, refresh_token=pair.refresh_token, now=later, tokens=tokens
+        )
+        assert again.refresh_token == rotated.refresh_token
+        assert session.scalar(select(AuthSession.revoked_at)) is None
+    else:
+        with pytest.raises(Unauthorized):
+            services.refresh(session, refresh_token=pair.refresh_token, now=later, tokens=tokens)
+        assert session.scalar(select(AuthSession.revoked_reason)) == "refresh_reuse"
+
+
+def test_raced_refreshes_within_the_grace_window_share_one_successor(
+    app: Flask, committed_db: Engine, backend: str
+) -> None:
+    factory = sessionmaker(bind=committed_db, expire_on_commit=False)
+    now = datetime.now(UTC)
+    with app.app_context(), factory() as session:
+        pair = _signed_in(session, now, GRACE)
+        session.commit()
+    barrier = threading.Barrier(2)
+    successors: list[str] = []
+    lock = threading.Lock()
+
+    def refresh() -> None:
+        def run() -> str:
+            with factory() as session:
+                barrier.wait(timeout=10)
+                new = services.refresh(
+                    session, refresh_token=pair.refresh_token, now=now, tokens=GRACE
+                )
+                session.commit()
+                return new.refresh_token
+
+        result = _in_app(app, run)
+        with lock:
+            successors.append(result)
+
+    threads = [threading.Thread(target=refresh) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert len(successors) == 2 and successors[0] == successors[1], backend
+    with factory() as session:
+        assert session.scalar(select(AuthSession.revoked_at)) is None

@@ -140,6 +140,7 @@ def test_openapi_documents_every_route_flask_serves(app: Any, client: FlaskClien
         "/openapi.json",
         "/docs",
         "/docs/<path:filename>",
+        "/docs/assets/<path:filename>",  # Swagger UI's own files (api.openapi)
         "/static/<path:filename>",
         # OAuth 2.0 (SMART Backend Services): RFC 6749 answers, not problem+json; described by
         # /fhir/metadata and the smart-configuration itself (api/smart/routes.py).
