@@ -13,9 +13,12 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from email.utils import parseaddr
+from functools import partial
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from api.notifications import services as outbox
@@ -189,22 +192,47 @@ def _send_batch(
                 # A lane died outside its delivery: its rows stay claimed until the lease ends.
                 break
             if kind == "commit":
-                won = outbox.mark_sent(session, claimed=item, now=clock())
-                session.commit()
-                payload.put(won)
+                won = _isolated(session, item, partial(_mark_sent, session, item, now=clock()))
+                # A row that cannot be marked is not sent: its claim runs out, it is retried.
+                payload.put(bool(won))
                 continue
             pending -= 1
             if kind == "expired":
                 outcomes["lease_expired"] += 1
                 continue
-            outcomes[
-                _record(session, item, payload, committed, now=clock(), settings=settings)
-            ] += 1
+            status = _isolated(
+                session,
+                item,
+                partial(_record, session, item, payload, committed, now=clock(), settings=settings),
+            )
+            outcomes[status or "item_failed"] += 1
     finally:
         # If this thread failed (the database), lanes stop at their next row or commit point.
         abandoned.set()
         for thread in threads:
             thread.join()
+
+
+def _isolated(session: Session, item: outbox.Claimed, work: Callable[[], Any]) -> Any:
+    """Run one delivery's bookkeeping; if that row fails, roll back, log its id, count it
+    (waymark_job_item_failures_total{job="reminder_send"}) and answer None, so the rest of the
+    batch goes on (the row's claim runs out and it is claimed again). The database being down is
+    no row's fault: that ends the run."""
+    try:
+        return work()
+    except (OperationalError, InterfaceError, PoolTimeout):
+        session.rollback()
+        raise
+    except Exception as exc:
+        session.rollback()
+        item_failed("reminder_send", exc, delivery_id=item.delivery_id)
+        return None
+
+
+def _mark_sent(session: Session, item: outbox.Claimed, *, now: datetime) -> bool:
+    won = outbox.mark_sent(session, claimed=item, now=now)
+    session.commit()
+    return won
 
 
 def _record(
