@@ -60,7 +60,7 @@ def _seed(url: str) -> str:
         "/v1/auth/register",
         json={"email": email, "password": PASSWORD, "display_name": "Drill", "timezone": "UTC"},
     )
-    assert registered.status_code == 201, registered.data
+    assert registered.status_code == 202, registered.data
     token = _sign_in(client, email)
     recorded = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     checkin = client.post(

@@ -84,7 +84,7 @@ def _seed(root: str, admin_email: str, clinician_email: str) -> Live:
     for name in ("Pat Live", "Other Live"):
         email = f"{uuid.uuid4().hex[:8]}@example.test"
         account = {"email": email, "password": PASSWORD, "display_name": name, "timezone": "UTC"}
-        assert HTTP.post(f"{root}/v1/auth/register", json=account).status_code == 201
+        assert HTTP.post(f"{root}/v1/auth/register", json=account).status_code == 202
         headers = _bearer(root, email)
         patients.append((headers, HTTP.get(f"{root}/v1/me", headers=headers).json()["id"]))
     (patient, patient_id), (other, other_id) = patients
