@@ -9,7 +9,7 @@ from api.counseling.schemas import CounselingSessionSchema
 from api.disclosures.schemas import (
     disclosed_page_schema,
 )
-from api.fields import AwareDateTime, StrictSchema
+from api.fields import AwareDateTime, IntegerMap, StrictSchema
 from api.medications.schemas import DoseSchema
 
 
@@ -69,7 +69,7 @@ class CowsAssessmentSchema(Schema):
     instrument = fields.Constant("cows", dump_only=True)
     instrument_version = fields.String(dump_only=True)
     assessed_at = fields.AwareDateTime(dump_only=True)
-    answers = fields.Dict(keys=fields.String(), values=fields.Integer(), dump_only=True)
+    answers = IntegerMap(dump_only=True)
     total = fields.Integer(dump_only=True)
     severity = fields.String(dump_only=True, allow_none=True)
     created_at = fields.AwareDateTime(dump_only=True)

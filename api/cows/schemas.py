@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from api.fields import AwareDateTime
+from api.fields import AwareDateTime, IntegerMap
 from api.pagination import RangePageArgs, page_schema
 
 
@@ -17,7 +17,7 @@ class AssessingClinicianSchema(Schema):
 class OwnCowsAssessmentSchema(Schema):
     id = fields.UUID(dump_only=True)
     assessed_at = AwareDateTime(dump_only=True)
-    answers = fields.Dict(keys=fields.String(), values=fields.Integer(), dump_only=True)
+    answers = IntegerMap(dump_only=True)
     total = fields.Integer(dump_only=True)
     severity = fields.String(
         dump_only=True,
