@@ -247,19 +247,35 @@ def patient_headers(
     return auth_headers(patient)
 
 
-_passed: set[str] = set()
+# What passed, per backend, keyed by the test and its other parameters (never by the text of its
+# id, where "sqlite" may appear for other reasons): {(test, other params): {backends}}.
+_passed: dict[tuple[str, str], set[str]] = {}
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    # Tests marked sqlite_only are not expected to pass on PostgreSQL as well.
-    if report.when == "call" and report.passed and "sqlite_only" not in report.keywords:
-        _passed.add(report.nodeid)
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call" and report.passed:
+        callspec = getattr(item, "callspec", None)
+        _record_pass(item.nodeid, dict(callspec.params) if callspec else {}, item.keywords)
+    return report
+
+
+def _record_pass(nodeid: str, params: dict[str, Any], keywords: Any) -> None:
+    backend = params.pop("database_url", None)
+    # Tests marked sqlite_only are not expected to pass on PostgreSQL as well; tests that use no
+    # database have no twin.
+    if backend is None or "sqlite_only" in keywords:
+        return
+    others = repr(sorted((name, repr(value)) for name, value in params.items()))
+    _passed.setdefault((nodeid.split("[", 1)[0], others), set()).add(str(backend))
 
 
 def _missing_on_postgresql() -> list[str]:
     """Tests that passed on SQLite whose PostgreSQL twin did not pass (skipped, or absent)."""
-    twins = (n for n in _passed if "[sqlite" in n or "-sqlite" in n or "sqlite]" in n)
-    return sorted(n for n in twins if n.replace("sqlite", "postgresql") not in _passed)
+    return sorted(
+        f"{test} {others}" for (test, others), kinds in _passed.items() if kinds == {"sqlite"}
+    )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

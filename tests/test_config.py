@@ -93,8 +93,7 @@ def test_production_accepts_a_long_secret(monkeypatch: pytest.MonkeyPatch) -> No
     ("name", "value"),
     [
         ("DATABASE_URL", None),
-        # The id names no backend: the PostgreSQL-parity check (conftest) reads "sqlite" in ids.
-        pytest.param("DATABASE_URL", "sqlite:////srv/waymark.sqlite3", id="DATABASE_URL-file-db"),
+        ("DATABASE_URL", "sqlite:////srv/waymark.sqlite3"),
         ("PUBLIC_BASE_URL", None),
         ("PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
         ("PUBLIC_BASE_URL", "http://localhost"),

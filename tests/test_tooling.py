@@ -48,33 +48,33 @@ def test_current_only_for_an_up_to_date_default_database(
 
 
 def test_ci_finds_tests_that_passed_on_sqlite_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    passed = {
-        "t.py::test_a[sqlite]",
-        "t.py::test_a[postgresql]",
-        "t.py::test_b[sqlite-args0]",
-        "t.py::test_c[GET /v1/me][sqlite]",
-        "t.py::test_pg_only[postgresql]",
-        "t.py::test_no_backend",
-    }
-    monkeypatch.setattr(conftest, "_passed", passed)
-    assert conftest._missing_on_postgresql() == [
-        "t.py::test_b[sqlite-args0]",
-        "t.py::test_c[GET /v1/me][sqlite]",
-    ]
+    monkeypatch.setattr(conftest, "_passed", {})
+    for nodeid, params in [
+        ("t.py::test_a[sqlite]", {"database_url": "sqlite"}),
+        ("t.py::test_a[postgresql]", {"database_url": "postgresql"}),
+        ("t.py::test_b[sqlite-args0]", {"database_url": "sqlite", "args": 0}),
+        ("t.py::test_b[postgresql-args1]", {"database_url": "postgresql", "args": 1}),
+        # "sqlite" in another parameter's id does not make a backend twin
+        ("t.py::test_c[sqlite:///x-sqlite]", {"database_url": "sqlite", "url": "sqlite:///x"}),
+        (
+            "t.py::test_c[sqlite:///x-postgresql]",
+            {"database_url": "postgresql", "url": "sqlite:///x"},
+        ),
+        ("t.py::test_pg_only[postgresql]", {"database_url": "postgresql"}),
+        ("t.py::test_no_backend[sqlite-file]", {"name": "sqlite-file"}),
+    ]:
+        conftest._record_pass(nodeid, params, {})
+    assert conftest._missing_on_postgresql() == ["t.py::test_b [('args', '0')]"]
 
 
 def test_sqlite_only_tests_are_not_expected_on_postgresql(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(conftest, "_passed", set())
-
-    class Report:
-        when, passed, nodeid = "call", True, "t.py::test_pragmas[sqlite]"
-        keywords = {"sqlite_only": 1, "test_pragmas": 1}
-
-    conftest.pytest_runtest_logreport(Report())  # type: ignore[arg-type]
+    monkeypatch.setattr(conftest, "_passed", {})
+    conftest._record_pass(
+        "t.py::test_pragmas[sqlite]", {"database_url": "sqlite"}, {"sqlite_only": 1}
+    )
     assert conftest._missing_on_postgresql() == []
-    Report.keywords = {"test_pragmas": 1}
-    conftest.pytest_runtest_logreport(Report())  # type: ignore[arg-type]
-    assert conftest._missing_on_postgresql() == ["t.py::test_pragmas[sqlite]"]
+    conftest._record_pass("t.py::test_pragmas[sqlite]", {"database_url": "sqlite"}, {})
+    assert conftest._missing_on_postgresql() == ["t.py::test_pragmas []"]
 
 
 def test_make_run_installs_no_dev_tools() -> None:

@@ -70,8 +70,18 @@ def hold_for_quiet_hours(
     """`instant` itself, or, inside quiet hours, the first instant after they end."""
     if start is None or end is None or start == end:
         return instant
-    if not in_quiet_hours(instant, zone, start, end):
-        return instant
+    # When the end falls in a spring-forward gap, the gap's end is the first candidate; but if the
+    # open window lies wholly inside the gap (quiet 03:01-03:00 on a day whose 03:00-04:00 is
+    # skipped), that candidate is still quiet and the hold goes on to the next day's end. Two
+    # passes always settle: a zone skips at most one window a day.
+    for _ in range(3):
+        if not in_quiet_hours(instant, zone, start, end):
+            return instant
+        instant = _quiet_end(instant, zone, start, end)
+    return instant  # pragma: no cover - see above
+
+
+def _quiet_end(instant: datetime, zone: ZoneInfo, start: time, end: time) -> datetime:
     local = _wall(instant, zone)
     end_day = local.date()
     if start > end and local.time() >= start:

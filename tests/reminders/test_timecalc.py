@@ -170,6 +170,35 @@ def test_quiet_hours_hold_until_they_end(
     assert held == _quiet_oracle(instant, zone, start, end)
 
 
+@pytest.mark.parametrize(
+    ("zone", "at", "start", "end", "expected"),
+    [
+        # The open minute (03:00-03:01) lies in the skipped hour: quiet all of that day, so the
+        # hold runs to 03:00 the next day, not to the gap's end (04:00, itself quiet).
+        (
+            ZoneInfo("Asia/Nicosia"),
+            datetime(2020, 3, 29, 0, 59, tzinfo=UTC),
+            time(3, 1),
+            time(3, 0),
+            datetime(2020, 3, 30, 0, 0, tzinfo=UTC),
+        ),
+        # An ordinary night (22:00-03:00) whose end is skipped: released when the gap ends.
+        (
+            ZoneInfo("America/New_York"),
+            datetime(2026, 3, 8, 6, 30, tzinfo=UTC),
+            time(22, 0),
+            time(2, 30),
+            datetime(2026, 3, 8, 7, 0, tzinfo=UTC),
+        ),
+    ],
+)
+def test_quiet_hours_whose_end_is_skipped(
+    zone: ZoneInfo, at: datetime, start: time, end: time, expected: datetime
+) -> None:
+    assert _quiet_oracle(at, zone, start, end) == expected
+    assert timecalc.hold_for_quiet_hours(at, zone, start, end) == expected
+
+
 NY = ZoneInfo("America/New_York")
 
 
