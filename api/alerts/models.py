@@ -11,6 +11,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from api.consent.models import CATEGORIES
 from api.db import Base
 
+# An acknowledgement note is a line or two for the clinician's own record ("called, stable"),
+# bounded so one request cannot store an essay.
+NOTE_MAX = 1000
+
 
 class Alert(Base):
     """An alert about a patient's data; `category` is the consent category it derives from, so a
@@ -47,9 +51,11 @@ class Alert(Base):
 class AlertAcknowledgement(Base):
     """One clinician's acknowledgement of an alert. Acknowledging is per clinician: it hides the
     alert from that clinician's open list only, and no clinician learns who else acknowledged
-    (that would reveal another treating relationship)."""
+    (that would reveal another treating relationship). The note is health-adjacent text: shown
+    to its author only, never logged."""
 
     __tablename__ = "alert_acknowledgements"
+    __table_args__ = (CheckConstraint(f"length(note) <= {NOTE_MAX}", name="note_length"),)
 
     alert_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
@@ -58,3 +64,4 @@ class AlertAcknowledgement(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     acknowledged_at: Mapped[datetime]
+    note: Mapped[str | None] = mapped_column(Text)

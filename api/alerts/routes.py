@@ -8,7 +8,7 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from api.alerts import services
-from api.alerts.schemas import AlertListArgs, AlertPageSchema, AlertSchema
+from api.alerts.schemas import AlertAcknowledgeSchema, AlertListArgs, AlertPageSchema, AlertSchema
 from api.audit.access import auth_required_audited
 from api.db import get_session, utcnow
 from api.disclosures.notice import add_notice_header, with_notice
@@ -34,13 +34,14 @@ def list_alerts(args: dict[str, Any]) -> Any:
 @auth_required_audited(
     "clinician", action="clinician.alerts.acknowledge", patient_arg=None, target_arg="alert_id"
 )
+@blp.arguments(AlertAcknowledgeSchema, required=False)
 @blp.response(200, AlertSchema)
 @blp.alt_response(404, response="NOT_FOUND")
-def acknowledge_alert(alert_id: uuid.UUID) -> Any:
-    """Acknowledge an alert (again changes nothing)."""
+def acknowledge_alert(body: dict[str, Any], alert_id: uuid.UUID) -> Any:
+    """Acknowledge an alert, with an optional note of your own (again changes nothing)."""
     session = get_session()
     alert = services.acknowledge_alert(
-        session, clinician_id=current_user().id, alert_id=alert_id, now=utcnow()
+        session, clinician_id=current_user().id, alert_id=alert_id, now=utcnow(), note=body["note"]
     )
     session.commit()
     return alert

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from api.alerts.models import NOTE_MAX
 from api.disclosures.schemas import disclosed_page_schema
 from api.pagination import PageArgs
 
@@ -40,6 +41,23 @@ class AlertSchema(Schema):
         dump_only=True,
         allow_none=True,
         metadata={"description": "Your own id once you acknowledged it; never anyone else's."},
+    )
+    acknowledgement_note = fields.String(
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "Your own note with your acknowledgement; never anyone else's."},
+    )
+
+
+class AlertAcknowledgeSchema(Schema):
+    note = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=NOTE_MAX),
+        metadata={
+            "description": "An optional note for your own record (only you see it); "
+            "a second acknowledgement keeps the first note."
+        },
     )
 
 

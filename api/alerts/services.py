@@ -20,12 +20,12 @@ from sqlalchemy import ColumnElement, and_, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.alerts.models import Alert, AlertAcknowledgement
+from api.alerts.models import NOTE_MAX, Alert, AlertAcknowledgement
 from api.consent.gate import Gate
 from api.consent.models import CATEGORIES
 from api.disclosures.services import record_per_consent
 from api.dml import dialect_of, insert_ignoring_conflicts, one_of
-from api.errors import NotFound
+from api.errors import NotFound, ValidationError
 from api.pagination import keyset_page
 
 log = structlog.get_logger("waymark.alerts")
@@ -148,8 +148,10 @@ def visible_open(gate: Gate) -> ColumnElement[bool]:
     return and_(_visible(gate), ~acknowledged_by(gate.clinician_id))
 
 
-def _as_seen(alert: Alert, clinician_id: uuid.UUID, at: datetime | None) -> dict[str, Any]:
-    """The alert as this clinician sees it: their own acknowledgement, or none."""
+def _as_seen(
+    alert: Alert, clinician_id: uuid.UUID, at: datetime | None, note: str | None = None
+) -> dict[str, Any]:
+    """The alert as this clinician sees it: their own acknowledgement and note, or none."""
     return {
         "id": alert.id,
         "patient_id": alert.patient_id,
@@ -163,6 +165,7 @@ def _as_seen(alert: Alert, clinician_id: uuid.UUID, at: datetime | None) -> dict
         "detail": alert.detail,
         "acknowledged_at": at,
         "acknowledged_by": clinician_id if at is not None else None,
+        "acknowledgement_note": note if at is not None else None,
     }
 
 
@@ -187,19 +190,23 @@ def list_alerts(
     items, next_cursor = keyset_page(
         session, stmt, order=Alert.created_at, tiebreak=Alert.id, limit=limit, cursor=cursor
     )
-    acks: dict[uuid.UUID, datetime] = {}
+    acks: dict[uuid.UUID, tuple[datetime, str | None]] = {}
     if items:
-        acks = dict(
-            session.execute(  # type: ignore[arg-type]
-                select(AlertAcknowledgement.alert_id, AlertAcknowledgement.acknowledged_at).where(
-                    AlertAcknowledgement.clinician_id == clinician_id,
-                    one_of(session, AlertAcknowledgement.alert_id, [a.id for a in items]),
-                )
-            ).all()
+        # This clinician's own acknowledgements only: another's time or note is never read.
+        rows = session.execute(
+            select(
+                AlertAcknowledgement.alert_id,
+                AlertAcknowledgement.acknowledged_at,
+                AlertAcknowledgement.note,
+            ).where(
+                AlertAcknowledgement.clinician_id == clinician_id,
+                one_of(session, AlertAcknowledgement.alert_id, [a.id for a in items]),
+            )
         )
+        acks = {alert_id: (at, note) for alert_id, at, note in rows}
     _disclose(session, gate=gate, alerts=items)
     return {
-        "items": [_as_seen(a, clinician_id, acks.get(a.id)) for a in items],
+        "items": [_as_seen(a, clinician_id, *acks.get(a.id, (None, None))) for a in items],
         "next_cursor": next_cursor,
     }
 
@@ -225,10 +232,19 @@ def _disclose(session: Session, *, gate: Gate, alerts: Iterable[Alert]) -> None:
 
 
 def acknowledge_alert(
-    session: Session, *, clinician_id: uuid.UUID, alert_id: uuid.UUID, now: datetime
+    session: Session,
+    *,
+    clinician_id: uuid.UUID,
+    alert_id: uuid.UUID,
+    now: datetime,
+    note: str | None = None,
 ) -> dict[str, Any]:
-    """Acknowledge for this clinician (others' open lists are untouched); again changes nothing.
-    Raises NotFound if the clinician cannot see it."""
+    """Acknowledge for this clinician (others' open lists are untouched), with their optional
+    note (blank is none); again changes nothing, the first time and note stay. Raises NotFound
+    if the clinician cannot see it, ValidationError if the note is too long."""
+    note = (note or "").strip() or None
+    if note is not None and len(note) > NOTE_MAX:
+        raise ValidationError({"note": [f"At most {NOTE_MAX} characters."]})
     gate = Gate.open(session, clinician_id=clinician_id, now=now)
     alert = session.scalar(select(Alert).where(Alert.id == alert_id, _visible(gate)))
     if alert is None:
@@ -239,16 +255,19 @@ def acknowledge_alert(
         index_elements=["alert_id", "clinician_id"],
     )
     # ON CONFLICT DO NOTHING: a second acknowledgement (or two racing) keeps the first time.
-    session.execute(stmt.values(alert_id=alert.id, clinician_id=clinician_id, acknowledged_at=now))
-    at = session.scalar(
-        select(AlertAcknowledgement.acknowledged_at).where(
+    session.execute(
+        stmt.values(alert_id=alert.id, clinician_id=clinician_id, acknowledged_at=now, note=note)
+    )
+    at, kept = session.execute(
+        select(AlertAcknowledgement.acknowledged_at, AlertAcknowledgement.note).where(
             AlertAcknowledgement.alert_id == alert.id,
             AlertAcknowledgement.clinician_id == clinician_id,
         )
-    )
+    ).one()
     if at == now:
+        # Ids only: the note is health-adjacent text.
         log.info("alert.acknowledged", alert_id=str(alert.id), clinician_id=str(clinician_id))
-    return _as_seen(alert, clinician_id, at)
+    return _as_seen(alert, clinician_id, at, kept)
 
 
 def open_counts(

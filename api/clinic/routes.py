@@ -447,20 +447,15 @@ def alerts() -> Any:
 def acknowledge(alert_id: uuid.UUID) -> Any:
     """Acknowledge an alert, with an optional note."""
     db = get_session()
-    note = request.form.get("note", "").strip()[:1000] or None
     alert_services.acknowledge_alert(
-        db, clinician_id=g.clinic_user.id, alert_id=alert_id, now=utcnow(), **_note(note)
+        db,
+        clinician_id=g.clinic_user.id,
+        alert_id=alert_id,
+        now=utcnow(),
+        note=request.form.get("note"),
     )
     db.commit()
     return redirect(url_for("clinic.alerts", acknowledged=1))
-
-
-def _note(note: str | None) -> dict[str, Any]:
-    """The acknowledgement note, where the alerts service takes one."""
-    import inspect
-
-    accepts = "note" in inspect.signature(alert_services.acknowledge_alert).parameters
-    return {"note": note} if accepts else {}
 
 
 def _names(db: Any, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:

@@ -22,6 +22,7 @@ from api.checkins import services as checkins
 from api.clinician import services as clinician_services
 from api.counseling import services as counseling
 from api.disclosures.models import Disclosure
+from api.errors import ValidationError
 from api.instruments.definitions import INSTRUMENTS
 from api.medications import services as medications
 from api.summaries import services as summaries
@@ -344,3 +345,109 @@ def test_no_clinician_sees_another_clinicians_identity(
     )
     assert again.json["acknowledged_by"] == str(second.id)
     assert str(first.id) not in again.get_data(as_text=True)
+
+
+def test_an_acknowledgement_note_is_seen_by_its_author_only(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    make_patient: Callable[..., Any],
+    make_clinician: Callable[..., Any],
+    auth_headers: Callable[[Any], dict[str, str]],
+) -> None:
+    now = datetime.now(UTC)
+    patient, first, second = make_patient(timezone="UTC"), make_clinician(), make_clinician()
+    for clinician in (first, second):
+        sign(
+            session,
+            patient=patient,
+            clinician=clinician,
+            categories=ALL,
+            now=now - timedelta(days=2),
+        )
+    alert, _ = services.raise_alert(
+        session,
+        patient_id=patient.id,
+        kind="withdrawal_threshold",
+        category="symptoms",
+        episode_key="n",
+        now=now - timedelta(hours=1),
+    )
+    session.commit()
+    url = f"/v1/clinician/alerts/{alert.id}/acknowledge"
+    note = "phoned, stable, follow-up friday"
+    answer = client.post(url, json={"note": f"  {note} "}, headers=auth_headers(first))
+    assert answer.status_code == 200 and answer.json["acknowledgement_note"] == note
+    # A second acknowledgement keeps the first time and note.
+    again = client.post(url, json={"note": "other"}, headers=auth_headers(first))
+    assert again.json["acknowledgement_note"] == note
+    mine = client.get("/v1/clinician/alerts?state=acknowledged", headers=auth_headers(first))
+    assert [a["acknowledgement_note"] for a in mine.json["items"]] == [note]
+    for path in ("/v1/clinician/alerts?state=all", f"/v1/clinician/patients/{patient.id}/summary"):
+        body = client.get(path, headers=auth_headers(second))
+        assert body.status_code == 200 and note not in body.get_data(as_text=True), path
+    # Acknowledging without a body still works, and has no note.
+    theirs = client.post(url, headers=auth_headers(second))
+    assert theirs.status_code == 200 and theirs.json["acknowledgement_note"] is None
+
+
+@pytest.mark.parametrize("note", ["x" * 1001, 5, ["a"]])
+def test_a_bad_acknowledgement_note_is_refused_naming_the_field(
+    client: FlaskClient,
+    session: Session,
+    make_patient: Callable[..., Any],
+    make_clinician: Callable[..., Any],
+    auth_headers: Callable[[Any], dict[str, str]],
+    note: Any,
+) -> None:
+    now = datetime.now(UTC)
+    patient, clinician = make_patient(timezone="UTC"), make_clinician()
+    sign(session, patient=patient, clinician=clinician, categories=ALL, now=now - timedelta(days=2))
+    alert, _ = services.raise_alert(
+        session,
+        patient_id=patient.id,
+        kind="withdrawal_threshold",
+        category="symptoms",
+        episode_key="b",
+        now=now - timedelta(hours=1),
+    )
+    session.commit()
+    answer = client.post(
+        f"/v1/clinician/alerts/{alert.id}/acknowledge",
+        json={"note": note},
+        headers=auth_headers(clinician),
+    )
+    assert answer.status_code == 422
+    assert answer.headers["Content-Type"].startswith("application/problem+json")
+    assert "note" in json.dumps(answer.json["errors"])
+    assert client.get("/v1/clinician/alerts", headers=auth_headers(clinician)).json["items"]
+
+
+def test_the_note_is_bounded_in_the_service_and_never_logged(
+    session: Session,
+    make_patient: Callable[..., Any],
+    make_clinician: Callable[..., Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    now = datetime.now(UTC)
+    patient, clinician = make_patient(timezone="UTC"), make_clinician()
+    sign(session, patient=patient, clinician=clinician, categories=ALL, now=now - timedelta(days=2))
+    alert, _ = services.raise_alert(
+        session,
+        patient_id=patient.id,
+        kind="withdrawal_threshold",
+        category="symptoms",
+        episode_key="s",
+        now=now - timedelta(hours=1),
+    )
+    with pytest.raises(ValidationError):
+        services.acknowledge_alert(
+            session, clinician_id=clinician.id, alert_id=alert.id, now=now, note="y" * 1001
+        )
+    acked = services.acknowledge_alert(
+        session, clinician_id=clinician.id, alert_id=alert.id, now=now, note="secret-note-text"
+    )
+    assert acked["acknowledgement_note"] == "secret-note-text"
+    out = capsys.readouterr()
+    assert "alert.acknowledged" in out.out + out.err
+    assert "secret-note-text" not in out.out + out.err

@@ -264,6 +264,11 @@ def test_clinician_journey(app: Flask, db: Session, live: str, browser: Any) -> 
         if page.query_selector("main ul.alert-list")
         else True
     )
+    # The note is kept with the acknowledgement and shown to its author.
+    page.click("nav.tabs >> text=Acknowledged")
+    acknowledged = page.inner_text("main ul.alert-list")
+    assert "craving high" in acknowledged and "Called, stable" in acknowledged
+    _axe(page, "alerts-acknowledged")
 
     page.goto(f"{live}/clinic/summaries")
     _axe(page, "summaries")

@@ -334,6 +334,7 @@ def test_cows_form_saves_through_the_api_service(
 
 
 def test_acknowledge_alert_with_note(
+    app: Flask,
     client: FlaskClient,
     session: Session,
     make_clinician: Any,
@@ -355,11 +356,55 @@ def test_acknowledge_alert_with_note(
     assert "craving high" in client.get("/clinic/alerts").get_data(as_text=True)
     answer = client.post(
         f"/clinic/alerts/{alert.id}/acknowledge",
-        data={"note": "called", "csrf_token": creds["csrf"]},
+        data={"note": "called back, stable", "csrf_token": creds["csrf"]},
     )
     assert answer.status_code == 302
     assert "craving high" not in client.get("/clinic/alerts").get_data(as_text=True)
-    assert "craving high" in client.get("/clinic/alerts?state=acknowledged").get_data(as_text=True)
+    acknowledged = client.get("/clinic/alerts?state=acknowledged").get_data(as_text=True)
+    assert "craving high" in acknowledged and "called back, stable" in acknowledged
+    # Another clinician of the same patient sees the alert, never the note.
+    other = make_clinician()
+    sign(
+        session,
+        patient=patient,
+        clinician=other,
+        categories=["symptoms"],
+        now=datetime.now(UTC) - timedelta(days=3),
+        data_from=datetime.now(UTC) - timedelta(days=20),
+    )
+    session.commit()
+    with app.test_client() as second:
+        clinic_sign_in(second, other)
+        page = second.get("/clinic/alerts?state=all").get_data(as_text=True)
+        assert "craving high" in page and "called back" not in page
+
+
+def test_a_too_long_acknowledgement_note_is_refused(
+    client: FlaskClient,
+    session: Session,
+    make_clinician: Any,
+    make_patient: Any,
+    clinic_sign_in: SignIn,
+) -> None:
+    clinician = make_clinician()
+    patient = _consented(session, make_patient, clinician)
+    alert, _ = alert_services.raise_alert(
+        session,
+        patient_id=patient.id,
+        kind="craving_high",
+        category="symptoms",
+        episode_key="long",
+        now=datetime.now(UTC),
+    )
+    session.commit()
+    creds = clinic_sign_in(client, clinician)
+    answer = client.post(
+        f"/clinic/alerts/{alert.id}/acknowledge",
+        data={"note": "z" * 1001, "csrf_token": creds["csrf"]},
+    )
+    assert answer.status_code == 422
+    assert "note" in answer.get_data(as_text=True).lower()
+    assert "craving high" in client.get("/clinic/alerts").get_data(as_text=True)
 
 
 def test_roster_has_a_fixed_number_of_queries(
