@@ -142,14 +142,22 @@ def test_days_of_week_fire_on_those_days_only(
 
 
 def _quiet_oracle(instant: datetime, zone: ZoneInfo, start: time, end: time) -> datetime:
+    """Minute by minute: a held reminder goes at the first minute that is not quiet, whose
+    previous minute was quiet and whose wall clock moved forward: quiet hours end when the clock
+    reaches their end, not when a fall-back turns it back out of them for a while."""
+
     def quiet(u: datetime) -> bool:
         t = wall(u, zone).time()
         return start <= t < end if start < end else (t >= start or t < end)
 
+    if not quiet(instant):
+        return instant
     u = instant
-    while quiet(u):
-        u = (u + MINUTE).replace(second=0)
-    return u
+    while True:
+        nxt = (u + MINUTE).replace(second=0)
+        if quiet(u) and not quiet(nxt) and wall(nxt, zone) > wall(u, zone):
+            return nxt
+        u = nxt
 
 
 @settings(max_examples=200, deadline=None)
@@ -190,9 +198,18 @@ def test_quiet_hours_hold_until_they_end(
             time(2, 30),
             datetime(2026, 3, 8, 7, 0, tzinfo=UTC),
         ),
+        # Fall back inside quiet hours (NZ, 03:00 NZDT -> 02:00 NZST): the clock turns back out of
+        # 02:45-07:59 for 45 minutes, but the hold lasts until it reaches 07:59.
+        (
+            ZoneInfo("Pacific/Auckland"),
+            datetime(2020, 4, 4, 13, 49, tzinfo=UTC),
+            time(2, 45),
+            time(7, 59),
+            datetime(2020, 4, 4, 19, 59, tzinfo=UTC),
+        ),
     ],
 )
-def test_quiet_hours_whose_end_is_skipped(
+def test_quiet_hours_across_transitions(
     zone: ZoneInfo, at: datetime, start: time, end: time, expected: datetime
 ) -> None:
     assert _quiet_oracle(at, zone, start, end) == expected
