@@ -1,11 +1,17 @@
 """Issue 13's "done when": a Python client generated from the served document with
 openapi-python-client, a scripted flow type-checked with mypy --strict against it, and run
-against a live server. The document is used as served: no patching, no casts in the flow."""
+against a live server; TypeScript types generated with openapi-typescript (npm, pinned in
+package-lock.json) and a flow over the same operations type-checked with tsc --strict. The
+document is used as served: no patching, no casts, no hand-written requests in either flow.
+
+The TypeScript half needs node and `npm ci`; like the browser tests it is skipped where they are
+missing, unless WAYMARK_REQUIRE_BROWSER=1 (CI), which turns the skip into a failure."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,15 +19,114 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from flask import Flask
 
 from api import create_app
 from tests.conftest import TestConfig, alembic_config
 from tests.livesite import serve
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 BIN = Path(sys.executable).parent
 GENERATOR = BIN / "openapi-python-client"
 ADMIN = ("admin@example.test", "admin password 12")
+NODE = shutil.which("node")
+NODE_BIN = ROOT / "node_modules" / ".bin"
+
+_ts_missing = [
+    what
+    for what, ok in (
+        ("node", NODE is not None),
+        ("openapi-typescript (npm ci)", (NODE_BIN / "openapi-typescript").exists()),
+        ("typescript (npm ci)", (NODE_BIN / "tsc").exists()),
+        ("openapi-fetch (npm ci)", (ROOT / "node_modules" / "openapi-fetch").exists()),
+    )
+    if not ok
+]
+if _ts_missing and os.environ.get("WAYMARK_REQUIRE_BROWSER") == "1":
+    raise RuntimeError(f"WAYMARK_REQUIRE_BROWSER=1 but missing: {', '.join(_ts_missing)}")
+
+# What a flow may not contain: a way around the generated types (a cast, an ignore, `Any`) or
+# around the generated client (an HTTP library, a raw URL, the client's underlying transport).
+PY_FORBIDDEN = re.compile(
+    r"\bcast\(|type:\s*ignore|\bAny\b|\bhttpx\b|\brequests\b|\burllib\b|\bhttp\.client\b"
+    r"|get_httpx_client|get_async_httpx_client|set_httpx_client|\.json\(\)|[\"']/(v1|fhir)/"
+)
+TS_FORBIDDEN = re.compile(
+    r"\bas\s+(const\b|unknown\b|any\b|[A-Z{\[(])|\bany\b|@ts-|\bfetch\(|XMLHttpRequest"
+    r"|[\w)\]]!(?=[.\[(;,)\s])|<\w+>\s*\w"
+)
+
+
+def _code(path: Path, comment: str) -> str:
+    """The source without comments and docstrings' prose lines (these may say `cast`)."""
+    lines = [line.split(comment, 1)[0] for line in path.read_text().splitlines()]
+    return "\n".join(lines)
+
+
+def test_the_flows_use_only_the_generated_clients() -> None:
+    python = _code(HERE / "flow.py", "#")
+    python = re.sub(r'"""[\s\S]*?"""', "", python)
+    assert not PY_FORBIDDEN.findall(python), PY_FORBIDDEN.findall(python)
+    typescript = _code(HERE / "flow.ts", "//")
+    assert not TS_FORBIDDEN.findall(typescript), TS_FORBIDDEN.findall(typescript)
+    # The guards bite: each forbidden shape is caught.
+    for bad in ("cast(Checkin, x)", "httpx.get(url)", 'client.get("/v1/me")', "r.json()"):
+        assert PY_FORBIDDEN.search(bad), bad
+    for bad in ("x as Checkin", "let y: any", "fetch(url)", "a!.b", "// @ts-ignore", "<T>x"):
+        assert TS_FORBIDDEN.search(bad), bad
+
+
+def _served_document(app: Flask, path: Path) -> Path:
+    with app.test_client() as client:
+        path.write_text(json.dumps(client.get("/openapi.json").get_json()))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(_ts_missing), reason=f"missing: {', '.join(_ts_missing)}")
+def test_typescript_types_type_check_the_flow_strictly(app: Flask, tmp_path: Path) -> None:
+    document = _served_document(app, tmp_path / "openapi.json")
+    generated = subprocess.run(  # noqa: S603 - our own pinned tools, fixed arguments
+        [str(NODE_BIN / "openapi-typescript"), str(document), "-o", str(tmp_path / "schema.d.ts")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    shutil.copy(HERE / "flow.ts", tmp_path / "flow.ts")
+    # openapi-fetch resolves from the project's node_modules (installed by `npm ci`).
+    (tmp_path / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
+    tsc = [
+        str(NODE_BIN / "tsc"),
+        "--strict",
+        "--noEmit",
+        "--target",
+        "es2022",
+        "--module",
+        "esnext",
+        "--moduleResolution",
+        "bundler",
+        "--lib",
+        "es2022,dom",
+        "--noUnusedLocals",
+        "--noImplicitReturns",
+    ]
+    typed = subprocess.run(  # noqa: S603
+        [*tsc, "flow.ts"], cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert typed.returncode == 0, typed.stdout + typed.stderr
+
+    # The check has teeth: a field the document does not declare fails the same compile.
+    broken = (HERE / "flow.ts").read_text().replace("checkin.total", "checkin.totals", 1)
+    assert broken != (HERE / "flow.ts").read_text()
+    (tmp_path / "flow.ts").write_text(broken)
+    refused = subprocess.run(  # noqa: S603
+        [*tsc, "flow.ts"], cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert refused.returncode != 0 and "totals" in refused.stdout, refused.stdout
 
 
 @pytest.mark.skipif(not GENERATOR.exists(), reason="openapi-python-client is a dev dependency")
@@ -35,9 +140,7 @@ def test_generated_python_client_runs_the_phone_flow(tmp_path: Path) -> None:
     assert cli.exit_code == 0, cli.output
 
     with serve(app) as base:
-        document = tmp_path / "openapi.json"
-        with app.test_client() as client:
-            document.write_text(json.dumps(client.get("/openapi.json").get_json()))
+        document = _served_document(app, tmp_path / "openapi.json")
         env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
         generated = subprocess.run(  # noqa: S603 - our own tools, fixed arguments
             [
