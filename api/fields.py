@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
+from functools import cache, wraps
 from importlib import resources
-from typing import Any
+from typing import Any, TypedDict, TypeVar, cast
 
 from marshmallow import RAISE, Schema, ValidationError, fields
+from marshmallow.experimental.context import Context
 
 _HHMM_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
 _HHMM = re.compile(_HHMM_PATTERN)
@@ -28,6 +30,42 @@ def time_zone_names() -> frozenset[str]:
     the host's own "localtime" or a "posix/" or "right/" variant that another host may lack."""
     names = resources.files("tzdata").joinpath("zones").read_text().split()
     return frozenset(names) - {"Factory"}
+
+
+class _Instant(TypedDict):
+    now: datetime
+
+
+_InstantContext = Context[_Instant]
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+def judged_at(clock: Callable[[], datetime]) -> Callable[[_View], _View]:
+    """Run a view, and the dump of its answer, at one instant read once from `clock` (the
+    route's): a field derived from time (a consent's status, a regimen's `active`) reads it with
+    `instant()`, and the view passes `now=instant()` to its services, so what it wrote and what
+    it answers agree. Placed above `@blp.response`, whose wrapper dumps the answer."""
+
+    def decorate(view: _View) -> _View:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with _InstantContext({"now": clock()}):
+                return view(*args, **kwargs)
+
+        return cast("_View", wrapper)
+
+    return decorate
+
+
+def instant() -> datetime:
+    """The instant of the enclosing `judged_at` (or `at_instant`). Raises LookupError outside
+    one: a dump that would otherwise read the clock itself."""
+    return _InstantContext.get()["now"]
+
+
+def at_instant(now: datetime) -> contextlib.AbstractContextManager[Any]:
+    """`judged_at` for code that dumps outside a view (tests, jobs): `with at_instant(now): ...`."""
+    return _InstantContext({"now": now})
 
 
 class StrictSchema(Schema):

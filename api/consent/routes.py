@@ -23,6 +23,7 @@ from api.consent.schemas import (
 from api.consent.signals import consent_narrowed
 from api.db import get_session, utcnow
 from api.errors import NotFound
+from api.fields import instant, judged_at
 from api.ratelimit import make_counter
 from api.security import auth_required, client_address, current_user
 
@@ -66,6 +67,7 @@ def lookup_clinician(args: dict[str, Any]) -> Any:
 
 @blp.post("/consents")
 @auth_required("patient")
+@judged_at(utcnow)
 @blp.arguments(ConsentCreateSchema)
 @blp.response(201, ConsentSchema)
 @blp.alt_response(200, schema=ConsentSchema, description="A replay of the same id and body")
@@ -79,7 +81,7 @@ def create_consent(body: dict[str, Any]) -> Any:
         body=body,
         discloser=current_app.config["PROGRAM_NAME"],
         revocation_statement=current_app.config["CONSENT_REVOCATION_STATEMENT"],
-        now=utcnow(),
+        now=instant(),
     )
     if created and consent.replaces_id is not None:
         # The new consent replaced (revoked) an older one: what that clinician sees may shrink.
@@ -90,15 +92,19 @@ def create_consent(body: dict[str, Any]) -> Any:
 
 @blp.get("/consents")
 @auth_required("patient")
+@judged_at(utcnow)
 @blp.arguments(ConsentListArgs, location="query")
 @blp.response(200, ConsentPageSchema)
 def list_consents(args: dict[str, Any]) -> Any:
     """Your consents, newest first, each with its status now."""
-    return services.list_consents(get_session(), patient_id=current_user().id, now=utcnow(), **args)
+    return services.list_consents(
+        get_session(), patient_id=current_user().id, now=instant(), **args
+    )
 
 
 @blp.get("/consents/<uuid:consent_id>")
 @auth_required("patient")
+@judged_at(utcnow)
 @blp.response(200, ConsentSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 def get_consent(consent_id: uuid.UUID) -> Any:
@@ -108,13 +114,14 @@ def get_consent(consent_id: uuid.UUID) -> Any:
 
 @blp.post("/consents/<uuid:consent_id>/revoke")
 @auth_required("patient")
+@judged_at(utcnow)
 @blp.response(200, ConsentSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 def revoke_consent(consent_id: uuid.UUID) -> Any:
     """Revoke a consent, effective at once (revoking again changes nothing)."""
     session = get_session()
     consent = services.revoke_consent(
-        session, patient_id=current_user().id, consent_id=consent_id, now=utcnow()
+        session, patient_id=current_user().id, consent_id=consent_id, now=instant()
     )
     _narrowed(consent)
     session.commit()

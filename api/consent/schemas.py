@@ -7,8 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from api.consent.models import CATEGORIES, PURPOSES, STATUSES
-from api.db import utcnow
-from api.fields import AwareDateTime, StrictSchema
+from api.fields import AwareDateTime, StrictSchema, instant
 from api.pagination import PageArgs, page_schema
 
 
@@ -95,7 +94,8 @@ class ConsentSchema(Schema):
     revoked_at = fields.AwareDateTime(dump_only=True, allow_none=True)
 
     def _status(self, consent: Any) -> str:
-        return str(consent.status_at(utcnow()))
+        # At the instant the route passed in (fields.judged_at), never a clock read of its own.
+        return str(consent.status_at(instant()))
 
 
 ConsentPageSchema = page_schema(ConsentSchema, "ConsentPage")

@@ -94,11 +94,6 @@ class Medication(ClientIdMixin, TimestampMixin, Base):
         today = at.astimezone(self.zone).date()
         return self.start_date <= today and (self.end_date is None or today <= self.end_date)
 
-    @property
-    def active(self) -> bool:
-        """Derived when read: active right now."""
-        return self.is_active(datetime.now(UTC))
-
 
 class Dose(ClientIdMixin, TimestampMixin, Base):
     """One answer to a scheduled dose (taken, skipped, or missed as stored by the job), or an

@@ -9,6 +9,7 @@ from flask import current_app
 from flask_smorest import Blueprint
 
 from api.db import get_session, utcnow
+from api.fields import instant, judged_at
 from api.medications import queries, services
 from api.medications.schemas import (
     AdherenceArgs,
@@ -37,6 +38,7 @@ def _window() -> int:
 
 @blp.post("/medications")
 @auth_required("patient")
+@judged_at(utcnow)
 @blp.arguments(MedicationCreateSchema)
 @blp.response(201, MedicationSchema)
 @blp.alt_response(200, schema=MedicationSchema, description="A resend of the same create")
@@ -45,7 +47,7 @@ def create_medication(body: dict[str, Any]) -> Any:
     """Add a regimen (a client id makes it idempotent)."""
     session, user = get_session(), current_user()
     medication, created = services.create_medication(
-        session, user_id=user.id, timezone=user.timezone, body=body, now=utcnow()
+        session, user_id=user.id, timezone=user.timezone, body=body, now=instant()
     )
     session.commit()
     return medication, 201 if created else 200
@@ -53,6 +55,7 @@ def create_medication(body: dict[str, Any]) -> Any:
 
 @blp.get("/medications")
 @auth_required("patient")
+@judged_at(utcnow)
 @blp.arguments(MedicationListArgs, location="query")
 @blp.response(200, MedicationPageSchema)
 def list_medications(args: dict[str, Any]) -> Any:
@@ -63,6 +66,7 @@ def list_medications(args: dict[str, Any]) -> Any:
 
 @blp.get("/medications/<uuid:medication_id>")
 @auth_required("patient")
+@judged_at(utcnow)
 @blp.response(200, MedicationSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 def get_medication(medication_id: uuid.UUID) -> Any:
@@ -74,6 +78,7 @@ def get_medication(medication_id: uuid.UUID) -> Any:
 
 @blp.patch("/medications/<uuid:medication_id>")
 @auth_required("patient")
+@judged_at(utcnow)
 @blp.arguments(MedicationPatchSchema)
 @blp.response(200, MedicationSchema)
 @blp.alt_response(404, response="NOT_FOUND")
@@ -87,7 +92,7 @@ def update_medication(changes: dict[str, Any], medication_id: uuid.UUID) -> Any:
         medication_id=medication_id,
         timezone=user.timezone,
         changes=changes,
-        now=utcnow(),
+        now=instant(),
     )
     session.commit()
     return medication

@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from api.fields import AwareDateTime, BoundedDate, LocalTime, StrictSchema
+from api.fields import AwareDateTime, BoundedDate, LocalTime, StrictSchema, instant
 from api.medications.models import UNITS
 from api.pagination import PageArgs, RangePageArgs, page_schema
 
@@ -109,6 +109,13 @@ class MedicationPatchSchema(StrictSchema):
     rxnorm_code = fields.String(**_RXNORM)
 
 
+class _ActiveAt(fields.Boolean):
+    """`Medication.is_active` at the instant the route passed in (fields.judged_at)."""
+
+    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = None) -> Any:
+        return obj.is_active(instant())
+
+
 class MedicationSchema(Schema):
     id = fields.UUID(dump_only=True)
     name = fields.String(dump_only=True)
@@ -120,7 +127,7 @@ class MedicationSchema(Schema):
     end_date = fields.Date(dump_only=True, allow_none=True)
     as_needed = fields.Boolean(dump_only=True)
     rxnorm_code = fields.String(dump_only=True, allow_none=True)
-    active = fields.Boolean(
+    active = _ActiveAt(
         dump_only=True,
         metadata={"description": "Not archived and today (user's zone) within the dates."},
     )

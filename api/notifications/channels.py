@@ -38,7 +38,6 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Any
 
-from api.db import utcnow
 from api.notifications.push import PushMessage, PushRouter, PushTarget
 from api.notifications.results import LOST, SENT, Commit, Result
 
@@ -199,8 +198,8 @@ def deliver(
     email: EmailChannel,
     push: PushRouter,
     links: LinkSettings,
+    now: datetime,
     commit: Commit | None = None,
-    now: datetime | None = None,
 ) -> Result:
     """Send one claimed delivery (api.notifications.services.Claimed) through its channel;
     `commit` runs at the commit point (see the module docstring). `now` (the jobs' clock)
@@ -235,7 +234,7 @@ def deliver(
                 body=text.body,
                 collapse_id=str(claimed.notification_id),
                 expires_at=expires_at,
-                ttl=int((expires_at - (now or utcnow())).total_seconds()),
+                ttl=int((expires_at - now).total_seconds()),
             ),
             commit=commit,
         )

@@ -6,7 +6,8 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from api.db import get_session
+from api.db import get_session, utcnow
+from api.fields import judged_at
 from api.security import auth_required, current_user_id
 from api.sync import services
 from api.sync.schemas import SyncArgs, SyncPageSchema
@@ -16,6 +17,7 @@ blp = Blueprint("sync", __name__, url_prefix="/v1", description="Offline sync")
 
 @blp.get("/sync")
 @auth_required("patient")
+@judged_at(utcnow)
 @blp.arguments(SyncArgs(), location="query")
 @blp.response(200, SyncPageSchema)
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")

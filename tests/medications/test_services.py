@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from api.auth.models import User
 from api.errors import Conflict, NotFound, ValidationError
+from api.fields import at_instant
 from api.medications import queries, services
 from api.medications.models import Dose, Medication, missed_dose_id
 from api.sync.models import Change
@@ -469,7 +470,7 @@ def test_changes_are_recorded_and_loaders_dump_the_entities(
 
     other_medication = make_medication(make_patient())
     dose_ids = list(session.scalars(select(Dose.id)))
-    with count_queries(session, skip=TEST_TRANSACTION) as statements:
+    with count_queries(session, skip=TEST_TRANSACTION) as statements, at_instant(NOW):
         medications = LOADERS["medication"](
             session, patient.id, [medication.id, other_medication.id]
         )
