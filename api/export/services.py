@@ -16,7 +16,8 @@ from typing import Any
 
 import structlog
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
@@ -482,6 +483,41 @@ class Cancelled(Exception):
     pass
 
 
+class PatientsFailed(Exception):
+    """Some patients' data could not be exported: a record of theirs made its time or its FHIR
+    mapping raise. Their rows were skipped for the rest of the run, but lines written for them
+    before the failure are in the files: the runner deletes the files and runs the export again
+    with those patients left out (`left_out`), so one patient never stops the others' export."""
+
+    def __init__(self, failures: dict[uuid.UUID, BaseException]) -> None:
+        super().__init__(f"{len(failures)} patient(s) failed")
+        self.failures = failures
+
+
+class SectionFailed(Exception):
+    """A section's read raised (a stored value its row or record cannot be built from), for a
+    patient not known yet: `failing_patient` finds whose it is by reading each of `candidates`
+    (None: every patient) alone. `failures` holds what the run had already found."""
+
+    def __init__(
+        self,
+        section: Section,
+        candidates: list[uuid.UUID] | None,
+        finished: set[int],
+        failures: dict[uuid.UUID, BaseException],
+    ) -> None:
+        super().__init__(f"section {section.name} failed")
+        self.section, self.candidates, self.finished = section, candidates, finished
+        self.failures = failures
+
+
+# A database that is down is no patient's fault: the export fails as it always did.
+_NOT_A_PATIENT = (OperationalError, InterfaceError, PoolTimeout)
+
+# A patient left out costs the export one more run; past this many, the job fails instead.
+MAX_LEFT_OUT = 20
+
+
 # The file of the Bulk Data `deleted` array (its lines are Bundles, like no output file's).
 DELETED_FILE = "deleted"
 # The file of the manifest's `error` array (OperationOutcome lines).
@@ -535,6 +571,11 @@ class _Run:
     mentioned: set[uuid.UUID] = field(default_factory=set)
     # Per consent, the context whose meta points at that Consent (when Consent goes out too).
     contexts: dict[uuid.UUID, fhir.FhirContext] = field(default_factory=dict)
+    # An admin's export with patients left out: every other patient (None: everyone).
+    everyone: list[uuid.UUID] | None = None
+    # Patients whose record raised in this run (by id), and their ids' .int for the row loop.
+    failures: dict[uuid.UUID, BaseException] = field(default_factory=dict)
+    failed: set[int] = field(default_factory=set)
 
     def ctx_for(self, grant: dict[str, Grant] | None, category: str | None) -> fhir.FhirContext:
         if grant is None or "Consent" not in self.wanted:
@@ -547,16 +588,21 @@ class _Run:
         return ctx
 
 
+def _section_ids(run: _Run, section: Section) -> list[uuid.UUID] | None:
+    """The patients whose rows the section reads (None: every patient)."""
+    if run.grants is None:
+        return run.everyone
+    return [
+        pid
+        for pid, grant in run.grants.items()
+        if section.category is None or section.category in grant
+    ]
+
+
 def _export_section(run: _Run, section: Section) -> None:
-    ids: list[uuid.UUID] | None = None
-    if run.grants is not None:
-        ids = [
-            pid
-            for pid, grant in run.grants.items()
-            if section.category is None or section.category in grant
-        ]
-        if not ids:
-            return
+    ids = _section_ids(run, section)
+    if ids == []:
+        return
     to_fhir = section.to_fhir
     assert to_fhir is not None
     ctx, wanted, write = run.ctx, run.wanted, run.files.write
@@ -565,24 +611,44 @@ def _export_section(run: _Run, section: Section) -> None:
     current = -1
     subject = ""
     grant: dict[str, Grant] | None = None
-    included = False
-    for patient_id, record in section.rows(run.session, ids, run.window):
-        if patient_id.int != current:
-            current, subject, included = patient_id.int, str(patient_id), False
-            grant = run.grants[patient_id] if run.grants is not None else None
-            ctx = run.ctx_for(grant, section.category)
-        if grant is not None and not _in_period(section, record, grant):
-            continue
-        wrote = False
-        for resource in to_fhir(record, ctx, subject):
-            if resource["resourceType"] in wanted:
-                write(resource)
-                wrote = True
-        if wrote and not included:
-            included = True
-            cats = run.included.setdefault(patient_id, set())
-            if section.category:
-                cats.add(section.category)
+    included = skip = False
+    finished: set[int] = set()  # patients whose rows are all read (for SectionFailed)
+    failed = run.failed
+    try:
+        for patient_id, record in section.rows(run.session, ids, run.window):
+            if patient_id.int != current:
+                finished.add(current)
+                current, subject, included = patient_id.int, str(patient_id), False
+                skip = current in failed
+                grant = run.grants[patient_id] if run.grants is not None else None
+                ctx = run.ctx_for(grant, section.category)
+            if skip:
+                continue
+            # One patient's record that cannot be judged or mapped is that patient's failure,
+            # not the export's (issue 11 item 5); writing stays outside: a full disk is not.
+            try:
+                if grant is not None and not _in_period(section, record, grant):
+                    continue
+                resources = to_fhir(record, ctx, subject)
+            except Exception as exc:
+                run.failures[patient_id] = exc
+                failed.add(current)
+                skip = True
+                continue
+            wrote = False
+            for resource in resources:
+                if resource["resourceType"] in wanted:
+                    write(resource)
+                    wrote = True
+            if wrote and not included:
+                included = True
+                cats = run.included.setdefault(patient_id, set())
+                if section.category:
+                    cats.add(section.category)
+    except _NOT_A_PATIENT:
+        raise
+    except Exception as exc:
+        raise SectionFailed(section, ids, finished, run.failures) from exc
 
 
 def _export_deletions(run: _Run, sections: list[Section], since: datetime) -> None:
@@ -601,7 +667,7 @@ def _export_deletions(run: _Run, sections: list[Section], since: datetime) -> No
         Change.changed_at,
         Window(since=since, until=run.window.until),
     )
-    ids = None if run.grants is None else list(run.grants)
+    ids = run.everyone if run.grants is None else list(run.grants)
     seen: set[uuid.UUID] = set()
     for stmt_chunk in in_chunks(stmt, Change.user_id, ids):
         for row in stream(run.session, stmt_chunk):
@@ -628,19 +694,20 @@ def run_bulk_export(
     now: datetime,
     on_progress: Any = None,
     consent_text_url: str = "",
+    left_out: frozenset[uuid.UUID] = frozenset(),
 ) -> dict[uuid.UUID, set[str]]:
     """Write the job's NDJSON files, record a clinician's disclosures, and complete the job.
     Returns every patient the files hold, with the consent categories whose data went out (none
-    for a patient named only in the deleted file); the caller keeps them in export_job_patients
-    so that an erasure reaches the files.
+    for a patient named only in the deleted or the error file); the caller keeps them in
+    export_job_patients so that an erasure reaches the files. The patients `left_out` (whose
+    data failed an earlier run) are named in the error file (an OperationOutcome), nothing more.
 
-    Raises Cancelled when the job was cancelled meanwhile (checked between sections).
+    Raises Cancelled when the job was cancelled meanwhile (checked between sections), and
+    PatientsFailed or SectionFailed when a patient's data could not be exported.
     """
     requester = session.get(User, job.requester_id)
     assert requester is not None
-    grants: Grants | None = None
-    if requester.role != "admin":
-        grants = grants_of(Gate.open(session, clinician_id=requester.id, now=now))
+    grants, everyone, left_out = _scope(session, requester=requester, now=now, left_out=left_out)
     job.transaction_time = job.transaction_time or now
     window = Window(since=job.since, until=job.transaction_time)
     disclosed = requester.role != "admin"
@@ -658,7 +725,7 @@ def run_bulk_export(
         if not s.own_only and s.to_fhir is not None and wanted & set(s.fhir_types)
     ]
     files = _Files(storage_of(export_dir), session, job.id)
-    run = _Run(session, grants, window, ctx, wanted, files, {})
+    run = _Run(session, grants, window, ctx, wanted, files, {}, everyone=everyone)
     try:
         for index, section in enumerate(sections):
             if on_progress is not None and on_progress(int(100 * index / max(len(sections), 1))):
@@ -668,10 +735,11 @@ def run_bulk_export(
             _export_deletions(run, sections, job.since)
         if grants is not None:
             _export_consents(run, grants)
-        if job.ignored:
-            run.files.write(_ignored_outcome(job.ignored), ERROR_FILE)
+        _write_outcomes(run, job, left_out)
     finally:
         run.files.close()
+    if run.failures:
+        raise PatientsFailed(run.failures)
     if on_progress is not None and on_progress(99):
         raise Cancelled
     if grants is not None:
@@ -708,6 +776,72 @@ def _ignored_outcome(names: list[str]) -> dict[str, Any]:
             for name in names
         ],
     }
+
+
+def _scope(
+    session: Session, *, requester: User, now: datetime, left_out: frozenset[uuid.UUID]
+) -> tuple[Grants | None, list[uuid.UUID] | None, frozenset[uuid.UUID]]:
+    """(grants, everyone, left_out): a clinician's grants without the patients left out; for an
+    admin, every other patient when some are left out (else None: everyone); and the patients
+    left out that may be named (not even the id of one whose consent ended since)."""
+    if requester.role != "admin":
+        held = grants_of(Gate.open(session, clinician_id=requester.id, now=now))
+        grants = {pid: g for pid, g in held.items() if pid not in left_out}
+        return grants, None, frozenset(pid for pid in left_out if pid in held)
+    if not left_out:
+        return None, None, left_out
+    patients = session.scalars(select(User.id).where(User.role == "patient").order_by(User.id))
+    return None, [pid for pid in patients if pid not in left_out], left_out
+
+
+def _write_outcomes(run: _Run, job: ExportJob, left_out: frozenset[uuid.UUID]) -> None:
+    """The manifest's error file: parameters ignored, patients left out."""
+    if job.ignored:
+        run.files.write(_ignored_outcome(job.ignored), ERROR_FILE)
+    for patient_id in sorted(left_out):
+        run.files.write(_left_out_outcome(patient_id), ERROR_FILE)
+        run.mentioned.add(patient_id)  # so that an erasure reaches the error file too
+
+
+def _left_out_outcome(patient_id: uuid.UUID) -> dict[str, Any]:
+    """A patient whose data could not be exported: named by id, nothing of the data or the
+    error (the service logged it by ids)."""
+    return {
+        "resourceType": "OperationOutcome",
+        "id": str(uuid.uuid4()),
+        "issue": [
+            {
+                "severity": "error",
+                "code": "exception",
+                "diagnostics": f"The data of Patient/{patient_id} could not be exported and "
+                "is left out of this export; the service has logged the failure.",
+            }
+        ],
+    }
+
+
+def failing_patient(
+    session: Session, *, job: ExportJob, failure: SectionFailed
+) -> uuid.UUID | None:
+    """Whose data made a section's read raise: each patient the read had not finished is read
+    alone, in a savepoint (a database error must not end the caller's transaction). None when
+    none fails alone: then it was not one patient's data."""
+    window = Window(since=job.since, until=job.transaction_time)
+    candidates = failure.candidates
+    if candidates is None:
+        candidates = list(session.scalars(select(User.id).order_by(User.id)))
+    for patient_id in candidates:
+        if patient_id.int in failure.finished or patient_id in failure.failures:
+            continue
+        try:
+            with session.begin_nested():
+                for _ in failure.section.rows(session, [patient_id], window):
+                    pass
+        except _NOT_A_PATIENT:
+            raise
+        except Exception:
+            return patient_id
+    return None
 
 
 def _export_consents(run: _Run, grants: Grants) -> None:
