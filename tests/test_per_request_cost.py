@@ -68,3 +68,30 @@ def test_gunicorn_master_loads_the_summary_renderer_before_forking(tmp_path: Pat
         "[] ['fpdf', 'matplotlib.backends.backend_agg', 'matplotlib.backends.backend_svg', "
         "'matplotlib.figure']"
     )
+
+
+def test_gunicorn_builds_no_access_line_the_app_already_logs(tmp_path: Path) -> None:
+    # gunicorn's own Logger, under the same logconfig_dict, builds the line's atoms per request;
+    # the configured logger class must not (the app's http.request line is the access log).
+    script = textwrap.dedent(
+        """
+        import datetime, runpy
+        from gunicorn.config import Config
+        from gunicorn.glogging import Logger
+        conf = runpy.run_path("gunicorn.conf.py")
+        built = []
+        for cls in (Logger, conf["logger_class"]):
+            cfg = Config()
+            cfg.set("logconfig_dict", conf["logconfig_dict"])
+            logger = cls(cfg)
+            logger.atoms = lambda *args: built.append(cls.__name__) or {}
+            logger.access(None, None, {}, datetime.timedelta(0))
+        print(built)
+        """
+    )
+    out = subprocess.run(  # noqa: S603 - our own interpreter and a fixed script
+        [sys.executable, "-c", script],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=120,
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+    ).stdout  # fmt: skip
+    assert out.strip() == "['Logger']"
