@@ -145,3 +145,67 @@ def test_part2_migration_keeps_consents_their_categories_and_summaries(tmp_path)
         purposes = conn.execute(sa.text("SELECT purpose FROM disclosures")).scalars().all()
         assert sorted(purposes) == ["treatment", "unrecorded"]
     eng.dispose()
+
+
+def test_emails_are_normalized_and_look_alike_collisions_left_and_reported(
+    database_url: str, backend: str, tmp_path
+) -> None:
+    """0026 gives stored emails the app's one spelling (issue 11 item 13), and never merges
+    or half-renames two accounts that meet in one spelling: both stay, reported by id only."""
+    import json
+
+    from structlog.testing import capture_logs
+
+    from api.fields import normalize_email
+
+    _ran_on.add(backend)
+    url, drop = _fresh_url(database_url, tmp_path)
+    try:
+        cfg = alembic_config(url)
+        command.upgrade(cfg, "0025")
+        ids = {name: uuid.uuid4().hex for name in ("wide", "idn", "plain", "twin", "twin2", "zw")}
+        stored = {
+            "wide": "\uff41\uff4e\uff4e@example.com",  # fullwidth "ann"
+            "idn": "carl@b\u00fccher.example",
+            "plain": "dora@example.com",
+            "twin": "eve@example.com",
+            "twin2": "\uff45ve@example.com",  # fullwidth e: a look-alike of "twin"
+            "zw": "f\u200bred@example.com",  # a zero-width space: refused at the edge now
+        }
+        eng = make_engine(url)
+        with eng.begin() as conn:
+            for name, user_id in ids.items():
+                _insert(
+                    conn,
+                    "users",
+                    id=user_id,
+                    email=stored[name],
+                    role="patient",
+                    discreet_notifications=False,
+                )
+        eng.dispose()
+        with capture_logs() as logs:
+            command.upgrade(cfg, "head")
+        logged = json.dumps(logs, ensure_ascii=False)
+        eng = make_engine(url)
+        with eng.connect() as conn:
+            rows = conn.execute(sa.text("SELECT id, email FROM users")).all()
+        eng.dispose()
+        by_id = {uuid.UUID(str(r[0])).hex: r[1] for r in rows}
+        assert by_id[ids["wide"]] == "ann@example.com"
+        assert by_id[ids["idn"]] == "carl@xn--bcher-kva.example"
+        assert by_id[ids["idn"]] == normalize_email(stored["idn"])
+        assert by_id[ids["plain"]] == stored["plain"]
+        # Neither of the two look-alikes is renamed onto the other, nor merged.
+        assert by_id[ids["twin"]] == stored["twin"]
+        assert by_id[ids["twin2"]] == stored["twin2"]
+        assert by_id[ids["zw"]] == stored["zw"]
+        events = {e["event"]: e for e in logs if e["event"].startswith("users.email")}
+        collision = events["users.email_collision"]
+        assert {uuid.UUID(i).hex for i in collision["user_ids"]} == {ids["twin"], ids["twin2"]}
+        refused = events["users.email_refused_spelling"]
+        assert {uuid.UUID(i).hex for i in refused["user_ids"]} == {ids["zw"]}
+        for email in stored.values():  # ids only, never an address
+            assert email not in logged and normalize_email(email) not in logged
+    finally:
+        drop()
