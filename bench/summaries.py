@@ -349,16 +349,13 @@ def main() -> int:
             log(f"  rows: {results['rows']}")
             log("weekly summaries:")
             config = app.config
-            sent: list[str] = []
             built, t_build = timed(
                 "build",
                 lambda: weekly_summaries.build_weekly_summaries(session, now=NOW, config=config),
             )
             delivered, t_deliver = timed(
-                "deliver + notify",
-                lambda: weekly_summaries.deliver_weekly_summaries(
-                    session, now=NOW, config=config, send_email=lambda to, *_: sent.append(to)
-                ),
+                "deliver + queue notices",
+                lambda: weekly_summaries.deliver_weekly_summaries(session, now=NOW, config=config),
             )
             rerun, t_rerun = timed(
                 "rerun (nothing to do)",
@@ -370,7 +367,7 @@ def main() -> int:
                 "delivered": delivered,
                 "deliver_s": t_deliver,
                 "total_s": t_build + t_deliver,
-                "emails": len(sent),
+                "emails": delivered["notified"],  # queued in the outbox, one per clinician
                 "rerun_built": rerun,
                 "rerun_s": t_rerun,
             }
@@ -413,7 +410,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
         "|---|---|---|",
         f"| weekly summaries built for {weekly['built']:,} consents | {cell('build')} | |",
         f"| delivered (consent checked again, a disclosure row each), "
-        f"{weekly['emails']} clinician emails | {cell('deliver + notify')} | |",
+        f"{weekly['emails']} clinician emails queued | {cell('deliver + queue notices')} | |",
         f"| weekly job, total | **{weekly['total_s']:.1f} s** | < 60 s |",
         f"| rerun of the build (nothing to do) | {cell('rerun (nothing to do)')} | |",
     ]

@@ -1,14 +1,13 @@
 """Weekly summaries: build one per consent (with share_weekly_summary) and finished local week,
 deliver each after checking its consent again, then tell each clinician by email (a link, no
-health data). Every step is safe to rerun and to run in two schedulers at once."""
+health data), queued in the outbox. Every step is safe to rerun and to run in two schedulers
+at once."""
 
 from __future__ import annotations
 
-import smtplib
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from email.utils import make_msgid, parseaddr
 from typing import Any
 
 import structlog
@@ -16,9 +15,7 @@ from sqlalchemy.orm import Session
 
 from api.consent.gate import JobGate
 from api.db import utcnow
-from api.notifications.channels import EmailChannel, email_settings
 from api.summaries import services
-from api.summaries.services import SendEmail
 from jobs.isolation import keyset_batches
 
 log = structlog.get_logger("waymark.jobs.weekly_summaries")
@@ -47,13 +44,9 @@ def build_weekly_summaries(session: Session, *, now: Any, config: Mapping[str, A
 
 
 def deliver_weekly_summaries(
-    session: Session,
-    *,
-    now: Any,
-    config: Mapping[str, Any],
-    send_email: SendEmail | None = None,
+    session: Session, *, now: Any, config: Mapping[str, Any]
 ) -> dict[str, int]:
-    """Deliver what was built (consent checked again at `now`), then send the notifications."""
+    """Deliver what was built (consent checked again at `now`), then queue the notices."""
     delivered = cancelled = 0
     while True:
         done, dropped = services.deliver_weekly_batch(
@@ -63,60 +56,21 @@ def deliver_weekly_summaries(
         delivered, cancelled = delivered + done, cancelled + dropped
         if done + dropped == 0:
             break
-    close: Callable[[], None] | None = None
-    if send_email is None:
-        send_email, close = outbox_sender(config)
-    try:
-        notified = notify_clinicians(session, now=now, config=config, send_email=send_email)
-    finally:
-        if close is not None:
-            close()
+    notified = notify_clinicians(session, now=now, config=config)
     return {"delivered": delivered, "cancelled": cancelled, "notified": notified}
 
 
-def notify_clinicians(
-    session: Session, *, now: Any, config: Mapping[str, Any], send_email: SendEmail
-) -> int:
-    """One email per clinician per run; after the deliveries committed, never inside them.
-    A failed send leaves its summaries to the next run."""
-    sent = 0
+def notify_clinicians(session: Session, *, now: Any, config: Mapping[str, Any]) -> int:
+    """One email per clinician per batch, queued in the outbox with the summaries marked
+    notified, after the deliveries committed. The outbox's sender (send_notifications) sends
+    it after this commit, with its retries; nothing leaves the process here."""
+    queued = 0
     while True:
-        batch = services.pending_notifications(session, limit=config["WEEKLY_SUMMARY_BATCH_SIZE"])
-        progressed = False
-        for note in batch:
-            subject, body = services.notification_email(note, base_url=config["PUBLIC_BASE_URL"])
-            try:
-                send_email(note.email, subject, body)
-            except (OSError, smtplib.SMTPException) as exc:
-                log.warning(
-                    "weekly_summaries.notify_failed",
-                    clinician_id=str(note.clinician_id),
-                    error_type=type(exc).__name__,
-                )
-                continue
-            services.mark_notified(session, summary_ids=note.summary_ids, now=now)
-            log.info("weekly_summaries.notified", clinician_id=str(note.clinician_id))
-            sent += 1
-            progressed = True
+        batch = services.queue_notices(session, now=now, limit=config["WEEKLY_SUMMARY_BATCH_SIZE"])
         session.commit()
-        if not progressed:
-            return sent
-
-
-def outbox_sender(config: Mapping[str, Any]) -> tuple[SendEmail, Callable[[], None]]:
-    """(send, close): the notices go out through the outbox's email channel (api.notifications:
-    its SMTP client and settings, SMTP_TIMEOUT included), one connection for the run."""
-    channel = EmailChannel(email_settings(config))
-    domain = parseaddr(config["MAIL_FROM"])[1].rpartition("@")[2] or "waymark.invalid"
-
-    def send(to: str, subject: str, body: str) -> None:
-        result = channel.send(
-            to=to, subject=subject, body=body, message_id=make_msgid(domain=domain)
-        )
-        if result.outcome != "sent":
-            raise smtplib.SMTPException(result.error or result.outcome)
-
-    return send, channel.close
+        queued += batch
+        if not batch:
+            return queued
 
 
 def run(

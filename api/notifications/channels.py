@@ -56,7 +56,7 @@ class EmailSettings:
 
 
 def email_settings(cfg: Mapping[str, Any]) -> EmailSettings:
-    """The one SMTP configuration: reminders' outbox and the weekly summaries' notices alike."""
+    """The one SMTP configuration, the outbox sender's (every email goes through the outbox)."""
     return EmailSettings(
         host=cfg["SMTP_HOST"],
         port=cfg["SMTP_PORT"],
@@ -204,14 +204,16 @@ def deliver(
     """Send one claimed delivery (api.notifications.services.Claimed) through its channel;
     `commit` runs at the commit point (see the module docstring). `now` (the jobs' clock)
     dates a push's time to live."""
-    from api.notifications.texts import email_text, visible_text
+    from api.notifications.texts import NOT_IN_INBOX, email_text, visible_text
 
     if claimed.channel == "email":
         base = links.base_url.rstrip("/")
-        # An account notice is not in the inbox: it links to the app itself.
-        account = claimed.kind == "account_exists"
-        link = base if account else f"{base}/inbox/{claimed.notification_id}"
-        text = email_text(discreet=claimed.discreet, link=link, kind=claimed.kind)
+        # An account notice or a clinician's weekly notice is not in the inbox: it links to the
+        # app itself (or the pages its payload names).
+        link = base if claimed.kind in NOT_IN_INBOX else f"{base}/inbox/{claimed.notification_id}"
+        text = email_text(
+            discreet=claimed.discreet, link=link, kind=claimed.kind, payload=claimed.payload
+        )
         return email.send(
             to=claimed.email,
             subject=text.title,

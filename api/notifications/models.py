@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db import Base
@@ -15,8 +16,9 @@ SOURCES = ("schedule", "snooze")
 
 
 class Notification(Base):
-    """A reminder that came due. (rule_id, scheduled_for) is unique: a rule fires once per instant,
-    however many dispatchers race or retry."""
+    """A reminder that came due, or a message with no rule (an account notice, the weekly
+    summaries' notice to a clinician). (rule_id, scheduled_for) is unique: a rule fires once per
+    instant, however many dispatchers race or retry."""
 
     __tablename__ = "notifications"
     __table_args__ = (
@@ -45,6 +47,9 @@ class Notification(Base):
     created_at: Mapped[datetime]
     inbox_at: Mapped[datetime | None]  # when it reached the inbox (listed from then on)
     read_at: Mapped[datetime | None]
+    # What a message's text needs besides its kind (the weekly notice: the summaries' ids, for
+    # their links). Ids only, never content: texts.email_text renders it when sending.
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class Delivery(Base):

@@ -120,22 +120,33 @@ def enqueue(
     return inserted
 
 
-# Not a reminder: the email that tells an account's owner someone tried to register with its
-# address (registration answers the same either way, so only the owner learns of it).
+# Not reminders: the email that tells an account's owner someone tried to register with its
+# address (registration answers the same either way, so only the owner learns of it), and the
+# weekly summaries' notice to a clinician (links, no health data).
 ACCOUNT_EXISTS = "account_exists"
+WEEKLY_SUMMARIES = "weekly_summaries"
 
 
-def queue_account_exists_email(session: Session, *, user_id: uuid.UUID, now: datetime) -> uuid.UUID:
+def queue_email(
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    kind: str,
+    now: datetime,
+    payload: dict[str, Any] | None = None,
+) -> uuid.UUID:
     """Queue one email to the user, through the outbox like every email (sent after the commit
-    by the sender): no inbox row, no push, no rule. Flushes only."""
+    by the sender, with its retries): no inbox row, no push, no rule. `payload` holds what the
+    text needs besides the kind (ids, never content). Flushes only."""
     notification = Notification(
         user_id=user_id,
         rule_id=None,  # no rule: never matches the (rule_id, scheduled_for) key of a reminder
-        kind=ACCOUNT_EXISTS,
+        kind=kind,
         source="schedule",
         scheduled_for=now,
         due_at=now,
         created_at=now,
+        payload=payload,
     )
     session.add(notification)
     session.flush()
@@ -150,8 +161,13 @@ def queue_account_exists_email(session: Session, *, user_id: uuid.UUID, now: dat
         )
     )
     session.flush()
-    log.info("notification.account_exists_queued", notification_id=str(notification.id))
+    log.info("notification.email_queued", notification_id=str(notification.id), kind=kind)
     return notification.id
+
+
+def queue_account_exists_email(session: Session, *, user_id: uuid.UUID, now: datetime) -> uuid.UUID:
+    """Queue the account notice (see ACCOUNT_EXISTS). Flushes only."""
+    return queue_email(session, user_id=user_id, kind=ACCOUNT_EXISTS, now=now)
 
 
 @auth_signals.address_taken.connect
@@ -212,6 +228,7 @@ class Claimed:
     due_at: datetime | None = None  # push: a reminder is stale PUSH_TTL after it
     push_p256dh: str | None = None  # Web Push subscription keys
     push_auth: str | None = None
+    payload: dict[str, Any] | None = None  # a message's ids (Notification.payload)
 
     def __repr__(self) -> str:  # the email address and device token stay out of any log
         return f"<Claimed {self.delivery_id} {self.channel} attempt {self.attempts}>"
@@ -274,6 +291,7 @@ def claim_deliveries(
                 due_at=notification.due_at,
                 push_p256dh=device.push_p256dh if device is not None else None,
                 push_auth=device.push_auth if device is not None else None,
+                payload=notification.payload,
             )
         )
     session.flush()

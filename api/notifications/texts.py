@@ -6,7 +6,9 @@ a short text and a link into the app, whatever the kind (an inbox may be read by
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 DISCREET_TEXT = "You have a reminder"
 
@@ -31,8 +33,36 @@ def visible_text(kind: str, *, discreet: bool) -> Text:
     return _BY_KIND.get(kind, Text(DISCREET_TEXT, "Open the app to see it."))
 
 
-def email_text(*, discreet: bool, link: str, kind: str = "") -> Text:
+# Messages that are not in the inbox: their link goes to the app (or its pages), not an item.
+NOT_IN_INBOX = frozenset({"account_exists", "weekly_summaries"})
+# A clinician's notice lists at most this many links; the rest are one link to the list.
+WEEKLY_LINKS_SHOWN = 50
+
+
+def weekly_summaries_text(*, base_url: str, summary_ids: list[str]) -> Text:
+    """The clinician's notice: links only; no patient name, no health data (a link needs a
+    login). Dashboard pages: a clinician who is not signed in lands on them after signing in."""
+    base = base_url.rstrip("/")
+    links = [f"{base}/clinic/summaries/{sid}" for sid in summary_ids]
+    shown = links[:WEEKLY_LINKS_SHOWN]
+    more = len(links) - len(shown)
+    body = (
+        f"{len(links)} new weekly summar{'y is' if len(links) == 1 else 'ies are'} ready for you "
+        "in Waymark. Sign in to read them:\n\n"
+        + "\n".join(shown)
+        + (f"\n... and {more} more: {base}/clinic/summaries" if more else "")
+        + "\n\nThis message carries no health information.\n"
+    )
+    return Text("New weekly summaries are ready", body)
+
+
+def email_text(
+    *, discreet: bool, link: str, kind: str = "", payload: Mapping[str, Any] | None = None
+) -> Text:
     """Subject and plain-text body of an email: neutral, with a link, nothing else."""
+    if kind == "weekly_summaries":
+        ids = [str(i) for i in (payload or {}).get("summary_ids", [])]
+        return weekly_summaries_text(base_url=link, summary_ids=ids)
     if kind == "account_exists":
         return Text(
             "About your account" if discreet else "About your Waymark account",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -27,6 +27,7 @@ from api.disclosures.services import record_disclosures, record_per_consent
 from api.dml import dialect_of, insert_ignoring_conflicts, one_of
 from api.errors import NotFound, ValidationError
 from api.localtime import local_day_start
+from api.notifications import services as outbox
 from api.pagination import keyset_page
 from api.readmodel import queries
 from api.readmodel.rows import AlertRow, Period
@@ -448,15 +449,10 @@ def deliver_weekly_batch(session: Session, *, now: datetime, limit: int) -> tupl
     return len(delivered), len(cancelled)
 
 
-@dataclass(frozen=True)
-class Notification:
-    clinician_id: uuid.UUID
-    email: str
-    summary_ids: list[uuid.UUID]
-
-
-def pending_notifications(session: Session, *, limit: int) -> list[Notification]:
-    """Delivered summaries whose clinician has not been told yet, grouped by clinician."""
+def queue_notices(session: Session, *, now: datetime, limit: int) -> int:
+    """Delivered summaries whose clinician has not been told yet: one email per clinician,
+    queued in the outbox (sent after the commit by its sender, with its retries), and the
+    summaries marked notified in the same transaction. Returns the emails queued; flushes only."""
     rows = session.execute(
         select(WeeklySummary.id, WeeklySummary.clinician_id)
         .where(WeeklySummary.status == "delivered", WeeklySummary.notified_at.is_(None))
@@ -468,31 +464,23 @@ def pending_notifications(session: Session, *, limit: int) -> list[Notification]
     for summary_id, clinician_id in rows:
         grouped[clinician_id].append(summary_id)
     users = queries.load_users(session, grouped)
-    return [
-        Notification(cid, users[cid].email, ids) for cid, ids in grouped.items() if cid in users
-    ]
-
-
-def notification_email(note: Notification, *, base_url: str) -> tuple[str, str]:
-    """Subject and body: links only; no patient name, no health data (the link needs a login)."""
-    # Dashboard pages: a clinician who is not signed in lands on them after signing in.
-    links = [f"{base_url.rstrip('/')}/clinic/summaries/{sid}" for sid in note.summary_ids]
-    shown = links[:50]
-    more = len(links) - len(shown)
-    body = (
-        f"{len(links)} new weekly summar{'y is' if len(links) == 1 else 'ies are'} ready for you "
-        "in Waymark. Sign in to read them:\n\n"
-        + "\n".join(shown)
-        + (f"\n... and {more} more: {base_url.rstrip('/')}/clinic/summaries" if more else "")
-        + "\n\nThis message carries no health information.\n"
-    )
-    return "New weekly summaries are ready", body
-
-
-def mark_notified(session: Session, *, summary_ids: Sequence[uuid.UUID], now: datetime) -> None:
-    session.execute(
-        update(WeeklySummary).where(WeeklySummary.id.in_(summary_ids)).values(notified_at=now)
-    )
+    queued = 0
+    for clinician_id, summary_ids in grouped.items():
+        if clinician_id not in users:
+            continue
+        outbox.queue_email(
+            session,
+            user_id=clinician_id,
+            kind=outbox.WEEKLY_SUMMARIES,
+            now=now,
+            payload={"summary_ids": [str(i) for i in summary_ids]},
+        )
+        session.execute(
+            update(WeeklySummary).where(WeeklySummary.id.in_(summary_ids)).values(notified_at=now)
+        )
+        log.info("weekly_summaries.notice_queued", clinician_id=str(clinician_id))
+        queued += 1
+    return queued
 
 
 # --- reading stored weekly summaries ----------------------------------------------------------
@@ -565,6 +553,3 @@ def get_weekly_summary(
     view["display_name"] = (row.content or {}).get("patient", {}).get("display_name")
     view["content"] = hydrate(row.content or {}, notice=notice)
     return view
-
-
-SendEmail = Callable[[str, str, str], None]

@@ -198,9 +198,7 @@ def test_own_export_holds_the_weekly_summaries_about_the_user(
             )
         )
     assert weekly_summaries.build_weekly_summaries(session, now=now, config=app.config) == 2
-    sent = weekly_summaries.deliver_weekly_summaries(
-        session, now=now, config=app.config, send_email=lambda *_args: None
-    )
+    sent = weekly_summaries.deliver_weekly_summaries(session, now=now, config=app.config)
     assert sent["delivered"] == 2
     user = people[0]
     (delivered,) = session.scalars(select(WeeklySummary).where(WeeklySummary.patient_id == user.id))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,8 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.consent import services as consent_services
 from api.disclosures.models import Disclosure
-from api.notifications.channels import EmailChannel, EmailSettings
+from api.notifications.models import Delivery, Notification
+from api.notifications.push import PushRouter
 from api.summaries.models import WeeklySummary
+from jobs import reminders as reminder_jobs
 from jobs import weekly_summaries
 from tests.consenting import sign
 from tests.servers import Mailbox, start_smtp
@@ -33,12 +36,33 @@ DELIVER = BUILD + timedelta(minutes=5)
 ALL = ["symptoms", "medications", "counseling"]
 
 
-class Outbox:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, str]] = []
+def send_outbox(app: Flask, session: Session, *, now: datetime, port: int) -> Counter[str]:
+    """Run the outbox's sender (the scheduler's send_notifications) against an SMTP server."""
+    config = {**app.config, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": port}
+    email, links = reminder_jobs.channels(config)
+    return reminder_jobs.send_notifications(
+        session,
+        clock=lambda: now,
+        settings=reminder_jobs.sender_settings(config),
+        batch_size=20,
+        email=email,
+        push=PushRouter(),
+        links=links,
+    )
 
-    def __call__(self, to: str, subject: str, body: str) -> None:
-        self.sent.append((to, subject, body))
+
+def notices(session: Session) -> list[tuple[Notification, list[Delivery]]]:
+    found = []
+    for notification in session.scalars(
+        select(Notification).where(Notification.kind == "weekly_summaries")
+    ):
+        rows = session.scalars(
+            select(Delivery)
+            .where(Delivery.notification_id == notification.id)
+            .execution_options(populate_existing=True)  # the sender updates rows in SQL
+        ).all()
+        found.append((notification, list(rows)))
+    return found
 
 
 @pytest.fixture
@@ -106,14 +130,11 @@ def test_build_once_per_consent_and_week_with_the_weeks_figures(
             assert got[path] == value, path
 
 
-def test_deliver_discloses_and_emails_a_link_without_health_data(
+def test_deliver_discloses_and_queues_an_email_with_a_link_without_health_data(
     app: Flask, session: Session, world: dict[str, Any]
 ) -> None:
     weekly_summaries.build_weekly_summaries(session, now=BUILD, config=app.config)
-    outbox = Outbox()
-    result = weekly_summaries.deliver_weekly_summaries(
-        session, now=DELIVER, config=app.config, send_email=outbox
-    )
+    result = weekly_summaries.deliver_weekly_summaries(session, now=DELIVER, config=app.config)
     assert result == {"delivered": 1, "cancelled": 0, "notified": 1}
     (row,) = summaries(session)
     assert row.status == "delivered" and row.delivered_at == DELIVER and row.notified_at
@@ -121,16 +142,33 @@ def test_deliver_discloses_and_emails_a_link_without_health_data(
     assert disclosure.kind == "summary" and disclosure.consent_id == world["consent"].id
     assert disclosure.recipient_id == world["clinician"].id
     assert sorted(disclosure.categories) == sorted(ALL)
-    (to, subject, body) = outbox.sent[0]
-    assert to == "dr.weekly@example.test"
+    # The one email path: queued in the outbox, in the transaction that marked it notified;
+    # nothing has left the process yet. No inbox row, no push: an email to the clinician.
+    ((notice, rows),) = notices(session)
+    assert notice.user_id == world["clinician"].id and notice.payload == {
+        "summary_ids": [str(row.id)]
+    }
+    assert [(d.channel, d.status) for d in rows] == [("email", "queued")]
+    mailbox = Mailbox()
+    controller, port = start_smtp(mailbox)
+    try:
+        assert send_outbox(app, session, now=DELIVER, port=port)["sent"] == 1
+        # Nothing twice: a rerun queues nothing more, and the sender has nothing left.
+        again = weekly_summaries.deliver_weekly_summaries(session, now=DELIVER, config=app.config)
+        assert again == {"delivered": 0, "cancelled": 0, "notified": 0}
+        send_outbox(app, session, now=DELIVER + timedelta(minutes=1), port=port)
+    finally:
+        controller.stop()
+    (message,) = mailbox.messages
+    assert message["To"] == "dr.weekly@example.test"
+    subject, body = message["Subject"], message.get_payload(decode=True).decode()
+    assert subject == "New weekly summaries are ready"
     assert f"/clinic/summaries/{row.id}" in body
     for secret in ("Weekly Demo Patient", "Buprenorphine", "SOWS", "Lofexidine", "missed"):
         assert secret not in subject + body
-    # Nothing twice: a rerun delivers and sends nothing more.
-    again = weekly_summaries.deliver_weekly_summaries(
-        session, now=DELIVER, config=app.config, send_email=outbox
-    )
-    assert again == {"delivered": 0, "cancelled": 0, "notified": 0} and len(outbox.sent) == 1
+    (_notice, (delivery,)) = notices(session)[0]
+    assert delivery.status == "sent"
+    assert message["Message-ID"].startswith(f"<{delivery.id}@")
 
 
 def test_a_consent_revoked_between_building_and_delivering_stops_the_delivery(
@@ -144,15 +182,12 @@ def test_a_consent_revoked_between_building_and_delivering_stops_the_delivery(
         now=BUILD + timedelta(minutes=1),
     )
     session.commit()
-    outbox = Outbox()
-    result = weekly_summaries.deliver_weekly_summaries(
-        session, now=DELIVER, config=app.config, send_email=outbox
-    )
+    result = weekly_summaries.deliver_weekly_summaries(session, now=DELIVER, config=app.config)
     assert result == {"delivered": 0, "cancelled": 1, "notified": 0}
     (row,) = summaries(session)
     assert row.status == "cancelled" and row.content is None and row.delivered_at is None
     assert session.scalars(select(Disclosure)).all() == []
-    assert outbox.sent == []
+    assert notices(session) == []
     listed = client.get("/v1/clinician/summaries", headers=world["headers"])
     assert listed.status_code == 200 and listed.json["items"] == []
 
@@ -161,9 +196,7 @@ def test_clinician_lists_and_reads_delivered_summaries_until_revoked(
     app: Flask, session: Session, client: FlaskClient, world: dict[str, Any]
 ) -> None:
     weekly_summaries.build_weekly_summaries(session, now=BUILD, config=app.config)
-    weekly_summaries.deliver_weekly_summaries(
-        session, now=DELIVER, config=app.config, send_email=Outbox()
-    )
+    weekly_summaries.deliver_weekly_summaries(session, now=DELIVER, config=app.config)
     listed = client.get("/v1/clinician/summaries", headers=world["headers"])
     assert listed.status_code == 200
     (item,) = listed.json["items"]
@@ -212,29 +245,37 @@ def test_only_consents_sharing_weekly_summaries_get_one(
     assert row.consent_id == world["consent"].id
 
 
-def test_notification_by_smtp(app: Flask, session: Session, world: dict[str, Any]) -> None:
-    from aiosmtpd.controller import Controller
-
-    received: list[Any] = []
-
-    class Handler:
-        async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802
-            received.append(envelope)
-            return "250 OK"
-
-    controller = Controller(Handler(), hostname="127.0.0.1", port=8725)
-    controller.start()
+def test_a_refused_notice_is_retried_by_the_outbox(
+    app: Flask, session: Session, world: dict[str, Any]
+) -> None:
+    """The outbox's retries, not the next weekly run: the SMTP server is down at the first try
+    (the row waits its backoff, the summary stays notified), up at the next."""
+    weekly_summaries.build_weekly_summaries(session, now=BUILD, config=app.config)
+    weekly_summaries.deliver_weekly_summaries(session, now=DELIVER, config=app.config)
+    # Port 1 on loopback: nothing listens, so the first try fails at once.
+    assert send_outbox(app, session, now=DELIVER, port=1)["queued"] == 1
+    ((_notice, (delivery,)),) = notices(session)
+    assert (delivery.status, delivery.last_error, delivery.attempts) == (
+        "queued",
+        "smtp_unavailable",
+        1,
+    )
+    mailbox = Mailbox()
+    controller, port = start_smtp(mailbox)
     try:
-        config = {**app.config, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": 8725}
-        weekly_summaries.build_weekly_summaries(session, now=BUILD, config=config)
-        result = weekly_summaries.deliver_weekly_summaries(session, now=DELIVER, config=config)
+        # Before the backoff is over nothing is tried; after it, the notice goes out.
+        assert send_outbox(app, session, now=DELIVER, port=port) == Counter()
+        later = delivery.next_attempt_at
+        assert send_outbox(app, session, now=later, port=port)["sent"] == 1
     finally:
         controller.stop()
-    assert result["notified"] == 1
-    (envelope,) = received
-    assert envelope.rcpt_tos == ["dr.weekly@example.test"]
-    text = envelope.content.decode()
-    assert "/clinic/summaries/" in text and "Weekly Demo Patient" not in text
+    (message,) = mailbox.messages
+    assert message["To"] == "dr.weekly@example.test"
+    assert weekly_summaries.deliver_weekly_summaries(session, now=later, config=app.config) == {
+        "delivered": 0,
+        "cancelled": 0,
+        "notified": 0,
+    }
 
 
 @pytest.mark.postgres_only
@@ -296,30 +337,3 @@ def test_two_schedulers_building_at_once_make_one_summary(
     check = maker()
     assert len(summaries(check)) == 1
     check.close()
-
-
-def test_the_notice_goes_out_through_the_outbox_email_channel(
-    app: Flask, session: Session, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """No sender passed: the job sends with the outbox's SMTP client and settings (one email
-    path, SMTP_TIMEOUT included), and a refused notice is left to the next run."""
-    used: list[EmailSettings] = []
-
-    class Channel(EmailChannel):
-        def __init__(self, settings: EmailSettings) -> None:
-            used.append(settings)
-            super().__init__(settings)
-
-    monkeypatch.setattr(weekly_summaries, "EmailChannel", Channel)
-    mailbox = Mailbox()
-    controller, port = start_smtp(mailbox)
-    config = {**app.config, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": port, "SMTP_TIMEOUT": 7}
-    try:
-        weekly_summaries.build_weekly_summaries(session, now=BUILD, config=config)
-        result = weekly_summaries.deliver_weekly_summaries(session, now=DELIVER, config=config)
-    finally:
-        controller.stop()
-    assert result["notified"] == 1
-    assert [s.timeout for s in used] == [7]
-    (message,) = mailbox.messages
-    assert message["To"] == "dr.weekly@example.test" and message["Message-ID"]
