@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from api.auth.models import User
 from api.consent.gate import Gate, Grant
 from api.errors import AppError, Forbidden, NotFound, TooManyRequests, ValidationError
-from api.export import feature_sections, fhir, writers
+from api.export import feature_sections, fhir, terminology, writers
 from api.export.models import ACTIVE_STATUSES, ExportJob, ExportJobPatient
 from api.export.sections import Section, Window, all_sections, in_chunks, stream, windowed
 from api.export.storage import ExportPlace, ExportStorage, FileWriter, storage_of
@@ -150,11 +150,15 @@ def bulk_types() -> list[str]:
         for rtype in section.fhir_types:
             if rtype not in seen:
                 seen.append(rtype)
-    return seen + [t for t in CONSENT_TYPES if t not in seen]
+    return seen + [t for t in CONSENT_TYPES + SUPPORTING_TYPES if t not in seen]
 
 
 # A disclosed bulk export carries the consents it went out under, and whom they name.
 CONSENT_TYPES = ("Consent", "Practitioner", "Organization")
+# The Questionnaires and CodeSystems the exported resources name by canonical URL, so that a
+# receiver can read them without reaching this server (the Bulk Data IG lets a server add
+# resources outside the patient compartment that help interpret the data; `_type` still filters).
+SUPPORTING_TYPES = ("Questionnaire", "CodeSystem")
 
 
 def parse_types(raw: str | None) -> list[str]:
@@ -479,6 +483,12 @@ class ConsentChanged(Exception):
     """A consent the export relied on ended while it ran: the files are not handed out."""
 
 
+_PUBLISHED = frozenset(
+    [("CodeSystem", rid) for rid in terminology.code_systems()]
+    + [("Questionnaire", rid) for rid in terminology.questionnaires()]
+)
+
+
 class Cancelled(Exception):
     pass
 
@@ -531,6 +541,8 @@ class _Files:
         self.storage, self.session, self.job_id = storage, session, job_id
         self.handles: dict[str, FileWriter] = {}
         self.counts: dict[str, int] = {}
+        # Our Questionnaire/CodeSystem canonicals the written resources name (type, id).
+        self.named: set[tuple[str, str]] = set()
 
     def write(self, resource: dict[str, Any], name: str | None = None) -> None:
         """Append to the file `name` (default: the resource's type)."""
@@ -540,8 +552,11 @@ class _Files:
             handle = self.storage.writer(self.session, self.job_id, name)
             self.handles[name] = handle
             self.counts[name] = 0
-        handle.write(writers.ndjson_line(resource))
+        line = writers.ndjson_line(resource)
+        handle.write(line)
         self.counts[name] += 1
+        if len(self.named) < len(_PUBLISHED):  # once all are named, scanning finds nothing new
+            self.named |= terminology.canonicals_in(line) & _PUBLISHED
 
     def close(self) -> None:
         for handle in self.handles.values():
@@ -735,6 +750,7 @@ def run_bulk_export(
             _export_deletions(run, sections, job.since)
         if grants is not None:
             _export_consents(run, grants)
+        _export_supporting(run)
         _write_outcomes(run, job, left_out)
     finally:
         run.files.close()
@@ -758,6 +774,13 @@ def run_bulk_export(
     job.progress = 100
     only_deleted = {pid: set[str]() for pid in run.mentioned if pid not in run.included}
     return {**only_deleted, **run.included}
+
+
+def _export_supporting(run: _Run) -> None:
+    """The Questionnaires and CodeSystems the written resources name, when their type is wanted."""
+    for resource in terminology.supporting(run.files.named):
+        if resource["resourceType"] in run.wanted:
+            run.files.write(resource)
 
 
 def _ignored_outcome(names: list[str]) -> dict[str, Any]:

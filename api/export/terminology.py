@@ -4,6 +4,8 @@ canonical base (fhir.CANONICAL_BASE), served at /fhir/CodeSystem/{id} and
 
 from __future__ import annotations
 
+import json
+import re
 from functools import cache
 from typing import Any
 
@@ -106,4 +108,31 @@ def questionnaires() -> dict[str, dict[str, Any]]:
                 for item in inst.items
             ],
         }
+    return out
+
+
+# Our canonical URLs as they appear in a resource's JSON (a Questionnaire canonical may carry
+# `|version`). Matched on the encoded line, so every element that names one is found, whatever
+# mapping wrote it.
+_CANONICAL = re.compile(
+    re.escape(fhir.CANONICAL_BASE).encode() + rb"/(CodeSystem|Questionnaire)/([A-Za-z0-9.-]{1,64})"
+)
+
+
+def canonicals_in(encoded: bytes) -> set[tuple[str, str]]:
+    """The (type, id) of every CodeSystem and Questionnaire canonical of ours in a resource."""
+    return {(rtype.decode(), rid.decode()) for rtype, rid in _CANONICAL.findall(encoded)}
+
+
+def supporting(named: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The Questionnaires and CodeSystems an export names, and what they name in turn (a
+    Questionnaire's item codes are in the instruments CodeSystem): Questionnaires first, then
+    CodeSystems, each once, in a stable order. Names we do not publish are left out."""
+    wanted = set(named)
+    out: list[dict[str, Any]] = []
+    for rid, resource in questionnaires().items():
+        if ("Questionnaire", rid) in wanted:
+            out.append(resource)
+            wanted |= canonicals_in(json.dumps(resource).encode())
+    out += [r for rid, r in code_systems().items() if ("CodeSystem", rid) in wanted]
     return out

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
-from api.export import fhir
+from api.export import fhir, terminology
 from api.export.sections import Section, Window
 
 CHUNK = 64 * 1024
@@ -208,6 +208,9 @@ def fhir_bundle(
     first = True
     # A recipient's Practitioner/Organization comes with each consent naming it: once each.
     shared: set[str] = set()
+    # The Questionnaires and CodeSystems the entries name come last, so the Bundle holds every
+    # canonical its resources point at (docs/fhir.md).
+    named: set[tuple[str, str]] = set()
     for section in sections:
         if section.to_fhir is None:
             continue
@@ -217,9 +220,16 @@ def fhir_bundle(
                     if entry["fullUrl"] in shared:
                         continue
                     shared.add(entry["fullUrl"])
-                chunk = out.add(("" if first else ",") + dumps(entry))
+                text = dumps(entry)
+                named |= terminology.canonicals_in(text.encode())
+                chunk = out.add(("" if first else ",") + text)
                 first = False
                 if chunk is not None:
                     yield chunk
+    for resource in terminology.supporting(named):
+        # Served at {rest_base}/{type}/{id}; without a REST base the canonical URL names it.
+        url = fhir.full_url(resource, ctx.rest_base) if ctx.rest_base else resource["url"]
+        out.add(("" if first else ",") + dumps({"fullUrl": url, "resource": resource}))
+        first = False
     out.add("]}")
     yield out.take()

@@ -8,6 +8,8 @@ from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
 
+from api.export.fhir import CANONICAL_BASE
+
 ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 # R4 required bindings for the codes we set (hl7.org/fhir/R4 value sets).
@@ -153,8 +155,32 @@ def _quantities(node: Any) -> list[dict[str, Any]]:
     return found
 
 
+def our_canonicals(node: Any) -> set[str]:
+    """Every Questionnaire or CodeSystem canonical of ours a resource names (without |version)."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for value in node.values():
+            found |= our_canonicals(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= our_canonicals(value)
+    elif isinstance(node, str) and node.startswith(
+        (f"{CANONICAL_BASE}/Questionnaire/", f"{CANONICAL_BASE}/CodeSystem/")
+    ):
+        found.add(node.split("|")[0])
+    return found
+
+
+def unresolved_canonicals(resources: list[dict[str, Any]]) -> set[str]:
+    """Our canonicals named by the resources that no resource among them has as its `url`."""
+    urls = {r.get("url") for r in resources}
+    named = set().union(*(our_canonicals(r) for r in resources)) if resources else set()
+    return named - urls
+
+
 def bundle_errors(bundle: dict[str, Any]) -> list[str]:
-    """Validate the Bundle and every entry's resource; fullUrls unique (bdl-7)."""
+    """Validate the Bundle and every entry's resource; fullUrls unique (bdl-7); every
+    Questionnaire and CodeSystem canonical of ours that an entry names is an entry too."""
     errors = fhir_errors(bundle)
     seen: set[str] = set()
     for entry in bundle.get("entry", []):
@@ -162,4 +188,6 @@ def bundle_errors(bundle: dict[str, Any]) -> list[str]:
             errors.append(f"duplicate fullUrl {entry['fullUrl']}")
         seen.add(entry["fullUrl"])
         errors.extend(fhir_errors(entry["resource"]))
+    resources = [entry["resource"] for entry in bundle.get("entry", [])]
+    errors.extend(f"unresolved canonical {url}" for url in sorted(unresolved_canonicals(resources)))
     return errors

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from api.audit.models import AuditEvent
 from api.auth.models import User
-from api.export import fhir, writers
+from api.export import fhir, services, writers
 from api.export.models import ExportJob, ExportJobPatient
 from jobs import bulk_export
 from jobs.__main__ import build_scheduler
@@ -355,6 +355,11 @@ def test_bulk_ndjson_is_the_own_export_mapping(
         for line, resource in zip(lines, resources, strict=True):
             assert fhir_errors(resource) == []
             assert line == (writers.dumps(resource) + "\n").encode()
+        if output["type"] in services.SUPPORTING_TYPES:
+            # Not the patient's: the Questionnaires and CodeSystems both exports name.
+            assert resources == own[output["type"]], output["type"]
+            compared.add(output["type"])
+            continue
         mine = [
             r
             for r in resources
@@ -373,6 +378,8 @@ def test_bulk_ndjson_is_the_own_export_mapping(
         "MedicationAdministration",
         "Appointment",
         "Encounter",
+        "Questionnaire",
+        "CodeSystem",
     }
 
 
@@ -500,3 +507,40 @@ def test_bulk_exports_are_audited(
         ],
         key=str,
     )
+
+
+@pytest.mark.parametrize(
+    ("types", "expected"),
+    [
+        # The responses name the sows Questionnaire; the CodeSystem it names was not asked for.
+        ("QuestionnaireResponse,Questionnaire", {"QuestionnaireResponse": 1, "Questionnaire": 1}),
+        # Named by the Observations' codes; no Questionnaire, since no response went out.
+        (
+            "Observation,Questionnaire,CodeSystem",
+            # instruments and checkin (SOWS defines no severity band, so no interpretation)
+            {"Observation": 3, "CodeSystem": 2},
+        ),
+        # `_type` filters: not asked for, not sent, though the Observations name them.
+        ("Observation", {"Observation": 3}),
+        # Only definitions: nothing in the export names one.
+        ("Questionnaire,CodeSystem", {}),
+    ],
+)
+def test_type_decides_whether_questionnaires_and_code_systems_come(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    admin_headers: dict[str, str],
+    make_patient: Callable[..., User],
+    auth_headers: Callable[[User], dict[str, str]],
+    run_export_job: Callable[..., Any],
+    types: str,
+    expected: dict[str, int],
+) -> None:
+    seed_patient_data(app, client, session, auth_headers(make_patient()))
+    status_url = _path(
+        kick_off(client, admin_headers, f"?_type={types}").headers["Content-Location"]
+    )
+    run_export_job()
+    manifest = client.get(status_url, headers=admin_headers).json
+    assert {o["type"]: o["count"] for o in manifest["output"]} == expected

@@ -22,7 +22,7 @@ from api.disclosures.models import Disclosure
 from api.export import fhir as export_fhir
 from api.export import services as export_services
 from tests.export.data import Seeded, seed_patient_data
-from tests.export.fhir_check import fhir_errors
+from tests.export.fhir_check import fhir_errors, unresolved_canonicals
 
 ASYNC = {"Prefer": "respond-async"}
 
@@ -69,6 +69,8 @@ def fetch_all(client: FlaskClient, manifest: dict[str, Any], headers: dict[str, 
 def _subject(resource: dict[str, Any]) -> str:
     if resource["resourceType"] in ("Practitioner", "Organization"):
         return "(the consent's parties)"
+    if resource["resourceType"] in export_services.SUPPORTING_TYPES:
+        return "(no one's: published definitions)"
     if resource["resourceType"] == "Patient":
         return resource["id"]
     for key in ("subject", "patient"):
@@ -143,9 +145,16 @@ def test_only_consented_patients_categories_and_periods(
     # The data window: of "recent", only the check-in inside it.
     recent_obs = [r for r in files["Observation"] if _subject(r) == ids["recent"]]
     assert len(recent_obs) == 1
-    for resources in files.values():
+    # The Questionnaires and CodeSystems the data names come along, unlabelled: they are our
+    # public definitions (served without sign-in), not anyone's record.
+    assert {r["id"] for r in files["Questionnaire"]} == {"sows"}
+    assert unresolved_canonicals([r for rs in files.values() for r in rs]) == set()
+    for rtype, resources in files.items():
         for resource in resources:
             assert fhir_errors(resource) == []
+            if rtype in export_services.SUPPORTING_TYPES:
+                assert "meta" not in resource
+                continue
             assert "42CFRPart2" in {s["code"] for s in resource["meta"]["security"]}
             assert "telecom" not in resource  # no email in a disclosed Patient
     # Nothing of the others, nor any counseling note, leaks into any file.
