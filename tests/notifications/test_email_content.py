@@ -115,7 +115,6 @@ class TestNoUserTextInAnyEmail:
         make_patient: Callable[..., User],
         make_clinician: Callable[..., User],
         mailbox: Mailbox,
-        smtp_server: tuple[Mailbox, int],
         send: Callable[..., Any],
     ) -> list[tuple[str, str, str]]:
         """(subject, body, a secret it must not hold) for every email the service sent in a
@@ -153,13 +152,14 @@ class TestNoUserTextInAnyEmail:
         session.refresh(patient)
         session.refresh(clinician)
 
-        # 1. The clinician's weekly summary notice.
-        config = {**app.config, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": smtp_server[1]}
-        weekly_summaries.build_weekly_summaries(session, now=self.BUILD, config=config)
+        # 1. The clinician's weekly summary notice (queued in the outbox, sent by its sender).
+        weekly_summaries.build_weekly_summaries(session, now=self.BUILD, config=app.config)
+        noticed = self.BUILD + timedelta(minutes=5)
         delivered = weekly_summaries.deliver_weekly_summaries(
-            session, now=self.BUILD + timedelta(minutes=5), config=config
+            session, now=noticed, config=app.config
         )
         assert delivered["notified"] == 1
+        assert send(session, noticed + timedelta(seconds=3))["sent"] == 1
         # 2. A reminder email of every kind.
         due = self.BUILD + timedelta(days=1)
         for kind in KINDS:
