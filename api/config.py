@@ -77,6 +77,30 @@ def _dev_secret(name: str) -> str:
     return path.read_text().strip()
 
 
+def _derived_key(secret: str, purpose: str) -> str:
+    """A Fernet key derived from SECRET_KEY for one purpose (development and tests only:
+    production sets its own, so that a leaked SECRET_KEY does not also open the data)."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    raw = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=f"waymark {purpose}".encode()
+    ).derive(secret.encode())
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _fernet_key_problem(name: str, key: str) -> str | None:
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(key)
+    except ValueError:
+        return f"{name} must be a Fernet key (32 url-safe base64-encoded bytes)"
+    return None
+
+
 def _refuse_unsafe_production(cfg: Config) -> None:
     """WAYMARK_ENV=production starts only with settings that make sense for real patients."""
     from urllib.parse import urlsplit
@@ -92,6 +116,11 @@ def _refuse_unsafe_production(cfg: Config) -> None:
             problems.append(f"{name} must be set (reminders and account mail)")
     if any(len(k) < 32 for k in cfg.SECRET_KEY_PREVIOUS):
         problems.append("SECRET_KEY_PREVIOUS keys must be 32+ characters each")
+    if not _env("MFA_ENCRYPTION_KEY"):
+        problems.append(
+            "MFA_ENCRYPTION_KEY must be set (it encrypts TOTP secrets at rest; not derived "
+            "from SECRET_KEY in production)"
+        )
     if problems:
         raise RuntimeError("WAYMARK_ENV=production refuses to start: " + "; ".join(problems))
 
@@ -120,6 +149,21 @@ class Config:
         self.SECRET_KEY_PREVIOUS = [
             k.strip() for k in (_env("SECRET_KEY_PREVIOUS", "") or "").split(",") if k.strip()
         ]
+        # Encrypts TOTP secrets at rest and keys the recovery-code hashes (api.auth.mfa): a
+        # Fernet key. Rotation: the keys it replaced, comma-separated; they only decrypt, and a
+        # secret is re-encrypted under the new key at its owner's next sign-in.
+        self.MFA_ENCRYPTION_KEY = _env("MFA_ENCRYPTION_KEY") or _derived_key(self.SECRET_KEY, "mfa")
+        self.MFA_ENCRYPTION_KEY_PREVIOUS = [
+            k.strip()
+            for k in (_env("MFA_ENCRYPTION_KEY_PREVIOUS", "") or "").split(",")
+            if k.strip()
+        ]
+        for i, key in enumerate([self.MFA_ENCRYPTION_KEY, *self.MFA_ENCRYPTION_KEY_PREVIOUS]):
+            problem = _fernet_key_problem(
+                "MFA_ENCRYPTION_KEY" if i == 0 else "MFA_ENCRYPTION_KEY_PREVIOUS", key
+            )
+            if problem:
+                raise RuntimeError(problem)
         self.JWT_ISSUER = _env("JWT_ISSUER", "waymark")
         self.JWT_AUDIENCE = _env("JWT_AUDIENCE", "waymark-api")
         self.ACCESS_TOKEN_TTL = _int("ACCESS_TOKEN_TTL", 900)

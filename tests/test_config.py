@@ -69,6 +69,7 @@ def test_production_refuses_a_missing_or_short_secret(
 PRODUCTION = {
     "WAYMARK_ENV": "production",
     "SECRET_KEY": "s" * 32,
+    "MFA_ENCRYPTION_KEY": "m" * 43 + "=",
     "DATABASE_URL": "postgresql+psycopg://waymark@db/waymark",
     "PUBLIC_BASE_URL": "https://waymark.example.org",
     "SMTP_HOST": "smtp.example.org",
@@ -86,7 +87,22 @@ def _production(monkeypatch: pytest.MonkeyPatch, **changes: str | None) -> None:
 
 def test_production_accepts_a_long_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     _production(monkeypatch)
-    assert Config().SECRET_KEY == "s" * 32
+    cfg = Config()
+    assert cfg.SECRET_KEY == "s" * 32
+    assert cfg.MFA_ENCRYPTION_KEY == "m" * 43 + "="
+
+
+def test_outside_production_the_mfa_key_is_derived_from_the_secret_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("WAYMARK_ENV", raising=False)
+    monkeypatch.delenv("MFA_ENCRYPTION_KEY", raising=False)
+    monkeypatch.setenv("SECRET_KEY", "a" * 40)
+    first = Config().MFA_ENCRYPTION_KEY
+    assert first == Config().MFA_ENCRYPTION_KEY  # stable across restarts
+    assert "a" * 10 not in first
+    monkeypatch.setenv("SECRET_KEY", "b" * 40)
+    assert first != Config().MFA_ENCRYPTION_KEY
 
 
 @pytest.mark.parametrize(
@@ -103,6 +119,10 @@ def test_production_accepts_a_long_secret(monkeypatch: pytest.MonkeyPatch) -> No
         ("SMTP_HOST", ""),
         ("MAIL_FROM", None),
         ("SECRET_KEY_PREVIOUS", "short"),
+        ("MFA_ENCRYPTION_KEY", None),
+        ("MFA_ENCRYPTION_KEY", ""),
+        ("MFA_ENCRYPTION_KEY", "not-a-fernet-key"),
+        ("MFA_ENCRYPTION_KEY_PREVIOUS", "short"),
     ],
 )
 def test_production_refuses_unsafe_settings(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime
 from typing import Any
 
+import pyotp
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -15,6 +17,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 import api.all_models  # noqa: F401
+from api.auth import mfa
+from api.config import Config
 from api.db import Base, make_engine
 from tests.conftest import _ran_on, alembic_config
 
@@ -76,7 +80,9 @@ def _filler(column: sa.Column[Any], given: dict[str, Any]) -> Any:
     kind = column.type.python_type
     if kind is datetime:
         return "2026-01-01 00:00:00.000000"
-    if kind in (bool, int):
+    if kind is bool:
+        return False  # PostgreSQL will not take 0 for a boolean
+    if kind is int:
         return 0
     return "x"
 
@@ -207,5 +213,73 @@ def test_emails_are_normalized_and_look_alike_collisions_left_and_reported(
         assert {uuid.UUID(i).hex for i in refused["user_ids"]} == {ids["zw"]}
         for email in stored.values():  # ids only, never an address
             assert email not in logged and normalize_email(email) not in logged
+    finally:
+        drop()
+
+
+def test_mfa_migration_seals_plaintext_secrets_and_keys_recovery_codes(
+    database_url: str, tmp_path
+) -> None:
+    """0027 encrypts the TOTP secrets stored in the clear (and keys the bare SHA-256 recovery
+    hashes) without touching the rows that point at users; downgrading gives the secrets back."""
+    url, drop = _fresh_url(database_url, tmp_path)
+    try:
+        cfg = alembic_config(url)
+        command.upgrade(cfg, "0026")
+        eng = make_engine(url)
+        user, clinician, consent = (uuid.uuid4().hex for _ in range(3))
+        secret, pending = pyotp.random_base32(), pyotp.random_base32()
+        code = "ab12c-34de5"
+        bare = hashlib.sha256(code.replace("-", "").encode()).hexdigest()
+        with eng.begin() as conn:
+            _insert(conn, "users", id=user, email="c@x.test", role="clinician", totp_secret=secret)
+            _insert(conn, "users", id=clinician, email="d@x.test", role="patient")
+            _insert(conn, "recovery_codes", id=uuid.uuid4().hex, user_id=user, code_hash=bare)
+            _insert(
+                conn,
+                "clinic_sessions",
+                id=uuid.uuid4().hex,
+                user_id=user,
+                stage="password",
+                pending_totp_secret=pending,
+            )
+            _insert(
+                conn,
+                "consents",
+                id=consent,
+                patient_id=clinician,
+                recipient_id=user,
+                purpose="treatment",
+                patient_name="P",
+            )
+        eng.dispose()
+        command.upgrade(cfg, "0027")
+        box = mfa.SecretBox.of(vars(Config()))
+        eng = make_engine(url)
+        with eng.connect() as conn:
+            sealed = conn.execute(
+                sa.text("SELECT totp_secret FROM users WHERE totp_secret IS NOT NULL")
+            ).scalar_one()
+            held = conn.execute(
+                sa.text("SELECT pending_totp_secret FROM clinic_sessions")
+            ).scalar_one()
+            keyed = conn.execute(sa.text("SELECT code_hash FROM recovery_codes")).scalar_one()
+            kept = conn.execute(sa.text("SELECT count(*) FROM consents")).scalar_one()
+        eng.dispose()
+        assert secret not in sealed and box.open(sealed) == (secret, False)
+        assert pending not in held and box.open(held) == (pending, False)
+        assert keyed != bare and keyed in box.code_hashes(code)
+        assert kept == 1
+        command.downgrade(cfg, "0026")
+        eng = make_engine(url)
+        with eng.connect() as conn:
+            plain = conn.execute(
+                sa.text("SELECT totp_secret FROM users WHERE totp_secret IS NOT NULL")
+            ).scalar_one()
+            again = conn.execute(
+                sa.text("SELECT pending_totp_secret FROM clinic_sessions")
+            ).scalar_one()
+        eng.dispose()
+        assert (plain, again) == (secret, pending)
     finally:
         drop()

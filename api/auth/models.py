@@ -29,9 +29,10 @@ class User(TimestampMixin, Base):
     # Deactivated accounts (clinicians, by an admin) cannot sign in; their consents and the
     # ledger stay.
     deactivated_at: Mapped[datetime | None]
-    # TOTP second factor (api.auth.mfa): the base32 secret once enrolment is confirmed, and the
-    # last time step used, so a code cannot be replayed within its window.
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # TOTP second factor (api.auth.mfa): the base32 secret once enrolment is confirmed, sealed
+    # (Fernet under MFA_ENCRYPTION_KEY, never stored in the clear), and the last time step
+    # used, so a code cannot be replayed within its window.
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
     totp_enrolled_at: Mapped[datetime | None]
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 

@@ -8,7 +8,7 @@ from flask import current_app
 from flask_smorest import Blueprint
 
 from api import idempotency
-from api.auth import services
+from api.auth import mfa, services
 from api.auth.schemas import (
     ClinicianCreateSchema,
     CredentialsSchema,
@@ -94,6 +94,7 @@ def create_token(body: dict[str, Any]) -> Any:
             counter=make_counter(current_app.config["REDIS_URL"]),
             throttle=throttle_settings(),
             tokens=token_settings(),
+            box=mfa.SecretBox.of(current_app.config),
             totp_code=body.get("totp_code"),
         )
     except services.PersistingUnauthorized:

@@ -256,6 +256,7 @@ def check_second_factor(
     now: datetime,
     counter: Counter,
     throttle: ThrottleSettings,
+    box: mfa.SecretBox,
 ) -> None:
     """For a user who enrolled TOTP: a current code or an unused recovery code. A wrong code
     counts as a failed sign-in. Raises Unauthorized (missing), PersistingUnauthorized (wrong)."""
@@ -266,8 +267,8 @@ def check_second_factor(
             "This account uses a second factor: send totp_code (or a recovery code).",
             mfa_required=True,
         )
-    if mfa.verify_totp(session, user=user, code=code, now=now) or mfa.use_recovery_code(
-        session, user=user, code=code, now=now
+    if mfa.verify_totp(session, user=user, code=code, now=now, box=box) or mfa.use_recovery_code(
+        session, user=user, code=code, now=now, box=box
     ):
         return
     count_failure(
@@ -288,6 +289,7 @@ def login(
     counter: Counter,
     throttle: ThrottleSettings,
     tokens: TokenSettings,
+    box: mfa.SecretBox,
     totp_code: str | None = None,
 ) -> TokenPair:
     """Sign in to the API. Raises TooManyRequests when throttled, PersistingUnauthorized on bad
@@ -311,6 +313,7 @@ def login(
         now=now,
         counter=counter,
         throttle=throttle,
+        box=box,
     )
     if user.totp_enrolled_at is None and user.role == "clinician" and mfa.totp_required(session):
         raise Forbidden(

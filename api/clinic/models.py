@@ -27,7 +27,8 @@ class ClinicSession(Base):
     stage: Mapped[str] = mapped_column(String(10))
     csrf_token: Mapped[str] = mapped_column(String(64))
     # An enrolment in progress: the secret shown as a QR code, kept here until confirmed.
-    pending_totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # Sealed like users.totp_secret (api.auth.mfa.SecretBox).
+    pending_totp_secret: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]

@@ -69,6 +69,10 @@ def _counter() -> Any:
     return make_counter(current_app.config["REDIS_URL"])
 
 
+def _box() -> mfa.SecretBox:
+    return mfa.SecretBox.of(current_app.config)
+
+
 def _home(user: User) -> str:
     return url_for("clinic.list_clinicians" if user.role == ADMIN else "clinic.roster")
 
@@ -171,6 +175,7 @@ def second_factor() -> Any:
             now=utcnow(),
             counter=_counter(),
             throttle=throttle_settings(),
+            box=_box(),
         )
     except AppError as exc:
         db.commit()  # the counted failure stays
@@ -193,13 +198,15 @@ def enrol() -> Any:
         return redirect(url_for("clinic.second_factor"))
     target = web.safe_next(request.values.get("next"))
     db = get_session()
+    box = _box()
     if row.pending_totp_secret is None:
-        row.pending_totp_secret = mfa.new_secret()
+        # Sealed at rest like the enrolled secret: the session row lives until it expires.
+        row.pending_totp_secret = box.seal(mfa.new_secret())
         db.commit()
-    secret = row.pending_totp_secret
+    secret, _ = box.open(row.pending_totp_secret)
     if request.method == "POST":
         if mfa.code_matches(secret, request.form.get("code", "")[:20], utcnow()):
-            codes = mfa.enrol(db, user=user, secret=secret, now=utcnow())
+            codes = mfa.enrol(db, user=user, secret=secret, now=utcnow(), box=box)
             token = sessions.promote(db, row=row, now=utcnow())
             db.commit()
             body = render_template(

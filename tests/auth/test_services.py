@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
-from api.auth import services
+from api.auth import mfa, services
 from api.auth.models import AuthSession
 from api.errors import Unauthorized
 from api.ratelimit import DatabaseCounter
@@ -22,6 +23,9 @@ from api.security import password_hasher
 
 TOKENS = services.TokenSettings(access_ttl=900, refresh_ttl=3600)
 THROTTLE = services.ThrottleSettings(max_per_account=5, max_per_address=20, window=900)
+
+# Nobody here enrolled a second factor; login still takes the keys.
+BOX = mfa.SecretBox(keys=(Fernet.generate_key().decode(),))
 
 
 def _in_app(app: Flask, func: Callable[[], Any]) -> Any:
@@ -53,6 +57,7 @@ def test_a_refresh_token_is_spent_once_even_when_raced(
             counter=DatabaseCounter(),
             throttle=THROTTLE,
             tokens=TOKENS,
+            box=BOX,
         )
         session.commit()
 
@@ -117,6 +122,7 @@ def _signed_in(session: Any, now: datetime, tokens: services.TokenSettings) -> A
         counter=DatabaseCounter(),
         throttle=THROTTLE,
         tokens=tokens,
+        box=BOX,
     )
 
 
