@@ -220,12 +220,12 @@ def test_emails_are_normalized_and_look_alike_collisions_left_and_reported(
 def test_mfa_migration_seals_plaintext_secrets_and_keys_recovery_codes(
     database_url: str, tmp_path
 ) -> None:
-    """0027 encrypts the TOTP secrets stored in the clear (and keys the bare SHA-256 recovery
+    """0028 encrypts the TOTP secrets stored in the clear (and keys the bare SHA-256 recovery
     hashes) without touching the rows that point at users; downgrading gives the secrets back."""
     url, drop = _fresh_url(database_url, tmp_path)
     try:
         cfg = alembic_config(url)
-        command.upgrade(cfg, "0026")
+        command.upgrade(cfg, "0027")
         eng = make_engine(url)
         user, clinician, consent = (uuid.uuid4().hex for _ in range(3))
         secret, pending = pyotp.random_base32(), pyotp.random_base32()
@@ -253,7 +253,7 @@ def test_mfa_migration_seals_plaintext_secrets_and_keys_recovery_codes(
                 patient_name="P",
             )
         eng.dispose()
-        command.upgrade(cfg, "0027")
+        command.upgrade(cfg, "0028")
         box = mfa.SecretBox.of(vars(Config()))
         eng = make_engine(url)
         with eng.connect() as conn:
@@ -270,7 +270,7 @@ def test_mfa_migration_seals_plaintext_secrets_and_keys_recovery_codes(
         assert pending not in held and box.open(held) == (pending, False)
         assert keyed != bare and keyed in box.code_hashes(code)
         assert kept == 1
-        command.downgrade(cfg, "0026")
+        command.downgrade(cfg, "0027")
         eng = make_engine(url)
         with eng.connect() as conn:
             plain = conn.execute(

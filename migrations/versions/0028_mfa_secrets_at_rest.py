@@ -7,8 +7,8 @@ runs under (the app's: MFA_ENCRYPTION_KEY, or in development the key derived fro
 Downgrading decrypts the secrets; the keyed recovery-code hashes cannot be turned back, so a
 downgrade deletes the unused recovery codes (their owners make new ones by enrolling again).
 
-Revision ID: 0027
-Revises: 0026
+Revision ID: 0028
+Revises: 0027
 Create Date: 2026-12-06 17:50:00
 """
 
@@ -22,8 +22,8 @@ from cryptography.fernet import Fernet, MultiFernet
 from api.auth.mfa import keyed_code_hash
 from api.config import Config
 
-revision: str = "0027"
-down_revision: str | Sequence[str] | None = "0026"
+revision: str = "0028"
+down_revision: str | Sequence[str] | None = "0027"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
