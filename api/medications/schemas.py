@@ -207,13 +207,21 @@ class AdherenceCountsSchema(Schema):
     taken_on_time = fields.Integer()
     skipped = fields.Integer()
     missed = fields.Integer()
-    dose_adherence = fields.Float(allow_none=True, metadata={"description": "taken / scheduled"})
+    dose_adherence = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "Dose adherence: taken / scheduled (0-1, 4 places), doses due in the "
+            "period that were taken, whether on time or not (`taken_on_time` counts those "
+            "within `on_time_window_minutes`). Null when nothing was scheduled."
+        },
+    )
     pdc = fields.Float(
         allow_none=True,
         metadata={
-            "description": "Proportion of days covered (pharmacy-quality definition): "
-            "days_covered / pdc_days, per medication; null in `overall` (never pooled across "
-            "medications) and for as-needed ones. See docs/medications.md."
+            "description": "Proportion of days covered (pharmacy-quality definition), per "
+            "medication: days_covered / pdc_days (0-1, 4 places); a taken dose covers its day "
+            "and the days until the next scheduled dose day. Null for as-needed regimens and "
+            "when nothing was scheduled. See docs/medications.md."
         },
     )
     pdc_days = fields.Integer(
@@ -229,6 +237,20 @@ class AdherenceCountsSchema(Schema):
     )
 
 
+class OverallAdherenceSchema(AdherenceCountsSchema):
+    pdc = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "Always null: PDC is per medication and is never "
+            "pooled across unrelated drugs (pharmacy-quality definition). Read each "
+            "medication's `pdc`; `dose_adherence` here pools the scheduled regimens' doses."
+        },
+    )
+    pdc_days = fields.Integer(
+        allow_none=True, metadata={"description": "Always null, as `pdc`."}
+    )
+
+
 class MedicationAdherenceSchema(AdherenceCountsSchema):
     medication_id = fields.UUID()
     name = fields.String()
@@ -240,4 +262,10 @@ class AdherenceSchema(Schema):
     to = fields.AwareDateTime()
     on_time_window_minutes = fields.Integer()
     medications = fields.List(fields.Nested(MedicationAdherenceSchema))
-    overall = fields.Nested(AdherenceCountsSchema)
+    overall = fields.Nested(
+        OverallAdherenceSchema,
+        metadata={
+            "description": "The scheduled (not as-needed) regimens' dose counts summed, and "
+            "dose_adherence over them; pdc and pdc_days are always null."
+        },
+    )

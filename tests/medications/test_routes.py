@@ -313,6 +313,7 @@ def test_adherence_route(client: FlaskClient, headers: dict[str, str]) -> None:
     }
     assert (item["dose_adherence"], item["pdc"]) == (0.2, 0.3333)
     assert body["overall"]["dose_adherence"] == 0.2
+    assert (body["overall"]["pdc"], body["overall"]["pdc_days"]) == (None, None)
 
     default = client.get("/v1/adherence", headers=headers).json
     assert default["to"] == NOW.isoformat() and default["overall"]["scheduled"] == 5
@@ -336,3 +337,17 @@ def test_moving_zone_reanchors_schedules_at_once(
     assert moved.status_code == 200
     stored = session.get(Medication, uuid.UUID(med["id"]), populate_existing=True)
     assert stored.schedule_timezone == "America/Los_Angeles"
+
+
+def test_openapi_says_overall_pdc_is_always_null(client: FlaskClient) -> None:
+    """A contract change for the apps (CHANGELOG): the document generated clients read says that
+    overall PDC is never pooled, and defines per-medication PDC and dose adherence."""
+    schemas = client.get("/openapi.json").json["components"]["schemas"]
+    overall = schemas["Adherence"]["properties"]["overall"]
+    ref = overall.get("$ref") or overall["allOf"][0]["$ref"]
+    props = schemas[ref.rsplit("/", 1)[1]]["properties"]
+    assert props["pdc"]["description"].startswith("Always null")
+    assert props["pdc_days"]["description"].startswith("Always null")
+    per_drug = schemas["MedicationAdherence"]["properties"]
+    assert "days_covered / pdc_days" in per_drug["pdc"]["description"]
+    assert "taken / scheduled" in per_drug["dose_adherence"]["description"]
