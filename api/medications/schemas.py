@@ -246,9 +246,7 @@ class OverallAdherenceSchema(AdherenceCountsSchema):
             "medication's `pdc`; `dose_adherence` here pools the scheduled regimens' doses."
         },
     )
-    pdc_days = fields.Integer(
-        allow_none=True, metadata={"description": "Always null, as `pdc`."}
-    )
+    pdc_days = fields.Integer(allow_none=True, metadata={"description": "Always null, as `pdc`."})
 
 
 class MedicationAdherenceSchema(AdherenceCountsSchema):
