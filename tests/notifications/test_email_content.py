@@ -69,6 +69,8 @@ NOT_USER_TEXT = {
     ("export_jobs", "error"),  # generic text, never values
     ("devices", "token"),
     ("users", "password_hash"),
+    ("users", "totp_secret"),  # sealed (Fernet): machine text
+    ("clinic_sessions", "pending_totp_secret"),  # the same, during enrolment
     ("audit_events", "request_id"),
 }
 
