@@ -222,6 +222,9 @@ def exact(
             if method not in _METHODS:
                 continue
             operation.setdefault("operationId", op_ids.get((path, method), f"{method}_{path}"))
+            if method == "get":
+                # A view serving GET and POST shares one doc; a GET's body is never read.
+                operation.pop("requestBody", None)
             extra = operation.pop(EXTRA_PARAMETERS, [])
             operation.setdefault("parameters", []).extend(extra)
             _refs(operation.get("requestBody"), requests)

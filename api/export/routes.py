@@ -29,13 +29,28 @@ from api.smart import services as smart
 blp = Blueprint("export", __name__, url_prefix="/v1", description="Export")
 fhir_blp = Blueprint("fhir", __name__, url_prefix="/fhir", description="FHIR Bulk Data export")
 
+DISPOSITION = {
+    "Content-Disposition": {
+        "description": '`attachment; filename="waymark-export-STAMP.EXT"`: json, zip, fhir.json.',
+        "schema": {"type": "string"},
+        "required": True,
+    },
+    "Cache-Control": {"description": "`no-store`", "schema": {"type": "string"}, "required": True},
+}
 ATTACHMENT = {
-    "description": "The export, streamed: JSON, a zip of CSVs, or a FHIR R4 Bundle",
+    "description": "The export, streamed: JSON, a zip of CSVs, or a FHIR R4 Bundle "
+    "(GET /v1/export.zip answers the zip alone, for generated clients)",
     "content": {
         "application/json": {"schema": {"type": "object"}},
         "application/zip": {"schema": {"type": "string", "format": "binary"}},
         "application/fhir+json": {"schema": {"type": "object"}},
     },
+    "headers": DISPOSITION,
+}
+ZIP = {
+    "description": "A zip of CSVs, one a table, with a README",
+    "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+    "headers": DISPOSITION,
 }
 TEXT_NDJSON = {
     "schema": {"type": "string"},
@@ -74,11 +89,25 @@ def _export_dir() -> ExportStorage:
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def export_own_data(args: dict[str, Any]) -> Any:
     """All of the caller's own data as JSON, a zip of CSVs, or a FHIR R4 Bundle (streamed)."""
+    return _own_export(args["format"])
+
+
+@blp.get("/export.zip")
+@auth_required()
+@blp.doc(responses={"200": ZIP})
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def export_own_data_zip() -> Any:
+    """All of the caller's own data as a zip of CSVs (streamed): ?format=csv as an operation
+    of its own, whose one media type generated clients can read."""
+    return _own_export("csv")
+
+
+def _own_export(fmt: str) -> Any:
     session = get_session()
     export = services.start_own_export(
         session,
         user=current_user(),
-        fmt=args["format"],
+        fmt=fmt,
         now=utcnow(),
         counter=make_counter(current_app.config["REDIS_URL"]),
         limits=_limits(),
@@ -349,7 +378,17 @@ def _token_url() -> str:
 
 @fhir_blp.get("/bulkstatus/<uuid:job_id>")
 @auth_required("clinician", "admin")
-@fhir_blp.response(200, ManifestSchema)
+@fhir_blp.response(
+    200,
+    ManifestSchema,
+    headers={
+        "Expires": {
+            "description": "When the files are deleted (BULK_EXPORT_TTL after completion).",
+            "schema": {"type": "string"},
+            "required": True,
+        }
+    },
+)
 @fhir_blp.alt_response(
     202,
     description="In progress: see X-Progress and Retry-After",

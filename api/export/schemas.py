@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from api.fields import StrictSchema
+from api.openapi import MAY_BE_ABSENT
 
 
 class ExportArgs(StrictSchema):
@@ -27,6 +28,7 @@ class ManifestSchema(Schema):
     requiresAccessToken = fields.Boolean(required=True)  # noqa: N815
     output = fields.List(fields.Nested(OutputFileSchema), required=True)
     # Bulk Data v2: with _since, the resources deleted since then (Bundles of DELETE entries).
-    deleted = fields.List(fields.Nested(OutputFileSchema))
+    # Both left out when empty (only with _since; only with a notice or consent scopes).
+    deleted = fields.List(fields.Nested(OutputFileSchema), metadata={MAY_BE_ABSENT: True})
     error = fields.List(fields.Dict(), required=True)
-    extension = fields.Dict()
+    extension = fields.Dict(metadata={MAY_BE_ABSENT: True})

@@ -18,6 +18,7 @@ from api.summaries import services
 from api.summaries.render import render_html, render_pdf
 from api.summaries.schemas import (
     FormatArgs,
+    PeriodArgs,
     SummaryArgs,
     SummaryListArgs,
     SummarySchema,
@@ -33,15 +34,42 @@ blp.after_request(add_notice_header)
 _MIMETYPES = {"json": "application/json", "html": "text/html", "pdf": "application/pdf"}
 
 
-# JSON first: a generated client parses the first media type; the others by ?format= or Accept.
+HTML = {**TEXT, "example": '<!DOCTYPE html><html lang="en">...</html>'}
+PDF_HEADERS = {
+    "Content-Disposition": {
+        "description": '`inline; filename="summary-FIRST-to-LAST.pdf"` (no name in it).',
+        "schema": {"type": "string"},
+    }
+}
+
+
+# JSON first; the others by ?format= or Accept. A generated client parses every answer of an
+# operation as its first media type, so each page also has an operation of its own (.html, .pdf)
+# whose one media type is the one it answers.
 def _rendered_doc(schema: str) -> dict[str, Any]:
     return {
         "200": {
-            "description": "The summary: JSON, or with ?format=html|pdf (or Accept) the page",
+            "description": "The summary: JSON, or with ?format=html|pdf (or Accept) the page "
+            "(the .html and .pdf paths answer one media type each, for generated clients)",
             "content": {
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}},
-                "text/html": {**TEXT, "example": '<!DOCTYPE html><html lang="en">...</html>'},
+                "text/html": HTML,
                 "application/pdf": BINARY,
+            },
+            "headers": PDF_HEADERS,
+        }
+    }
+
+
+def _page_doc(fmt: str) -> dict[str, Any]:
+    if fmt == "html":
+        return {"200": {"description": "The summary page", "content": {"text/html": HTML}}}
+    return {
+        "200": {
+            "description": "The summary as a PDF",
+            "content": {"application/pdf": BINARY},
+            "headers": {
+                "Content-Disposition": {**PDF_HEADERS["Content-Disposition"], "required": True}
             },
         }
     }
@@ -87,6 +115,32 @@ def _rendered(doc: dict[str, Any], fmt: str) -> Response | None:
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 def get_patient_summary(args: dict[str, Any], patient_id: uuid.UUID) -> Any:
     """A patient's summary for a period: JSON, HTML or PDF; consented categories only."""
+    return _patient_summary(args, patient_id, _format(args["format"]))
+
+
+@blp.get("/patients/<uuid:patient_id>/summary.html")
+@auth_required_audited("clinician", action="clinician.summary.read")
+@blp.arguments(PeriodArgs, location="query", unknown=RAISE)
+@blp.doc(responses=_page_doc("html"))
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+def get_patient_summary_html(args: dict[str, Any], patient_id: uuid.UUID) -> Any:
+    """A patient's summary for a period as an HTML page; consented categories only."""
+    return _patient_summary(args, patient_id, "html")
+
+
+@blp.get("/patients/<uuid:patient_id>/summary.pdf")
+@auth_required_audited("clinician", action="clinician.summary.read")
+@blp.arguments(PeriodArgs, location="query", unknown=RAISE)
+@blp.doc(responses=_page_doc("pdf"))
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+def get_patient_summary_pdf(args: dict[str, Any], patient_id: uuid.UUID) -> Any:
+    """A patient's summary for a period as a PDF; consented categories only."""
+    return _patient_summary(args, patient_id, "pdf")
+
+
+def _patient_summary(args: dict[str, Any], patient_id: uuid.UUID, fmt: str) -> Any:
     session = get_session()
     doc = services.on_demand_summary(
         session,
@@ -97,9 +151,7 @@ def get_patient_summary(args: dict[str, Any], patient_id: uuid.UUID) -> Any:
         now=utcnow(),
         config=services.SummaryConfig.from_mapping(current_app.config),
     )
-    answer = _rendered(
-        doc, _format(args["format"])
-    )  # before the commit: a failure discloses nothing
+    answer = _rendered(doc, fmt)  # before the commit: a failure discloses nothing
     session.commit()
     return answer or doc
 
@@ -128,6 +180,32 @@ def list_summaries(args: dict[str, Any]) -> Any:
 @blp.alt_response(404, response="NOT_FOUND")
 def get_summary(args: dict[str, Any], summary_id: uuid.UUID) -> Any:
     """One delivered weekly summary (JSON, or ?format=html|pdf / Accept)."""
+    return _weekly_summary(summary_id, _format(args["format"]))
+
+
+@blp.get("/summaries/<uuid:summary_id>.html")
+@auth_required_audited(
+    "clinician", action="clinician.summaries.read", patient_arg=None, target_arg="summary_id"
+)
+@blp.doc(responses=_page_doc("html"))
+@blp.alt_response(404, response="NOT_FOUND")
+def get_summary_html(summary_id: uuid.UUID) -> Any:
+    """One delivered weekly summary as an HTML page."""
+    return _weekly_summary(summary_id, "html")
+
+
+@blp.get("/summaries/<uuid:summary_id>.pdf")
+@auth_required_audited(
+    "clinician", action="clinician.summaries.read", patient_arg=None, target_arg="summary_id"
+)
+@blp.doc(responses=_page_doc("pdf"))
+@blp.alt_response(404, response="NOT_FOUND")
+def get_summary_pdf(summary_id: uuid.UUID) -> Any:
+    """One delivered weekly summary as a PDF."""
+    return _weekly_summary(summary_id, "pdf")
+
+
+def _weekly_summary(summary_id: uuid.UUID, fmt: str) -> Any:
     session = get_session()
     view = services.get_weekly_summary(
         session,
@@ -137,4 +215,4 @@ def get_summary(args: dict[str, Any], summary_id: uuid.UUID) -> Any:
         notice=current_app.config["REDISCLOSURE_NOTICE"],
     )
     session.commit()  # the audit row of this read
-    return _rendered(view["content"], _format(args["format"])) or view
+    return _rendered(view["content"], fmt) or view

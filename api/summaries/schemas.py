@@ -11,9 +11,12 @@ from api.pagination import PageArgs
 FORMATS = ("json", "html", "pdf")
 
 
-class SummaryArgs(StrictSchema):
+class PeriodArgs(StrictSchema):
     from_ = AwareDateTime(data_key="from", load_default=None)
     to = AwareDateTime(load_default=None)
+
+
+class SummaryArgs(PeriodArgs):
     format = fields.String(
         load_default=None,
         validate=validate.OneOf(FORMATS),

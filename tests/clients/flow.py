@@ -1,7 +1,8 @@
 """A phone and a clinician, scripted against the client that openapi-python-client generates from
 the served document (package `waymark_client`). Type-checked with mypy --strict and run against a
 live server by tests/clients/test_generated_clients.py. No casts, no hand-written requests: every
-call goes through the generated functions, and answers are narrowed with isinstance.
+call goes through the generated functions, and answers are narrowed with isinstance. The bulk
+export needs the scheduler's export job running beside the server (the test runs it).
 
 Usage: python flow.py BASE_URL ADMIN_EMAIL ADMIN_PASSWORD
 """
@@ -9,8 +10,11 @@ Usage: python flow.py BASE_URL ADMIN_EMAIL ADMIN_PASSWORD
 from __future__ import annotations
 
 import datetime as dt
+import io
 import sys
+import time
 import uuid
+import zipfile
 from typing import TypeVar
 
 from waymark_client import AuthenticatedClient, Client
@@ -27,8 +31,11 @@ from waymark_client.api.clinician import list_patient_checkins, list_patients
 from waymark_client.api.consent import create_consent, lookup_clinician
 from waymark_client.api.counseling import create_counseling_session, get_counseling_attendance
 from waymark_client.api.crisis import list_crisis_resources
+from waymark_client.api.export import export_own_data_zip
+from waymark_client.api.fhir import fhir_start_patient_export, get_bulk_file, get_bulk_status
 from waymark_client.api.instruments import list_instruments
 from waymark_client.api.medications import create_medication, get_adherence, log_dose
+from waymark_client.api.summaries import get_patient_summary_html, get_patient_summary_pdf
 from waymark_client.api.sync import get_changes
 from waymark_client.models import (
     Adherence,
@@ -54,7 +61,9 @@ from waymark_client.models import (
     Dose,
     DoseCreate,
     DoseCreateStatus,
+    FhirStartPatientExportPrefer,
     InstrumentList,
+    Manifest,
     Medication,
     MedicationCreate,
     MedicationCreateUnit,
@@ -66,7 +75,7 @@ from waymark_client.models import (
     TokenPair,
     User,
 )
-from waymark_client.types import UNSET, Unset
+from waymark_client.types import UNSET, File, Unset
 
 T = TypeVar("T")
 
@@ -252,6 +261,40 @@ def main(base: str, admin_email: str, admin_password: str) -> None:
     assert [entry.patient_id for entry in roster.items] == [me.id]
     seen = ok(list_patient_checkins.sync(me.id, client=doctor), ClinicianCheckinPage)
     assert [c.id for c in seen.items] == [checkin.id]
+
+    # The summary as an HTML page and as a PDF: each an operation with one media type.
+    html = ok(get_patient_summary_html.sync(me.id, client=doctor), str)
+    assert html.lower().startswith("<!doctype html>"), html[:40]
+    pdf = ok(get_patient_summary_pdf.sync(me.id, client=doctor), File)
+    assert pdf.payload.read(5) == b"%PDF-"
+
+    # The patient's own data as a zip of CSVs.
+    exported = ok(export_own_data_zip.sync(client=phone), File)
+    with zipfile.ZipFile(io.BytesIO(exported.payload.read())) as archive:
+        assert "profile.csv" in archive.namelist(), archive.namelist()
+
+    # A bulk export to the end: kick off, poll as Retry-After says, read every NDJSON file.
+    kickoff = fhir_start_patient_export.sync_detailed(
+        client=doctor, prefer=FhirStartPatientExportPrefer.RESPOND_ASYNC
+    )
+    assert kickoff.status_code == 202, kickoff.content
+    job_id = uuid.UUID(kickoff.headers["Content-Location"].rsplit("/", 1)[-1])
+    deadline = time.monotonic() + 120
+    while True:
+        polled = get_bulk_status.sync_detailed(job_id, client=doctor)
+        if isinstance(polled.parsed, Manifest):
+            manifest = polled.parsed
+            break
+        assert polled.status_code == 202, polled.content
+        assert "%" in polled.headers["X-Progress"]
+        assert time.monotonic() < deadline, "the export did not finish"
+        time.sleep(int(polled.headers["Retry-After"]))
+    assert manifest.output, "a consented patient's data is exported"
+    for output in manifest.output:
+        file_job, name = output.url.rsplit("/", 2)[-2:]
+        assert uuid.UUID(file_job) == job_id
+        ndjson = ok(get_bulk_file.sync(job_id, name.removesuffix(".ndjson"), client=doctor), str)
+        assert len(ndjson.splitlines()) == output.count, (output.type_, output.count)
     print("flow ok")  # noqa: T201
 
 

@@ -229,23 +229,21 @@ export async function main(base: string, adminEmail: string, adminPassword: stri
   );
   if (seen.items.map((c) => c.id).join() !== checkin.id) throw new Error("clinician check-ins");
 
-  // The summary as HTML and as PDF (the media types the document declares for each).
-  const html = await doctor.GET("/v1/clinician/patients/{patient_id}/summary", {
-    params: { path: { patient_id: me.id }, query: { format: "html" } },
+  // The summary as an HTML page and as a PDF: each an operation with one media type.
+  const html = await doctor.GET("/v1/clinician/patients/{patient_id}/summary.html", {
+    params: { path: { patient_id: me.id } },
     parseAs: "text",
   });
-  if (!ok(html.data, "summary html").startsWith("<!DOCTYPE html>")) throw new Error("summary html");
-  const pdf = await doctor.GET("/v1/clinician/patients/{patient_id}/summary", {
-    params: { path: { patient_id: me.id }, query: { format: "pdf" } },
+  const page = ok(html.data, "summary html");
+  if (!page.toLowerCase().startsWith("<!doctype html>")) throw new Error("summary html");
+  const pdf = await doctor.GET("/v1/clinician/patients/{patient_id}/summary.pdf", {
+    params: { path: { patient_id: me.id } },
     parseAs: "arrayBuffer",
   });
   if (ok(pdf.data, "summary pdf").byteLength === 0) throw new Error("summary pdf");
 
   // The patient's own data as a zip of CSVs.
-  const zip = await phone.GET("/v1/export", {
-    params: { query: { format: "csv" } },
-    parseAs: "arrayBuffer",
-  });
+  const zip = await phone.GET("/v1/export.zip", { parseAs: "arrayBuffer" });
   if (ok(zip.data, "csv export").byteLength === 0) throw new Error("csv export");
 
   // A bulk export to the end: kick off, poll (Retry-After, X-Progress), download each NDJSON file.

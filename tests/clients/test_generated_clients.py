@@ -15,6 +15,9 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,9 @@ from alembic import command
 from flask import Flask
 
 from api import create_app
+from api.export.storage import storage_from_config
+from jobs import bulk_export
+from jobs.__main__ import run_in_transaction
 from tests.conftest import TestConfig, alembic_config
 from tests.livesite import serve
 
@@ -129,17 +135,44 @@ def test_typescript_types_type_check_the_flow_strictly(app: Flask, tmp_path: Pat
     assert refused.returncode != 0 and "totals" in refused.stdout, refused.stdout
 
 
+@contextmanager
+def _export_job_running(app: Flask) -> Iterator[None]:
+    """The scheduler's bulk export job, run as jobs/__main__.py runs it, every half second."""
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(0.5):
+            run_in_transaction(
+                app,
+                bulk_export.run_next_export,
+                export_dir=storage_from_config(app.config),
+                base_url=app.config["FHIR_BASE_URL"],
+                ttl=app.config["BULK_EXPORT_TTL"],
+            )
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
+
+
 @pytest.mark.skipif(not GENERATOR.exists(), reason="openapi-python-client is a dev dependency")
 def test_generated_python_client_runs_the_phone_flow(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'live.sqlite3'}"
     command.upgrade(alembic_config(url), "head")
-    app = create_app(TestConfig(url))
+    config = TestConfig(url)
+    config.EXPORT_DIR = str(tmp_path / "exports")
+    config.BULK_EXPORT_RETRY_AFTER = 1
+    app = create_app(config)
     cli = app.test_cli_runner().invoke(
         args=["create-admin", "--email", ADMIN[0], "--password", ADMIN[1]]
     )
     assert cli.exit_code == 0, cli.output
 
-    with serve(app) as base:
+    with serve(app) as base, _export_job_running(app):
         document = _served_document(app, tmp_path / "openapi.json")
         env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
         generated = subprocess.run(  # noqa: S603 - our own tools, fixed arguments
@@ -152,6 +185,8 @@ def test_generated_python_client_runs_the_phone_flow(tmp_path: Path) -> None:
                 "none",
                 "--output-path",
                 str(tmp_path / "waymark_client"),
+                "--config",
+                str(HERE / "openapi-python-client.yaml"),
             ],
             cwd=tmp_path,
             env=env,

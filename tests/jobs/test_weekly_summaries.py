@@ -212,6 +212,11 @@ def test_clinician_lists_and_reads_delivered_summaries_until_revoked(
     assert page.mimetype == "text/html" and "<svg" in page.get_data(as_text=True)
     pdf = client.get(f"/v1/clinician/summaries/{item['id']}?format=pdf", headers=world["headers"])
     assert pdf.data.startswith(b"%PDF")
+    # The same pages at paths of their own (one media type each, for generated clients).
+    alone = client.get(f"/v1/clinician/summaries/{item['id']}.html", headers=world["headers"])
+    assert alone.mimetype == "text/html" and alone.get_data(as_text=True) == page.get_data(True)
+    alone_pdf = client.get(f"/v1/clinician/summaries/{item['id']}.pdf", headers=world["headers"])
+    assert alone_pdf.mimetype == "application/pdf" and alone_pdf.data.startswith(b"%PDF")
     consent_services.revoke_consent(
         session,
         patient_id=world["patient"].id,
@@ -221,6 +226,9 @@ def test_clinician_lists_and_reads_delivered_summaries_until_revoked(
     session.commit()
     gone = client.get(f"/v1/clinician/summaries/{item['id']}", headers=world["headers"])
     assert gone.status_code == 404
+    for suffix in (".html", ".pdf"):
+        path = f"/v1/clinician/summaries/{item['id']}{suffix}"
+        assert client.get(path, headers=world["headers"]).status_code == 404
     assert client.get("/v1/clinician/summaries", headers=world["headers"]).json["items"] == []
 
 

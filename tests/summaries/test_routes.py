@@ -222,6 +222,23 @@ def test_html_and_pdf_by_parameter_or_accept(
     assert "Demo" not in pdf.headers["Content-Disposition"]  # no name in the file name
 
 
+def test_html_and_pdf_at_paths_of_their_own_answer_one_declared_media_type(
+    strict_client: FlaskClient, world: dict[str, Any], demo: DemoPatient
+) -> None:
+    # A generated client parses an operation's answers as its first media type; these paths have
+    # one each (the strict client checks it is the declared one) and take the period alone.
+    base = url(world, demo).replace("/summary?", "/summary{}?")
+    page = strict_client.get(base.format(".html"), headers=world["headers"])
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    assert "Demo Patient (taper)" in page.get_data(as_text=True)
+    pdf = strict_client.get(base.format(".pdf"), headers=world["headers"])
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    assert pdf.data.startswith(b"%PDF") and pdf.headers["Content-Disposition"].startswith("inline")
+    assert pdf.headers["Cache-Control"] == "no-store, private"
+    mixed = strict_client.get(base.format(".pdf") + "&format=html", headers=world["headers"])
+    assert mixed.status_code == 422 and "format" in mixed.json["errors"]
+
+
 def test_the_number_of_queries_does_not_grow_with_the_period(
     app: Flask, client: FlaskClient, world: dict[str, Any], demo: DemoPatient
 ) -> None:
