@@ -164,7 +164,7 @@ SUPPORTING_TYPES = ("Questionnaire", "CodeSystem")
 def parse_types(raw: str | None) -> list[str]:
     """`_type` (comma-separated); raises ValidationError naming the unsupported types."""
     supported = bulk_types()
-    if not raw:
+    if raw is None:  # absent; an empty `_type=` asks for nothing, and is refused below
         return supported
     asked = [t.strip() for t in raw.split(",") if t.strip()]
     unknown = sorted({t for t in asked if t not in supported})

@@ -201,3 +201,80 @@ def test_a_summary_carries_the_consent_scope(
     assert scope["discloser"] == consent.discloser
     assert scope["data_from"] is not None
     assert scope["consent_text_version"] == consent.consent_text_version
+
+
+def test_an_alert_page_that_shows_an_alert_carries_its_consent_scope(
+    client: FlaskClient,
+    session: Session,
+    patient: User,
+    make_clinician: Callable[..., User],
+    auth_headers: Callable[[User], dict[str, str]],
+) -> None:
+    from api.alerts import services as alerts
+
+    clinician = make_clinician()
+    now = datetime.now(UTC)
+    consent = sign(
+        session,
+        patient=patient,
+        clinician=clinician,
+        categories=("symptoms", "medications", "counseling"),
+        now=now - timedelta(days=2),
+    )
+    alerts.raise_alert(
+        session,
+        patient_id=patient.id,
+        kind="withdrawal_threshold",
+        category="symptoms",
+        episode_key="e",
+        now=now - timedelta(hours=1),
+    )
+    answer = client.get("/v1/clinician/alerts", headers=auth_headers(clinician))
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert [a["patient_id"] for a in body["items"]] == [str(patient.id)]
+    _scopes_ok(body["consent_scopes"], consent)
+    assert body["notice"] and answer.headers["X-Redisclosure-Notice"]
+
+
+def test_a_delivered_weekly_summary_carries_its_consent_scope(
+    app: Any,
+    client: FlaskClient,
+    session: Session,
+    patient: User,
+    make_clinician: Callable[..., User],
+    auth_headers: Callable[[User], dict[str, str]],
+) -> None:
+    from api.summaries import services as summaries
+
+    clinician = make_clinician()
+    now = datetime.now(UTC)
+    consent = sign(
+        session,
+        patient=patient,
+        clinician=clinician,
+        categories=("symptoms", "medications"),
+        now=now - timedelta(days=20),
+        data_from=now - timedelta(days=25),
+        share_weekly_summary=True,
+    )
+    config = summaries.SummaryConfig.from_mapping(app.config)
+    summaries.build_weekly_batch(session, now=now, config=config, after=None, limit=50)
+    assert summaries.deliver_weekly_batch(session, now=now, limit=50) == (1, 0)
+    session.commit()
+    headers = auth_headers(clinician)
+    listed = client.get("/v1/clinician/summaries", headers=headers)
+    assert listed.status_code == 200 and listed.headers["X-Redisclosure-Notice"]
+    (item,) = listed.get_json()["items"]
+    answer = client.get(f"/v1/clinician/summaries/{item['id']}", headers=headers)
+    assert answer.status_code == 200 and answer.headers["X-Redisclosure-Notice"]
+    scope = answer.get_json()["content"]["consent"]
+    assert scope["id"] == str(consent.id)
+    assert scope["categories"] == ["medications", "symptoms"]
+    assert scope["purpose"] == consent.purpose
+    assert scope["discloser"] == consent.discloser
+    assert scope["recipient"]["id"] == str(clinician.id)
+    assert scope["data_from"].startswith((now - timedelta(days=25)).date().isoformat())
+    assert scope["consent_text_version"] == consent.consent_text_version
+    assert scope["share_weekly_summary"] is True
+    assert answer.get_json()["content"]["redisclosure_notice"]
