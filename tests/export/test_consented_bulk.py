@@ -133,6 +133,11 @@ def test_only_consented_patients_categories_and_periods(
         "This record which has been disclosed to you is protected by Federal confidentiality"
     )
     files = fetch_all(client, manifest, world["headers"])
+    # Each file is a disclosure in itself: its download carries the notice too.
+    for output in manifest["output"]:
+        resp = client.get(_path(output["url"]), headers=world["headers"])
+        resp.close()
+        assert resp.headers["X-Redisclosure-Notice"].startswith("This record"), output["type"]
     people = world["people"]
     ids = {name: str(p[0].id) for name, p in people.items()}
     subjects = {t: {_subject(r) for r in rs} for t, rs in files.items()}
