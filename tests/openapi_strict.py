@@ -5,6 +5,7 @@ operation declares. A generated client trusts exactly this much; so does this ch
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import jsonschema
@@ -62,7 +63,10 @@ class StrictDocument:
         }
         self._validators: dict[tuple[str, int, str], Any] = {}
         self.routes = [
-            (re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$"), path)
+            (
+                re.compile("^" + "[^/]+".join(map(re.escape, re.split(r"\{[^}]+\}", path))) + "$"),
+                path,
+            )
             for path in doc["paths"]
         ]
 
@@ -84,18 +88,27 @@ class StrictDocument:
         return found
 
     def check(
-        self, method: str, path: str, status: int, content_type: str, body: bytes, json: Any
+        self,
+        method: str,
+        path: str,
+        status: int,
+        content_type: str,
+        body: bytes,
+        json: Any,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         """Raises AssertionError or jsonschema.ValidationError when the answer breaks the doc."""
         op = self.operation(method, path.split("?", 1)[0])
         response = self._response(op, status)
+        if headers is not None:
+            self._check_headers(op, status, response, headers)
         content = response.get("content", {})
         if (not body and status in (202, 204, 304)) or (not body and not content):
             return
         media = content_type.split(";", 1)[0].strip()
         assert media in content, f"{op['operationId']} {status}: {media} is not declared"
         schema = content[media].get("schema")
-        if schema is None or not media.endswith("json"):
+        if schema is None or not (media == "application/json" or media.endswith("+json")):
             return
         key = (op["operationId"], status, media)
         validator = self._validators.get(key)
@@ -103,6 +116,39 @@ class StrictDocument:
             full = {**_strict(schema), "$defs": self.defs}
             validator = self._validators[key] = jsonschema.Draft202012Validator(full)
         validator.validate(json)
+
+    def _check_headers(
+        self, op: dict[str, Any], status: int, response: dict[str, Any], sent: Mapping[str, str]
+    ) -> None:
+        """A header a client acts on (WATCHED) is declared where it is sent; a declared required
+        header is always sent."""
+        declared = {name.lower(): spec for name, spec in response.get("headers", {}).items()}
+        for name in WATCHED_HEADERS:
+            if name.lower() in {k.lower() for k in sent}:
+                assert name.lower() in declared, (
+                    f"{op['operationId']} {status}: sends {name}, which it does not declare"
+                )
+        for name, given in declared.items():
+            ref = given.get("$ref")
+            spec = self.doc["components"]["headers"][ref.rsplit("/", 1)[-1]] if ref else given
+            if spec.get("required"):
+                assert name in {k.lower() for k in sent}, (
+                    f"{op['operationId']} {status}: declares {name} required but did not send it"
+                )
+
+
+# Headers a client reads to act (where to poll, how long to wait, whether it was a replay, what
+# to cache, what the file is called, when the files go): each must be declared where it is sent.
+WATCHED_HEADERS = (
+    "Content-Location",
+    "Location",
+    "Retry-After",
+    "X-Progress",
+    "Idempotent-Replayed",
+    "ETag",
+    "Expires",
+    "Content-Disposition",
+)
 
 
 class StrictClient(FlaskClient):
@@ -123,6 +169,7 @@ class StrictClient(FlaskClient):
                 response.content_type or "",
                 body,
                 response.get_json() if is_json else None,
+                dict(response.headers),
             )
         return response
 

@@ -58,7 +58,21 @@ def _load(state: BlueprintSetupState) -> None:
         ]
     },
 )
-@blp.alt_response(304, description="The cached copy (`If-None-Match`) is current.")
+@blp.alt_response(
+    304,
+    description="The cached copy (`If-None-Match`) is current.",
+    headers={
+        "ETag": {
+            "description": "The list's tag (RFC 9110: a 304 repeats it).",
+            "schema": {"type": "string"},
+            "required": True,
+        },
+        "Cache-Control": {
+            "description": f"`public, max-age={MAX_AGE}`.",
+            "schema": {"type": "string"},
+        },
+    },
+)
 def list_crisis_resources() -> Any:
     """The deployment's crisis lines (CRISIS_RESOURCES); no sign-in, cacheable."""
     response = Response(current_app.extensions[_EXTENSION], mimetype="application/json")
