@@ -44,19 +44,30 @@ def _is_html(response: Response) -> bool:
 PUBLIC_CACHEABLE = frozenset({"crisis.list_crisis_resources", "docs_asset"})
 
 
-def _publicly_cacheable(response: Response) -> bool:
+def _publicly_cacheable(response: Response, cache_control: str) -> bool:
     ok = request.method in ("GET", "HEAD") and response.status_code in (200, 304)
     ok = ok and request.endpoint in PUBLIC_CACHEABLE
-    return ok and "public" in response.headers.get("Cache-Control", "")
+    return ok and "public" in cache_control
 
 
 def secure_headers(response: Response) -> Response:
     headers = response.headers
-    headers.setdefault("Cache-Control", "no-store")
-    if "no-store" not in headers["Cache-Control"] and not _publicly_cacheable(response):
+    # The names the view set, read in one pass: werkzeug's `in`, `get` and `setdefault` on a
+    # missing header build and catch a BadRequestKeyError each (three per request here).
+    present: dict[str, str] = {}
+    for name, value in headers.items():
+        present.setdefault(name.lower(), value)  # the first of a repeated name, as headers[] reads
+    cache_control = present.get("cache-control")
+    if cache_control is None:
+        headers.add("Cache-Control", "no-store")
+    elif "no-store" not in cache_control and not _publicly_cacheable(response, cache_control):
         headers["Cache-Control"] = "no-store"
-    headers["X-Content-Type-Options"] = "nosniff"
-    headers.setdefault("Referrer-Policy", "no-referrer")
+    if "x-content-type-options" in present:
+        headers["X-Content-Type-Options"] = "nosniff"
+    else:
+        headers.add("X-Content-Type-Options", "nosniff")
+    if "referrer-policy" not in present:
+        headers.add("Referrer-Policy", "no-referrer")
     if _is_html(response):
         is_docs = request.endpoint == "api-docs.openapi_swagger_ui"
         headers.setdefault("Content-Security-Policy", _docs_csp() if is_docs else STRICT_CSP)

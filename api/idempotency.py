@@ -366,8 +366,11 @@ def _resource_id(response: Response) -> uuid.UUID | None:
 
 
 def _before() -> Response | None:
-    key = request.headers.get(HEADER)
-    if request.method != "POST" or key is None or request.url_rule is None:
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
+    if req.method != "POST":
+        return None
+    key = req.headers.get(HEADER)
+    if key is None or req.url_rule is None:
         return None
     if not _KEY_FORMAT.match(key):
         raise ValidationError({HEADER: ["Use 1 to 255 visible ASCII characters."]})

@@ -138,9 +138,10 @@ def configure_logging(level: str = "INFO") -> None:
     )
 
 
-def _request_id() -> str:
-    supplied = request.headers.get("X-Request-ID", "")
-    return supplied if _REQUEST_ID.match(supplied) else str(uuid.uuid4())
+def _request_id(environ: dict[str, Any]) -> str:
+    # From the environ: request.headers.get() would build and catch a KeyError when it is absent.
+    supplied = environ.get("HTTP_X_REQUEST_ID", "")
+    return supplied if supplied and _REQUEST_ID.match(supplied) else str(uuid.uuid4())
 
 
 def bind_user(user_id: Any) -> None:
@@ -156,19 +157,20 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
         req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
-        g.request_id = _request_id()
-        g.started = time.perf_counter()
+        ctx_g = g._get_current_object()  # type: ignore[attr-defined]
+        ctx_g.request_id = request_id = _request_id(req.environ)
+        ctx_g.started = time.perf_counter()
         structlog.contextvars.clear_contextvars()
         rule = req.url_rule
         structlog.contextvars.bind_contextvars(
-            request_id=g.request_id, route=rule.rule if rule else None
+            request_id=request_id, route=rule.rule if rule else None
         )
 
     @app.after_request
     def _finish(response: Response) -> Response:
         req = request._get_current_object()  # type: ignore[attr-defined]
         ctx_g = g._get_current_object()  # type: ignore[attr-defined]
-        response.headers["X-Request-ID"] = ctx_g.get("request_id") or _request_id()
+        response.headers["X-Request-ID"] = ctx_g.get("request_id") or _request_id(req.environ)
         rule = req.url_rule
         route = rule.rule if rule else "<unmatched>"
         started = ctx_g.get("started")
