@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import subprocess
 import sys
 import textwrap
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
+from flask.json.provider import DefaultJSONProvider
 from flask.views import View
 
 from api import WaymarkFlask
@@ -95,3 +101,37 @@ def test_gunicorn_builds_no_access_line_the_app_already_logs(tmp_path: Path) -> 
         env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
     ).stdout  # fmt: skip
     assert out.strip() == "['Logger']"
+
+
+def test_compact_json_answers_read_as_flask_wrote_them() -> None:
+    app = WaymarkFlask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # as create_app sets it
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    value = {
+        "when": datetime(2026, 12, 6, 17, 0, tzinfo=UTC),
+        "day": date(2026, 12, 6),
+        "amount": Decimal("1.50"),
+        "id": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        "point": Point(3),
+        "small": 1e-05,
+        "big": 2**70,  # beyond orjson's 64 bits: json.dumps writes it
+        1: "int key",
+        "text": "Müdigkeit, naïve ✓",
+        "nested": [None, True, 1.5, {"a": []}],
+    }
+    with app.app_context():
+        fast = app.json.response(value).get_data()
+        flask_own = DefaultJSONProvider(app)
+        flask_own.sort_keys = False
+        slow = flask_own.response(value).get_data()
+        assert app.json.dumps({"a": 1}) == '{"a": 1}'  # a direct dumps() keeps json.dumps
+    assert json.loads(fast) == json.loads(slow)
+    assert fast.endswith(b"\n")
+    small = {"text": "Müdigkeit"}
+    with app.app_context():
+        # orjson wrote it: UTF-8 where json.dumps would escape (the same JSON)
+        assert app.json.response(small).get_data() == '{"text":"Müdigkeit"}\n'.encode()
