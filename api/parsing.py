@@ -16,6 +16,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from marshmallow import Schema, ValidationError, fields
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
@@ -99,8 +100,21 @@ def _storable(text: str) -> bool:
     return True
 
 
+def all_text_storable(value: Any) -> bool:
+    """True when no string in `value` (keys included) holds NUL or a lone surrogate, decided in
+    one C pass: orjson refuses a string that is not valid UTF-8 and writes NUL as `\\u0000`.
+    False also when orjson refuses the value for another reason (an integer beyond 64 bits), or
+    a string holds a backslash followed by `u0000`: then the walk below decides."""
+    try:
+        return b"\\u0000" not in orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError
+        return False
+
+
 def bad_text_errors(value: Any, path: str = "") -> dict[str, list[str]]:
     """Dotted paths of every string (keys included) that cannot be stored as text."""
+    if not path and all_text_storable(value):
+        return {}  # the common case, without walking the body in Python
     errors: dict[str, list[str]] = {}
     if isinstance(value, str):
         if not _storable(value):

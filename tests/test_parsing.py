@@ -10,7 +10,13 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from werkzeug.exceptions import UnprocessableEntity
 
-from api.parsing import BAD_TEXT, StrictJsonParser, bad_text_errors, json_type_errors
+from api.parsing import (
+    BAD_TEXT,
+    StrictJsonParser,
+    all_text_storable,
+    bad_text_errors,
+    json_type_errors,
+)
 
 
 class Inner(Schema):
@@ -72,6 +78,19 @@ def test_unstorable_text_is_found_anywhere() -> None:
     assert bad_text_errors({"k\x00": 1}) == {"_schema": [BAD_TEXT]}
     assert bad_text_errors("\x00") == {"_schema": [BAD_TEXT]}
     assert bad_text_errors({"a": "ünïcødé ✓", "b": 1, "c": None}) == {}
+
+
+def test_the_one_pass_text_check_never_passes_what_the_walk_refuses() -> None:
+    assert all_text_storable({"a": "ünïcødé ✓", "b": [1, 2.5, None, True, {"c": ""}]})
+    for bad in ({"a": "x\x00"}, {"\ud800": 1}, {"a": [{"b": "\udfff"}]}, "\x00"):
+        assert not all_text_storable(bad)
+        assert bad_text_errors(bad)
+    # orjson refuses what it cannot write (a 70-bit integer) and a backslash-u0000 text looks
+    # like an escaped NUL: the walk decides those, and finds them storable.
+    for odd in ({"a": 2**70, "b": "fine"}, {"a": "\\u0000"}):
+        assert not all_text_storable(odd)
+        assert bad_text_errors(odd) == {}
+    assert bad_text_errors({"a": 2**70, "b": "\x00"}) == {"b": [BAD_TEXT]}
 
 
 def _register(client: FlaskClient, **overrides: Any) -> Any:
