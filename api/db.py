@@ -6,7 +6,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from flask import Flask, current_app, g
@@ -149,13 +149,21 @@ def _close_session(_exc: BaseException | None) -> None:
         session.close()
 
 
-def in_own_transaction(name: str, work: Callable[[Session], T]) -> T:
+class OwnTransaction(Protocol):
+    """How a service that must keep a write whatever the request answers is handed
+    `in_own_transaction` (services never reach for the app themselves)."""
+
+    def __call__(self, name: str, work: Callable[[Session], T], /) -> T: ...
+
+
+def in_own_transaction(name: str, work: Callable[[Session], T], /) -> T:
     """Run `work` in a named short transaction of its own, committed when it returns.
 
     Only routes and jobs commit their transactions; this is the one other place, for the few
-    writes that must outlive a request that fails: a refused sign-in's counted failure, a revoked
-    login, a denied attempt's audit row, an idempotency claim. `name` says which (the logs; the
-    commit scan in tests/test_transactions.py lists the callers). The request's own transaction
+    writes that must outlive a request that fails: a sign-in attempt counted before it is judged,
+    a refused sign-in's failure, a revoked login, a denied attempt's audit row, an idempotency
+    claim. `name` says which (the logs; docs/architecture.md lists them). Services get it passed
+    in as an `OwnTransaction`. The request's own transaction
     is rolled back first, so nothing of it is committed here and, on SQLite (BEGIN IMMEDIATE),
     its write lock is free."""
     request_session = g.get("db_session")

@@ -96,12 +96,6 @@ class AppError(Exception):
         self.extra = extra
 
 
-class LeavesTrace:
-    """A refusal whose writes must be kept (a counted attempt, a revoked login): the service made
-    them in the request's transaction before refusing; the route that owns the transaction
-    commits and re-raises (`except ...: session.commit(); raise`). errors.py only maps it."""
-
-
 class ValidationError(AppError):
     status = 422
     slug = "validation"
@@ -288,7 +282,8 @@ def database_unavailable(exc: BaseException, *, where: str) -> Response:
 def init_app(app: Flask) -> None:
     @app.errorhandler(AppError)
     def _app_error(exc: AppError) -> Response:
-        # Mapping only: what a refusal must keep, the route committed (LeavesTrace).
+        # Mapping only: what a refusal must keep was written in a named short transaction of
+        # its own (db.in_own_transaction) before it was raised; the session is not touched here.
         return problem(
             exc.status,
             slug=exc.slug,

@@ -79,3 +79,70 @@ def test_a_commit_hidden_in_a_service_is_found(tmp_path: Path) -> None:
         "api/errors.py:2 (handler)",
         "api/feature/services.py:6 (sneaky)",
     ]
+
+
+# --- A refusal's writes: a named short transaction, never a commit on the way out -------------
+
+
+def _commits_on_the_way_out(path: Path) -> list[int]:
+    """Lines of commits inside an `except` handler that re-raises: a refusal (an error that
+    leaves the view) whose writes the owner commits as the error passes. That is the commit
+    that used to hide in errors.py, moved into the route; the writes that must outlive a
+    refusal go through db.in_own_transaction instead (a counted attempt, a denied attempt's
+    audit row, a revoked login)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(node, ast.ExceptHandler):
+            continue
+        inner = list(ast.walk(node))
+        if not any(isinstance(n, ast.Raise) for n in inner):
+            continue  # a job settling an item and going on is not a refusal
+        found += [
+            n.lineno
+            for n in inner
+            if isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and n.func.attr == "commit"
+        ]
+    return found
+
+
+def refusal_commits(root: Path) -> list[str]:
+    problems = []
+    for package in ("api", "jobs"):
+        for path in sorted((root / package).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            problems += [f"{rel}:{line}" for line in _commits_on_the_way_out(path)]
+    return problems
+
+
+def test_no_refusal_is_committed_on_its_way_out() -> None:
+    assert refusal_commits(ROOT) == []
+
+
+def test_a_commit_on_the_way_out_is_found(tmp_path: Path) -> None:
+    feature = tmp_path / "api" / "auth"
+    feature.mkdir(parents=True)
+    (tmp_path / "jobs").mkdir()
+    (feature / "routes.py").write_text(
+        "def create_token(body):\n"
+        "    session = get_session()\n"
+        "    try:\n"
+        "        pair = services.login(session, **body)\n"
+        "    except services.PersistingUnauthorized:\n"
+        "        session.commit()  # the counted failure outlives the 401\n"
+        "        raise\n"
+        "    session.commit()\n"
+        "    return pair\n"
+    )
+    (tmp_path / "jobs" / "batch.py").write_text(
+        "def run(session, items):\n"
+        "    for item in items:\n"
+        "        try:\n"
+        "            work(session, item)\n"
+        "        except ItemFailed:\n"
+        "            session.rollback()\n"
+        "            mark_failed(session, item)\n"
+        "            session.commit()\n"
+    )
+    assert refusal_commits(tmp_path) == ["api/auth/routes.py:6"]

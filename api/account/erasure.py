@@ -16,7 +16,8 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
-from api.errors import Forbidden, LeavesTrace
+from api.db import OwnTransaction
+from api.errors import Forbidden
 from api.export import services as export_services
 from api.export.models import ExportJob
 from api.export.storage import ExportPlace
@@ -35,9 +36,13 @@ Eraser = Callable[[Session, uuid.UUID, datetime], None]
 ERASERS: list[Eraser] = []
 
 
-class WrongPassword(LeavesTrace, Forbidden):
-    """A wrong password: 403 (the token is fine; the proof is not); its counted attempt is kept
-    (LeavesTrace: the route commits it)."""
+class WrongPassword(Forbidden):
+    """A wrong password: 403 (the token is fine; the proof is not). Its attempt was counted
+    before, in a short transaction of its own (ERASE_ATTEMPT), so it is kept."""
+
+
+# The named short transaction (db.in_own_transaction) of an erasure's counted attempt.
+ERASE_ATTEMPT = "account.erase_attempt"
 
 
 def _failure_key(user_id: uuid.UUID) -> str:
@@ -45,19 +50,27 @@ def _failure_key(user_id: uuid.UUID) -> str:
 
 
 def _check_password(
-    session: Session, *, user: User, password: str, hasher: PasswordHasher, now: datetime
+    *,
+    user: User,
+    password: str,
+    hasher: PasswordHasher,
+    now: datetime,
+    own_transaction: OwnTransaction,
 ) -> None:
     # Counted in the database whatever REDIS_URL says: the row goes with the erasure.
     counter = DatabaseCounter()
     key = _failure_key(user.id)
-    take_attempt(
-        session,
-        counter,
-        key,
-        limit=MAX_FAILURES,
-        window=FAILURE_WINDOW,
-        now=now,
-        detail="Too many wrong passwords. Try again later.",
+    own_transaction(
+        ERASE_ATTEMPT,
+        lambda own: take_attempt(
+            own,
+            counter,
+            key,
+            limit=MAX_FAILURES,
+            window=FAILURE_WINDOW,
+            now=now,
+            detail="Too many wrong passwords. Try again later.",
+        ),
     )
     if not verify_password(user.password_hash, password, hasher):
         log.info("account.erase_refused", user_id=str(user.id))
@@ -72,9 +85,12 @@ def erase_account(
     hasher: PasswordHasher,
     export_dir: ExportPlace,
     now: datetime,
+    own_transaction: OwnTransaction,
 ) -> None:
     """Raises WrongPassword (403) or TooManyRequests; otherwise erases everything of the account."""
-    _check_password(session, user=user, password=password, hasher=hasher, now=now)
+    _check_password(
+        user=user, password=password, hasher=hasher, now=now, own_transaction=own_transaction
+    )
     erase_user_data(session, user_id=user.id, export_dir=export_dir, now=now)
     session.expunge(user)
     log.info("account.erased", user_id=str(user.id))

@@ -11,8 +11,7 @@ from flask_smorest import Blueprint
 from api.account import erasure, services
 from api.account.schemas import EraseSchema, MePatchSchema, PasswordChangeSchema
 from api.auth.schemas import UserSchema
-from api.auth.services import PersistingUnauthorized
-from api.db import get_session, utcnow
+from api.db import get_session, in_own_transaction, utcnow
 from api.security import auth_required, current_user, password_hasher
 
 blp = Blueprint(
@@ -48,13 +47,14 @@ def update_me(body: dict[str, Any]) -> Any:
 def change_password(body: dict[str, Any]) -> None:
     """Change the password; every sign-in of the account ends."""
     session = get_session()
-    try:
-        services.change_password(
-            session, user=current_user(), now=utcnow(), hasher=password_hasher(), **body
-        )
-    except PersistingUnauthorized:
-        session.commit()  # the counted attempt outlives the 401
-        raise
+    services.change_password(
+        session,
+        user=current_user(),
+        now=utcnow(),
+        hasher=password_hasher(),
+        own_transaction=in_own_transaction,  # the counted attempt outlives a 401
+        **body,
+    )
     session.commit()
 
 
@@ -67,16 +67,13 @@ def change_password(body: dict[str, Any]) -> None:
 def erase_me(body: dict[str, Any]) -> None:
     """Erase the account and its health data; every sign-in ends (needs the password)."""
     session = get_session()
-    try:
-        erasure.erase_account(
-            session,
-            user=current_user(),
-            password=body["password"],
-            hasher=password_hasher(),
-            export_dir=Path(current_app.config["EXPORT_DIR"]),
-            now=utcnow(),
-        )
-    except erasure.WrongPassword:
-        session.commit()  # the counted attempt outlives the 403
-        raise
+    erasure.erase_account(
+        session,
+        user=current_user(),
+        password=body["password"],
+        hasher=password_hasher(),
+        export_dir=Path(current_app.config["EXPORT_DIR"]),
+        now=utcnow(),
+        own_transaction=in_own_transaction,  # the counted attempt outlives a 403
+    )
     session.commit()

@@ -11,18 +11,18 @@ from argon2 import PasswordHasher
 from sqlalchemy.orm import Session
 
 from api.auth.models import User
-from api.auth.services import (
-    PASSWORD_FAILURE_WINDOW,
-    PASSWORD_MAX_FAILURES,
-    PersistingUnauthorized,
-    end_all_sessions,
-)
+from api.auth.services import PASSWORD_FAILURE_WINDOW, PASSWORD_MAX_FAILURES, end_all_sessions
+from api.db import OwnTransaction
+from api.errors import Unauthorized
 from api.medications import services as medication_services
 from api.ratelimit import DatabaseCounter, take_attempt
 from api.reminders import services as reminder_services
 from api.security import hash_password, verify_password
 
 log = structlog.get_logger("waymark.auth")
+
+# The named short transaction (db.in_own_transaction) of a password change's counted attempt.
+PASSWORD_ATTEMPT = "account.password_attempt"
 
 
 def update_profile(session: Session, *, user: User, changes: dict[str, Any], now: datetime) -> User:
@@ -58,26 +58,30 @@ def change_password(
     new_password: str,
     now: datetime,
     hasher: PasswordHasher,
+    own_transaction: OwnTransaction,
 ) -> None:
     """Raises TooManyRequests after PASSWORD_MAX_FAILURES wrong current passwords in a window,
-    PersistingUnauthorized (counted) if the current password is wrong; ends every login on
-    success."""
+    Unauthorized if the current password is wrong (the attempt was counted first, in a short
+    transaction of its own, PASSWORD_ATTEMPT, so it stays); ends every login on success."""
     # Like erasure: a stolen access token must not guess the password (then end every other
     # login with it). Counted in the database: the row goes with the account.
     counter = DatabaseCounter()
     key = f"password:{user.id}"
-    take_attempt(
-        session,
-        counter,
-        key,
-        limit=PASSWORD_MAX_FAILURES,
-        window=PASSWORD_FAILURE_WINDOW,
-        now=now,
-        detail="Too many wrong passwords. Try again later.",
+    own_transaction(
+        PASSWORD_ATTEMPT,
+        lambda own: take_attempt(
+            own,
+            counter,
+            key,
+            limit=PASSWORD_MAX_FAILURES,
+            window=PASSWORD_FAILURE_WINDOW,
+            now=now,
+            detail="Too many wrong passwords. Try again later.",
+        ),
     )
     if not verify_password(user.password_hash, current_password, hasher):
         log.info("auth.password_change_refused", user_id=str(user.id))
-        raise PersistingUnauthorized("The current password is not correct.")
+        raise Unauthorized("The current password is not correct.")
     counter.reset(session, key)
     user.password_hash = hash_password(new_password, hasher)
     ended = end_all_sessions(session, user_id=user.id, now=now, reason="password_change")

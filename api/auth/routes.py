@@ -18,7 +18,7 @@ from api.auth.schemas import (
     TokenPairSchema,
     UserSchema,
 )
-from api.db import get_session, utcnow
+from api.db import get_session, in_own_transaction, utcnow
 from api.ratelimit import make_counter
 from api.security import auth_required, client_address, password_hasher
 
@@ -83,23 +83,20 @@ def register_user(body: dict[str, Any]) -> Any:
 def create_token(body: dict[str, Any]) -> Any:
     """Sign in with email, password and, once enrolled, a TOTP code; answers a token pair."""
     session = get_session()
-    try:
-        pair = services.login(
-            session,
-            email=body["email"],
-            password=body["password"],
-            address=client_address(),
-            now=utcnow(),
-            hasher=password_hasher(),
-            counter=make_counter(current_app.config["REDIS_URL"]),
-            throttle=throttle_settings(),
-            tokens=token_settings(),
-            box=mfa.SecretBox.of(current_app.config),
-            totp_code=body.get("totp_code"),
-        )
-    except services.PersistingUnauthorized:
-        session.commit()  # the counted failure outlives the 401
-        raise
+    pair = services.login(
+        session,
+        email=body["email"],
+        password=body["password"],
+        address=client_address(),
+        now=utcnow(),
+        hasher=password_hasher(),
+        counter=make_counter(current_app.config["REDIS_URL"]),
+        throttle=throttle_settings(),
+        tokens=token_settings(),
+        box=mfa.SecretBox.of(current_app.config),
+        totp_code=body.get("totp_code"),
+        own_transaction=in_own_transaction,  # the counted attempt outlives a 401
+    )
     session.commit()
     return pair
 
@@ -112,13 +109,13 @@ def create_token(body: dict[str, Any]) -> Any:
 def refresh_token(body: dict[str, Any]) -> Any:
     """Exchange a refresh token for a new pair; the old one is spent."""
     session = get_session()
-    try:
-        pair = services.refresh(
-            session, refresh_token=body["refresh_token"], now=utcnow(), tokens=token_settings()
-        )
-    except services.PersistingUnauthorized:
-        session.commit()  # the revoked login outlives the 401
-        raise
+    pair = services.refresh(
+        session,
+        refresh_token=body["refresh_token"],
+        now=utcnow(),
+        tokens=token_settings(),
+        own_transaction=in_own_transaction,  # a revoked login outlives the 401
+    )
     session.commit()
     return pair
 

@@ -9,6 +9,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, cast
 
 import structlog
@@ -19,7 +20,8 @@ from sqlalchemy.orm import Session
 from api import fields
 from api.auth import mfa, signals
 from api.auth.models import AuthSession, RefreshToken, User
-from api.errors import Conflict, Forbidden, LeavesTrace, TooManyRequests, Unauthorized
+from api.db import OwnTransaction
+from api.errors import Conflict, Forbidden, TooManyRequests, Unauthorized
 from api.ratelimit import Counter, take_attempt
 from api.security import (
     burn_password_check,
@@ -34,6 +36,7 @@ from api.security import (
 log = structlog.get_logger("waymark.auth")
 
 _INVALID_LOGIN = "The email or password is not correct."
+MFA_REQUIRED = "This account uses a second factor: send totp_code (or a recovery code)."
 # Wrong current passwords allowed per window on POST /v1/me/password (as for erasure).
 PASSWORD_MAX_FAILURES = 5
 PASSWORD_FAILURE_WINDOW = 900
@@ -65,8 +68,12 @@ class ThrottleSettings:
     window: int
 
 
-class PersistingUnauthorized(LeavesTrace, Unauthorized):
-    """A 401 whose writes (a revoked family, a counted attempt) the route commits (LeavesTrace)."""
+# The named short transactions of sign-in (db.in_own_transaction, passed in as
+# `own_transaction`): writes that outlive a refused request, never committed by the route.
+SIGN_IN_ATTEMPT = "auth.sign_in_attempt"  # the attempt, counted before it is judged
+REFUSED_SIGN_IN = "auth.refused_sign_in"  # a wrong second factor: one more failure
+ATTEMPT_GIVEN_BACK = "auth.attempt_given_back"  # refused, but not a guess (a missing factor)
+REFRESH_REUSE = "auth.refresh_reuse"  # a spent refresh token again: its login revoked
 
 
 def normalize_email(email: str) -> str:
@@ -174,23 +181,19 @@ def _throttle_keys(email: str, address: str) -> tuple[str, str]:
     return f"login:acct:{digest}", f"login:addr:{address[:100]}"  # IPv6 is at most 45
 
 
-def check_credentials(
+def count_attempt(
     session: Session,
     *,
     email: str,
-    password: str,
     address: str,
     now: datetime,
-    hasher: PasswordHasher,
     counter: Counter,
     throttle: ThrottleSettings,
-) -> User:
-    """The first factor, for the API's and the dashboard's sign-in alike. The attempt is counted
-    first (`forgive_attempt` gives it back once every factor passed). Raises TooManyRequests when
-    throttled, PersistingUnauthorized on bad credentials or a deactivated account."""
+) -> None:
+    """Count a sign-in attempt against the account and the address, before it is judged
+    (atomically: the limit holds under parallel clients). Raises TooManyRequests past either
+    limit; run as SIGN_IN_ATTEMPT, which then commits nothing of it."""
     acct_key, addr_key = _throttle_keys(email, address)
-    # Every attempt is counted before the password is checked (atomically: the limit holds
-    # under parallel clients); a successful sign-in gives it back (forgive_attempt).
     for key, limit in ((acct_key, throttle.max_per_account), (addr_key, throttle.max_per_address)):
         try:
             take_attempt(
@@ -206,6 +209,41 @@ def check_credentials(
             log.warning("auth.login_throttled", scope=key.split(":")[1])
             raise
 
+
+def give_back_attempt(session: Session, *, email: str, address: str, counter: Counter) -> None:
+    """A counted attempt refused for something other than a wrong guess (a second factor not
+    sent yet, one not enrolled, the wrong kind of account): not a failure, so it is given back."""
+    for key in _throttle_keys(email, address):
+        counter.undo(session, key)
+
+
+def check_credentials(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    address: str,
+    now: datetime,
+    hasher: PasswordHasher,
+    counter: Counter,
+    throttle: ThrottleSettings,
+    own_transaction: OwnTransaction,
+) -> User:
+    """The first factor, for the API's and the dashboard's sign-in alike. The attempt is counted
+    first, in a short transaction of its own (SIGN_IN_ATTEMPT), so it stays whatever the request
+    answers; `forgive_attempt` gives it back once every factor passed. Raises TooManyRequests
+    when throttled, Unauthorized on bad credentials or a deactivated account."""
+    own_transaction(
+        SIGN_IN_ATTEMPT,
+        partial(
+            count_attempt,
+            email=email,
+            address=address,
+            now=now,
+            counter=counter,
+            throttle=throttle,
+        ),
+    )
     user = session.scalar(select(User).where(User.email == normalize_email(email)))
     if user is None:
         burn_password_check(password, hasher)
@@ -214,12 +252,12 @@ def check_credentials(
         ok = verify_password(user.password_hash, password, hasher)
     if not ok:
         log.info("auth.login_failed", user_id=str(user.id) if user else None)
-        raise PersistingUnauthorized(_INVALID_LOGIN)
+        raise Unauthorized(_INVALID_LOGIN)
 
     assert user is not None
     if user.deactivated_at is not None:
         log.info("auth.login_deactivated", user_id=str(user.id))
-        raise PersistingUnauthorized("This account is deactivated. Ask your administrator.")
+        raise Unauthorized("This account is deactivated. Ask your administrator.")
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password, hasher)
         log.info("auth.password_rehashed", user_id=str(user.id))
@@ -257,25 +295,33 @@ def check_second_factor(
     counter: Counter,
     throttle: ThrottleSettings,
     box: mfa.SecretBox,
+    own_transaction: OwnTransaction,
 ) -> None:
     """For a user who enrolled TOTP: a current code or an unused recovery code. A wrong code
-    counts as a failed sign-in. Raises Unauthorized (missing), PersistingUnauthorized (wrong)."""
+    counts as a failed sign-in (REFUSED_SIGN_IN, a short transaction of its own). Raises
+    Unauthorized (missing or wrong)."""
     if user.totp_enrolled_at is None:
         return
     if not code:
-        raise Unauthorized(
-            "This account uses a second factor: send totp_code (or a recovery code).",
-            mfa_required=True,
-        )
+        raise Unauthorized(MFA_REQUIRED, mfa_required=True)
     if mfa.verify_totp(session, user=user, code=code, now=now, box=box) or mfa.use_recovery_code(
         session, user=user, code=code, now=now, box=box
     ):
         return
-    count_failure(
-        session, email=user.email, address=address, now=now, counter=counter, throttle=throttle
+    user_id = user.id  # read first: the short transaction rolls this session back
+    own_transaction(
+        REFUSED_SIGN_IN,
+        partial(
+            count_failure,
+            email=user.email,
+            address=address,
+            now=now,
+            counter=counter,
+            throttle=throttle,
+        ),
     )
-    log.info("auth.second_factor_failed", user_id=str(user.id))
-    raise PersistingUnauthorized("The second-factor code is not correct.", mfa_required=True)
+    log.info("auth.second_factor_failed", user_id=str(user_id))
+    raise Unauthorized("The second-factor code is not correct.", mfa_required=True)
 
 
 def login(
@@ -291,10 +337,12 @@ def login(
     tokens: TokenSettings,
     box: mfa.SecretBox,
     totp_code: str | None = None,
+    own_transaction: OwnTransaction,
 ) -> TokenPair:
-    """Sign in to the API. Raises TooManyRequests when throttled, PersistingUnauthorized on bad
-    credentials or a wrong second factor, Unauthorized when the second factor is missing,
-    Forbidden for a clinician without one when an admin requires it."""
+    """Sign in to the API. Raises TooManyRequests when throttled, Unauthorized on bad
+    credentials, a wrong second factor (both counted) or a missing one, Forbidden for a
+    clinician without one when an admin requires it (neither of the last two is a guess: the
+    attempt is given back, ATTEMPT_GIVEN_BACK)."""
     user = check_credentials(
         session,
         email=email,
@@ -304,7 +352,21 @@ def login(
         hasher=hasher,
         counter=counter,
         throttle=throttle,
+        own_transaction=own_transaction,
     )
+    refusal: Unauthorized | Forbidden | None = None
+    if user.totp_enrolled_at is not None and not totp_code:
+        refusal = Unauthorized(MFA_REQUIRED, mfa_required=True)
+    elif user.totp_enrolled_at is None and user.role == "clinician" and mfa.totp_required(session):
+        refusal = Forbidden(
+            "Your administrator requires a second factor: enrol it in the dashboard (/clinic/)."
+        )
+    if refusal is not None:
+        own_transaction(
+            ATTEMPT_GIVEN_BACK,
+            partial(give_back_attempt, email=email, address=address, counter=counter),
+        )
+        raise refusal
     check_second_factor(
         session,
         user=user,
@@ -314,11 +376,8 @@ def login(
         counter=counter,
         throttle=throttle,
         box=box,
+        own_transaction=own_transaction,
     )
-    if user.totp_enrolled_at is None and user.role == "clinician" and mfa.totp_required(session):
-        raise Forbidden(
-            "Your administrator requires a second factor: enrol it in the dashboard (/clinic/)."
-        )
     forgive_attempt(session, email=email, address=address, counter=counter)
     login_session = AuthSession(user_id=user.id, created_at=now)
     session.add(login_session)
@@ -362,7 +421,12 @@ def _issue_pair(
 
 
 def refresh(
-    session: Session, *, refresh_token: str, now: datetime, tokens: TokenSettings
+    session: Session,
+    *,
+    refresh_token: str,
+    now: datetime,
+    tokens: TokenSettings,
+    own_transaction: OwnTransaction,
 ) -> TokenPair:
     """Rotate a refresh token. A spent token presented again within `tokens.reuse_grace` seconds
     of its rotation answers with the same successor (a retried request); later, or when that
@@ -386,6 +450,7 @@ def refresh(
             refresh_token=refresh_token,
             now=now,
             tokens=tokens,
+            own_transaction=own_transaction,
         )
     if row.expires_at <= now:
         raise Unauthorized("The refresh token has expired. Sign in again.")
@@ -407,6 +472,7 @@ def refresh(
             refresh_token=refresh_token,
             now=now,
             tokens=tokens,
+            own_transaction=own_transaction,
         )
     user = session.get(User, login_session.user_id)
     assert user is not None
@@ -428,6 +494,7 @@ def _replay_or_revoke(
     refresh_token: str,
     now: datetime,
     tokens: TokenSettings,
+    own_transaction: OwnTransaction,
 ) -> TokenPair:
     spent_at = row.spent_at
     if tokens.reuse_grace > 0 and tokens.successor_key and spent_at is not None:
@@ -451,9 +518,25 @@ def _replay_or_revoke(
             return TokenPair(
                 access_token=access, refresh_token=successor, expires_in=tokens.access_ttl
             )
-    _revoke(session, login_session, now=now, reason="refresh_reuse")
-    log.warning("auth.refresh_reuse", session_id=str(login_session.id))
-    raise PersistingUnauthorized("The refresh token was already used; this sign-in has ended.")
+    # The revocation outlives the 401: a short transaction of its own (REFRESH_REUSE), which
+    # rolls this session back first (its objects are expired: the id is read before).
+    login_id = login_session.id
+    own_transaction(REFRESH_REUSE, partial(revoke_login, session_id=login_id, now=now))
+    log.warning("auth.refresh_reuse", session_id=str(login_id))
+    raise Unauthorized("The refresh token was already used; this sign-in has ended.")
+
+
+def revoke_login(
+    session: Session, *, session_id: uuid.UUID, now: datetime, reason: str = "refresh_reuse"
+) -> None:
+    """End a login by its id (a spent refresh token presented again); an ended one stays as
+    it ended. Flushes only."""
+    session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _revoke(session: Session, login_session: AuthSession, *, now: datetime, reason: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from typing import Any
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
@@ -23,8 +24,8 @@ from api.clinician import services as clinician_services
 from api.consent.gate import Gate, window_start
 from api.consent.models import CATEGORIES
 from api.cows import services as cows_services
-from api.db import get_session, utcnow
-from api.errors import AppError, LeavesTrace, NotFound, ValidationError
+from api.db import get_session, in_own_transaction, utcnow
+from api.errors import AppError, NotFound, ValidationError
 from api.instruments.definitions import INSTRUMENTS
 from api.ratelimit import make_counter
 from api.security import client_address, password_hasher
@@ -108,16 +109,23 @@ def login() -> Any:
             hasher=password_hasher(),
             counter=_counter(),
             throttle=throttle_settings(),
+            own_transaction=in_own_transaction,  # the counted attempt stays whatever the answer
         )
     except AppError as exc:
-        if isinstance(exc, LeavesTrace):
-            db.commit()  # the counted attempt stays
-        else:
-            db.rollback()
+        db.rollback()
         error = exc.detail
         return render_template("clinic/login.html", next=target, error=error), exc.status
     if user.role not in (CLINICIAN, ADMIN):
-        db.rollback()
+        # Not a guess (the password was right): the attempt is given back.
+        in_own_transaction(
+            auth_services.ATTEMPT_GIVEN_BACK,
+            partial(
+                auth_services.give_back_attempt,
+                email=email,
+                address=client_address(),
+                counter=_counter(),
+            ),
+        )
         msg = "This sign-in is for clinicians and administrators. Patients use the Waymark app."
         return render_template("clinic/login.html", next=target, error=msg), 403
     if g.get("clinic_session") is not None:
@@ -176,9 +184,10 @@ def second_factor() -> Any:
             counter=_counter(),
             throttle=throttle_settings(),
             box=_box(),
+            own_transaction=in_own_transaction,  # a wrong code's counted failure stays
         )
     except AppError as exc:
-        db.commit()  # the counted failure stays
+        db.rollback()
         return render_template("clinic/code.html", next=target, error=exc.detail), exc.status
     return _finish(row, target, user)
 

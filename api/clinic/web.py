@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 
 import structlog
 from flask import current_app, g, redirect, render_template, request, url_for
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -19,7 +21,7 @@ from api.audit.services import outcome_for_status, record_access
 from api.auth.models import User
 from api.clinic import sessions
 from api.clinic.models import ClinicSession
-from api.db import get_session, utcnow
+from api.db import get_session, in_own_transaction, utcnow
 from api.errors import AppError, Forbidden
 from api.security import client_address
 
@@ -161,11 +163,13 @@ def page(
             row, user = current()
             if row.stage != "full":
                 raise SignInRequired
+            # Read now: a refusal's short transaction rolls the request's session back first.
+            actor = (user.id, user.role)
             try:
                 if user.role not in roles:
                     raise Forbidden("This page is not for your role.")
                 if action:
-                    _audit(user, action, kwargs, patient_arg, target_arg, "allowed", None)
+                    _audit(get_session(), actor, action, kwargs, patient_arg, target_arg, "allowed")
                 result = func(*args, **kwargs)
                 db = get_session()
                 if db.in_transaction():
@@ -174,11 +178,15 @@ def page(
             except Exception as exc:
                 if action:
                     status = _status_of(exc)
-                    db = get_session()
-                    db.rollback()
                     try:
-                        _audit(user, action, kwargs, patient_arg, target_arg, None, status)
-                        db.commit()
+                        # The denied attempt's row outlives the refusal: a named short
+                        # transaction of its own, as the API's audited views do.
+                        in_own_transaction(
+                            "audit.refused_attempt",
+                            lambda own: _audit(
+                                own, actor, action, kwargs, patient_arg, target_arg, None, status
+                            ),
+                        )
                     except Exception as audit_exc:  # the request fails anyway
                         log.error("audit.write_failed", error_type=type(audit_exc).__name__)
                 raise
@@ -197,18 +205,19 @@ def _status_of(exc: BaseException) -> int:
 
 
 def _audit(  # noqa: PLR0917 - the decorator's own helper, called twice
-    user: User,
+    session: Session,
+    actor: tuple[uuid.UUID, str],
     action: str,
     kwargs: dict[str, Any],
     patient_arg: str | None,
     target_arg: str | None,
     outcome: str | None,
-    status: int | None,
+    status: int | None = None,
 ) -> None:
     record_access(
-        get_session(),
-        actor_id=user.id,
-        actor_role=user.role,
+        session,
+        actor_id=actor[0],
+        actor_role=actor[1],
         action=action,
         patient_id=kwargs.get(patient_arg) if patient_arg else None,
         target_id=kwargs.get(target_arg) if target_arg else None,

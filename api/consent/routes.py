@@ -21,7 +21,7 @@ from api.consent.schemas import (
     ConsentTextSchema,
 )
 from api.consent.signals import consent_narrowed
-from api.db import get_session, utcnow
+from api.db import get_session, in_own_transaction, utcnow
 from api.errors import NotFound
 from api.fields import instant, judged_at
 from api.ratelimit import make_counter
@@ -48,19 +48,16 @@ def lookup_limits() -> services.LookupLimits:
 def lookup_clinician(args: dict[str, Any]) -> Any:
     """Find a clinician by the invite code they gave you (there is no directory)."""
     session = get_session()
-    try:
-        clinician = services.lookup_clinician(
-            session,
-            invite_code=args["invite_code"],
-            patient_id=current_user().id,
-            address=client_address(),
-            counter=make_counter(current_app.config["REDIS_URL"]),
-            limits=lookup_limits(),
-            now=utcnow(),
-        )
-    except services.PersistingNotFound:
-        session.commit()  # the counted lookup outlives the 404
-        raise
+    clinician = services.lookup_clinician(
+        session,
+        invite_code=args["invite_code"],
+        patient_id=current_user().id,
+        address=client_address(),
+        counter=make_counter(current_app.config["REDIS_URL"]),
+        limits=lookup_limits(),
+        now=utcnow(),
+        own_transaction=in_own_transaction,  # the counted lookup outlives a 404
+    )
     session.commit()
     return clinician
 

@@ -18,8 +18,8 @@ from api.auth.models import User
 from api.consent import texts as consent_texts
 from api.consent.gate import in_force
 from api.consent.models import Consent, ConsentCategory
-from api.db import Base
-from api.errors import LeavesTrace, NotFound, TooManyRequests, ValidationError
+from api.db import Base, OwnTransaction
+from api.errors import NotFound, TooManyRequests, ValidationError
 from api.offline import create_once
 from api.pagination import keyset_page
 from api.ratelimit import Counter
@@ -27,8 +27,8 @@ from api.ratelimit import Counter
 log = structlog.get_logger("waymark.consent")
 
 
-class PersistingNotFound(LeavesTrace, NotFound):
-    """A 404 whose write (a counted lookup) the route commits (LeavesTrace)."""
+# The named short transaction (db.in_own_transaction) of an invite code lookup's count.
+INVITE_LOOKUP = "consent.invite_lookup"
 
 
 # --- Patients: linking and their consents -------------------------------------------------------
@@ -54,26 +54,34 @@ def lookup_clinician(
     counter: Counter,
     limits: LookupLimits,
     now: datetime,
+    own_transaction: OwnTransaction,
 ) -> User:
     """The clinician holding this invite code. Every lookup counts against the caller and the
-    address, so codes cannot be enumerated. Raises TooManyRequests, PersistingNotFound."""
+    address, so codes cannot be enumerated: counted first, in a short transaction of its own
+    (INVITE_LOOKUP), so a 404 keeps it. Raises TooManyRequests, NotFound."""
     keys = (
         (f"lookup:user:{patient_id}", limits.per_user),
         (f"lookup:addr:{address}", limits.per_address),
     )
-    for key, limit in keys:
-        window = counter.peek(session, key, window=limits.window, now=now)
-        if window.count >= limit:
-            log.warning("consent.lookup_throttled", scope=key.split(":")[1])
-            raise TooManyRequests(window.retry_after, "Too many invite code lookups. Try later.")
-    for key, _limit in keys:
-        counter.hit(session, key, window=limits.window, now=now)
+
+    def count(own: Session) -> None:
+        for key, limit in keys:
+            window = counter.peek(own, key, window=limits.window, now=now)
+            if window.count >= limit:
+                log.warning("consent.lookup_throttled", scope=key.split(":")[1])
+                raise TooManyRequests(
+                    window.retry_after, "Too many invite code lookups. Try later."
+                )
+        for key, _limit in keys:
+            counter.hit(own, key, window=limits.window, now=now)
+
+    own_transaction(INVITE_LOOKUP, count)
     code = normalize_invite_code(invite_code)
     clinician = session.scalar(
         select(User).where(User.invite_code == code, User.role == "clinician")
     )
     if clinician is None or not code:
-        raise PersistingNotFound("No clinician has this invite code.")
+        raise NotFound("No clinician has this invite code.")
     return clinician
 
 

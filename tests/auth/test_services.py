@@ -10,16 +10,18 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from api.auth import mfa, services
 from api.auth.models import AuthSession
+from api.db import OwnTransaction
 from api.errors import Unauthorized
 from api.ratelimit import DatabaseCounter
 from api.security import password_hasher
+from tests.support.transactions import own_transactions
 
 TOKENS = services.TokenSettings(access_ttl=900, refresh_ttl=3600)
 THROTTLE = services.ThrottleSettings(max_per_account=5, max_per_address=20, window=900)
@@ -47,6 +49,7 @@ def test_a_refresh_token_is_spent_once_even_when_raced(
             timezone="UTC",
             hasher=password_hasher(),
         )
+        session.commit()  # as registration's route does, before any sign-in
         pair = services.login(
             session,
             email="race@example.test",
@@ -58,6 +61,7 @@ def test_a_refresh_token_is_spent_once_even_when_raced(
             throttle=THROTTLE,
             tokens=TOKENS,
             box=BOX,
+            own_transaction=own_transactions(factory, request_session=session),
         )
         session.commit()
 
@@ -71,12 +75,16 @@ def test_a_refresh_token_is_spent_once_even_when_raced(
                 barrier.wait(timeout=10)
                 try:
                     services.refresh(
-                        session, refresh_token=pair.refresh_token, now=now, tokens=TOKENS
+                        session,
+                        refresh_token=pair.refresh_token,
+                        now=now,
+                        tokens=TOKENS,
+                        own_transaction=own_transactions(factory, request_session=session),
                     )
                     session.commit()
                     return "rotated"
-                except services.PersistingUnauthorized:
-                    session.commit()  # the family revocation is kept, as the route does
+                except Unauthorized:
+                    # Nothing is committed here: the revocation was, in its own transaction.
                     return "refused"
 
         result = _in_app(app, run)
@@ -103,7 +111,9 @@ GRACE = services.TokenSettings(
 )
 
 
-def _signed_in(session: Any, now: datetime, tokens: services.TokenSettings) -> Any:
+def _signed_in(
+    session: Any, now: datetime, tokens: services.TokenSettings, own: OwnTransaction
+) -> Any:
     services.create_user(
         session,
         email="grace@example.test",
@@ -112,6 +122,7 @@ def _signed_in(session: Any, now: datetime, tokens: services.TokenSettings) -> A
         timezone="UTC",
         hasher=password_hasher(),
     )
+    session.commit()  # as registration's route does, before any sign-in
     return services.login(
         session,
         email="grace@example.test",
@@ -123,6 +134,7 @@ def _signed_in(session: Any, now: datetime, tokens: services.TokenSettings) -> A
         throttle=THROTTLE,
         tokens=tokens,
         box=BOX,
+        own_transaction=own,
     )
 
 
@@ -146,19 +158,29 @@ def test_reuse_within_the_grace_window_replays_the_successor(
 def _check_reuse(
     session: Any, now: datetime, tokens: services.TokenSettings, after: int, replayed: bool
 ) -> None:
-    pair = _signed_in(session, now, tokens)
-    rotated = services.refresh(session, refresh_token=pair.refresh_token, now=now, tokens=tokens)
+    # The short transactions are savepoints of the test's connection, as the routes' are.
+    own = own_transactions(current_app.extensions["db"].sessionmaker)
+    pair = _signed_in(session, now, tokens, own)
+    rotated = services.refresh(
+        session, refresh_token=pair.refresh_token, now=now, tokens=tokens, own_transaction=own
+    )
 
     later = now + timedelta(seconds=after)
     if replayed:
         again = services.refresh(
-            session, refresh_token=pair.refresh_token, now=later, tokens=tokens
+            session, refresh_token=pair.refresh_token, now=later, tokens=tokens, own_transaction=own
         )
         assert again.refresh_token == rotated.refresh_token
         assert session.scalar(select(AuthSession.revoked_at)) is None
     else:
         with pytest.raises(Unauthorized):
-            services.refresh(session, refresh_token=pair.refresh_token, now=later, tokens=tokens)
+            services.refresh(
+                session,
+                refresh_token=pair.refresh_token,
+                now=later,
+                tokens=tokens,
+                own_transaction=own,
+            )
         assert session.scalar(select(AuthSession.revoked_reason)) == "refresh_reuse"
 
 
@@ -168,7 +190,7 @@ def test_raced_refreshes_within_the_grace_window_share_one_successor(
     factory = sessionmaker(bind=committed_db, expire_on_commit=False)
     now = datetime.now(UTC)
     with app.app_context(), factory() as session:
-        pair = _signed_in(session, now, GRACE)
+        pair = _signed_in(session, now, GRACE, own_transactions(factory, request_session=session))
         session.commit()
     barrier = threading.Barrier(2)
     successors: list[str] = []
@@ -179,7 +201,11 @@ def test_raced_refreshes_within_the_grace_window_share_one_successor(
             with factory() as session:
                 barrier.wait(timeout=10)
                 new = services.refresh(
-                    session, refresh_token=pair.refresh_token, now=now, tokens=GRACE
+                    session,
+                    refresh_token=pair.refresh_token,
+                    now=now,
+                    tokens=GRACE,
+                    own_transaction=own_transactions(factory, request_session=session),
                 )
                 session.commit()
                 return new.refresh_token

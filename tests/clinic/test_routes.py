@@ -635,3 +635,28 @@ def test_patient_page_charts_are_images_through_the_gate(
     assert session.scalar(select(func.count()).select_from(Disclosure)) == (before or 0) + 1
     # A chart of a category not shared (medications) does not exist for this clinician.
     assert client.get(f"/clinic/patients/{patient.id}/charts/medications.svg").status_code == 404
+
+
+def test_a_missing_second_factor_is_no_guess_and_a_wrong_one_is_counted(
+    client: FlaskClient, make_clinician: Any, clinic_sign_in: SignIn
+) -> None:
+    """The attempt is counted before it is judged, in a short transaction of its own; a
+    request that only lacks its second factor gets it back (it guessed nothing), a wrong code
+    keeps it and counts one failure more, so the limit is reached by wrong codes only."""
+    clinician = make_clinician()
+    creds = clinic_sign_in(client.application.test_client(), clinician)
+    limit = client.application.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]
+    body = {"email": clinician.email, "password": "correct horse battery"}
+    for _ in range(limit + 2):
+        missing = client.post("/v1/auth/token", json=body)
+        assert missing.status_code == 401 and missing.json["mfa_required"] is True
+    ok = client.post("/v1/auth/token", json={**body, "totp_code": next_code(creds["secret"])})
+    assert ok.status_code == 200
+    wrong = [
+        client.post("/v1/auth/token", json={**body, "totp_code": "000000"}).status_code
+        for _ in range(limit)
+    ]
+    # Each wrong code is an attempt and a failure: the limit is reached halfway.
+    assert wrong[: (limit + 1) // 2] == [401] * ((limit + 1) // 2) and wrong[-1] == 429
+    right = client.post("/v1/auth/token", json={**body, "totp_code": next_code(creds["secret"])})
+    assert right.status_code == 429
