@@ -679,26 +679,76 @@ DERIVED_PATHS = (
     "/v1/clinician/patients/{patient_id}/summary",
     "/fhir/bulkstatus/{job_id}",
     "/fhir/bulkfiles/{job_id}/{rtype}.ndjson",
+    "/fhir/Group/{group_id}",  # the roster as a Group: its members are a roster count
+    # The dashboard's pages over the same derived records (a cookie session, not a token).
+    "/clinic/alerts",
+    "/clinic/patients",
+    "/clinic/patients/{patient_id}",
+    "/clinic/patients/{patient_id}/charts/{name}.svg",
+    "/clinic/summaries",
+    "/clinic/summaries/{summary_id}",
+    "/clinic/summaries/{summary_id}/charts/{name}.svg",
+)
+# What makes a read path derived (alerts, summaries and their charts, bulk files, the roster).
+_DERIVED = re.compile(
+    r".*(alert|summar|bulk|/Group/|/charts/).*|/v1/clinician/patients|/clinic/patients"
 )
 
 
-@pytest.mark.parametrize("change", ["revoke", "narrow_window"])
+def test_every_derived_read_path_is_checked_after_a_consent_change() -> None:
+    # A new derived read (in the document or on the dashboard) joins DERIVED_PATHS, or this
+    # fails: the check below cannot miss a path that skips the gate.
+    paths = {p for m, p in OPERATIONS if m == "GET"} | {
+        re.sub(r"<(\w+)>", r"{\1}", p) for m, p in CLINIC_OPERATIONS if m == "GET"
+    }
+    derived = {p for p in paths if _DERIVED.fullmatch(p) and "$export" not in p}  # kick-offs
+    listed = {p.split("?")[0] for p in DERIVED_PATHS}
+    assert derived - listed == set()
+
+
+@pytest.mark.parametrize("change", ["revoke", "expire", "narrow_window"])
 def test_derived_records_made_before_a_consent_changed_follow_the_change(
-    client: FlaskClient, world: World, app: Flask, change: str
+    client: FlaskClient, world: World, app: Flask, session: Session, change: str
 ) -> None:
     """Alerts, summaries and a finished bulk export made under clinician_full's consent: once
-    the owner revokes it, or narrows its window to the last hour, none of them shows what the
-    consent in force no longer covers, on any derived path, and no export file is left."""
+    the owner revokes it, it expires, or the owner narrows its window to the last hour, none of
+    them shows what the consent in force no longer covers, on any derived path (the API's and
+    the dashboard's), and no export file is left."""
+    from api.clinic import sessions as clinic_sessions
+
     headers = world.headers["clinician_full"]
     bulk = client.get(_fill("/fhir/bulkstatus/{job_id}", world), headers=headers)
     assert bulk.status_code == 200
     seen = client.get("/v1/clinician/alerts?state=all", headers=headers).get_data(as_text=True)
     assert any(c in seen for c in world.canaries["owner:symptoms"])  # shown while in force
+    group = client.get(_fill("/fhir/Group/{group_id}", world), headers=headers)
+    assert world.params["patient_id"] in group.get_data(as_text=True)
+    # The dashboard: a signed-in cookie session of the same clinician, shown the same alerts.
+    now = datetime.now(UTC)
+    _token, row = clinic_sessions.start(session, user=world.users["clinician_full"], now=now)
+    client.set_cookie("waymark_clinic", clinic_sessions.promote(session, row=row, now=now))
+    session.commit()
+    page = client.get(_fill("/clinic/patients/{patient_id}", world)).get_data(as_text=True)
+    assert any(c in page for c in world.canaries["owner:symptoms"])  # shown while in force
     owner = world.headers["owner"]
     if change == "revoke":
         url = f"/v1/consents/{world.params['consent_id']}/revoke"
         assert client.post(url, headers=owner).status_code == 200
         hidden = world.forbidden_for("clinician_none")  # everything of the owner's
+    elif change == "expire":
+        # Time passes the consent's end: no request announces it, so nothing runs at that
+        # instant; every later read must judge it, and the export sweep deletes the files.
+        # (Written as the clock would have it: a signed consent is never edited through the ORM.)
+        from api.consent.models import Consent
+
+        table = Consent.__table__
+        session.execute(
+            table.update()
+            .where(table.c.id == uuid.UUID(world.params["consent_id"]))
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+        session.commit()
+        hidden = world.forbidden_for("clinician_none")
     else:
         body = {
             "recipient_id": str(world.users["clinician_full"].id),
@@ -717,17 +767,27 @@ def test_derived_records_made_before_a_consent_changed_follow_the_change(
         )
         hidden.discard(world.params["running_regimen"])
     export_dir = app.config["EXPORT_DIR"]
+    if change == "expire":
+        from jobs import bulk_export
+
+        bulk_export.expire_exports(session, now=datetime.now(UTC), export_dir=export_dir)
+        session.commit()
     assert not list(Path(export_dir).rglob("*.ndjson")), "export files outlived the change"
     failures = []
     for path in DERIVED_PATHS:
         response = client.get(_fill(path, world), headers=headers)
+        if path.startswith("/clinic/") and response.status_code != 200:
+            assert response.status_code in (302, 403, 404), (path, response.status_code)
         text = response.get_data(as_text=True)
         response.close()
-        if path.startswith("/fhir/") and response.status_code == 200:
+        if path.startswith("/fhir/bulk") and response.status_code == 200:
             failures.append(f"{path}: still answered 200 after the consent changed")
         leaked = sorted(c for c in hidden if c in text)
         if leaked:
             failures.append(f"{path}: {response.status_code} shows {leaked}")
+        gone = change != "narrow_window"  # no consent in force: not even in the roster
+        if path == "/fhir/Group/{group_id}" and gone and world.params["patient_id"] in text:
+            failures.append(f"{path}: still lists the patient")
     assert not failures, "\n".join(failures)
 
 
