@@ -49,6 +49,9 @@ def test_every_operation_has_a_stable_readable_id(doc: dict[str, Any]) -> None:
     by_route = {f"{m} {p}": op["operationId"] for p, m, op in _operations(doc)}
     assert by_route["post /v1/medications/{medication_id}/doses"] == "log_dose"
     assert by_route["get /v1/agenda"] == "get_agenda"
+    # One view for two methods: the same ids in every process (a set's order is not).
+    assert by_route["get /fhir/Patient/$export"] == "start_patient_export"
+    assert by_route["post /fhir/Patient/$export"] == "start_patient_export_post"
 
 
 def test_response_schemas_list_required_fields_and_enums_carry_no_null(

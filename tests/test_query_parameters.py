@@ -30,11 +30,11 @@ KNOWN_RAW_READS: dict[tuple[str, str], tuple[set[str], set[str]]] = {
     # Bulk Data kick-off: the query is read whole and parsed by services.parse_kickoff.
     ("api/export/routes.py", "_kickoff_params"): (
         {
-            "fhir_start_patient_export",
+            "start_patient_export_post",
             "start_patient_export",
-            "fhir_start_group_export",
+            "start_group_export_post",
             "start_group_export",
-            "fhir_start_system_export",
+            "start_system_export_post",
             "start_system_export",
         },
         set(SUPPORTED_PARAMS),

@@ -32,7 +32,7 @@ from waymark_client.api.consent import create_consent, lookup_clinician
 from waymark_client.api.counseling import create_counseling_session, get_counseling_attendance
 from waymark_client.api.crisis import list_crisis_resources
 from waymark_client.api.export import export_own_data_zip
-from waymark_client.api.fhir import fhir_start_patient_export, get_bulk_file, get_bulk_status
+from waymark_client.api.fhir import get_bulk_file, get_bulk_status, start_patient_export
 from waymark_client.api.instruments import list_instruments
 from waymark_client.api.medications import create_medication, get_adherence, log_dose
 from waymark_client.api.summaries import get_patient_summary_html, get_patient_summary_pdf
@@ -61,7 +61,6 @@ from waymark_client.models import (
     Dose,
     DoseCreate,
     DoseCreateStatus,
-    FhirStartPatientExportPrefer,
     InstrumentList,
     Manifest,
     Medication,
@@ -71,6 +70,7 @@ from waymark_client.models import (
     Register,
     Registration,
     RosterPage,
+    StartPatientExportPrefer,
     SyncPage,
     TokenPair,
     User,
@@ -274,8 +274,8 @@ def main(base: str, admin_email: str, admin_password: str) -> None:
         assert "profile.csv" in archive.namelist(), archive.namelist()
 
     # A bulk export to the end: kick off, poll as Retry-After says, read every NDJSON file.
-    kickoff = fhir_start_patient_export.sync_detailed(
-        client=doctor, prefer=FhirStartPatientExportPrefer.RESPOND_ASYNC
+    kickoff = start_patient_export.sync_detailed(
+        client=doctor, prefer=StartPatientExportPrefer.RESPOND_ASYNC
     )
     assert kickoff.status_code == 202, kickoff.content
     job_id = uuid.UUID(kickoff.headers["Content-Location"].rsplit("/", 1)[-1])
