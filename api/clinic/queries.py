@@ -1,6 +1,6 @@
 """Dashboard reads across patients: the roster. A fixed number of queries a page, whatever its
-size: consents with names, their categories, open alerts, last check-ins, 7-day dose counts,
-the ledger rows (one INSERT)."""
+size or sort: the count, the page (consents with names, open alerts, last check-in and 7-day
+doses as columns, sorted and paged in SQL), their categories, the ledger rows (one INSERT)."""
 
 from __future__ import annotations
 
@@ -9,26 +9,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import ColumnElement, Float, case, cast, exists, func, select
 from sqlalchemy.orm import Session
 
 from api.alerts import services as alert_services
+from api.alerts.models import Alert
 from api.auth.models import User
 from api.checkins.models import Checkin
 from api.consent.gate import Gate, window_start
-from api.consent.models import Consent
+from api.consent.models import Consent, ConsentCategory
 from api.disclosures.services import record_disclosures
 from api.medications.models import Dose
 
-SORTS = {
-    "name": (User.display_name, False),
-    "-name": (User.display_name, True),
-    "signed": (Consent.signed_at, False),
-    "-signed": (Consent.signed_at, True),
-    "expires": (Consent.expires_at, False),
-    "-expires": (Consent.expires_at, True),
-}
 ADHERENCE_DAYS = 7
+# Sort keys (a leading "-" reverses); every one is ordered in SQL, so a page of a 1,000-patient
+# roster is picked by the database, not by sorting every row here. Rows without a value (a
+# category not shared, no check-in, no scheduled dose) come last in both directions.
+SORT_KEYS = ("name", "signed", "expires", "alerts", "checkin", "adherence")
+SORTS = frozenset([*SORT_KEYS, *(f"-{k}" for k in SORT_KEYS)])
 
 
 @dataclass(frozen=True)
@@ -59,41 +57,59 @@ def roster(
     """One page of the patients with a consent in force to the clinician, with what each
     consent lets the dashboard show; every patient whose data is shown gets a ledger row."""
     gate = Gate.open(session, clinician_id=clinician_id, now=now, lock=False)
-    base = (
-        gate.consents_stmt()
-        .add_columns(User.display_name)
-        .join(User, User.id == Consent.patient_id)
-    )
+    since = now - timedelta(days=ADHERENCE_DAYS)
+    alerts = _open_alerts(gate)
+    last_checkin = case(
+        (_shares("symptoms"), _last_checkin(now)), else_=None
+    )  # None: none in the window, or symptoms not shared
+    taken, scheduled = _doses(since, now, taken_only=True), _doses(since, now, taken_only=False)
+    medications = _shares("medications")
+    base = gate.consents_stmt().join(User, User.id == Consent.patient_id)
     if search:
         pattern = f"%{_escape_like(search.lower())}%"
         base = base.where(func.lower(User.display_name).like(pattern, escape="\\"))
     total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
-    column, descending = SORTS.get(sort, SORTS["name"])
-    order = column.desc() if descending else column.asc()
-    rows = session.execute(
-        base.order_by(order, Consent.id).offset((page - 1) * per_page).limit(per_page)
-    ).all()
+    base = base.outerjoin(alerts, alerts.c.patient_id == Consent.patient_id)
+    open_alerts = func.coalesce(alerts.c.n_open, 0)
+    keys: dict[str, Any] = {
+        "name": User.display_name,
+        "signed": Consent.signed_at,
+        "expires": Consent.expires_at,
+        "alerts": open_alerts,
+        "checkin": last_checkin,
+        # The share of scheduled doses taken (None: not shared, or none scheduled).
+        "adherence": case(
+            (medications, cast(taken, Float) / func.nullif(scheduled, 0)), else_=None
+        ),
+    }
+    column = keys[sort.removeprefix("-")]
+    order = (column.desc() if sort.startswith("-") else column.asc()).nulls_last()
+    stmt = base.add_columns(
+        User.display_name,
+        open_alerts,
+        last_checkin,
+        case((medications, taken), else_=None),
+        case((medications, scheduled), else_=None),
+    )
+    rows: list[Any] = list(
+        session.execute(
+            stmt.order_by(order, User.display_name, Consent.id)
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        )
+    )
     consents = [row[0] for row in rows]
-    names = {row[0].patient_id: row[1] for row in rows}
-    ids = [c.patient_id for c in consents]
-    alerts = alert_services.open_counts(session, gate=gate, patient_ids=ids)
-    symptoms = {c.id: c for c in consents if "symptoms" in c.categories}
-    medications = {c.id: c for c in consents if "medications" in c.categories}
-    last = _last_checkins(session, consent_ids=list(symptoms), now=now)
-    since = now - timedelta(days=ADHERENCE_DAYS)
-    doses = _dose_counts(session, consent_ids=list(medications), since=since, now=now)
-
     items = [
         RosterRow(
             patient_id=c.patient_id,
-            display_name=names[c.patient_id],
+            display_name=name,
             consent=c,
             window_from=window_start(c),
-            open_alerts=alerts.get(c.patient_id, 0),
-            last_checkin=last.get(c.patient_id),
-            adherence=doses.get(c.patient_id, (0, 0)) if c.id in medications else None,
+            open_alerts=int(n_alerts),
+            last_checkin=last,
+            adherence=None if n_scheduled is None else (int(n_taken), int(n_scheduled)),
         )
-        for c in consents
+        for c, name, n_alerts, last, n_taken, n_scheduled in rows
     ]
     entries = []
     for c in consents:
@@ -116,53 +132,48 @@ def roster(
     return {"items": items, "total": total, "page": page, "pages": pages}
 
 
-def _last_checkins(
-    session: Session, *, consent_ids: list[uuid.UUID], now: datetime
-) -> dict[uuid.UUID, datetime]:
-    """The newest check-in inside each consent's window (category symptoms)."""
-    if not consent_ids:
-        return {}
-    window = func.coalesce(Consent.data_from, Consent.signed_at)
-    stmt = (
-        select(Checkin.user_id, func.max(Checkin.recorded_at))
-        .join(Consent, Consent.patient_id == Checkin.user_id)
+def _shares(category: str) -> ColumnElement[bool]:
+    """The roster row's consent covers `category` (correlated to the row's consent)."""
+    return exists().where(
+        ConsentCategory.consent_id == Consent.id, ConsentCategory.category == category
+    )
+
+
+def _open_alerts(gate: Gate) -> Any:
+    """Open alerts per patient as the gate's clinician sees them, as a derived table (one
+    grouped scan of the clinician's alerts, joined to the roster's rows)."""
+    return (
+        select(Alert.patient_id, func.count().label("n_open"))
+        .where(alert_services.visible_open(gate))
+        .group_by(Alert.patient_id)
+        .subquery("open_alerts")
+    )
+
+
+def _last_checkin(now: datetime) -> Any:
+    """The newest check-in inside the row's consent window (correlated: one index probe)."""
+    return (
+        select(func.max(Checkin.recorded_at))
         .where(
-            Consent.id.in_(consent_ids),
+            Checkin.user_id == Consent.patient_id,
             Checkin.deleted_at.is_(None),
-            Checkin.recorded_at >= window,
+            Checkin.recorded_at >= func.coalesce(Consent.data_from, Consent.signed_at),
             Checkin.recorded_at <= now,
         )
-        .group_by(Checkin.user_id)
+        .scalar_subquery()
     )
-    return {patient_id: at for patient_id, at in session.execute(stmt) if at is not None}
 
 
-def _dose_counts(
-    session: Session,
-    *,
-    consent_ids: list[uuid.UUID],
-    since: datetime,
-    now: datetime,
-) -> dict[uuid.UUID, tuple[int, int]]:
-    """Scheduled doses in the last days and inside each consent's window: (taken, all logged
-    or missed)."""
-    if not consent_ids:
-        return {}
-    window = func.coalesce(Consent.data_from, Consent.signed_at)
-    taken = func.sum(case((Dose.status == "taken", 1), else_=0))
-    stmt = (
-        select(Dose.user_id, taken, func.count())
-        .join(Consent, Consent.patient_id == Dose.user_id)
-        .where(
-            and_(
-                Consent.id.in_(consent_ids),
-                Dose.scheduled_for.is_not(None),
-                Dose.dose_at >= since,
-                Dose.dose_at >= window,
-                Dose.dose_at <= now,
-            )
-        )
-        .group_by(Dose.user_id)
+def _doses(since: datetime, now: datetime, *, taken_only: bool) -> Any:
+    """Scheduled doses of the last days inside the row's consent window (taken, or all logged
+    or missed), correlated to the row's consent."""
+    stmt = select(func.count()).where(
+        Dose.user_id == Consent.patient_id,
+        Dose.scheduled_for.is_not(None),
+        Dose.dose_at >= since,
+        Dose.dose_at >= func.coalesce(Consent.data_from, Consent.signed_at),
+        Dose.dose_at <= now,
     )
-    rows: list[Any] = list(session.execute(stmt))
-    return {pid: (int(t or 0), int(n)) for pid, t, n in rows}
+    if taken_only:
+        stmt = stmt.where(Dose.status == "taken")
+    return stmt.scalar_subquery()

@@ -224,6 +224,37 @@ def test_clinician_journey(app: Flask, db: Session, live: str, browser: Any) -> 
     assert "Alex Full" in page.content() and "Blair Partial" in page.content()
     assert "Casey Elsewhere" not in page.content()
 
+    # Sort by the column headers: the current one reverses, another sorts problems first; the
+    # header says which way (aria-sort), and the page is still accessible.
+    def names() -> list[str]:
+        return page.eval_on_selector_all(
+            "table.roster tbody tr td:first-child a", "els => els.map(e => e.textContent)"
+        )
+
+    def sorted_by() -> list[tuple[str, str]]:
+        return page.eval_on_selector_all(
+            "table.roster th[aria-sort]",
+            "els => els.map(e => [e.querySelector('a').firstChild.textContent,"
+            " e.getAttribute('aria-sort')])",
+        )
+
+    assert names() == ["Alex Full", "Blair Partial"]
+    assert sorted_by() == [["Name", "ascending"]]
+    page.click("table.roster th >> text=Name")
+    page.wait_for_url(re.compile(r".*sort=-name"))
+    assert names() == ["Blair Partial", "Alex Full"]
+    assert sorted_by() == [["Name", "descending"]]
+    page.click("table.roster th >> text=Open alerts")
+    page.wait_for_url(re.compile(r".*sort=-alerts"))
+    assert names() == ["Alex Full", "Blair Partial"]  # one open alert, then none
+    assert sorted_by() == [["Open alerts", "descending"]]
+    page.click("table.roster th >> text=Last check-in")
+    page.wait_for_url(re.compile(r".*sort=checkin"))
+    assert names() == ["Alex Full", "Blair Partial"]  # Blair has none: last
+    assert sorted_by() == [["Last check-in", "ascending"]]
+    _axe(page, "roster-sorted")
+    page.goto(f"{live}/clinic/patients")
+
     # Open a patient; change the summary period.
     page.click("text=Alex Full")
     page.wait_for_selector("article.summary")

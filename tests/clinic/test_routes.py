@@ -3,6 +3,7 @@ ledger and audit rows, admin actions, the API's second factor, CORS and email li
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.alerts import services as alert_services
+from api.checkins import services as checkin_services
+from api.medications.models import Dose, Medication
 from api.audit.models import AuditEvent
 from api.consent import services as consent_services
 from api.disclosures.models import Disclosure
@@ -435,6 +438,157 @@ def test_roster_has_a_fixed_number_of_queries(
             categories=["symptoms"] if n % 2 else ["medications"],
         )
     assert queries_for_roster() == one
+
+
+def _roster_fixture(session: Session, make_patient: Any, clinician: Any) -> dict[str, Any]:
+    """Five patients whose open alerts, last check-in and 7-day adherence differ (and one who
+    shares neither symptoms nor medications): each sort has one right order."""
+    now = datetime.now(UTC)
+    people = {
+        name: _consented(session, make_patient, clinician, name=name, categories=cats)
+        for name, cats in (
+            ("Ada", ["symptoms", "medications"]),
+            ("Ben", ["symptoms", "medications"]),
+            ("Cy", ["symptoms", "medications"]),
+            ("Di", ["symptoms", "medications"]),
+            ("Ed", ["counseling"]),
+        )
+    }
+    alerts = {"Ada": 0, "Ben": 2, "Cy": 1, "Di": 3, "Ed": 0}
+    checkin_hours_ago = {"Ada": 5, "Ben": 50, "Cy": 1, "Di": None, "Ed": 2}
+    taken_of_4 = {"Ada": 4, "Ben": 1, "Cy": None, "Di": 3, "Ed": 2}
+    for name, patient in people.items():
+        for n in range(alerts[name]):
+            alert_services.raise_alert(
+                session,
+                patient_id=patient.id,
+                kind="craving_high",
+                category="symptoms",
+                episode_key=f"{name}{n}",
+                now=now - timedelta(hours=1),
+            )
+        if checkin_hours_ago[name] is not None:
+            at = now - timedelta(hours=checkin_hours_ago[name])
+            checkin_services.create_checkin(
+                session,
+                user_id=patient.id,
+                body={
+                    "id": None,
+                    "recorded_at": at,
+                    "symptoms": {"anxiety": 2},
+                    "craving": 3,
+                    "note": None,
+                },
+                now=at,
+            )
+        if taken_of_4[name] is not None:
+            medication = Medication(
+                user_id=patient.id,
+                name="Med",
+                dose=8.0,
+                unit="mg",
+                times=["08:00"],
+                start_date=(now - timedelta(days=10)).date(),
+                schedule_timezone="UTC",
+            )
+            session.add(medication)
+            session.flush()
+            for day in range(1, 5):
+                at = now - timedelta(days=day)
+                taken = day <= taken_of_4[name]
+                session.add(
+                    Dose(
+                        user_id=patient.id,
+                        medication_id=medication.id,
+                        status="taken" if taken else "missed",
+                        source="user" if taken else "system",
+                        scheduled_for=at,
+                        taken_at=at if taken else None,
+                        dose_at=at,
+                    )
+                )
+    session.commit()
+    return people
+
+
+def _names_in_order(html: str, names: list[str]) -> list[str]:
+    return sorted(names, key=lambda n: html.index(f">{n}</a>"))
+
+
+@pytest.mark.parametrize(
+    ("sort", "expected"),
+    [
+        ("name", ["Ada", "Ben", "Cy", "Di", "Ed"]),
+        ("-name", ["Ed", "Di", "Cy", "Ben", "Ada"]),
+        ("-alerts", ["Di", "Ben", "Cy", "Ada", "Ed"]),
+        ("alerts", ["Ada", "Ed", "Cy", "Ben", "Di"]),
+        # No value (none in the window, or not shared) comes last either way.
+        ("checkin", ["Ben", "Ada", "Cy", "Di", "Ed"]),
+        ("-checkin", ["Cy", "Ada", "Ben", "Di", "Ed"]),
+        ("adherence", ["Ben", "Di", "Ada", "Cy", "Ed"]),
+        ("-adherence", ["Ada", "Di", "Ben", "Cy", "Ed"]),
+    ],
+)
+def test_roster_sorts_by_alerts_last_checkin_and_adherence(
+    client: FlaskClient,
+    session: Session,
+    engine: Any,
+    make_clinician: Any,
+    make_patient: Any,
+    clinic_sign_in: SignIn,
+    sort: str,
+    expected: list[str],
+) -> None:
+    clinician = make_clinician()
+    people = _roster_fixture(session, make_patient, clinician)
+    clinic_sign_in(client, clinician)
+    with count_queries(engine) as statements:
+        answer = client.get(f"/clinic/patients?sort={sort}")
+    assert answer.status_code == 200
+    html = answer.get_data(as_text=True)
+    assert _names_in_order(html, list(people)) == expected
+    # The values shown are the ones sorted by (Ed shares neither: "not shared").
+    assert "1 of 4 (25%)" in html and "4 of 4 (100%)" in html and "not shared" in html
+    # Sorted and paged by the database: one SELECT with ORDER BY and LIMIT reads the page.
+    paged = [q for q in statements if "ORDER BY" in q and "LIMIT" in q and "FROM consents" in q]
+    assert len(paged) == 1
+    # The active column says how it is sorted; the others do not.
+    key = sort.removeprefix("-")
+    direction = "descending" if sort.startswith("-") else "ascending"
+    headers = re.findall(
+        r'<th scope="col"[^>]*aria-sort="(\w+)"[^>]*><a class="sort" href="[^"]*sort=-?(\w+)', html
+    )
+    assert headers == [(direction, key)]
+
+
+def test_roster_sorting_keeps_a_fixed_number_of_queries_and_pages(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    engine: Any,
+    make_clinician: Any,
+    make_patient: Any,
+    clinic_sign_in: SignIn,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clinician = make_clinician()
+    _roster_fixture(session, make_patient, clinician)
+    clinic_sign_in(client, clinician)
+    monkeypatch.setitem(app.config, "CLINIC_PAGE_SIZE", 2)
+    counts = set()
+    for sort in ("name", "-alerts", "checkin", "-adherence", "-signed"):
+        with count_queries(engine) as statements:
+            assert client.get(f"/clinic/patients?sort={sort}").status_code == 200
+        counts.add(len(statements))
+    assert len(counts) == 1
+    first = client.get("/clinic/patients?sort=-alerts&page=1").get_data(as_text=True)
+    second = client.get("/clinic/patients?sort=-alerts&page=2").get_data(as_text=True)
+    assert ">Di</a>" in first and ">Ben</a>" in first and ">Cy</a>" in second
+    assert "sort=-alerts&amp;page=3" in second  # the pager keeps the sort
+    # A search keeps the sort, and an unknown sort falls back to the name.
+    found = client.get("/clinic/patients?q=d&sort=-alerts").get_data(as_text=True)
+    assert found.index(">Di</a>") < found.index(">Ada</a>")
+    assert client.get("/clinic/patients?sort=bogus").status_code == 200
 
 
 def test_roster_search_sort_and_pages(
