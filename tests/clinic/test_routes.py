@@ -19,12 +19,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.alerts import services as alert_services
-from api.checkins import services as checkin_services
-from api.medications.models import Dose, Medication
 from api.audit.models import AuditEvent
+from api.checkins import services as checkin_services
 from api.consent import services as consent_services
 from api.disclosures.models import Disclosure
 from api.instruments.definitions import INSTRUMENTS
+from api.medications.models import Dose, Medication
 from tests.clinic.conftest import csrf_of, next_code
 from tests.clinician.test_routes import count_queries
 from tests.consenting import sign
