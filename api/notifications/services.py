@@ -125,6 +125,7 @@ def enqueue(
 # weekly summaries' notice to a clinician (links, no health data).
 ACCOUNT_EXISTS = "account_exists"
 WEEKLY_SUMMARIES = "weekly_summaries"
+MESSAGES = frozenset({ACCOUNT_EXISTS, WEEKLY_SUMMARIES})
 
 
 def queue_email(
@@ -256,7 +257,9 @@ def claim_deliveries(
     ).all()
     claimed: list[Claimed] = []
     for delivery, notification, email, discreet, device in rows:
-        late = now - notification.due_at > settings.grace
+        # A reminder past its grace is stale: recorded, not sent. A message (MESSAGES) is as
+        # useful late: it waits out a sender that was down, and only the attempts bound it.
+        late = notification.kind not in MESSAGES and now - notification.due_at > settings.grace
         if late:
             delivery.status = "missed" if delivery.attempts == 0 else "failed"
             delivery.last_error = "past_grace"

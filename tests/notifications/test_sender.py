@@ -577,6 +577,38 @@ def test_the_account_exists_notice_goes_out_once_by_email_only(
     assert len(mailbox.messages) == 1
 
 
+def test_a_message_waits_out_a_sender_that_was_down_a_reminder_is_missed(
+    session: Session,
+    make_patient: Callable[..., User],
+    make_clinician: Callable[..., User],
+    send: Callable[..., Any],
+    mailbox: Mailbox,
+) -> None:
+    """A reminder not attempted within its grace is stale (missed); an account notice or a
+    clinician's weekly notice is as useful late and goes out when the sender is back."""
+    patient, clinician = make_patient(), make_clinician()
+    reminder = queue(session, patient, push=False)
+    account = outbox.queue_account_exists_email(session, user_id=patient.id, now=NOW)
+    weekly = outbox.queue_email(
+        session,
+        user_id=clinician.id,
+        kind=outbox.WEEKLY_SUMMARIES,
+        now=NOW,
+        payload={"summary_ids": [str(uuid.uuid4())]},
+    )
+    session.commit()
+    send(session, NOW + timedelta(hours=3))  # the scheduler was down for three hours
+    assert deliveries(session, reminder)["email"].status == "missed"
+    for notification_id in (account, weekly):
+        row = session.scalars(
+            select(Delivery)
+            .where(Delivery.notification_id == notification_id)
+            .execution_options(populate_existing=True)
+        ).one()
+        assert (row.status, row.attempts) == ("sent", 1)
+    assert sorted(m["To"] for m in mailbox.messages) == sorted([patient.email, clinician.email])
+
+
 @pytest.mark.parametrize("where", ["channel", "bookkeeping"])
 def test_one_poisoned_delivery_does_not_stop_the_others(
     session: Session,
