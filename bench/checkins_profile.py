@@ -2,16 +2,20 @@
 
 Run on demand (not part of the test suite):
 
-    .tools/bin/uv run --frozen python bench/checkins_profile.py [--requests 3000] [--profile]
+    .tools/bin/uv run --frozen python bench/checkins_profile.py [--plain] [--requests 500]
+        [--batches 8] [--sample | --profile] [--floor]
 
 It creates a throwaway PostgreSQL database, migrates it, builds the app as gunicorn's workers
 do (`create_app()` from the environment) and calls the WSGI callable directly with a prebuilt
 environ: no HTTP server and no Flask test client, so what is timed is the app's own work. The
 app's log lines go to /dev/null, as in the load bench. Prints app CPU ms per request (this
-process) and PostgreSQL backend CPU ms per request (from /proc). Over the check-ins,
-`--sample` adds a sampling profile on CPU time (inclusive and self share per function, self
-share per package) and `--profile` a cProfile run on CPU time (it inflates code that makes many
-small calls; the sampling profile does not).
+process) and PostgreSQL backend CPU ms per request (from /proc), for the least disturbed batch
+and the mean. `--plain` measures bench/plain_app.py in the same process, batch by batch
+alternating with Waymark (issue 17's yardstick, in-process: what gunicorn, the kernel and the
+load generator add is left out). Over the check-ins (`--floor`: the floor), `--sample`
+adds a sampling profile on CPU time (inclusive and self share per function, self share per
+package) and `--profile` a cProfile run on CPU time (it inflates code that makes many small
+calls; the sampling profile does not).
 """
 
 from __future__ import annotations
@@ -113,11 +117,16 @@ def backend_cpu(database: str) -> float:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=3000, help="per measured phase")
+    parser.add_argument("--requests", type=int, default=500, help="per batch")
+    parser.add_argument("--batches", type=int, default=8, help="per app and phase")
+    parser.add_argument(
+        "--plain", action="store_true", help="measure bench/plain_app.py beside, batch by batch"
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the check-ins (CPU)")
     parser.add_argument(
         "--sample", action="store_true", help="sample the stack on CPU time (ITIMER_PROF)"
     )
+    parser.add_argument("--floor", action="store_true", help="profile the floor, not check-ins")
     parser.add_argument("--top", type=int, default=45)
     parser.add_argument("--sort", default="tottime", help="cProfile sort key")
     parser.add_argument("--key", action="store_true", help="send an Idempotency-Key")
@@ -143,24 +152,40 @@ def build_app(url: str, scratch: Path) -> Callable:
 
 
 def measure(
-    app: Callable, database: str, phases: list[tuple[str, Callable[[], dict], int]], n: int
+    apps: dict[str, Callable],
+    database: str,
+    phases: list[tuple[str, Callable[[], dict], int]],
+    n: int,
+    batches: int,
 ) -> dict[str, list[tuple[float, float]]]:
-    """Per phase: (app CPU ms, PostgreSQL backend CPU ms) per request, after a warm-up."""
+    """Per app and phase: (app CPU ms, PostgreSQL backend CPU ms) per request, after a warm-up,
+    for the batch of `n` requests with the least app CPU of `batches` (the least disturbed by
+    the rest of the machine). Apps alternate batch by batch, so load hits them alike."""
     results: dict[str, list[tuple[float, float]]] = {}
     for name, make, expect in phases:
-        for _ in range(300):
-            call(app, make())
-        envs = [make() for _ in range(n)]
-        db0, cpu0 = backend_cpu(database), time.process_time()
-        for env in envs:
-            status, body = call(app, env)
-            if status != expect:
-                raise SystemExit(f"{name}: {status} {body[:300]!r}")
-        cpu1, db1 = time.process_time(), backend_cpu(database)
-        results.setdefault(name, []).append(
-            (round((cpu1 - cpu0) * 1000 / n, 3), round((db1 - db0) * 1000 / n, 3))
-        )
-    return results
+        for app in apps.values():
+            for _ in range(300):
+                call(app, make())
+        for _ in range(batches):
+            for label, app in apps.items():
+                envs = [make() for _ in range(n)]
+                db0, cpu0 = backend_cpu(database), time.process_time()
+                for env in envs:
+                    status, body = call(app, env)
+                    if status != expect:
+                        raise SystemExit(f"{label} {name}: {status} {body[:300]!r}")
+                cpu1, db1 = time.process_time(), backend_cpu(database)
+                results.setdefault(f"{label}-{name}", []).append(
+                    (round((cpu1 - cpu0) * 1000 / n, 4), round((db1 - db0) * 1000 / n, 4))
+                )
+    return {key: [min(got), _mean(got)] for key, got in results.items()}
+
+
+def _mean(got: list[tuple[float, float]]) -> tuple[float, float]:
+    return (
+        round(sum(a for a, _ in got) / len(got), 4),
+        round(sum(d for _, d in got) / len(got), 4),
+    )
 
 
 def cprofile(work: Callable[[], object], sort: str, top: int) -> str:
@@ -200,18 +225,34 @@ def main() -> None:
         def floor_env() -> dict:
             return environ("GET", "/healthz")
 
-        phases = [("floor", floor_env, 200), ("checkin", checkin_env, 201)] * 2
+        phases = [("floor", floor_env, 200), ("checkin", checkin_env, 201)]
+        apps = {"waymark": app}
+        if args.plain:
+            import bench.plain_app as plain  # reads DATABASE_URL and SECRET_KEY: set above
+
+            apps["plain"] = plain.app
         profile_text = ""
         with stdout_to_devnull():
-            results = measure(app, database, phases, args.requests)
+            results = measure(apps, database, phases, args.requests, args.batches)
             if args.sample or args.profile:
-                envs = [checkin_env() for _ in range(args.requests)]
+                make = floor_env if args.floor else checkin_env
+                envs = [make() for _ in range(args.requests * args.batches)]
                 work = lambda: [call(app, env) for env in envs]  # noqa: E731
                 if args.sample:
                     profile_text = sample(work, args.top)
                 else:
                     profile_text = cprofile(work, args.sort, args.top)
-        print(json.dumps({"app_ms_db_ms_per_request": results}), file=sys.stderr)
+        print("CPU ms per request (app, PostgreSQL): least disturbed batch; mean", file=sys.stderr)
+        for key, (least, mean) in results.items():
+            print(f"  {key:16} {least}  mean {mean}", file=sys.stderr)
+        if args.plain:
+            ratios = {
+                kind: round(
+                    sum(results[f"plain-{kind}"][0]) / sum(results[f"waymark-{kind}"][0]), 3
+                )
+                for kind in ("floor", "checkin")
+            }
+            print("plain / waymark, app + PostgreSQL CPU: " + json.dumps(ratios), file=sys.stderr)
         if gc_time is not None:
             print(json.dumps({"gc": gc_time}), file=sys.stderr)
         if profile_text:

@@ -13,7 +13,9 @@ else loads the machine hits both alike. CPU per request comes from /proc: the gu
 and workers (app) and the PostgreSQL backends of the bench database (db).
 
 Reports per round and as medians: both ratios (our floor / its floor, our check-in / its
-check-in), req/s, CPU ms per request split into app and db; then p50/p99 of our check-in in an
+check-in), req/s, CPU ms per request split into app and db, and the CPU ratio (its CPU per
+request over ours, app + db: what the rate ratio would be if both were CPU-bound, and steadier
+than the rates when other work shares the cores); then p50/p99 of our check-in in an
 open loop at half of its saturated rate. Errors (any non-2xx) are counted and fail the run.
 """
 
@@ -156,6 +158,20 @@ def phase(
     return result
 
 
+def cpu_ratios(got: dict[str, dict]) -> dict[str, float]:
+    """The plain app's CPU per request (app + PostgreSQL) over ours, per kind: the throughput
+    ratio the two would reach on a machine where both are CPU-bound, and far steadier than the
+    rates when other work shares the cores."""
+
+    def cpu(key: str) -> float:
+        return float(got[key]["app_cpu_ms"] + got[key]["db_cpu_ms"])
+
+    return {
+        kind: round(cpu(f"plain-{kind}") / max(cpu(f"waymark-{kind}"), 1e-9), 3)
+        for kind in ("floor", "checkin")
+    }
+
+
 def run(opts: argparse.Namespace) -> dict:
     if shutil.which("wrk") is None:
         sys.exit("bench.vs_plain needs wrk (apt-get install wrk)")
@@ -210,6 +226,7 @@ def run(opts: argparse.Namespace) -> dict:
                 "checkin_ratio": round(
                     got["waymark-checkin"]["rate"] / got["plain-checkin"]["rate"], 3
                 ),
+                "cpu_ratio": cpu_ratios(got),
                 "phases": got,
             }
             rounds.append(row)
@@ -233,6 +250,10 @@ def run(opts: argparse.Namespace) -> dict:
             "rounds": opts.rounds,
             "floor_ratio_median": round(statistics.median(r["floor_ratio"] for r in rounds), 3),
             "checkin_ratio_median": round(statistics.median(r["checkin_ratio"] for r in rounds), 3),
+            "cpu_ratio_median": {
+                kind: round(statistics.median(r["cpu_ratio"][kind] for r in rounds), 3)
+                for kind in ("floor", "checkin")
+            },
             "rate_per_s": {k: med(k, "rate") for k in rounds[0]["phases"]},
             "app_cpu_ms_per_request": {k: med(k, "app_cpu_ms") for k in rounds[0]["phases"]},
             "db_cpu_ms_per_request": {k: med(k, "db_cpu_ms") for k in rounds[0]["phases"]},
