@@ -36,6 +36,7 @@ from api.checkins import services as checkin_services
 from api.consent import services as consent_services
 from api.consent.models import Consent
 from api.security import password_hasher
+from jobs import weekly_summaries as weekly_job
 from tests.consenting import sign
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,13 +148,16 @@ def _sign_in(page: Any, base: str, user: User, secret: str | None) -> str:
     page.click("button[type=submit]")
     if secret is None:
         page.wait_for_url(re.compile(r".*/clinic/enrol"))
+        _axe(page, "enrol")
         secret = page.inner_text("#totp-secret").strip()
         page.fill("#code", pyotp.TOTP(secret).now())
         page.click("main button[type=submit]")
         page.wait_for_selector("#recovery-codes")
+        _axe(page, "recovery-codes")
         page.click("text=Continue to the dashboard")
     else:
         page.wait_for_url(re.compile(r".*/clinic/login/code"))
+        _axe(page, "second-factor")
         page.fill("#code", pyotp.TOTP(secret).at(time.time() + 30))
         page.click("main button[type=submit]")
     page.wait_for_load_state()
@@ -215,6 +219,9 @@ def test_clinician_journey(app: Flask, db: Session, live: str, browser: Any) -> 
     console: list[str] = []
     page.on("console", lambda msg: console.append(msg.text))
 
+    # A reminder email's inbox link lands on a page (no sign-in; it looks nothing up).
+    assert page.goto(f"{live}/inbox/{uuid.uuid4()}").status == 200
+    _axe(page, "inbox-link")
     page.goto(f"{live}/clinic/")
     _axe(page, "sign-in")
     # TOTP enrolment and sign-in.
@@ -301,11 +308,20 @@ def test_clinician_journey(app: Flask, db: Session, live: str, browser: Any) -> 
     assert "craving high" in acknowledged and "Called, stable" in acknowledged
     _axe(page, "alerts-acknowledged")
 
+    # The weekly summaries inbox, and one summary (built and delivered by the weekly job).
+    weekly_job.build_weekly_summaries(db, now=datetime.now(UTC), config=app.config)
+    db.commit()
+    weekly_job.deliver_weekly_summaries(db, now=datetime.now(UTC), config=app.config)
     page.goto(f"{live}/clinic/summaries")
     _axe(page, "summaries")
+    page.click("main table tbody a")
+    page.wait_for_url(re.compile(r".*/clinic/summaries/[0-9a-f-]+$"))
+    assert "Alex Full" in page.content()
+    _axe(page, "summary")
 
     # Another clinician's patient by URL: 404.
     assert page.goto(f"{live}/clinic/patients/{stranger.id}").status == 404
+    _axe(page, "not-found")
 
     # A revocation: gone from the roster, and the page 404s on the next click.
     page.goto(f"{live}/clinic/patients")
@@ -337,6 +353,7 @@ def test_clinician_journey(app: Flask, db: Session, live: str, browser: Any) -> 
         page.click("form.ack button")
     assert nav.value.status == 400
     assert "Form expired" in page.content()
+    _axe(page, "form-expired")
 
     # Sign out, then sign in again with the code.
     page.goto(f"{live}/clinic/patients")
