@@ -2,7 +2,8 @@
 # Back up Waymark's database: scripts/backup.sh FILE  (docs/operations.md, "Backups").
 # A pg_dump custom-format archive of DATABASE_URL (PostgreSQL), written 0600: it holds health data.
 # Bulk export files are inside it with EXPORT_STORAGE=database; with disk storage they are
-# short-lived (BULK_EXPORT_TTL) and need no backup. SECRET_KEY is backed up apart from it.
+# short-lived (BULK_EXPORT_TTL) and need no backup. SECRET_KEY and MFA_ENCRYPTION_KEY are backed
+# up apart from it (without the latter no enrolled clinician passes the second factor).
 set -euo pipefail
 out="${1:?usage: scripts/backup.sh FILE}"
 url="${DATABASE_URL:?set DATABASE_URL}"
