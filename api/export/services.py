@@ -483,12 +483,6 @@ class ConsentChanged(Exception):
     """A consent the export relied on ended while it ran: the files are not handed out."""
 
 
-_PUBLISHED = frozenset(
-    [("CodeSystem", rid) for rid in terminology.code_systems()]
-    + [("Questionnaire", rid) for rid in terminology.questionnaires()]
-)
-
-
 class Cancelled(Exception):
     pass
 
@@ -542,7 +536,7 @@ class _Files:
         self.handles: dict[str, FileWriter] = {}
         self.counts: dict[str, int] = {}
         # Our Questionnaire/CodeSystem canonicals the written resources name (type, id).
-        self.named: set[tuple[str, str]] = set()
+        self.canonicals = terminology.CanonicalScanner()
 
     def write(self, resource: dict[str, Any], name: str | None = None) -> None:
         """Append to the file `name` (default: the resource's type)."""
@@ -555,8 +549,7 @@ class _Files:
         line = writers.ndjson_line(resource)
         handle.write(line)
         self.counts[name] += 1
-        if len(self.named) < len(_PUBLISHED):  # once all are named, scanning finds nothing new
-            self.named |= terminology.canonicals_in(line) & _PUBLISHED
+        self.canonicals.scan(line)
 
     def close(self) -> None:
         for handle in self.handles.values():
@@ -778,7 +771,7 @@ def run_bulk_export(
 
 def _export_supporting(run: _Run) -> None:
     """The Questionnaires and CodeSystems the written resources name, when their type is wanted."""
-    for resource in terminology.supporting(run.files.named):
+    for resource in terminology.supporting(run.files.canonicals.named):
         if resource["resourceType"] in run.wanted:
             run.files.write(resource)
 

@@ -111,17 +111,43 @@ def questionnaires() -> dict[str, dict[str, Any]]:
     return out
 
 
-# Our canonical URLs as they appear in a resource's JSON (a Questionnaire canonical may carry
-# `|version`). Matched on the encoded line, so every element that names one is found, whatever
-# mapping wrote it.
-_CANONICAL = re.compile(
-    re.escape(fhir.CANONICAL_BASE).encode() + rb"/(CodeSystem|Questionnaire)/([A-Za-z0-9.-]{1,64})"
-)
+class CanonicalScanner:
+    """Which of our published Questionnaires and CodeSystems the encoded resources fed to it name
+    (`named`, as (type, id)). A bulk export feeds it every line it writes, so it searches only for
+    those not found yet, with one regular expression rebuilt each time one is found (at most once
+    per published resource); a line naming only known ones costs one pass of the regex engine
+    (measured: docs/benchmarks.md). A canonical ends as JSON ends it (`"`, or `|` before a
+    version), so `sows` never matches `sows-gossop`."""
+
+    def __init__(self) -> None:
+        self.named: set[tuple[str, str]] = set()
+        self._pending = set(_published_urls())
+        self._pattern = self._compile()
+
+    def _compile(self) -> re.Pattern[bytes] | None:
+        if not self._pending:
+            return None
+        alternatives = b"|".join(
+            re.escape(f"{rtype}/{rid}".encode()) for rtype, rid in sorted(self._pending)
+        )
+        base = re.escape(fhir.CANONICAL_BASE.encode())
+        return re.compile(base + rb"/(" + alternatives + rb')["|]')
+
+    def scan(self, encoded: bytes) -> None:
+        while self._pattern is not None:
+            match = self._pattern.search(encoded)
+            if match is None:
+                return
+            rtype, _, rid = match.group(1).decode().partition("/")
+            self._pending.discard((rtype, rid))
+            self.named.add((rtype, rid))
+            self._pattern = self._compile()
 
 
-def canonicals_in(encoded: bytes) -> set[tuple[str, str]]:
-    """The (type, id) of every CodeSystem and Questionnaire canonical of ours in a resource."""
-    return {(rtype.decode(), rid.decode()) for rtype, rid in _CANONICAL.findall(encoded)}
+def _published_urls() -> dict[tuple[str, str], str]:
+    urls = {("CodeSystem", rid): r["url"] for rid, r in code_systems().items()}
+    urls.update({("Questionnaire", rid): r["url"] for rid, r in questionnaires().items()})
+    return urls
 
 
 def supporting(named: set[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -133,6 +159,8 @@ def supporting(named: set[tuple[str, str]]) -> list[dict[str, Any]]:
     for rid, resource in questionnaires().items():
         if ("Questionnaire", rid) in wanted:
             out.append(resource)
-            wanted |= canonicals_in(json.dumps(resource).encode())
+            scanner = CanonicalScanner()
+            scanner.scan(json.dumps(resource).encode())
+            wanted |= scanner.named
     out += [r for rid, r in code_systems().items() if ("CodeSystem", rid) in wanted]
     return out

@@ -210,7 +210,7 @@ def fhir_bundle(
     shared: set[str] = set()
     # The Questionnaires and CodeSystems the entries name come last, so the Bundle holds every
     # canonical its resources point at (docs/fhir.md).
-    named: set[tuple[str, str]] = set()
+    canonicals = terminology.CanonicalScanner()
     for section in sections:
         if section.to_fhir is None:
             continue
@@ -221,12 +221,12 @@ def fhir_bundle(
                         continue
                     shared.add(entry["fullUrl"])
                 text = dumps(entry)
-                named |= terminology.canonicals_in(text.encode())
+                canonicals.scan(text.encode())
                 chunk = out.add(("" if first else ",") + text)
                 first = False
                 if chunk is not None:
                     yield chunk
-    for resource in terminology.supporting(named):
+    for resource in terminology.supporting(canonicals.named):
         # Served at {rest_base}/{type}/{id}; without a REST base the canonical URL names it.
         url = fhir.full_url(resource, ctx.rest_base) if ctx.rest_base else resource["url"]
         out.add(("" if first else ",") + dumps({"fullUrl": url, "resource": resource}))
