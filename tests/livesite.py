@@ -21,7 +21,9 @@ def serve(app: Flask) -> Iterator[str]:
         try:
             server = make_server("127.0.0.1", port, app, threaded=True)
             break
-        except OSError:  # taken by a parallel run: try the next
+        # Taken by a parallel run: try the next. werkzeug reports a port in use by printing and
+        # raising SystemExit(1), not by the OSError underneath.
+        except (OSError, SystemExit):
             continue
     if server is None:
         raise RuntimeError("no free port in 9250-9299")
