@@ -28,6 +28,13 @@ REQUEST_ID_HEADER = {
 
 # Headers some error answers always carry (RFC 9110, RFC 6750, RFC 6585).
 ERROR_HEADERS: dict[int, dict[str, dict[str, Any]]] = {
+    409: {
+        "Retry-After": {
+            "description": "Only while a request with the same Idempotency-Key is still in "
+            "progress: seconds to wait before sending it again.",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
     401: {
         "WWW-Authenticate": {
             "description": 'The scheme to authenticate with: `Bearer realm="waymark"`.',

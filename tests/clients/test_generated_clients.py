@@ -1,7 +1,8 @@
 """Issue 13's "done when": a Python client generated from the served document with
 openapi-python-client, a scripted flow type-checked with mypy --strict against it, and run
 against a live server; TypeScript types generated with openapi-typescript (npm, pinned in
-package-lock.json) and a flow over the same operations type-checked with tsc --strict. The
+package-lock.json) and a flow over the same operations type-checked with tsc --strict, then
+compiled and run with node against the same kind of live server. The
 document is used as served: no patching, no casts, no hand-written requests in either flow.
 
 The TypeScript half needs node and `npm ci`; like the browser tests it is skipped where they are
@@ -91,7 +92,10 @@ def _served_document(app: Flask, path: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.skipif(bool(_ts_missing), reason=f"missing: {', '.join(_ts_missing)}")
-def test_typescript_types_type_check_the_flow_strictly(app: Flask, tmp_path: Path) -> None:
+def test_typescript_types_type_check_the_flow_strictly_and_it_runs(
+    tmp_path: Path, live_site: tuple[Flask, str]
+) -> None:
+    app, base = live_site
     document = _served_document(app, tmp_path / "openapi.json")
     generated = subprocess.run(  # noqa: S603 - our own pinned tools, fixed arguments
         [str(NODE_BIN / "openapi-typescript"), str(document), "-o", str(tmp_path / "schema.d.ts")],
@@ -124,6 +128,33 @@ def test_typescript_types_type_check_the_flow_strictly(app: Flask, tmp_path: Pat
         [*tsc, "flow.ts"], cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False
     )
     assert typed.returncode == 0, typed.stdout + typed.stderr
+
+    # And it runs: the same flow compiled to JavaScript, against the live server (node's fetch).
+    (tmp_path / "package.json").write_text('{"type": "module"}')
+    emit = [arg for arg in tsc if arg != "--noEmit"]
+    built = subprocess.run(  # noqa: S603
+        [*emit, "--outDir", "js", "flow.ts"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    script = (
+        "const [base, email, password] = process.argv.slice(1);"
+        "const { main } = await import('./js/flow.js');"
+        "await main(base, email, password); console.log('flow ok');"
+    )
+    ran = subprocess.run(  # noqa: S603
+        [str(NODE), "--input-type=module", "-e", script, base, *ADMIN],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert ran.returncode == 0 and "flow ok" in ran.stdout, ran.stdout + ran.stderr
 
     # The check has teeth: a field the document does not declare fails the same compile.
     broken = (HERE / "flow.ts").read_text().replace("checkin.total", "checkin.totals", 1)
@@ -159,8 +190,9 @@ def _export_job_running(app: Flask) -> Iterator[None]:
         thread.join(10)
 
 
-@pytest.mark.skipif(not GENERATOR.exists(), reason="openapi-python-client is a dev dependency")
-def test_generated_python_client_runs_the_phone_flow(tmp_path: Path) -> None:
+@pytest.fixture
+def live_site(tmp_path: Path) -> Iterator[tuple[Flask, str]]:
+    """The app on a free port over a file database with an admin, and the export job running."""
     url = f"sqlite:///{tmp_path / 'live.sqlite3'}"
     command.upgrade(alembic_config(url), "head")
     config = TestConfig(url)
@@ -171,63 +203,70 @@ def test_generated_python_client_runs_the_phone_flow(tmp_path: Path) -> None:
         args=["create-admin", "--email", ADMIN[0], "--password", ADMIN[1]]
     )
     assert cli.exit_code == 0, cli.output
-
     with serve(app) as base, _export_job_running(app):
-        document = _served_document(app, tmp_path / "openapi.json")
-        env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-        generated = subprocess.run(  # noqa: S603 - our own tools, fixed arguments
-            [
-                str(GENERATOR),
-                "generate",
-                "--path",
-                str(document),
-                "--meta",
-                "none",
-                "--output-path",
-                str(tmp_path / "waymark_client"),
-                "--config",
-                str(HERE / "openapi-python-client.yaml"),
-            ],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert generated.returncode == 0, generated.stdout + generated.stderr
+        yield app, base
 
-        flow = tmp_path / "flow.py"
-        shutil.copy(HERE / "flow.py", flow)
-        typed = subprocess.run(  # noqa: S603
-            [
-                sys.executable,
-                "-m",
-                "mypy",
-                "--strict",
-                "--follow-imports=silent",
-                "--no-incremental",
-                "--cache-dir",
-                os.devnull,
-                str(flow),
-            ],
-            cwd=tmp_path,
-            env={**env, "MYPYPATH": str(tmp_path)},
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert typed.returncode == 0, typed.stdout + typed.stderr
 
-        ran = subprocess.run(  # noqa: S603
-            [sys.executable, str(flow), base, *ADMIN],
-            cwd=tmp_path,
-            env={**env, "PYTHONPATH": str(tmp_path)},
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+@pytest.mark.skipif(not GENERATOR.exists(), reason="openapi-python-client is a dev dependency")
+def test_generated_python_client_runs_the_phone_flow(
+    tmp_path: Path, live_site: tuple[Flask, str]
+) -> None:
+    app, base = live_site
+    document = _served_document(app, tmp_path / "openapi.json")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    generated = subprocess.run(  # noqa: S603 - our own tools, fixed arguments
+        [
+            str(GENERATOR),
+            "generate",
+            "--path",
+            str(document),
+            "--meta",
+            "none",
+            "--output-path",
+            str(tmp_path / "waymark_client"),
+            "--config",
+            str(HERE / "openapi-python-client.yaml"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+
+    flow = tmp_path / "flow.py"
+    shutil.copy(HERE / "flow.py", flow)
+    typed = subprocess.run(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--follow-imports=silent",
+            "--no-incremental",
+            "--cache-dir",
+            os.devnull,
+            str(flow),
+        ],
+        cwd=tmp_path,
+        env={**env, "MYPYPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert typed.returncode == 0, typed.stdout + typed.stderr
+
+    ran = subprocess.run(  # noqa: S603
+        [sys.executable, str(flow), base, *ADMIN],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "flow ok" in ran.stdout
