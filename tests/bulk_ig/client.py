@@ -10,7 +10,7 @@ runs in its own environment (tests/bulk_ig/pyproject.toml), never the project's:
     uv run --project tests/bulk_ig --frozen python tests/bulk_ig/client.py --base URL CMD ...
 
 Each command prints one JSON document on stdout; a failed check exits 1 with the reason on
-stderr. Commands: discover, token, export, requests (see main()).
+stderr. Commands: discover, token, export, requests, validate (see main()).
 """
 
 from __future__ import annotations
@@ -351,8 +351,9 @@ def _export(client: BulkClient, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _requests(client: BulkClient, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Each request of a JSON list on stdin ({method, path, headers, params, data, outcome});
-    one answering with `outcome: true` must be an R4 OperationOutcome in application/fhir+json."""
+    """Each request of a JSON list on stdin ({method, path, headers, params, data, outcome,
+    resource}); one with `outcome: true` must answer an R4 OperationOutcome in
+    application/fhir+json, one with `resource: true` a valid R4 resource."""
     if client.key is not None:
         client.authorize()
     out = []
@@ -379,7 +380,23 @@ def _requests(client: BulkClient, args: argparse.Namespace) -> list[dict[str, An
             if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
                 raise CheckFailed(f"{item}: not an OperationOutcome: {answer.text[:300]}")
             validate(body)
+        if item.get("resource"):
+            if not isinstance(body, dict) or "resourceType" not in body:
+                raise CheckFailed(f"{item}: not a resource: {answer.text[:300]}")
+            validate(body)
         out.append({"status": answer.status_code, "headers": dict(answer.headers), "body": body})
+    return out
+
+
+def _validate(_client: BulkClient, _args: argparse.Namespace) -> list[str | None]:
+    """Each NDJSON line on stdin: None when it is a valid R4 resource, else why not."""
+    out: list[str | None] = []
+    for line in sys.stdin.read().splitlines():
+        try:
+            validate(json.loads(line))
+            out.append(None)
+        except CheckFailed as failure:
+            out.append(str(failure))
     return out
 
 
@@ -409,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     export.set_defaults(run=_export)
     commands.add_parser("requests").set_defaults(run=_requests)
+    commands.add_parser("validate", help="NDJSON on stdin").set_defaults(run=_validate)
     args = parser.parse_args(argv)
     try:
         result = args.run(_client(args), args)

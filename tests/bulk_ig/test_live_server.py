@@ -323,6 +323,49 @@ class Ig:
     def requests(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return self.run("requests", stdin=items)  # type: ignore[no-any-return]
 
+    def validate(self, resources: list[dict[str, Any]]) -> list[str | None]:
+        ndjson = "\n".join(json.dumps(r) for r in resources)
+        done = subprocess.run(  # noqa: S603
+            [
+                _uv(),
+                "run",
+                "--project",
+                str(HERE),
+                "--frozen",
+                "--no-sync",
+                "python",
+                str(HERE / "client.py"),
+                "--base",
+                self.base,
+                "validate",
+            ],
+            input=ndjson.encode(),
+            env=_client_env(),
+            capture_output=True,
+            check=False,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def test_the_client_validates_with_the_r4_models(ig_client_ready: None) -> None:
+    """The client's validation can fail, and is R4's: a resource type R4B added is unknown to it,
+    one R4B removed is known to it, and a missing required element is refused."""
+    answers = Ig("http://127.0.0.1:1/fhir").validate(
+        [
+            {"resourceType": "Patient", "id": "p", "name": [{"text": "A"}]},
+            {"resourceType": "Observation", "id": "o", "status": "final"},  # no code
+            {"resourceType": "SubscriptionTopic", "id": "s", "url": "http://x", "status": "draft"},
+            # R4's MedicinalProduct became MedicinalProductDefinition in R4B.
+            {"resourceType": "MedicinalProduct", "id": "m", "name": [{"productName": "x"}]},
+        ]
+    )
+    assert answers[0] is None
+    assert answers[1] is not None and "code" in answers[1]
+    assert answers[2] is not None and "SubscriptionTopic" in answers[2]
+    assert answers[3] is None  # valid R4, unknown to R4B
+
 
 def _new_key(alg: str) -> RSAKey | ECKey:
     if alg == "RS384":
@@ -452,7 +495,7 @@ def test_group_is_the_clinicians_consented_roster(live: Live, tmp_path: Path) ->
     client = _register(live, "RS384", tmp_path)
     group, unknown = client.requests(
         [
-            {"path": f"Group/{live.clinician_id}"},
+            {"path": f"Group/{live.clinician_id}", "resource": True},  # valid R4
             {"path": f"Group/{uuid.uuid4()}", "outcome": True},
         ]
     )
