@@ -193,6 +193,16 @@ class _PdfWriter:
             f"Consent: {consent['id']}: {', '.join(consent['categories'])}"
             + (f"; purpose {purpose.replace('_', ' ')}" if purpose else "")
             + (f"; expires {expires}" if expires else "")
+            # The rest of the consent's scope (42 CFR 2.32(b)), as the HTML shows it.
+            + "".join(
+                f"; {label} {consent[key]}"
+                for key, label in (
+                    ("data_from", "data from"),
+                    ("discloser", "disclosed by"),
+                    ("consent_text_version", "consent text"),
+                )
+                if consent.get(key)
+            )
         )
         self.pdf.ln(2)
         self.pdf.set_font("DejaVu", "B", 8)

@@ -31,7 +31,13 @@ def summary(categories: tuple[str, ...] = CATEGORIES) -> dict:
         demo.data(),
         patient={"id": "0f0f0f0f-0000-4000-8000-000000000001", "display_name": NAME},
         period=Period(demo.start, demo.end, demo.timezone),
-        consent={"id": "c0ffee00-0000-4000-8000-000000000002", "categories": list(categories)},
+        consent={
+            "id": "c0ffee00-0000-4000-8000-000000000002",
+            "categories": list(categories),
+            "data_from": "2026-09-01T00:00:00+00:00",
+            "discloser": "Harbor Recovery Program",
+            "consent_text_version": "2026-01",
+        },
         generated_at=demo.now,
         now=demo.now,
         notice=REDISCLOSURE_NOTICE,
@@ -54,6 +60,9 @@ def test_html_carries_who_when_consent_and_notice(full: dict, html: str) -> None
     assert "2026-10-05 to 2026-11-15" in html
     assert full["generated_at"] in html
     assert full["consent"]["id"] in html
+    # The consent's scope (42 CFR 2.32(b)): the data period, the discloser, the text signed.
+    for part in ("data from 2026-09-01", "disclosed by Harbor Recovery Program", "text 2026-01"):
+        assert part in html, part
     assert NOTICE_START in html
     assert "@media print" in html
 
@@ -95,6 +104,8 @@ def test_pdf_carries_who_when_consent_notice_and_charts(full: dict) -> None:
     assert "2026-10-05 to 2026-11-15" in text
     assert full["generated_at"] in text
     assert full["consent"]["id"] in text
+    for part in ("data from 2026-09-01", "disclosed by Harbor Recovery Program", "text 2026-01"):
+        assert part in text, part
     assert NOTICE_START in text
     images = sum(len(page.images) for page in reader.pages)
     assert images == 5
