@@ -67,7 +67,17 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 15})
         _configure_sqlite(engine)
         return engine
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    # PostgreSQL JIT-compiles a query whose estimated cost passes jit_above_cost. The roster's
+    # correlated subqueries are costed far above what they take (1,000 patients: estimate 200k,
+    # 40 ms to run), so it spent 130-400 ms compiling each time (EXPLAIN ANALYZE, bench.dashboard);
+    # short requests like ours never win that back. A startup option: no statement, no
+    # transaction opened on a fresh connection.
+    engine = create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        connect_args={"options": "-c jit=off"},
+    )
     _ping_idle_connections(engine)
     return engine
 

@@ -93,6 +93,11 @@ def main() -> int:
         session = app.extensions["db"].sessionmaker()
         log(f"seeding {args.patients} patients (8 weeks each) and a year patient ...")
         patient, doctor = seed(session, patients=args.patients, clinicians=1, weeks=8)
+        session.commit()
+        # Statistics, as a database in service has them: without, the planner guesses until
+        # autovacuum's ANALYZE happens to run in the middle of the measurements.
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
         with time_machine.travel(NOW, tick=True):
             from api.auth.models import User
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, case, cast, exists, func, select
+from sqlalchemy import ColumnElement, case, exists, func, select
 from sqlalchemy.orm import Session
 
 from api.alerts import services as alert_services
@@ -69,7 +69,8 @@ def roster(
         pattern = f"%{_escape_like(search.lower())}%"
         base = base.where(func.lower(User.display_name).like(pattern, escape="\\"))
     total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
-    base = base.outerjoin(alerts, alerts.c.patient_id == Consent.patient_id)
+    if sort.removeprefix("-") == "alerts":  # the grouped count only where it is the key
+        base = base.outerjoin(alerts, alerts.c.patient_id == Consent.patient_id)
     open_alerts = func.coalesce(alerts.c.n_open, 0)
     keys: dict[str, Any] = {
         "name": User.display_name,
@@ -78,26 +79,37 @@ def roster(
         "alerts": open_alerts,
         "checkin": last_checkin,
         # The share of scheduled doses taken (None: not shared, or none scheduled).
-        "adherence": case(
-            (medications, cast(taken, Float) / func.nullif(scheduled, 0)), else_=None
-        ),
+        # One scan of the doses per row: the mean of taken (1) and not (0), NULL without any.
+        "adherence": case((medications, _dose_share(since, now)), else_=None),
     }
     column = keys[sort.removeprefix("-")]
     order = (column.desc() if sort.startswith("-") else column.asc()).nulls_last()
-    stmt = base.add_columns(
-        User.display_name,
-        open_alerts,
-        last_checkin,
-        case((medications, taken), else_=None),
-        case((medications, scheduled), else_=None),
+    ordering = (order, User.display_name, Consent.id)
+    # The page's consents are picked first (only the sort key is computed for the rows before
+    # it), then the figures are computed for those rows alone: with the figures beside the
+    # OFFSET, PostgreSQL computes them for every skipped row too (page 10 cost 2.5 times page 1).
+    picked = (
+        base.with_only_columns(Consent.id)
+        .order_by(*ordering)
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+        .subquery("picked")
     )
-    rows: list[Any] = list(
-        session.execute(
-            stmt.order_by(order, User.display_name, Consent.id)
-            .offset((page - 1) * per_page)
-            .limit(per_page)
+    stmt = (
+        gate.consents_stmt()
+        .join(picked, picked.c.id == Consent.id)
+        .join(User, User.id == Consent.patient_id)
+        .outerjoin(alerts, alerts.c.patient_id == Consent.patient_id)
+        .add_columns(
+            User.display_name,
+            open_alerts,
+            last_checkin,
+            case((medications, taken), else_=None),
+            case((medications, scheduled), else_=None),
         )
+        .order_by(*ordering)
     )
+    rows: list[Any] = list(session.execute(stmt))
     consents = [row[0] for row in rows]
     items = [
         RosterRow(
@@ -164,16 +176,27 @@ def _last_checkin(now: datetime) -> Any:
     )
 
 
-def _doses(since: datetime, now: datetime, *, taken_only: bool) -> Any:
-    """Scheduled doses of the last days inside the row's consent window (taken, or all logged
-    or missed), correlated to the row's consent."""
-    stmt = select(func.count()).where(
+def _recent_doses(since: datetime, now: datetime) -> list[ColumnElement[bool]]:
+    """Scheduled doses of the last days inside the row's consent window (logged or missed),
+    correlated to the row's consent."""
+    return [
         Dose.user_id == Consent.patient_id,
         Dose.scheduled_for.is_not(None),
         Dose.dose_at >= since,
         Dose.dose_at >= func.coalesce(Consent.data_from, Consent.signed_at),
         Dose.dose_at <= now,
-    )
+    ]
+
+
+def _doses(since: datetime, now: datetime, *, taken_only: bool) -> Any:
+    """How many of those doses (taken only, or all)."""
+    stmt = select(func.count()).where(*_recent_doses(since, now))
     if taken_only:
         stmt = stmt.where(Dose.status == "taken")
     return stmt.scalar_subquery()
+
+
+def _dose_share(since: datetime, now: datetime) -> Any:
+    """The share of those doses taken, NULL without any (the adherence sort key)."""
+    taken = case((Dose.status == "taken", 1.0), else_=0.0)
+    return select(func.avg(taken)).where(*_recent_doses(since, now)).scalar_subquery()
