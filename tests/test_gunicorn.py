@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,19 +22,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from tests.livesite import bound_socket
+
 ROOT = Path(__file__).resolve().parent.parent
 PORTS = range(8500, 8600)
-
-
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    pytest.skip("no free port in 8500-8599")
 
 
 METRICS_TOKEN = "gunicorn-test-scraper-token"
@@ -59,10 +49,13 @@ def _sample(text: str, name: str) -> float:
 
 @pytest.fixture
 def gunicorn(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port = _free_port()
+    listener = bound_socket(PORTS)
+    if listener is None:
+        pytest.skip(f"no free port in {PORTS}")
+    port = listener.getsockname()[1]
     env = {
         **{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
-        "BIND": f"127.0.0.1:{port}",
+        "BIND": f"fd://{listener.fileno()}",
         "WEB_CONCURRENCY": "2",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'gunicorn.sqlite3'}",
         "WAYMARK_INSTANCE_DIR": str(tmp_path / "instance"),
@@ -75,6 +68,7 @@ def gunicorn(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         [str(gunicorn_bin), "-c", "gunicorn.conf.py", "wsgi:app"],
         cwd=ROOT,
         env=env,
+        pass_fds=(listener.fileno(),),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
@@ -102,6 +96,7 @@ def gunicorn(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             process.wait()
         if process.stderr:
             process.stderr.close()
+        listener.close()
 
 
 HEALTHZ = {"method": "GET", "route": "/healthz", "status": "200"}

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,8 @@ import pytest
 import requests
 from joserfc.jwk import ECKey, RSAKey
 
+from tests.livesite import bound_socket
+
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 UV = ROOT / ".tools" / "bin" / "uv"
@@ -39,17 +40,6 @@ PORTS = range(int(_first), int(_last) + 1)
 PASSWORD = "correct horse battery"
 pytestmark = pytest.mark.slow
 HTTP = requests.Session()  # loopback only; the server's own timeouts bound each answer
-
-
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    pytest.skip(f"no free port in {PORTS}")
 
 
 def _bin(name: str) -> str:
@@ -170,7 +160,10 @@ def _seed(root: str, admin_email: str, clinician_email: str) -> Live:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, ig_client_ready: None) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("live")
-    port = _free_port()
+    listener = bound_socket(PORTS)
+    if listener is None:
+        pytest.skip(f"no free port in {PORTS}")
+    port = listener.getsockname()[1]
     env = {
         **{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
         "DATABASE_URL": f"sqlite:///{tmp / 'live.sqlite3'}",
@@ -178,7 +171,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, ig_client_ready: None) -> Ite
         "EXPORT_DIR": str(tmp / "exports"),
         "TMPDIR": str(tmp),
         "LOG_LEVEL": "WARNING",
-        "BIND": f"127.0.0.1:{port}",
+        "BIND": f"fd://{listener.fileno()}",
         "WEB_CONCURRENCY": "2",
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "BULK_EXPORT_POLL_INTERVAL": "1",
@@ -214,6 +207,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, ig_client_ready: None) -> Ite
             [_bin("gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
             cwd=ROOT,
             env=env,
+            pass_fds=(listener.fileno(),),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
@@ -248,6 +242,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, ig_client_ready: None) -> Ite
             _stop(process)
             if process.stderr:
                 process.stderr.close()
+        listener.close()
 
 
 def _uv() -> str:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,7 +25,6 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
-from werkzeug.serving import make_server
 
 from api.alerts import services as alert_services
 from api.auth import services as auth_services
@@ -38,6 +35,7 @@ from api.consent.models import Consent
 from api.security import password_hasher
 from jobs import weekly_summaries as weekly_job
 from tests.consenting import sign
+from tests.livesite import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -59,29 +57,11 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 9200-9249")
-
-
 @pytest.fixture
 def live(app: Flask, committed_db: Engine) -> Iterator[str]:
     """The app on a local port (one thread), over a database whose writes really commit."""
-    port = _free_port()
-    server = make_server("127.0.0.1", port, app, threaded=False)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with serve(app, threaded=False, ports=PORTS) as base:
+        yield base
 
 
 @pytest.fixture
