@@ -178,6 +178,15 @@ class Config:
         self.LOGIN_FAILURE_WINDOW = _int("LOGIN_FAILURE_WINDOW", 900)
         self.REGISTER_MAX_PER_ADDRESS = _int("REGISTER_MAX_PER_ADDRESS", 10)
         self.REGISTER_WINDOW = _int("REGISTER_WINDOW", 3600)
+        # Password reset and email verification (docs/contract.md "Password reset and email
+        # verification"): token lifetimes in seconds, whether an unverified address may sign in,
+        # requests per client address and emails per account per window.
+        self.PASSWORD_RESET_TTL = _int("PASSWORD_RESET_TTL", 1800)
+        self.EMAIL_VERIFICATION_TTL = _int("EMAIL_VERIFICATION_TTL", 48 * 3600)
+        self.REQUIRE_EMAIL_VERIFICATION = _bool("REQUIRE_EMAIL_VERIFICATION", False)
+        self.EMAIL_TOKEN_MAX_PER_ADDRESS = _int("EMAIL_TOKEN_MAX_PER_ADDRESS", 10)
+        self.EMAIL_TOKEN_MAX_PER_ACCOUNT = _int("EMAIL_TOKEN_MAX_PER_ACCOUNT", 3)
+        self.EMAIL_TOKEN_WINDOW = _int("EMAIL_TOKEN_WINDOW", 3600)
         self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 1024 * 1024)
         self.TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)
         self.IDEMPOTENCY_TTL = _int("IDEMPOTENCY_TTL", 48 * 3600)

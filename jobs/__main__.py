@@ -26,6 +26,8 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from api import create_app
+from api.auth import recovery
+from api.auth.email_tokens import EmailTokenSettings
 from api.db import utcnow
 from api.export.storage import storage_from_config
 from api.notifications import services as outbox
@@ -89,6 +91,12 @@ def run_send(app: Any) -> dict[str, int]:
     push = push_router(app)
 
     def send(session: Any, *, now: Any) -> Any:
+        # Password-reset and verification emails asked for by address: looked up here, after
+        # the answer went out, so the request's timing tells nothing (api.auth.recovery).
+        recovery.issue_requested_emails(
+            session, now=now, settings=EmailTokenSettings.from_config(cfg)
+        )
+        session.commit()
         # Leases follow their owner: only the leader sends, one run at a time (max_instances=1),
         # so whatever is still `sending` now belongs to a run that is gone. It is sent at once,
         # not after DELIVERY_LEASE (a killed leader's claims reach the standby's first run).

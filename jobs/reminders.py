@@ -58,7 +58,11 @@ def channels(cfg: Mapping[str, Any]) -> tuple[EmailChannel, LinkSettings]:
     process so its access tokens and connections outlive one run)."""
     email = EmailChannel(email_settings(cfg))
     domain = parseaddr(cfg["MAIL_FROM"])[1].rpartition("@")[2] or "waymark.invalid"
-    return email, LinkSettings(base_url=cfg["PUBLIC_BASE_URL"], message_domain=domain)
+    return email, LinkSettings(
+        base_url=cfg["PUBLIC_BASE_URL"],
+        message_domain=domain,
+        token_key=cfg["SECRET_KEY"].encode(),
+    )
 
 
 def dispatch_reminders(

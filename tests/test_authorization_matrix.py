@@ -117,6 +117,9 @@ FAMILIES: list[tuple[set[str], str, dict[str, Any]]] = [
     ({"GET"}, r"/v1/consent-texts(/\{version\})?", PUBLIC),
     ({"GET"}, r"/v1/crisis-resources", PUBLIC),
     ({"POST"}, r"/v1/auth/(register|token|refresh|logout)", PUBLIC),
+    # Password reset and email verification: for callers who are not signed in (the resend also
+    # takes a bearer token; without one it needs `email`: 422 for the matrix's empty body).
+    ({"POST"}, r"/v1/auth/(password-reset(/confirm)?|verify-email(/resend)?)", PUBLIC),
     ({"GET", "PATCH", "DELETE"}, r"/v1/me", SIGNED_IN),
     ({"GET"}, r"/v1/instruments", SIGNED_IN),
     ({"POST"}, r"/v1/me/password", SIGNED_IN),

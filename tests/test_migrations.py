@@ -283,3 +283,32 @@ def test_mfa_migration_seals_plaintext_secrets_and_keys_recovery_codes(
         assert (plain, again) == (secret, pending)
     finally:
         drop()
+
+
+def test_accounts_older_than_verification_count_as_verified(tmp_path) -> None:
+    """0029: an account made before email verification existed is verified (at its creation),
+    so REQUIRE_EMAIL_VERIFICATION never locks it out; the flag is null for new accounts."""
+    url = f"sqlite:///{tmp_path / 'verified.sqlite3'}"
+    cfg = alembic_config(url)
+    command.upgrade(cfg, "0028")
+    eng = make_engine(url)
+    user = uuid.uuid4().hex
+    with eng.begin() as conn:
+        _insert(
+            conn,
+            "users",
+            id=user,
+            email="old@x.test",
+            role="patient",
+            created_at="2026-01-02 03:04:05",
+        )
+    eng.dispose()
+    command.upgrade(cfg, "0029")
+    eng = make_engine(url)
+    with eng.connect() as conn:
+        verified = conn.execute(sa.text("SELECT email_verified_at FROM users")).scalar()
+        assert str(verified).startswith("2026-01-02 03:04:05")
+        assert conn.execute(sa.text("SELECT count(*) FROM email_tokens")).scalar() == 0
+    eng.dispose()
+    command.downgrade(cfg, "0028")
+    command.upgrade(cfg, "head")

@@ -35,6 +35,14 @@ class User(TimestampMixin, Base):
     totp_secret: Mapped[str | None] = mapped_column(String(255))
     totp_enrolled_at: Mapped[datetime | None]
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # When the owner proved the address (a verification or password-reset link); null until
+    # then. Accounts older than verification, and those an admin made, count as verified
+    # (migration 0029, docs/contract.md).
+    email_verified_at: Mapped[datetime | None]
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
     @property
     def quiet_hours(self) -> dict[str, str] | None:
@@ -89,6 +97,50 @@ class RecoveryCode(Base):
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+
+
+EMAIL_TOKEN_PURPOSES = ("password_reset", "verify_email")
+
+
+class EmailToken(Base):
+    """A single-use token sent by email (password reset, address verification), stored as a
+    hash. The token itself is derived from the outbox notification that carries it (see
+    api.auth.verification), so the sender can put it in the email without it being stored."""
+
+    __tablename__ = "email_tokens"
+    __table_args__ = (
+        CheckConstraint("purpose IN ('password_reset', 'verify_email')", name="purpose"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256, never the token
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    # Set when the token is used, or voided by a newer token of the same purpose or a reset.
+    used_at: Mapped[datetime | None]
+
+    def is_usable(self, at: datetime) -> bool:
+        return self.used_at is None and at < self.expires_at
+
+
+class EmailRequest(Base):
+    """A password-reset or verification email asked for by address, not yet acted on. The
+    request that is not signed in only records it, the same work whether or not the address has
+    an account; the sender job resolves it and deletes it (api.auth.recovery). Kept seconds."""
+
+    __tablename__ = "email_requests"
+    __table_args__ = (
+        CheckConstraint("purpose IN ('password_reset', 'verify_email')", name="purpose"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    purpose: Mapped[str] = mapped_column(String(20))
+    email: Mapped[str] = mapped_column(String(320))  # normalized, as users.email
+    created_at: Mapped[datetime]
 
 
 class SiteSetting(Base):

@@ -28,6 +28,14 @@ class UserSchema(Schema):
     timezone = fields.String(dump_only=True)
     quiet_hours = fields.Nested(QuietHoursSchema, allow_none=True, dump_only=True)
     discreet_notifications = fields.Boolean(dump_only=True)
+    email_verified = fields.Boolean(
+        dump_only=True,
+        metadata={
+            "description": "Whether the owner proved the address (a verification or password "
+            "reset link). Accounts made before verification existed, and by an admin, count as "
+            "verified."
+        },
+    )
     created_at = fields.AwareDateTime(dump_only=True)
     organization = fields.String(
         dump_only=True, metadata={"description": "Clinicians only.", MAY_BE_ABSENT: True}
@@ -93,3 +101,65 @@ class ClinicianCreateSchema(StrictSchema):
     display_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     organization = fields.String(required=True, validate=validate.Length(min=1, max=200))
     timezone = TimeZoneName(load_default="UTC")
+
+
+# Password reset and email verification (docs/contract.md). Tokens are 43 URL-safe characters;
+# anything longer than 200 is refused as a shape error before any lookup.
+_TOKEN = {"description": "The single-use token from the email (also in its link, after #token=)."}
+EXAMPLE_TOKEN = "q2Vx0mJm3m2b8kKc2C2u4B7t0bqQp3o0bQe9Zz8y1Xk"
+
+
+class PasswordResetRequestSchema(StrictSchema):
+    email = EmailAddress(
+        required=True,
+        validate=validate.Length(max=320),
+        metadata={"example": "sam@example.org"},
+    )
+
+
+class PasswordResetSchema(StrictSchema):
+    token = fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={**_TOKEN, "example": EXAMPLE_TOKEN},
+    )
+    new_password = fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=10, max=1024),
+        metadata={
+            "description": "The same rules as at registration.",
+            "example": "a new passphrase",
+        },
+    )
+
+
+class EmailVerificationSchema(StrictSchema):
+    token = fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={**_TOKEN, "example": EXAMPLE_TOKEN},
+    )
+
+
+class VerificationResendSchema(StrictSchema):
+    email = EmailAddress(
+        validate=validate.Length(max=320),
+        metadata={
+            "description": "Required unless signed in (Authorization header); ignored when "
+            "signed in.",
+            "example": "sam@example.org",
+        },
+    )
+
+
+class EmailSentSchema(Schema):
+    """The answer to a reset or resend request: the same whether or not the address has an
+    account (or needs the email)."""
+
+    detail = fields.String(
+        required=True,
+        metadata={"example": "If this address has an account, an email is on its way."},
+    )

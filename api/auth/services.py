@@ -18,7 +18,8 @@ from sqlalchemy import CursorResult, Result, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from api import fields
-from api.auth import mfa, signals
+from api.auth import email_tokens, mfa, signals
+from api.auth.email_tokens import EmailTokenSettings
 from api.auth.models import AuthSession, RefreshToken, User
 from api.db import OwnTransaction
 from api.errors import Conflict, Forbidden, TooManyRequests, Unauthorized
@@ -76,6 +77,14 @@ ATTEMPT_GIVEN_BACK = "auth.attempt_given_back"  # refused, but not a guess (a mi
 REFRESH_REUSE = "auth.refresh_reuse"  # a spent refresh token again: its login revoked
 
 
+class EmailNotVerified(Forbidden):
+    """Sign-in refused until the address is verified (REQUIRE_EMAIL_VERIFICATION): only told
+    after the password was right, so it reveals nothing to someone who does not know it."""
+
+    slug = "email-not-verified"
+    title = "Email address not verified"
+
+
 def normalize_email(email: str) -> str:
     return fields.normalize_email(email)
 
@@ -97,7 +106,8 @@ def create_user(
     role: str = "patient",
     organization: str | None = None,
 ) -> User:
-    """Raises Conflict if the email is taken."""
+    """An account made by an administrator (clinician, admin): its address counts as verified,
+    the administrator vouched for it. Raises Conflict if the email is taken."""
     email = normalize_email(email)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise Conflict("An account with this email already exists.")
@@ -111,6 +121,8 @@ def create_user(
         invite_code=new_invite_code() if role == "clinician" else None,
     )
     session.add(user)
+    session.flush()
+    user.email_verified_at = user.created_at  # verified as it is made (created_at's default)
     session.flush()
     log.info("user.created", user_id=str(user.id), role=role)
     return user
@@ -138,13 +150,15 @@ def register_patient(
     limit: int,
     window: int,
     now: datetime,
+    emails: EmailTokenSettings,
 ) -> Registration:
     """Create a patient account unless the address has one. Raises TooManyRequests past `limit`
     registrations from one client address per `window` seconds.
 
     Having an account here is itself sensitive (a recovery program), so a taken address must not
     show: the password is hashed in both branches (the hash is most of the time a registration
-    takes) and the caller answers the same way."""
+    takes) and the caller answers the same way. Either way one email is queued: to the owner of
+    a taken address, or the new account's verification link."""
     take_attempt(
         session,
         counter,
@@ -172,6 +186,9 @@ def register_patient(
     session.add(user)
     session.flush()
     log.info("user.created", user_id=str(user.id), role="patient")
+    email_tokens.issue(
+        session, user_id=user.id, purpose=email_tokens.VERIFY_EMAIL, now=now, settings=emails
+    )
     return Registration(user=user, existing_user_id=None)
 
 
@@ -338,11 +355,13 @@ def login(
     box: mfa.SecretBox,
     totp_code: str | None = None,
     own_transaction: OwnTransaction,
+    require_verified_email: bool = False,
 ) -> TokenPair:
     """Sign in to the API. Raises TooManyRequests when throttled, Unauthorized on bad
     credentials, a wrong second factor (both counted) or a missing one, Forbidden for a
     clinician without one when an admin requires it (neither of the last two is a guess: the
-    attempt is given back, ATTEMPT_GIVEN_BACK)."""
+    attempt is given back, ATTEMPT_GIVEN_BACK), EmailNotVerified for an unverified address when
+    `require_verified_email` (after the password: it tells nothing to who does not know it)."""
     user = check_credentials(
         session,
         email=email,
@@ -378,6 +397,17 @@ def login(
         box=box,
         own_transaction=own_transaction,
     )
+    if require_verified_email and not user.email_verified:
+        # Every factor was right: not a guess, so the counted attempt is given back.
+        own_transaction(
+            ATTEMPT_GIVEN_BACK,
+            partial(give_back_attempt, email=email, address=address, counter=counter),
+        )
+        log.info("auth.login_unverified", user_id=str(user.id))
+        raise EmailNotVerified(
+            "Verify your email address first: open the link we sent you, or ask for a new one "
+            "(POST /v1/auth/verify-email/resend)."
+        )
     forgive_attempt(session, email=email, address=address, counter=counter)
     login_session = AuthSession(user_id=user.id, created_at=now)
     session.add(login_session)

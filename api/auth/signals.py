@@ -23,3 +23,22 @@ def send_address_taken(session: Session, *, user_id: uuid.UUID, now: datetime) -
     if not address_taken.receivers:
         raise RuntimeError("no receiver for auth.address_taken (api.notifications not loaded)")
     address_taken.send(session, user_id=user_id, now=now)
+
+
+# send(session, user_id=..., purpose=..., now=...): queue the email that carries a single-use
+# token (purpose "password_reset" or "verify_email"); the receiver answers the id of the outbox
+# notification, from which the token is derived (api.auth.verification).
+email_token_requested = _signals.signal("auth.email_token_requested")
+
+
+def send_email_token(
+    session: Session, *, user_id: uuid.UUID, purpose: str, now: datetime
+) -> uuid.UUID:
+    """Queue the token email through the one receiver; its notification id comes back."""
+    answers = email_token_requested.send(session, user_id=user_id, purpose=purpose, now=now)
+    if len(answers) != 1:
+        raise RuntimeError(
+            "auth.email_token_requested needs exactly one receiver (api.notifications)"
+        )
+    notification_id: uuid.UUID = answers[0][1]
+    return notification_id

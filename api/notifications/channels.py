@@ -38,6 +38,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Any
 
+from api.auth.email_tokens import derive_token
 from api.notifications.push import PushMessage, PushRouter, PushTarget
 from api.notifications.results import LOST, SENT, Commit, Result
 
@@ -190,6 +191,14 @@ def _smtp_refusal(code: int) -> Result:
 class LinkSettings:
     base_url: str  # PUBLIC_BASE_URL: emails link to {base_url}/inbox/{notification id}
     message_domain: str  # right-hand side of Message-IDs
+    # SECRET_KEY: derives the token a password-reset or verification email carries
+    # (api.auth.email_tokens); without it such an email fails rather than carry no token.
+    token_key: bytes = b""
+
+
+# The app's pages that take a token from an email. The token rides in the fragment, which
+# browsers never send to a server: it stays out of access logs and Referer headers.
+TOKEN_PAGES = {"password_reset": "reset-password", "verify_email": "verify-email"}
 
 
 def deliver(
@@ -208,11 +217,26 @@ def deliver(
 
     if claimed.channel == "email":
         base = links.base_url.rstrip("/")
-        # An account notice or a clinician's weekly notice is not in the inbox: it links to the
-        # app itself (or the pages its payload names).
-        link = base if claimed.kind in NOT_IN_INBOX else f"{base}/inbox/{claimed.notification_id}"
+        token = ""
+        if claimed.kind in TOKEN_PAGES:
+            if not links.token_key:
+                return Result("failed", "no_token_key")
+            token = derive_token(
+                links.token_key, purpose=claimed.kind, notification_id=claimed.notification_id
+            )
+            link = f"{base}/{TOKEN_PAGES[claimed.kind]}#token={token}"
+        elif claimed.kind in NOT_IN_INBOX:
+            # An account notice or a clinician's weekly notice is not in the inbox: it links to
+            # the app itself (or the pages its payload names).
+            link = base
+        else:
+            link = f"{base}/inbox/{claimed.notification_id}"
         text = email_text(
-            discreet=claimed.discreet, link=link, kind=claimed.kind, payload=claimed.payload
+            discreet=claimed.discreet,
+            link=link,
+            kind=claimed.kind,
+            payload=claimed.payload,
+            token=token,
         )
         return email.send(
             to=claimed.email,

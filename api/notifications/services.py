@@ -125,7 +125,12 @@ def enqueue(
 # weekly summaries' notice to a clinician (links, no health data).
 ACCOUNT_EXISTS = "account_exists"
 WEEKLY_SUMMARIES = "weekly_summaries"
-MESSAGES = frozenset({ACCOUNT_EXISTS, WEEKLY_SUMMARIES})
+# The emails that carry a single-use token (password reset, address verification):
+# api.auth.email_tokens derives the token from the notification's id, and the sender writes it
+# into the message; nothing stores it.
+PASSWORD_RESET = "password_reset"
+VERIFY_EMAIL = "verify_email"
+MESSAGES = frozenset({ACCOUNT_EXISTS, WEEKLY_SUMMARIES, PASSWORD_RESET, VERIFY_EMAIL})
 
 
 def queue_email(
@@ -174,6 +179,13 @@ def queue_account_exists_email(session: Session, *, user_id: uuid.UUID, now: dat
 @auth_signals.address_taken.connect
 def _on_address_taken(session: Session, *, user_id: uuid.UUID, now: datetime) -> None:
     queue_account_exists_email(session, user_id=user_id, now=now)
+
+
+@auth_signals.email_token_requested.connect
+def _on_email_token(
+    session: Session, *, user_id: uuid.UUID, purpose: str, now: datetime
+) -> uuid.UUID:
+    return queue_email(session, user_id=user_id, kind=purpose, now=now)
 
 
 def _active_devices(session: Session, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:

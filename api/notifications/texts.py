@@ -57,12 +57,38 @@ def weekly_summaries_text(*, base_url: str, summary_ids: list[str]) -> Text:
 
 
 def email_text(
-    *, discreet: bool, link: str, kind: str = "", payload: Mapping[str, Any] | None = None
+    *,
+    discreet: bool,
+    link: str,
+    kind: str = "",
+    payload: Mapping[str, Any] | None = None,
+    token: str = "",
 ) -> Text:
-    """Subject and plain-text body of an email: neutral, with a link, nothing else."""
+    """Subject and plain-text body of an email: neutral, with a link (and for a password reset
+    or a verification, the single-use token), nothing else: never the address, never health
+    data."""
     if kind == "weekly_summaries":
         ids = [str(i) for i in (payload or {}).get("summary_ids", [])]
         return weekly_summaries_text(base_url=link, summary_ids=ids)
+    if kind == "password_reset":
+        return Text(
+            "Reset your password" if discreet else "Reset your Waymark password",
+            "Hello,\n\n"
+            "Someone asked to reset the password of the account that uses this email address.\n"
+            f"To choose a new password, open this link: {link}\n\n"
+            f"Or enter this code in the app: {token}\n\n"
+            "The link works once and expires soon. Every device signed in to the account will\n"
+            "be signed out. If you did not ask for this, ignore this email: nothing changes.\n",
+        )
+    if kind == "verify_email":
+        return Text(
+            "Confirm your email address" if discreet else "Confirm your email for Waymark",
+            "Hello,\n\n"
+            "Please confirm that this email address belongs to you by opening this link:\n"
+            f"{link}\n\n"
+            f"Or enter this code in the app: {token}\n\n"
+            "The link works once. If you did not create an account, ignore this email.\n",
+        )
     if kind == "account_exists":
         return Text(
             "About your account" if discreet else "About your Waymark account",

@@ -4,17 +4,24 @@ live server by tests/clients/test_generated_clients.py. No casts, no hand-writte
 call goes through the generated functions, and answers are narrowed with isinstance. The bulk
 export needs the scheduler's export job running beside the server (the test runs it).
 
-Usage: python flow.py BASE_URL ADMIN_EMAIL ADMIN_PASSWORD
+Emails (the verification and password-reset links) are read as a mail client would: the test's
+SMTP server writes each message it receives into MAIL_DIR as an .eml file.
+
+Usage: python flow.py BASE_URL ADMIN_EMAIL ADMIN_PASSWORD MAIL_DIR
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import email as email_parser
 import io
+import re
 import sys
 import time
 import uuid
 import zipfile
+from http import HTTPStatus
+from pathlib import Path
 from typing import TypeVar
 
 from waymark_client import AuthenticatedClient, Client
@@ -25,6 +32,9 @@ from waymark_client.api.auth import (
     create_token,
     refresh_token,
     register_user,
+    request_password_reset,
+    reset_password,
+    verify_email,
 )
 from waymark_client.api.checkins import create_checkin, delete_checkin
 from waymark_client.api.clinician import list_patient_checkins, list_patients
@@ -61,11 +71,15 @@ from waymark_client.models import (
     Dose,
     DoseCreate,
     DoseCreateStatus,
+    EmailSent,
+    EmailVerification,
     InstrumentList,
     Manifest,
     Medication,
     MedicationCreate,
     MedicationCreateUnit,
+    PasswordReset,
+    PasswordResetRequest,
     Refresh,
     Register,
     Registration,
@@ -87,13 +101,30 @@ def ok(value: object, kind: type[T]) -> T:
     return value
 
 
+def emailed_token(mail_dir: Path, to: str, page: str) -> str:
+    """The token in the newest email to `to` that links to `page` (waiting for the sender)."""
+    link = re.compile(rf"/{page}#token=([A-Za-z0-9_-]+)")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for path in sorted(mail_dir.glob("*.eml"), reverse=True):
+            message = email_parser.message_from_bytes(path.read_bytes())
+            payload = message.get_payload(decode=True)
+            if message["To"] != to or not isinstance(payload, bytes):
+                continue
+            found = link.search(payload.decode())
+            if found:
+                return found.group(1)
+        time.sleep(0.2)
+    raise SystemExit(f"no {page} email arrived")
+
+
 def sign_in(base: str, email: str, password: str) -> TokenPair:
     anonymous = Client(base_url=base, raise_on_unexpected_status=True)
     answer = create_token.sync(client=anonymous, body=Credentials(email=email, password=password))
     return ok(answer, TokenPair)
 
 
-def main(base: str, admin_email: str, admin_password: str) -> None:
+def main(base: str, admin_email: str, admin_password: str, mail_dir: str) -> None:
     anonymous = Client(base_url=base, raise_on_unexpected_status=True)
     lines = ok(list_crisis_resources.sync(client=anonymous), CrisisResourceList)
     assert lines.items, "crisis lines"
@@ -123,6 +154,12 @@ def main(base: str, admin_email: str, admin_password: str) -> None:
         ),
     )
     ok(registered, Registration)  # the same answer whether or not the address had an account
+    # The verification link from the email confirms the address.
+    verified = verify_email.sync_detailed(
+        client=anonymous,
+        body=EmailVerification(token=emailed_token(Path(mail_dir), email, "verify-email")),
+    )
+    assert verified.status_code == HTTPStatus.NO_CONTENT, verified.status_code
     pair = sign_in(base, email, password)
     first = ok(
         refresh_token.sync(client=anonymous, body=Refresh(refresh_token=pair.refresh_token)),
@@ -136,6 +173,7 @@ def main(base: str, admin_email: str, admin_password: str) -> None:
     phone = AuthenticatedClient(base_url=base, token=retried.access_token)
     me = ok(get_me.sync(client=phone), User)
     assert me.email == email
+    assert me.email_verified
 
     # A SOWS check-in from the instrument the service serves, and one deleted again.
     instruments = ok(list_instruments.sync(client=phone), InstrumentList)
@@ -295,8 +333,26 @@ def main(base: str, admin_email: str, admin_password: str) -> None:
         assert uuid.UUID(file_job) == job_id
         ndjson = ok(get_bulk_file.sync(job_id, name.removesuffix(".ndjson"), client=doctor), str)
         assert len(ndjson.splitlines()) == output.count, (output.type_, output.count)
+
+    # The password is forgotten: a reset link by email sets a new one and ends every sign-in.
+    asked = request_password_reset.sync(client=anonymous, body=PasswordResetRequest(email=email))
+    ok(asked, EmailSent)  # the same answer whether or not the address has an account
+    new_password = "a brand new passphrase"
+    reset = reset_password.sync_detailed(
+        client=anonymous,
+        body=PasswordReset(
+            token=emailed_token(Path(mail_dir), email, "reset-password"),
+            new_password=new_password,
+        ),
+    )
+    assert reset.status_code == HTTPStatus.NO_CONTENT, reset.status_code
+    assert get_me.sync_detailed(client=phone).status_code == HTTPStatus.UNAUTHORIZED
+    again = AuthenticatedClient(
+        base_url=base, token=sign_in(base, email, new_password).access_token
+    )
+    assert ok(get_me.sync(client=again), User).id == me.id
     print("flow ok")  # noqa: T201
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

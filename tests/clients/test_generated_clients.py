@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -28,9 +29,10 @@ from flask import Flask
 from api import create_app
 from api.export.storage import storage_from_config
 from jobs import bulk_export
-from jobs.__main__ import run_in_transaction
+from jobs.__main__ import run_in_transaction, run_send
 from tests.conftest import TestConfig, alembic_config
 from tests.livesite import serve
+from tests.servers import Mailbox, start_smtp
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -82,6 +84,45 @@ def test_the_flows_use_only_the_generated_clients() -> None:
         assert PY_FORBIDDEN.search(bad), bad
     for bad in ("x as Checkin", "let y: any", "fetch(url)", "a!.b", "// @ts-ignore", "<T>x"):
         assert TS_FORBIDDEN.search(bad), bad
+
+
+class _MailDir(Mailbox):
+    """The SMTP server's messages, also written as files that the flow (another process) reads
+    the way a mail client would."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__()
+        self.directory = directory
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        answer = await super().handle_DATA(server, session, envelope)
+        if answer.startswith("250"):
+            with self.lock:
+                name = f"{len(self.messages):06d}.eml"
+                (self.directory / name).write_bytes(envelope.content)
+        return answer
+
+
+@contextmanager
+def _mail_and_sender(app: Flask, directory: Path) -> Iterator[None]:
+    """A local SMTP server for `app` and the outbox sender running beside the live server, as
+    the scheduler does in production (every SEND_INTERVAL; here every 0.2 s)."""
+    controller, port = start_smtp(_MailDir(directory))
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port)
+    stop = threading.Event()
+
+    def send_until_stopped() -> None:
+        while not stop.wait(0.2):
+            run_send(app)
+
+    sender = threading.Thread(target=send_until_stopped, daemon=True)
+    sender.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sender.join(30)
+        controller.stop()
 
 
 def _served_document(app: Flask, path: Path) -> Path:
@@ -203,7 +244,11 @@ def live_site(tmp_path: Path) -> Iterator[tuple[Flask, str]]:
         args=["create-admin", "--email", ADMIN[0], "--password", ADMIN[1]]
     )
     assert cli.exit_code == 0, cli.output
-    with serve(app) as base, _export_job_running(app):
+    # Emails (verification and reset links) go to a local SMTP server that files them in
+    # tmp_path/mail, where a flow reads them as a mail client would.
+    mail_dir = tmp_path / "mail"
+    mail_dir.mkdir()
+    with serve(app) as base, _export_job_running(app), _mail_and_sender(app, mail_dir):
         yield app, base
 
 
@@ -260,7 +305,7 @@ def test_generated_python_client_runs_the_phone_flow(
     assert typed.returncode == 0, typed.stdout + typed.stderr
 
     ran = subprocess.run(  # noqa: S603
-        [sys.executable, str(flow), base, *ADMIN],
+        [sys.executable, str(flow), base, *ADMIN, str(tmp_path / "mail")],
         cwd=tmp_path,
         env={**env, "PYTHONPATH": str(tmp_path)},
         capture_output=True,

@@ -179,7 +179,10 @@ def push_channel(
     return PushRouter(fcm=fcm_provider, webpush=webpush_provider, apns=apns_provider, ios="fcm")
 
 
-LINKS = LinkSettings(base_url="https://app.waymark.test", message_domain="waymark.test")
+TOKEN_KEY = b"sender-test-key-" + b"k" * 32
+LINKS = LinkSettings(
+    base_url="https://app.waymark.test", message_domain="waymark.test", token_key=TOKEN_KEY
+)
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 
 import api.all_models  # noqa: F401 - every table on Base.metadata
 from api.alerts.models import Alert, AlertAcknowledgement
+from api.auth import email_tokens, recovery
+from api.auth.email_tokens import EmailTokenSettings
 from api.auth.models import User
 from api.db import Base
 from api.reminders.models import KINDS
@@ -51,6 +53,7 @@ USER_TEXT = {
     ("alert_acknowledgements", "note"),
     ("system_clients", "name"),
     ("export_jobs", "request_url"),
+    ("email_requests", "email"),  # an address typed for a reset, kept until the sender's run
 }
 # Long text columns that no person types: the service's own words or machine values.
 NOT_USER_TEXT = {
@@ -148,7 +151,7 @@ class TestNoUserTextInAnyEmail:
         # The world really holds the marker (no system client or bulk export here; disclosure
         # rows are made at delivery, copying the consent's marked names).
         for table, column in sorted(USER_TEXT):
-            if table not in ("system_clients", "export_jobs", "disclosures"):
+            if table not in ("system_clients", "export_jobs", "disclosures", "email_requests"):
                 values = list(session.scalars(sa.select(Base.metadata.tables[table].c[column])))
                 assert values and all(MARK.lower() in v.lower() for v in values), (table, column)
         session.refresh(patient)
@@ -179,10 +182,24 @@ class TestNoUserTextInAnyEmail:
         )
         assert resp.status_code == 202
         send(session, datetime.now(UTC) + timedelta(seconds=3))
+        # 4. A password-reset link (asked for by address) and a verification link.
+        assert client.post("/v1/auth/password-reset", json={"email": patient.email}).status_code
+        settings = EmailTokenSettings.from_config(app.config)
+        now = datetime.now(UTC)
+        assert recovery.issue_requested_emails(session, now=now, settings=settings) == 1
+        email_tokens.issue(
+            session,
+            user_id=patient.id,
+            purpose=email_tokens.VERIFY_EMAIL,
+            now=now,
+            settings=settings,
+        )
+        session.commit()
+        assert send(session, now + timedelta(seconds=3))["sent"] == 2
 
         with mailbox.lock:
             messages = list(mailbox.messages)
-        assert len(messages) == len(KINDS) + 2
+        assert len(messages) == len(KINDS) + 4
         recipients = {m["To"] for m in messages}
         assert recipients == {patient.email, clinician.email}
         # The marker in every spelling it was planted in, and both addresses.
@@ -198,6 +215,8 @@ class TestNoUserTextInAnyEmail:
         assert "New weekly summaries are ready" in subjects
         assert subjects & {"About your Waymark account", "About your account"}
         assert subjects & {"A reminder from Waymark", "You have a reminder"}
+        assert subjects & {"Reset your Waymark password", "Reset your password"}
+        assert subjects & {"Confirm your email for Waymark", "Confirm your email address"}
 
     def test_no_marker_address_or_name_in_any_subject_or_body(
         self, sent: list[tuple[str, str, str]]

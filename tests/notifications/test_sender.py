@@ -609,6 +609,69 @@ def test_a_message_waits_out_a_sender_that_was_down_a_reminder_is_missed(
     assert sorted(m["To"] for m in mailbox.messages) == sorted([patient.email, clinician.email])
 
 
+@pytest.mark.parametrize(
+    ("purpose", "page"), [("password_reset", "reset-password"), ("verify_email", "verify-email")]
+)
+def test_a_token_email_carries_the_token_and_nothing_else(
+    session: Session,
+    make_patient: Callable[..., User],
+    send: Callable[..., Any],
+    mailbox: Mailbox,
+    capsys: pytest.CaptureFixture[str],
+    purpose: str,
+    page: str,
+) -> None:
+    # Issue 13 item 4: the email is the only place the token exists (only its hash is stored);
+    # it never carries the address or health data, and the token is never logged.
+    from api.auth import email_tokens
+    from api.security import hash_token
+    from tests.notifications.conftest import TOKEN_KEY
+
+    user = make_patient()
+    settings = email_tokens.EmailTokenSettings(
+        key=TOKEN_KEY, password_reset_ttl=1800, verify_email_ttl=3600
+    )
+    row = email_tokens.issue(session, user_id=user.id, purpose=purpose, now=NOW, settings=settings)
+    session.commit()
+
+    send(session, NOW + timedelta(seconds=3))
+    (message,) = mailbox.messages
+    assert message["To"] == user.email
+    body = message.get_payload(decode=True).decode()
+    found = re.search(rf"https://app\.waymark\.test/{page}#token=([A-Za-z0-9_-]+)\s", body)
+    assert found is not None, body
+    token = found.group(1)
+    assert hash_token(token) == row.token_hash
+    assert f"code in the app: {token}" in body
+    assert user.email not in body + message["Subject"]
+    assert user.email.split("@")[0] not in body
+    assert not HEALTH_WORDS.search(body + message["Subject"])
+    assert token not in "".join(capsys.readouterr())
+    assert send(session, NOW + timedelta(minutes=5)) == {}
+    assert len(mailbox.messages) == 1
+
+
+def test_a_token_email_without_a_key_fails_rather_than_go_out_empty(
+    session: Session,
+    make_patient: Callable[..., User],
+    email_channel: Any,
+    sender_settings: outbox.SenderSettings,
+) -> None:
+    user = make_patient()
+    notification_id = outbox.queue_email(session, user_id=user.id, kind="password_reset", now=NOW)
+    session.commit()
+    [claimed], _ = outbox.claim_deliveries(session, now=NOW, limit=5, settings=sender_settings)
+    assert claimed.notification_id == notification_id
+    result = deliver(
+        claimed,
+        email=email_channel,
+        push=None,  # type: ignore[arg-type]  # an email never reaches the push router
+        links=LinkSettings("https://x.test", "waymark.test"),
+        now=NOW,
+    )
+    assert (result.outcome, result.error) == ("failed", "no_token_key")
+
+
 @pytest.mark.parametrize("where", ["channel", "bookkeeping"])
 def test_one_poisoned_delivery_does_not_stop_the_others(
     session: Session,
