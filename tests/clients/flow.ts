@@ -29,7 +29,16 @@ function sleep(seconds: number): Promise<void> {
   return new Promise((done) => setTimeout(done, seconds * 1000));
 }
 
-export async function main(base: string, adminEmail: string, adminPassword: string): Promise<void> {
+// The token in the newest email to `to` that links to `page` (the runner reads the mail the test's
+// SMTP server files, as a mail client would; the flow itself touches no file).
+export type EmailedToken = (to: string, page: string) => Promise<string>;
+
+export async function main(
+  base: string,
+  adminEmail: string,
+  adminPassword: string,
+  emailedToken: EmailedToken,
+): Promise<void> {
   const anonymous = client(base);
   const lines = ok((await anonymous.GET("/v1/crisis-resources")).data, "crisis lines");
   if (lines.items.length === 0) throw new Error("no crisis lines");
@@ -56,6 +65,11 @@ export async function main(base: string, adminEmail: string, adminPassword: stri
     body: { email, password, display_name: "Sam", timezone: "America/New_York" },
   });
   ok(registered.data, "registration");
+  // The verification link from the email confirms the address.
+  const verified = await anonymous.POST("/v1/auth/verify-email", {
+    body: { token: await emailedToken(email, "verify-email") },
+  });
+  if (verified.response.status !== 204) throw new Error("verify email");
   const pair = await signIn(base, email, password);
   const first = ok(
     (await anonymous.POST("/v1/auth/refresh", { body: { refresh_token: pair.refresh_token } })).data,
@@ -274,4 +288,16 @@ export async function main(base: string, adminEmail: string, adminPassword: stri
     const text = ok(ndjson.data, "bulk file");
     if (text.trim().split("\n").length !== file.count) throw new Error("bulk file lines");
   }
+
+  // The password is forgotten: a reset link by email sets a new one and ends every sign-in.
+  const asked = await anonymous.POST("/v1/auth/password-reset", { body: { email } });
+  ok(asked.data, "password reset request");
+  const newPassword = "a brand new passphrase";
+  const reset = await anonymous.POST("/v1/auth/password-reset/confirm", {
+    body: { token: await emailedToken(email, "reset-password"), new_password: newPassword },
+  });
+  if (reset.response.status !== 204) throw new Error("password reset");
+  if ((await phone.GET("/v1/me")).response.status !== 401) throw new Error("old sign-in ended");
+  const again = client(base, (await signIn(base, email, newPassword)).access_token);
+  if (ok((await again.GET("/v1/me")).data, "me again").id !== me.id) throw new Error("new sign-in");
 }
