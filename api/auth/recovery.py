@@ -18,7 +18,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.auth import email_tokens
+from api.auth import email_tokens, signals
 from api.auth.email_tokens import EmailTokenSettings
 from api.auth.models import EmailRequest, User
 from api.auth.services import end_all_sessions, normalize_email
@@ -211,6 +211,7 @@ def reset_password(
     # Any other reset link still out there stops working too.
     email_tokens.void(session, user_id=user.id, purpose=email_tokens.PASSWORD_RESET, now=now)
     ended = end_all_sessions(session, user_id=user.id, now=now, reason="password_reset")
+    signals.password_replaced.send(session, user_id=user.id, now=now, reason="password_reset")
     session.flush()
     log.info("auth.password_reset", user_id=str(user.id), sessions_ended=ended)
     return user

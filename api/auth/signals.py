@@ -25,6 +25,12 @@ def send_address_taken(session: Session, *, user_id: uuid.UUID, now: datetime) -
     address_taken.send(session, user_id=user_id, now=now)
 
 
+# send(session, user_id=..., now=..., reason=...): the password was replaced by a reset link; the
+# API's sign-ins have ended. Features above auth with sign-ins of their own (the dashboard) end
+# theirs. Receivers flush only; nobody listening is fine (no other sign-ins to end).
+password_replaced = _signals.signal("auth.password_replaced")
+
+
 # send(session, user_id=..., purpose=..., now=...): queue the email that carries a single-use
 # token (purpose "password_reset" or "verify_email"); the receiver answers the id of the outbox
 # notification, from which the token is derived (api.auth.verification).

@@ -12,6 +12,7 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from api.auth import signals as auth_signals
 from api.auth.models import User
 from api.clinic.models import ClinicSession
 
@@ -102,3 +103,12 @@ def end_all(session: Session, *, user_id: uuid.UUID, now: datetime, reason: str)
         .values(ended_at=now, ended_reason=reason)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+@auth_signals.password_replaced.connect
+def _on_password_replaced(
+    session: Session, *, user_id: uuid.UUID, now: datetime, reason: str
+) -> None:
+    # A password reset by email ends the dashboard's sign-ins too, not only the API's.
+    ended = end_all(session, user_id=user_id, now=now, reason=reason)
+    log.info("clinic.sessions_ended", user_id=str(user_id), reason=reason, sessions_ended=ended)

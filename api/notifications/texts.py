@@ -75,7 +75,8 @@ def email_text(
             "Reset your password" if discreet else "Reset your Waymark password",
             "Hello,\n\n"
             "Someone asked to reset the password of the account that uses this email address.\n"
-            f"To choose a new password, open this link: {link}\n\n"
+            "To choose a new password, open this link:\n"
+            f"{link}\n\n"
             f"Or enter this code in the app: {token}\n\n"
             "The link works once and expires soon. Every device signed in to the account will\n"
             "be signed out. If you did not ask for this, ignore this email: nothing changes.\n",

@@ -338,3 +338,45 @@ def test_tokens_stay_out_of_the_logs(
     for secret in (*tokens, EMAIL, NEW_PASSWORD):
         assert secret not in out.out + out.err
     assert session.scalar(select(func.count()).select_from(EmailToken)) == 2
+
+
+def test_an_account_an_admin_made_counts_as_verified(
+    app: Flask,
+    client: FlaskClient,
+    make_user: Any,
+    auth_headers: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The admin vouched for the address: REQUIRE_EMAIL_VERIFICATION never locks a clinician out.
+    monkeypatch.setitem(app.config, "REQUIRE_EMAIL_VERIFICATION", True)
+    admin = make_user(role="admin")
+    made = client.post(
+        "/v1/admin/clinicians",
+        json={
+            "email": "dr@example.test",
+            "password": "clinician password 1",
+            "display_name": "Dr. Rivera",
+            "organization": "Eastside Clinic",
+        },
+        headers=auth_headers(admin),
+    )
+    assert made.status_code == 201 and made.json["email_verified"] is True
+    assert (
+        login(client, email="dr@example.test", password="clinician password 1").status_code == 200
+    )
+
+
+def test_a_reset_ends_the_dashboard_sign_ins_too(
+    app: Flask, client: FlaskClient, session: Session, make_clinician: Any
+) -> None:
+    from api.clinic import sessions as clinic_sessions
+    from api.clinic.models import ClinicSession
+
+    clinician = make_clinician(email="dr@example.test")
+    _, dashboard = clinic_sessions.start(session, user=clinician, now=datetime.now(UTC))
+    session.commit()
+    ask_reset(client, "dr@example.test")
+    assert confirm(client, last_token(app, session, "password_reset")).status_code == 204
+    row = session.get(ClinicSession, dashboard.id, populate_existing=True)
+    assert row is not None and row.ended_at is not None
+    assert row.ended_reason == "password_reset"
