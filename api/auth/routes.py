@@ -87,7 +87,6 @@ def register_user(body: dict[str, Any]) -> Any:
         limit=cfg["REGISTER_MAX_PER_ADDRESS"],
         window=cfg["REGISTER_WINDOW"],
         now=now,
-        emails=email_token_settings(),
         **body,
     )
     session.commit()

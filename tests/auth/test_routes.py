@@ -12,8 +12,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.auth import services
-from api.auth.models import User
+from api.auth import recovery, services
+from api.auth.email_tokens import EmailTokenSettings
+from api.auth.models import EmailRequest, User
 from api.notifications.models import Delivery, Notification
 
 PASSWORD = "correct horse battery"
@@ -310,16 +311,21 @@ def test_registration_answers_the_same_whether_or_not_the_email_has_an_account(
     assert {k for k, _ in new.headers} == {k for k, _ in again.headers}
     assert hashed == ["first passphrase!", "second passphrase"]
 
-    # One account, its password unchanged. Each registration queued one email (the same work
-    # either way): the new account's verification link, then the notice to its owner.
+    # One account, its password unchanged. The new account's verification link is left to the
+    # sender job (recorded, one row); the taken address's owner is told by a queued notice.
     [user] = session.scalars(select(User)).all()
     assert login(client, password="first passphrase!").status_code == 200
+    [request] = session.scalars(select(EmailRequest)).all()
+    assert (request.purpose, request.email) == ("verify_email", user.email)
+    assert [n.kind for n in session.scalars(select(Notification))] == ["account_exists"]
+    settings = EmailTokenSettings.from_config(client.application.config)
+    recovery.issue_requested_emails(session, now=datetime.now(UTC), settings=settings)
     queued = session.execute(
         select(Notification, Delivery)
         .join(Delivery, Delivery.notification_id == Notification.id)
         .order_by(Notification.created_at)
     ).all()
-    assert [n.kind for n, _ in queued] == ["verify_email", "account_exists"]
+    assert [n.kind for n, _ in queued] == ["account_exists", "verify_email"]
     for notification, delivery in queued:
         assert notification.user_id == user.id
         assert (delivery.channel, delivery.status) == ("email", "queued")
