@@ -10,6 +10,7 @@ import structlog
 from argon2 import PasswordHasher
 from sqlalchemy.orm import Session
 
+from api.auth import signals as auth_signals
 from api.auth.models import User
 from api.auth.services import PASSWORD_FAILURE_WINDOW, PASSWORD_MAX_FAILURES, end_all_sessions
 from api.db import OwnTransaction
@@ -85,5 +86,7 @@ def change_password(
     counter.reset(session, key)
     user.password_hash = hash_password(new_password, hasher)
     ended = end_all_sessions(session, user_id=user.id, now=now, reason="password_change")
+    # The dashboard's sign-ins end too, as after a reset: a changed password ends every login.
+    auth_signals.password_replaced.send(session, user_id=user.id, now=now, reason="password_change")
     session.flush()
     log.info("auth.password_changed", user_id=str(user.id), sessions_ended=ended)

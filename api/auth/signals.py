@@ -25,9 +25,10 @@ def send_address_taken(session: Session, *, user_id: uuid.UUID, now: datetime) -
     address_taken.send(session, user_id=user_id, now=now)
 
 
-# send(session, user_id=..., now=..., reason=...): the password was replaced by a reset link; the
-# API's sign-ins have ended. Features above auth with sign-ins of their own (the dashboard) end
-# theirs. Receivers flush only; nobody listening is fine (no other sign-ins to end).
+# send(session, user_id=..., now=..., reason=...): the password was replaced (by a reset link, or
+# changed by its owner); the API's sign-ins have ended. Features above auth with sign-ins of their
+# own (the dashboard) end theirs. Receivers flush only; nobody listening is fine (no other
+# sign-ins to end).
 password_replaced = _signals.signal("auth.password_replaced")
 
 

@@ -381,3 +381,23 @@ def test_a_reset_ends_the_dashboard_sign_ins_too(
     row = session.get(ClinicSession, dashboard.id, populate_existing=True)
     assert row is not None and row.ended_at is not None
     assert row.ended_reason == "password_reset"
+
+
+def test_a_password_change_ends_the_dashboard_sign_ins_too(
+    client: FlaskClient, session: Session, make_clinician: Any, auth_headers: Any
+) -> None:
+    from api.clinic import sessions as clinic_sessions
+    from api.clinic.models import ClinicSession
+
+    clinician = make_clinician(email="dr@example.test", password="clinician password 1")
+    _, dashboard = clinic_sessions.start(session, user=clinician, now=datetime.now(UTC))
+    session.commit()
+    changed = client.post(
+        "/v1/me/password",
+        json={"current_password": "clinician password 1", "new_password": "a brand new phrase"},
+        headers=auth_headers(clinician),
+    )
+    assert changed.status_code == 204, changed.json
+    row = session.get(ClinicSession, dashboard.id, populate_existing=True)
+    assert row is not None and row.ended_at is not None
+    assert row.ended_reason == "password_change"
