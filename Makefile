@@ -30,10 +30,20 @@ install-prod: .venv/.synced-prod
 run: install-prod
 	scripts/run-dev.sh
 
-test: install
+# The dashboard's browser tests and the TypeScript client check need axe-core, openapi-typescript,
+# typescript and openapi-fetch from npm (package-lock.json). Without npm on the machine those tests
+# skip (CI requires them: WAYMARK_REQUIRE_BROWSER=1).
+node_modules/.installed: package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+		echo "npm not found: the browser and TypeScript-client tests will be skipped"; \
+	fi
+
+test: install node_modules/.installed
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
-test-pg: install
+test-pg: install node_modules/.installed
 	TEST_DATABASE_URL=$(PG_TEST_URL) $(UV) run --frozen pytest $(PYTEST_ARGS)
 
 lint: install
