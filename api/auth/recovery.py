@@ -8,7 +8,6 @@ gone (issue_requested_emails), so the answer's timing cannot tell either.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +20,7 @@ from sqlalchemy.orm import Session
 from api.auth import email_tokens, signals
 from api.auth.email_tokens import EmailTokenSettings
 from api.auth.models import EmailRequest, User
-from api.auth.services import end_all_sessions, normalize_email
+from api.auth.services import account_key, address_key, end_all_sessions, normalize_email
 from api.db import OwnTransaction
 from api.ratelimit import Counter, take_attempt
 from api.security import hash_password
@@ -40,16 +39,6 @@ class EmailLimits:
     max_per_address: int
     max_emails_per_account: int
     window: int
-
-
-def _address_key(action: str, address: str) -> str:
-    return f"{action}:addr:{address[:100]}"
-
-
-def _account_key(action: str, email: str) -> str:
-    # A hash of the address, never the address; counted whether or not it has an account.
-    digest = hashlib.sha256(email.encode()).hexdigest()[:32]
-    return f"{action}:acct:{digest}"
 
 
 def _take(
@@ -76,7 +65,7 @@ def _may_email(
     now: datetime,
 ) -> bool:
     """Count one email to `email` for `action`; False past the per-account cap (mail bombing)."""
-    counted = counter.hit(session, _account_key(action, email), window=limits.window, now=now)
+    counted = counter.hit(session, account_key(action, email), window=limits.window, now=now)
     return counted.count <= limits.max_emails_per_account
 
 
@@ -114,7 +103,7 @@ def request_password_reset(
 ) -> None:
     """Ask for a reset link to `email` (sent if it has an active account). Raises
     TooManyRequests past the per-client-address limit; otherwise the same for any address."""
-    _take(session, counter, _address_key("reset", address), limits=limits, now=now)
+    _take(session, counter, address_key("reset", address), limits=limits, now=now)
     _record_request(
         session,
         purpose=email_tokens.PASSWORD_RESET,
@@ -173,7 +162,7 @@ def _count_token_attempt(
     """Count a token's use per client address before it is judged, in a short transaction of
     its own (EMAIL_TOKEN_ATTEMPT): a wrong token's count stays whatever the request answers.
     Raises TooManyRequests past the limit (and then commits nothing)."""
-    key = _address_key(action, address)
+    key = address_key(action, address)
     own_transaction(
         EMAIL_TOKEN_ATTEMPT,
         lambda own: _take(own, counter, key, limits=limits, now=now),
@@ -255,7 +244,7 @@ def resend_verification(
     (`user_id`) at once, or record the request for the account of `email` (the sender job acts
     on it). Nothing is sent to a verified address. Raises TooManyRequests past the per-address
     limit; by address, the same for any address."""
-    _take(session, counter, _address_key("verify-resend", address), limits=limits, now=now)
+    _take(session, counter, address_key("verify-resend", address), limits=limits, now=now)
     if user_id is None:
         assert email is not None
         _record_request(

@@ -192,10 +192,20 @@ def register_patient(
     return Registration(user=user, existing_user_id=None)
 
 
-def _throttle_keys(email: str, address: str) -> tuple[str, str]:
-    # Keys hold a hash of the email, never the email itself.
+def account_key(action: str, email: str) -> str:
+    """A throttle key for an address, whether or not it has an account: a hash of the email in
+    its one spelling, never the email itself."""
     digest = hashlib.sha256(normalize_email(email).encode()).hexdigest()[:32]
-    return f"login:acct:{digest}", f"login:addr:{address[:100]}"  # IPv6 is at most 45
+    return f"{action}:acct:{digest}"
+
+
+def address_key(action: str, address: str) -> str:
+    """A throttle key for a client address (IPv6 is at most 45 characters)."""
+    return f"{action}:addr:{address[:100]}"
+
+
+def _throttle_keys(email: str, address: str) -> tuple[str, str]:
+    return account_key("login", email), address_key("login", address)
 
 
 def count_attempt(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from sqlalchemy.orm import Session
 from api.auth import signals as auth_signals
 from api.auth.models import User
 from api.clinic.models import ClinicSession
+from api.security import hash_token
 
 log = structlog.get_logger("waymark.clinic")
 
@@ -25,15 +25,11 @@ class Limits:
     absolute: int  # seconds after sign-in when it ends whatever happens
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def start(session: Session, *, user: User, now: datetime) -> tuple[str, ClinicSession]:
     """A session after the password, waiting for the second factor. Returns (cookie token, row)."""
     token = secrets.token_urlsafe(32)
     row = ClinicSession(
-        token_hash=_hash(token),
+        token_hash=hash_token(token),
         user_id=user.id,
         stage="password",
         csrf_token=secrets.token_urlsafe(32),
@@ -49,7 +45,7 @@ def start(session: Session, *, user: User, now: datetime) -> tuple[str, ClinicSe
 def promote(session: Session, *, row: ClinicSession, now: datetime) -> str:
     """The second factor passed: a new token and CSRF token (no fixation across the step)."""
     token = secrets.token_urlsafe(32)
-    row.token_hash = _hash(token)
+    row.token_hash = hash_token(token)
     row.csrf_token = secrets.token_urlsafe(32)
     row.stage = "full"
     row.last_seen_at = now
@@ -67,7 +63,7 @@ def load(
     found = session.execute(
         select(ClinicSession, User)
         .join(User, User.id == ClinicSession.user_id)
-        .where(ClinicSession.token_hash == _hash(token), ClinicSession.ended_at.is_(None))
+        .where(ClinicSession.token_hash == hash_token(token), ClinicSession.ended_at.is_(None))
     ).first()
     if found is None:
         return None

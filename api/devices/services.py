@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -17,12 +16,9 @@ from api.devices.origins import origin_allowed
 from api.errors import NotFound, ValidationError
 from api.offline import create_once
 from api.pagination import keyset_page
+from api.security import hash_token
 
 log = structlog.get_logger("waymark.devices")
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def register_device(
@@ -48,7 +44,7 @@ def register_device(
             )
     else:
         token, keys = body["token"], (None, None)
-    digest = token_hash(token)
+    digest = hash_token(token)
     existing = session.scalar(select(Device).where(Device.token_hash == digest).with_for_update())
     if existing is not None and (body.get("id") is None or body["id"] == existing.id):
         existing.user_id = user_id

@@ -19,9 +19,9 @@ from sqlalchemy.orm import sessionmaker
 
 from api.auth.models import User
 from api.devices.models import Device
-from api.devices.services import token_hash
 from api.notifications.models import Delivery
 from api.reminders.models import ReminderRule
+from api.security import hash_token
 from tests.push_servers import FcmLog
 from tests.servers import Mailbox
 
@@ -68,7 +68,7 @@ def test_the_scheduler_process_dispatches_and_mails_once(
                 user_id=user.id,
                 platform="android",
                 token=token,
-                token_hash=token_hash(token),
+                token_hash=hash_token(token),
                 created_at=due,
                 updated_at=due,
             )
