@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from hypothesis import settings
 from alembic.config import Config as AlembicConfig
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import settings
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
