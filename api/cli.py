@@ -11,7 +11,7 @@ from marshmallow import ValidationError as SchemaError
 
 from api.auth import services as auth_services
 from api.auth.schemas import ClinicianCreateSchema, RegisterSchema
-from api.db import get_session
+from api.db import get_session, utcnow
 from api.errors import AppError
 from api.security import password_hasher
 
@@ -44,6 +44,28 @@ def register_cli(app: Flask) -> None:
             "password": password,
         }
         _create(ClinicianCreateSchema(), body, role="clinician")
+
+    @app.cli.command("reset-second-factor")
+    @click.option("--email", required=True)
+    def reset_second_factor(email: str) -> None:
+        """Forget a clinician's or admin's second factor (a lost phone) and end their sign-ins;
+        the next sign-in enrols a new one. For the admin who cannot reach the dashboard's own
+        reset; check who is asking first."""
+        from api.auth import mfa
+        from api.clinic import sessions
+
+        session = get_session()
+        user = auth_services.find_user_by_email(session, email)
+        if user is None or user.role == "patient":
+            raise click.ClickException("No clinician or admin account has that email.")
+        now = utcnow()
+        mfa.reset(session, user=user)
+        ended = auth_services.end_all_sessions(
+            session, user_id=user.id, now=now, reason="second_factor_reset"
+        )
+        ended += sessions.end_all(session, user_id=user.id, now=now, reason="second_factor_reset")
+        session.commit()
+        click.echo(f"second factor reset for {user.role} {user.id}; {ended} sign-in(s) ended")
 
 
 def _create(schema: Schema, raw: dict[str, Any], *, role: str) -> None:

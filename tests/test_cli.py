@@ -102,3 +102,31 @@ def test_duplicates_are_refused_cleanly(cli: Any, session: Session, make_patient
         assert result.exception.__class__ is SystemExit  # no traceback
     user = _user(session, "taken@example.test")
     assert user is not None and user.role == "patient"
+
+
+def test_reset_second_factor(
+    cli: Any, session: Session, make_admin: Any, make_patient: Any, auth_headers: Any, client: Any
+) -> None:
+    # The admin locked out of the dashboard (lost phone) is reset from the host.
+    from api.auth.models import RecoveryCode
+
+    admin = make_admin()
+    admin.totp_secret, admin.totp_enrolled_at = "sealed", admin.created_at
+    session.add(RecoveryCode(user_id=admin.id, code_hash="x" * 64, created_at=admin.created_at))
+    session.commit()
+    headers = auth_headers(admin)
+    result = cli("reset-second-factor", "--email", f"  {admin.email.upper()} ")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == (
+        f"second factor reset for admin {admin.id}; 1 sign-in(s) ended"
+    )
+    session.expire_all()
+    assert admin.totp_secret is None and admin.totp_enrolled_at is None
+    assert session.scalars(select(RecoveryCode).where(RecoveryCode.user_id == admin.id)).all() == []
+    assert client.get("/v1/me", headers=headers).status_code == 401
+    assert admin.email not in result.output  # the address is not echoed (logs or answer)
+
+    for email in (make_patient().email, "nobody@example.test"):
+        refused = cli("reset-second-factor", "--email", email)
+        assert refused.exit_code == 1
+        assert "No clinician or admin account has that email." in refused.output

@@ -177,6 +177,18 @@ def enrol(session: Session, *, user: User, secret: str, now: datetime, box: Secr
     return [f"{c[:5]}-{c[5:]}" for c in codes]
 
 
+def reset(session: Session, *, user: User) -> None:
+    """Forget the user's second factor (a lost phone): the secret and every recovery code go, and
+    the next sign-in enrols a new one. Only an admin does this, after checking who is asking by
+    some other way than this account; the caller also ends the user's sign-ins."""
+    user.totp_secret = None
+    user.totp_enrolled_at = None
+    user.totp_last_step = None
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    session.flush()
+    log.info("mfa.reset", user_id=str(user.id))
+
+
 def recovery_codes_left(session: Session, *, user_id: uuid.UUID) -> int:
     return len(
         session.scalars(

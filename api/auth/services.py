@@ -88,6 +88,11 @@ def normalize_email(email: str) -> str:
     return fields.normalize_email(email)
 
 
+def find_user_by_email(session: Session, email: str) -> User | None:
+    """The account holding `email` in any of its spellings (case, spaces)."""
+    return session.scalar(select(User).where(User.email == normalize_email(email)))
+
+
 def new_invite_code() -> str:
     # 10 characters of an unambiguous alphabet: ~50 bits, plenty against guessing with throttling.
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"

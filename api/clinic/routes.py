@@ -618,6 +618,21 @@ def deactivate_clinician(user_id: uuid.UUID) -> Any:
     return redirect(url_for("clinic.list_clinicians"))
 
 
+@blp.post("/admin/clinicians/<uuid:user_id>/second-factor/reset")
+@web.page(ADMIN, action="clinic.admin.second_factor_reset", patient_arg=None, target_arg="user_id")
+def reset_second_factor(user_id: uuid.UUID) -> Any:
+    """A lost phone: the clinician's second factor and recovery codes are forgotten and every
+    sign-in (dashboard and API) ends; the next sign-in with the password enrols a new factor."""
+    db = get_session()
+    user = _clinician(db, user_id)
+    now = utcnow()
+    mfa.reset(db, user=user)
+    auth_services.end_all_sessions(db, user_id=user.id, now=now, reason="second_factor_reset")
+    sessions.end_all(db, user_id=user.id, now=now, reason="second_factor_reset")
+    db.commit()
+    return redirect(url_for("clinic.list_clinicians", reset=1))
+
+
 @blp.post("/admin/clinicians/<uuid:user_id>/reactivate")
 @web.page(ADMIN)
 def reactivate_clinician(user_id: uuid.UUID) -> Any:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from api.alerts import services as alert_services
 from api.audit.models import AuditEvent
+from api.auth.models import RecoveryCode
 from api.checkins import services as checkin_services
 from api.consent import services as consent_services
 from api.disclosures.models import Disclosure
@@ -650,6 +651,72 @@ def test_admin_deactivation_ends_sessions_and_api_access(
     )
     session.refresh(clinician)
     assert clinician.deactivated_at is None and clinician.invite_code != old
+
+
+def test_admin_resets_a_lost_second_factor(
+    client: FlaskClient,
+    session: Session,
+    make_clinician: Any,
+    make_admin: Any,
+    make_patient: Any,
+    clinic_sign_in: SignIn,
+    auth_headers: Any,
+) -> None:
+    # A clinician who lost their phone: the admin forgets the factor, every sign-in ends, and
+    # the next sign-in with the password enrols a new factor; the old codes are dead.
+    clinician, admin, patient = make_clinician(), make_admin(), make_patient()
+    clinician_client = client.application.test_client()
+    old_secret = clinic_sign_in(clinician_client, clinician)["secret"]
+    headers = auth_headers(clinician)
+    creds = clinic_sign_in(client, admin)
+    page = client.get("/clinic/admin/clinicians").get_data(as_text=True)
+    reset_url = f"/clinic/admin/clinicians/{clinician.id}/second-factor/reset"
+    assert reset_url in page
+
+    # Another clinician's page, a patient's or an unknown id: 404; no CSRF token: refused.
+    for user_id in (patient.id, uuid.uuid4()):
+        missing = client.post(
+            f"/clinic/admin/clinicians/{user_id}/second-factor/reset",
+            data={"csrf_token": creds["csrf"]},
+        )
+        assert missing.status_code == 404
+    assert client.post(reset_url).status_code == 400
+    # Not an admin: 403, and the factor stays.
+    other = make_clinician()
+    other_client = client.application.test_client()
+    other_creds = clinic_sign_in(other_client, other)
+    refused = other_client.post(reset_url, data={"csrf_token": other_creds["csrf"]})
+    assert refused.status_code == 403
+    session.refresh(clinician)
+    assert clinician.totp_enrolled_at is not None
+
+    answer = client.post(reset_url, data={"csrf_token": creds["csrf"]})
+    assert answer.status_code == 302
+    assert "reset=1" in answer.headers["Location"]
+    session.refresh(clinician)
+    assert clinician.totp_secret is None and clinician.totp_enrolled_at is None
+    assert (
+        session.scalar(
+            select(func.count())
+            .select_from(RecoveryCode)
+            .where(RecoveryCode.user_id == clinician.id)
+        )
+        == 0
+    )
+    assert clinician_client.get("/clinic/patients").status_code == 302  # signed out
+    assert client.application.test_client().get("/v1/me", headers=headers).status_code == 401
+    audit = session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "clinic.admin.second_factor_reset")
+    ).all()
+    allowed = [(row.actor_id, row.target_id) for row in audit if row.outcome == "allowed"]
+    assert allowed == [(admin.id, clinician.id)]
+    assert [row.outcome for row in audit if row.actor_id == other.id] == ["denied"]
+
+    # The next sign-in enrols a new factor (the fixture's enrol path) with a new secret.
+    fresh = client.application.test_client()
+    new_secret = clinic_sign_in(fresh, clinician)
+    assert new_secret["secret"] != old_secret
+    assert fresh.get("/clinic/patients").status_code == 200
 
 
 def test_admin_creates_a_clinician_and_filters_the_audit_log(
