@@ -15,6 +15,7 @@ from typing import Any, cast
 import structlog
 from argon2 import PasswordHasher
 from sqlalchemy import CursorResult, Result, bindparam, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api import fields
@@ -175,10 +176,7 @@ def register_patient(
     password_hash = hash_password(password, hasher)
     existing = session.scalar(select(User.id).where(User.email == email))
     if existing is not None:
-        log.info("auth.register_existing", user_id=str(existing))
-        # The owner is told by email (queued in this transaction, sent after it commits).
-        signals.send_address_taken(session, user_id=existing, now=now)
-        return Registration(user=None, existing_user_id=existing)
+        return _address_taken(session, existing, now=now)
     user = User(
         email=email,
         password_hash=password_hash,
@@ -186,8 +184,18 @@ def register_patient(
         timezone=timezone,
         role="patient",
     )
-    session.add(user)
-    session.flush()
+    try:
+        # A savepoint: a registration of the same address committed since the lookup (a double
+        # tap on the button) makes the insert fail, and that answers as a taken address does,
+        # not as a 409 that would tell the two apart.
+        with session.begin_nested():
+            session.add(user)
+            session.flush()
+    except IntegrityError:
+        existing = session.scalar(select(User.id).where(User.email == email))
+        if existing is None:
+            raise
+        return _address_taken(session, existing, now=now)
     log.info("user.created", user_id=str(user.id), role="patient")
     # The verification link is issued by the sender job (api.auth.recovery), as for a resend by
     # address: one insert here, close to the taken branch's two (its notice), so the answer's
@@ -195,6 +203,13 @@ def register_patient(
     session.add(EmailRequest(purpose=email_tokens.VERIFY_EMAIL, email=email, created_at=now))
     session.flush()
     return Registration(user=user, existing_user_id=None)
+
+
+def _address_taken(session: Session, user_id: uuid.UUID, *, now: datetime) -> Registration:
+    log.info("auth.register_existing", user_id=str(user_id))
+    # The owner is told by email (queued in this transaction, sent after it commits).
+    signals.send_address_taken(session, user_id=user_id, now=now)
+    return Registration(user=None, existing_user_id=user_id)
 
 
 def account_key(action: str, email: str) -> str:
