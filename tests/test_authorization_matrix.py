@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import re
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -637,8 +638,7 @@ def test_route_against_every_actor(
         with isolated():
             response = client.open(url, method=method, json=body, headers=world.headers[actor])
             # A streamed body (GET /v1/export) is read, and its request closed, in the savepoint.
-            # PDF and zip answers are bytes: read as text where they are (a canary in clear).
-            text = response.get_data().decode("utf-8", "replace")
+            text = readable_text(response.get_data(), response.mimetype)
             response.close()
         status = response.status_code
         want = expected[actor]
@@ -699,14 +699,44 @@ DERIVED_PATHS = (
 )
 
 
-def _text_of(response: Any) -> str:
-    """A response's text; a PDF's as its pages' extracted text (its streams are compressed)."""
-    if response.mimetype == "application/pdf":
+def readable_text(body: bytes, mimetype: str | None) -> str:
+    """What a reader of this body sees, as text, for the canary search: a PDF's pages' extracted
+    text and a zip's members (its streams and entries are compressed, so a canary in them does
+    not show in the raw bytes), anything else decoded."""
+    if mimetype == "application/pdf":
         from pypdf import PdfReader
 
-        pages = PdfReader(io.BytesIO(response.get_data())).pages
+        pages = PdfReader(io.BytesIO(body)).pages
         return " ".join(page.extract_text() or "" for page in pages)
-    return str(response.get_data(as_text=True))
+    if mimetype == "application/zip":
+        with zipfile.ZipFile(io.BytesIO(body)) as archive:
+            return "\n".join(
+                f"{info.filename}\n{archive.read(info).decode('utf-8', 'replace')}"
+                for info in archive.infolist()
+            )
+    return body.decode("utf-8", "replace")
+
+
+def _text_of(response: Any) -> str:
+    return readable_text(response.get_data(), response.mimetype)
+
+
+def test_the_canary_search_reads_inside_pdf_and_zip_answers() -> None:
+    # A leak inside a compressed answer (a summary PDF, an export zip) must be found too.
+    from fpdf import FPDF
+
+    canary = "canary-7f3a9c"
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=12)
+    pdf.cell(text=f"note {canary}")
+    pdf_bytes = bytes(pdf.output())
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("checkins.ndjson", f'{{"note": "{canary}"}}\n' * 50)
+    for body, mimetype in ((pdf_bytes, "application/pdf"), (packed.getvalue(), "application/zip")):
+        assert canary not in body.decode("utf-8", "replace")  # compressed: invisible raw
+        assert canary in readable_text(body, mimetype)
 
 
 # What makes a read path derived (alerts, summaries and their charts, bulk files, the roster).
