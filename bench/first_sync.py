@@ -40,7 +40,8 @@ FEED = {  # table -> the sync feed's entity type
 }
 
 
-def seed_patient(session: Any, *, years: int) -> dict[str, Any]:
+def seed_patient(session: Any, *, years: int, number: int = 0) -> dict[str, Any]:
+    """The patient (patient<number>@bench.invalid) with `years` of rows and its change feed."""
     from api.auth.models import User
 
     weeks = 52 * years
@@ -48,7 +49,7 @@ def seed_patient(session: Any, *, years: int) -> dict[str, Any]:
         seed=11, start=DATA_END - timedelta(weeks=weeks), timezone="America/Chicago",
         lead_in_weeks=weeks - 6,
     )  # fmt: skip
-    patient = _user("patient", 0, demo.timezone, "$argon2id$v=19$m=1024,t=1,p=1$x$" + "A" * 43)
+    patient = _user("patient", number, demo.timezone, "$argon2id$v=19$m=1024,t=1,p=1$x$" + "A" * 43)
     session.execute(insert(User), [patient])
     created = datetime.now(UTC) - timedelta(weeks=weeks + 1)
     insert_rows(session, demo_rows(demo, patient_id=patient["id"], created_at=created))

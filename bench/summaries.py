@@ -75,8 +75,10 @@ def log(message: str) -> None:
 
 @contextmanager
 def throwaway_database(keep: bool = False) -> Any:
-    # Not "waymark_bench_*": other benchmarks clean those up by pattern.
-    name = f"summariesbench_{uuid.uuid4().hex[:10]}"
+    # Not "waymark_bench_*": other benchmarks clean those up by pattern. BENCH_DATABASE_PREFIX
+    # keeps one engineer's throwaway databases in their own names on a shared server.
+    prefix = os.environ.get("BENCH_DATABASE_PREFIX", "summariesbench")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
