@@ -1,4 +1,5 @@
-"""Benchmark: the dashboard's roster with 1,000 consented patients, and a patient page over a year.
+"""Benchmark: the dashboard's roster with 1,000 consented patients, and a patient page over a year;
+the API roster (GET /v1/clinician/patients) the clinic's own dashboard builds on, on the same data.
 
     .tools/bin/uv run --frozen python -m bench.dashboard [--patients 1000] [--runs 30] [--profile]
 
@@ -6,7 +7,11 @@ On PostgreSQL (BENCH_DATABASE_URL, default the local test server), in a throwawa
 and dropped here, seeded as bench.summaries does (the demo taper's rows for every patient, one
 clinician holding every consent, and a "Year Patient" with 52 weeks of rows). Each page is fetched
 through the whole Flask stack (session cookie, gate, ledger and audit writes, template) with a
-query counter; the clock is set to the day after the seeded data. Not part of the test suite.
+query counter; the clock is set to the day after the seeded data. The API roster is fetched
+with the clinician's bearer token (the audit write, the gate, the notice), page by page as its
+cursor allows (it has no sort or search), and 200 a page, the most it serves. Not part of the
+test suite. Targets (issue 17): p95 under 300 ms for every page, and the statements per request
+the same whatever the page, its size or the number of patients.
 
 Besides wall time it reports this process's CPU time per request (time.process_time: the Flask
 stack, the ORM, Jinja; not PostgreSQL's own work), which a machine shared with other work does
@@ -29,6 +34,7 @@ from sqlalchemy import event
 
 from api import create_app
 from api.clinic import sessions
+from bench.first_summary import token_for
 from bench.summaries import NOW, BenchConfig, log, seed, throwaway_database
 
 
@@ -64,6 +70,20 @@ def measure(client: Any, engine: Any, url: str, runs: int) -> dict[str, Any]:
         "cpu95": _p95(cpu),
         "queries": sorted(set(counts)),
     }
+
+
+def roster_cursors(client: Any, *, limit: int) -> list[str]:
+    """The next_cursor of every page of GET /v1/clinician/patients, in order."""
+    cursors: list[str] = []
+    url = f"/v1/clinician/patients?limit={limit}"
+    while True:
+        answer = client.get(url)
+        assert answer.status_code == 200, answer.status_code
+        cursor = answer.get_json()["next_cursor"]
+        if cursor is None:
+            return cursors
+        cursors.append(cursor)
+        url = f"/v1/clinician/patients?limit={limit}&cursor={cursor}"
 
 
 def profile(client: Any, url: str, runs: int = 5, top: int = 25) -> None:
@@ -118,15 +138,37 @@ def main() -> int:
                 "patient page, 30 days": f"/clinic/patients/{patient['id']}",
                 "patient page, a year (365 days)": f"/clinic/patients/{patient['id']}?days=365",
             }
+            # The API roster the clinic's own dashboard builds on: a bearer token, pages of
+            # `limit` by cursor (it has no sort or search), newest consent first.
+            api = app.test_client()
+            bearer = token_for(app, doctor["id"], role="clinician")
+            api.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {bearer}"
+            cursors = roster_cursors(api, limit=50)
+            tenth = min(8, len(cursors) - 2)  # page 10, or the last but one of a small roster
+            api_pages = {
+                f"API roster, page 1 (50 of {args.patients + 1:,})": "/v1/clinician/patients",
+                f"API roster, page {tenth + 2} by cursor": "/v1/clinician/patients?cursor="
+                + cursors[tenth],
+                f"API roster, last page ({len(cursors) + 1}) by cursor": (
+                    "/v1/clinician/patients?cursor=" + cursors[-1]
+                ),
+                "API roster, 200 a page (the most)": "/v1/clinician/patients?limit=200",
+            }
             for url_path in pages.values():  # warm up (imports, template compilation)
                 client.get(url_path)
+            for url_path in api_pages.values():
+                api.get(url_path)
             load_before = os.getloadavg()
             results = {label: measure(client, engine, p, args.runs) for label, p in pages.items()}
+            results |= {label: measure(api, engine, p, args.runs) for label, p in api_pages.items()}
             load_after = os.getloadavg()
             if args.profile:
                 for label, url_path in pages.items():
                     log(f"\n## profile: {label}")
                     profile(client, url_path)
+                for label, url_path in api_pages.items():
+                    log(f"\n## profile: {label}")
+                    profile(api, url_path)
         with engine.connect() as conn:
             ledger = conn.execute(sa.text("SELECT count(*) FROM disclosures")).scalar()
         log(
