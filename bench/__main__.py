@@ -18,12 +18,13 @@ BENCHES = {
     "adherence": "one year of adherence for a patient with three regimens (issue 3)",
     "summaries": "weekly summaries for 10,000 patients, on-demand summary (issue 6)",
     "export": "own export 1x/10x and FHIR Bulk Data for 10,000 patients (issue 7)",
-    "dashboard": "roster of 1,000 consented patients, a patient page over a year (issue 12)",
+    "dashboard": "HTML and API rosters of 1,000 consented patients, a patient page (issues 12, 17)",
     "reminders_dispatch": "reminder dispatch throughput (issue 4)",
     "reminders_soak": "two schedulers side by side for a while (issue 4; long, only by name)",
     "vs_plain": "floor and check-in against a plain Flask app, side by side (issue 17; needs wrk)",
     "first_summary": "a worker's first summary against its second (issue 17)",
     "first_sync": "a new phone's first sync of three years of data (issue 17)",
+    "agenda": "GET /v1/agenda with one and three years of history (issue 17)",
 }
 DEFAULT = [name for name in BENCHES if name != "reminders_soak"]
 
