@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.alerts.models import NOTE_MAX, Alert, AlertAcknowledgement
+from api.alerts.rules import RULE_CATEGORY
 from api.consent.gate import Gate
 from api.consent.models import CATEGORIES
 from api.disclosures.services import record_per_consent
@@ -204,29 +206,46 @@ def list_alerts(
             )
         )
         acks = {alert_id: (at, note) for alert_id, at, note in rows}
-    _disclose(session, gate=gate, alerts=items)
+    _disclose(session, gate=gate, spans=_event_spans(items))
     return {
         "items": [_as_seen(a, clinician_id, *acks.get(a.id, (None, None))) for a in items],
         "next_cursor": next_cursor,
     }
 
 
-def _disclose(session: Session, *, gate: Gate, alerts: Iterable[Alert]) -> None:
-    """A ledger row per patient and consent: the categories shown and the period of the events
-    the alerts describe (not when they were raised)."""
-    by_patient: dict[uuid.UUID, list[Alert]] = defaultdict(list)
+Spans = dict[uuid.UUID, dict[str, tuple[datetime, datetime]]]
+
+
+def _event_spans(alerts: Iterable[Alert]) -> Spans:
+    """Per patient and category, the period of the events the alerts describe (not when they
+    were raised)."""
+    spans: Spans = defaultdict(dict)
     for alert in alerts:
-        by_patient[alert.patient_id].append(alert)
-    for patient_id, rows in by_patient.items():
-        categories = {a.category for a in rows}
-        consent_id = gate.covering(patient_id, categories).id
-        span = (min(a.events_from for a in rows), max(a.events_to for a in rows))
+        known = spans[alert.patient_id].get(alert.category)
+        start, end = alert.events_from, alert.events_to
+        if known is not None:
+            start, end = min(start, known[0]), max(end, known[1])
+        spans[alert.patient_id][alert.category] = (start, end)
+    return spans
+
+
+def _disclose(session: Session, *, gate: Gate, spans: Spans) -> None:
+    """The ledger's rule for alerts shown (listed or counted): a row per patient and consent,
+    with the categories shown and the period of the events the alerts describe."""
+    for patient_id, by_category in spans.items():
+        if not by_category:
+            continue
+        consent_id = gate.covering(patient_id, set(by_category)).id
+        span = (
+            min(start for start, _ in by_category.values()),
+            max(end for _, end in by_category.values()),
+        )
         record_per_consent(
             session,
             patient_id=patient_id,
             recipient_id=gate.clinician_id,
             kind="read",
-            reads=dict.fromkeys(sorted(categories), (consent_id, *span)),
+            reads=dict.fromkeys(sorted(by_category), (consent_id, *span)),
             now=gate.now,
         )
 
@@ -270,16 +289,69 @@ def acknowledge_alert(
     return _as_seen(alert, clinician_id, at, kept)
 
 
+# The categories an alert can derive from (api.alerts.rules): a count of a patient's open alerts
+# is read as one column per category, so that what the count disclosed is known.
+_ALERT_CATEGORIES = tuple(c for c in CATEGORIES if c in set(RULE_CATEGORY.values()))
+
+
+@dataclass(frozen=True)
+class CountedAlerts:
+    """A patient's open alerts as a count shows them: how many, and what that number discloses
+    (the categories they derive from and the period of their events)."""
+
+    count: int
+    categories: tuple[str, ...]
+    events_from: datetime | None
+    events_to: datetime | None
+
+    @staticmethod
+    def of(row: Any) -> CountedAlerts:
+        """From a row of open_alerts_select's columns (an outer join's row may be all NULL)."""
+        return CountedAlerts(
+            count=int(row.n_open or 0),
+            categories=tuple(c for c in _ALERT_CATEGORIES if getattr(row, f"n_{c}") or 0),
+            events_from=row.events_from,
+            events_to=row.events_to,
+        )
+
+
+def open_alerts_select(gate: Gate) -> Any:
+    """Open alerts per patient as the gate's clinician sees them (one grouped scan): n_open, a
+    count per category (n_symptoms, ...) and the span of their events (CountedAlerts.of)."""
+    return (
+        select(
+            Alert.patient_id,
+            func.count().label("n_open"),
+            *(
+                func.count().filter(Alert.category == category).label(f"n_{category}")
+                for category in _ALERT_CATEGORIES
+            ),
+            func.min(Alert.events_from).label("events_from"),
+            func.max(Alert.events_to).label("events_to"),
+        )
+        .where(visible_open(gate))
+        .group_by(Alert.patient_id)
+    )
+
+
 def open_counts(
     session: Session, *, gate: Gate, patient_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, int]:
-    """Alerts the gate's clinician can see and has not acknowledged, per patient (one query)."""
+    """Alerts the gate's clinician can see and has not acknowledged, per patient (one query).
+    A count is derived data: each patient with any gets a ledger row (kind read) for their
+    categories and events' period, as a listing of the alerts themselves does."""
     ids = list(patient_ids)
     if not ids:
         return {}
-    rows = session.execute(
-        select(Alert.patient_id, func.count())
-        .where(Alert.patient_id.in_(ids), visible_open(gate))
-        .group_by(Alert.patient_id)
+    rows = session.execute(open_alerts_select(gate).where(Alert.patient_id.in_(ids)))
+    counted = {row.patient_id: CountedAlerts.of(row) for row in rows}
+    _disclose(
+        session,
+        gate=gate,
+        spans={
+            patient_id: dict.fromkeys(c.categories, (c.events_from, c.events_to))
+            for patient_id, c in counted.items()
+            if c.count and c.events_from is not None and c.events_to is not None
+        },
     )
-    return {patient_id: int(count) for patient_id, count in rows}
+    return {patient_id: c.count for patient_id, c in counted.items()}

@@ -13,7 +13,6 @@ from sqlalchemy import ColumnElement, case, exists, func, select
 from sqlalchemy.orm import Session
 
 from api.alerts import services as alert_services
-from api.alerts.models import Alert
 from api.auth.models import User
 from api.checkins.models import Checkin
 from api.consent.gate import Gate, window_start
@@ -102,46 +101,70 @@ def roster(
         .outerjoin(alerts, alerts.c.patient_id == Consent.patient_id)
         .add_columns(
             User.display_name,
-            open_alerts,
-            last_checkin,
-            case((medications, taken), else_=None),
-            case((medications, scheduled), else_=None),
+            last_checkin.label("last_checkin"),
+            case((medications, taken), else_=None).label("n_taken"),
+            case((medications, scheduled), else_=None).label("n_scheduled"),
+            # What the open-alert count discloses, beside it (CountedAlerts).
+            *(c for c in alerts.c if c.key != "patient_id"),
         )
         .order_by(*ordering)
     )
     rows: list[Any] = list(session.execute(stmt))
-    consents = [row[0] for row in rows]
-    items = [
-        RosterRow(
-            patient_id=c.patient_id,
-            display_name=name,
-            consent=c,
-            window_from=window_start(c),
-            open_alerts=int(n_alerts),
-            last_checkin=last,
-            adherence=None if n_scheduled is None else (int(n_taken), int(n_scheduled)),
-        )
-        for c, name, n_alerts, last, n_taken, n_scheduled in rows
-    ]
-    entries = []
-    for c in consents:
-        categories = [x for x in ("symptoms", "medications") if x in c.categories]
-        if categories:
-            entries.append(
-                {
-                    "patient_id": c.patient_id,
-                    "recipient_id": clinician_id,
-                    "consent_id": c.id,
-                    "categories": categories,
-                    "data_from": max(window_start(c), since)
-                    if categories == ["medications"]
-                    else window_start(c),
-                    "data_to": now,
-                }
+    items, entries = [], []
+    for row in rows:
+        c, counted = row[0], alert_services.CountedAlerts.of(row)
+        items.append(
+            RosterRow(
+                patient_id=c.patient_id,
+                display_name=row.display_name,
+                consent=c,
+                window_from=window_start(c),
+                open_alerts=counted.count,
+                last_checkin=row.last_checkin,
+                adherence=None
+                if row.n_scheduled is None
+                else (int(row.n_taken), int(row.n_scheduled)),
             )
+        )
+        entries.extend(_disclosed(gate, c, counted, since=since))
     record_disclosures(session, kind="read", entries=entries, now=now)
     pages = max(1, -(-total // per_page))
     return {"items": items, "total": total, "page": page, "pages": pages}
+
+
+def _disclosed(
+    gate: Gate, consent: Consent, counted: alert_services.CountedAlerts, *, since: datetime
+) -> list[dict[str, Any]]:
+    """The ledger entries for one roster row: the last check-in (symptoms) over the consent's
+    window, the 7-day doses (medications), and what the open-alert count derives from over its
+    events' period (under the consent that covers them, as the alert list cites)."""
+    entry: dict[str, Any] = {
+        "patient_id": consent.patient_id,
+        "recipient_id": gate.clinician_id,
+        "consent_id": consent.id,
+        "categories": [x for x in ("symptoms", "medications") if x in consent.categories],
+        "data_from": max(window_start(consent), since)
+        if "symptoms" not in consent.categories
+        else window_start(consent),
+        "data_to": gate.now,
+    }
+    entries = [entry] if entry["categories"] else []
+    if counted.count and counted.events_from is not None:
+        cited = gate.covering(consent.patient_id, counted.categories)
+        if entries and cited.id == consent.id:
+            entry["categories"] = sorted({*entry["categories"], *counted.categories})
+            entry["data_from"] = min(entry["data_from"], counted.events_from)
+        else:
+            entries.append(
+                {
+                    **entry,
+                    "consent_id": cited.id,
+                    "categories": list(counted.categories),
+                    "data_from": counted.events_from,
+                    "data_to": counted.events_to,
+                }
+            )
+    return entries
 
 
 def _shares(category: str) -> ColumnElement[bool]:
@@ -154,12 +177,7 @@ def _shares(category: str) -> ColumnElement[bool]:
 def _open_alerts(gate: Gate) -> Any:
     """Open alerts per patient as the gate's clinician sees them, as a derived table (one
     grouped scan of the clinician's alerts, joined to the roster's rows)."""
-    return (
-        select(Alert.patient_id, func.count().label("n_open"))
-        .where(alert_services.visible_open(gate))
-        .group_by(Alert.patient_id)
-        .subquery("open_alerts")
-    )
+    return alert_services.open_alerts_select(gate).subquery("open_alerts")
 
 
 def _last_checkin(now: datetime) -> Any:

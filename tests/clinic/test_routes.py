@@ -592,6 +592,42 @@ def test_roster_sorting_keeps_a_fixed_number_of_queries_and_pages(
     assert client.get("/clinic/patients?sort=bogus").status_code == 200
 
 
+def test_the_roster_ledger_covers_what_its_open_alert_count_derives_from(
+    client: FlaskClient,
+    session: Session,
+    make_clinician: Any,
+    make_patient: Any,
+    clinic_sign_in: SignIn,
+) -> None:
+    # A counseling-only consent shows no check-in or doses, but its missed-session alert is
+    # counted: that count is a disclosure too, of counseling over the alert's events.
+    clinician = make_clinician()
+    counseling_only = _consented(session, make_patient, clinician, categories=["counseling"])
+    everything = _consented(session, make_patient, clinician, name="Ada Whole")
+    now = datetime.now(UTC)
+    events = (now - timedelta(days=6), now - timedelta(days=5))
+    for patient in (counseling_only, everything):
+        alert_services.raise_alert(
+            session, patient_id=patient.id, kind="missed_session", category="counseling",
+            episode_key="1", now=now, events_from=events[0], events_to=events[1],
+        )  # fmt: skip
+    session.commit()
+    clinic_sign_in(client, clinician)
+    assert client.get("/clinic/patients").status_code == 200
+
+    rows = {
+        r.patient_id: r
+        for r in session.scalars(select(Disclosure).where(Disclosure.recipient_id == clinician.id))
+    }
+    assert set(rows) == {counseling_only.id, everything.id}
+    alone = rows[counseling_only.id]
+    assert (alone.categories, alone.data_from, alone.data_to) == (["counseling"], *events)
+    # Beside the check-in and the doses, one row under the one consent: the window to now.
+    whole = rows[everything.id]
+    assert sorted(whole.categories) == ["counseling", "medications", "symptoms"]
+    assert whole.data_from < events[0] and whole.data_to >= now
+
+
 def test_roster_search_sort_and_pages(
     app: Flask,
     client: FlaskClient,

@@ -147,3 +147,52 @@ def test_alerts_list_and_acknowledge(
     assert client.get("/v1/clinician/alerts", headers=stranger).json["items"] == []
     patient_headers = auth_headers(patient)
     assert client.get("/v1/clinician/alerts", headers=patient_headers).status_code == 403
+
+
+def test_a_roster_count_of_open_alerts_is_a_disclosure_in_the_ledger(
+    client: FlaskClient,
+    session: Any,
+    make_patient: Any,
+    make_clinician: Any,
+    auth_headers: Any,
+) -> None:
+    # The count is derived from the alerts: the patients it is shown for get a ledger row for
+    # the alerts' categories and events' period (as listing the alerts does); no alerts, no row.
+    from sqlalchemy import select
+
+    from api.disclosures.models import Disclosure
+
+    clinician = make_clinician()
+    now = datetime.now(UTC)
+    alerting, quiet = make_patient(), make_patient()
+    consent = sign(
+        session,
+        patient=alerting,
+        clinician=clinician,
+        categories=["symptoms", "counseling"],
+        now=now - timedelta(days=5),
+        data_from=now - timedelta(days=20),
+    )
+    sign(session, patient=quiet, clinician=clinician, now=now - timedelta(days=5))
+    spans = {
+        "symptoms": (now - timedelta(days=9), now - timedelta(days=8)),
+        "counseling": (now - timedelta(days=3), now - timedelta(days=2)),
+    }
+    for n, (category, (start, end)) in enumerate(spans.items()):
+        alert_services.raise_alert(
+            session, patient_id=alerting.id, kind=f"k{n}", category=category,
+            episode_key="1", now=now, events_from=start, events_to=end,
+        )  # fmt: skip
+    session.commit()
+
+    response = client.get("/v1/clinician/patients", headers=auth_headers(clinician))
+    assert response.status_code == 200
+    counts = {i["patient_id"]: i["open_alerts"] for i in response.json["items"]}
+    assert counts == {str(alerting.id): 2, str(quiet.id): 0}
+    rows = session.scalars(select(Disclosure).where(Disclosure.recipient_id == clinician.id)).all()
+    assert [(r.patient_id, r.consent_id, r.kind, sorted(r.categories)) for r in rows] == [
+        (alerting.id, consent.id, "read", ["counseling", "symptoms"])
+    ]
+    assert (rows[0].data_from, rows[0].data_to) == (spans["symptoms"][0], spans["counseling"][1])
+    # The answer carries the scope of the consent it disclosed under (42 CFR 2.32(b)).
+    assert [s["consent_id"] for s in response.json["consent_scopes"]] == [str(consent.id)]
