@@ -22,7 +22,6 @@ history.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import uuid
 from datetime import UTC, date, datetime
@@ -35,7 +34,7 @@ import time_machine
 from sqlalchemy import insert, select
 
 from api import create_app
-from bench.dashboard import measure, profile
+from bench.dashboard import measure, profile, settle
 from bench.first_summary import token_for
 from bench.first_sync import seed_patient
 from bench.summaries import BenchConfig, log, seed, throwaway_database
@@ -97,14 +96,7 @@ def run(years: int, *, others: int, runs: int, with_profile: bool) -> dict[str, 
                 sa.text("SELECT count(*) FROM doses")
             ).scalar()
             session.close()
-        # Statistics, as a database in service has them (see bench.dashboard).
-        with engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
-        # As a gunicorn worker starts (gunicorn.conf.py pre_fork): what this process holds by now
-        # (the app, and here the seeding's leftovers) frozen, so a full collection set off by a
-        # request does not walk it (unfrozen: 110-170 ms stalls, a request's p95 in a run).
-        gc.collect()
-        gc.freeze()
+        settle(engine)
         with time_machine.travel(CLOCK, tick=True):
             # Signed in "now", on the travelled clock (a token from the future is refused).
             token = token_for(app, patient["id"], role="patient")

@@ -44,6 +44,19 @@ def _p95(values: list[float]) -> float:
     return ordered[max(0, round(0.95 * len(ordered)) - 1)]
 
 
+def settle(engine: Any) -> None:
+    """After seeding, before measuring: the database and this process as in service."""
+    # Statistics, as a database in service has them: without, the planner guesses until
+    # autovacuum's ANALYZE happens to run in the middle of the measurements.
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+    # As a gunicorn worker starts (gunicorn.conf.py pre_fork): what this process holds by now
+    # (the app, and here the seeding's leftovers) frozen, so a full collection set off by a
+    # request does not walk it (unfrozen: 110-220 ms stalls, several in a run of 30 a page).
+    gc.collect()
+    gc.freeze()
+
+
 def measure(client: Any, engine: Any, url: str, runs: int) -> dict[str, Any]:
     counts: list[int] = []
     seen: list[str] = []
@@ -135,15 +148,7 @@ def main() -> int:
         log(f"seeding {args.patients} patients (8 weeks each) and a year patient ...")
         patient, doctor = seed(session, patients=args.patients, clinicians=1, weeks=8)
         session.commit()
-        # Statistics, as a database in service has them: without, the planner guesses until
-        # autovacuum's ANALYZE happens to run in the middle of the measurements.
-        with engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
-        # As a gunicorn worker starts (gunicorn.conf.py pre_fork): what this process holds by now
-        # (the app, and here the seeding's leftovers) frozen, so a full collection set off by a
-        # request does not walk it (unfrozen: 160-220 ms stalls, seven in a run of 30 a page).
-        gc.collect()
-        gc.freeze()
+        settle(engine)
         with time_machine.travel(NOW, tick=True):
             from api.auth.models import User
 
