@@ -25,6 +25,7 @@ BENCHES = {
     "first_summary": "a worker's first summary against its second (issue 17)",
     "first_sync": "a new phone's first sync of three years of data (issue 17)",
     "agenda": "GET /v1/agenda with one and three years of history (issue 17)",
+    "floor_layers": "what each layer of ours costs on GET /healthz, in-process (issue 17)",
 }
 DEFAULT = [name for name in BENCHES if name != "reminders_soak"]
 
