@@ -16,7 +16,8 @@ Reports per round and as medians: both ratios (our floor / its floor, our check-
 check-in), req/s, CPU ms per request split into app and db, and the CPU ratio (its CPU per
 request over ours, app + db: what the rate ratio would be if both were CPU-bound, and steadier
 than the rates when other work shares the cores); then p50/p99 of our check-in in an
-open loop at half of its saturated rate. Errors (any non-2xx) are counted and fail the run.
+open loop at half of its saturated rate, and of the plain app's at that same rate (the machine's
+floor under ours). Errors (any non-2xx) are counted and fail the run.
 """
 
 from __future__ import annotations
@@ -201,6 +202,24 @@ def cpu_ratios(got: dict[str, dict]) -> dict[str, float]:
     }
 
 
+def half_rate(opts: argparse.Namespace, token: str, *, rate: float) -> dict:
+    """Our check-in in an open loop at half its saturated rate (the p99 target), then the plain
+    app at the same rate with the same client: its p99 is what this machine, its disk (each
+    commit waits for the WAL flush) and the Python load generator give a request that does next
+    to nothing more, the floor under ours."""
+    got: dict = {"errors": 0}
+    for app, port in (("", opts.port), ("plain_", opts.port + 1)):
+        result = paced(
+            f"{app or 'waymark_'}checkin-half-rate", port, checkin_request([token]),
+            seconds=opts.duration, rate=rate, workers=opts.connections * 2,
+        )  # fmt: skip
+        got[f"{app}half_rate_per_s"] = round(result.rate, 1)
+        got[f"{app}half_rate_p50_ms"] = round(result.pct(0.50), 2)
+        got[f"{app}half_rate_p99_ms"] = round(result.pct(0.99), 2)
+        got["errors"] += result.errors
+    return got
+
+
 def run(opts: argparse.Namespace) -> dict:
     if shutil.which("wrk") is None:
         sys.exit("bench.vs_plain needs wrk (apt-get install wrk)")
@@ -266,12 +285,8 @@ def run(opts: argparse.Namespace) -> dict:
         def med(key: str, field: str) -> float:
             return round(statistics.median(r["phases"][key][field] for r in rounds), 3)
 
-        checkin_rate = med("waymark-checkin", "rate")
-        half = paced(
-            "waymark-checkin-half-rate", opts.port, checkin_request([token]),
-            seconds=opts.duration, rate=checkin_rate / 2, workers=opts.connections * 2,
-        )  # fmt: skip
-        errors = sum(p["errors"] for r in rounds for p in r["phases"].values()) + half.errors
+        half = half_rate(opts, token, rate=med("waymark-checkin", "rate") / 2)
+        errors = sum(p["errors"] for r in rounds for p in r["phases"].values()) + half["errors"]
         summary = {
             "date": datetime.now(UTC).date().isoformat(),
             "cpus": os.cpu_count(),
@@ -288,9 +303,7 @@ def run(opts: argparse.Namespace) -> dict:
             "rate_per_s": {k: med(k, "rate") for k in rounds[0]["phases"]},
             "app_cpu_ms_per_request": {k: med(k, "app_cpu_ms") for k in rounds[0]["phases"]},
             "db_cpu_ms_per_request": {k: med(k, "db_cpu_ms") for k in rounds[0]["phases"]},
-            "half_rate_per_s": round(half.rate, 1),
-            "half_rate_p50_ms": round(half.pct(0.50), 2),
-            "half_rate_p99_ms": round(half.pct(0.99), 2),
+            **{k: v for k, v in half.items() if k != "errors"},
             "errors": errors,
             "loadavg_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         }
