@@ -25,7 +25,7 @@ from api.alerts.models import NOTE_MAX, Alert, AlertAcknowledgement
 from api.alerts.rules import RULE_CATEGORY
 from api.consent.gate import Gate
 from api.consent.models import CATEGORIES
-from api.disclosures.services import record_per_consent
+from api.disclosures.services import record_disclosures
 from api.dml import dialect_of, insert_ignoring_conflicts, one_of
 from api.errors import NotFound, ValidationError
 from api.pagination import keyset_page
@@ -230,24 +230,22 @@ def _event_spans(alerts: Iterable[Alert]) -> Spans:
 
 
 def _disclose(session: Session, *, gate: Gate, spans: Spans) -> None:
-    """The ledger's rule for alerts shown (listed or counted): a row per patient and consent,
-    with the categories shown and the period of the events the alerts describe."""
-    for patient_id, by_category in spans.items():
-        if not by_category:
-            continue
-        consent_id = gate.covering(patient_id, set(by_category)).id
-        span = (
-            min(start for start, _ in by_category.values()),
-            max(end for _, end in by_category.values()),
-        )
-        record_per_consent(
-            session,
-            patient_id=patient_id,
-            recipient_id=gate.clinician_id,
-            kind="read",
-            reads=dict.fromkeys(sorted(by_category), (consent_id, *span)),
-            now=gate.now,
-        )
+    """The ledger's rule for alerts shown (listed or counted): a row per patient, under the
+    consent covering them, with the categories shown and the period of the events the alerts
+    describe; one INSERT for the page, and the consents noted for the answer's scope."""
+    entries = [
+        {
+            "patient_id": patient_id,
+            "recipient_id": gate.clinician_id,
+            "consent_id": gate.covering(patient_id, set(by_category)).id,
+            "categories": sorted(by_category),
+            "data_from": min(start for start, _ in by_category.values()),
+            "data_to": max(end for _, end in by_category.values()),
+        }
+        for patient_id, by_category in spans.items()
+        if by_category
+    ]
+    record_disclosures(session, kind="read", entries=entries, now=gate.now, note=True)
 
 
 def acknowledge_alert(

@@ -65,7 +65,7 @@ def record_disclosure(
     )
     session.add(row)
     session.flush()
-    session.info.setdefault(_DISCLOSED, {}).setdefault(consent_id, consent)
+    _note(session, consent)
     log.info(
         "disclosure.recorded",
         disclosure_id=str(row.id),
@@ -110,11 +110,17 @@ def record_per_consent(
 
 
 def record_disclosures(
-    session: Session, *, kind: str, entries: Iterable[dict[str, Any]], now: datetime
+    session: Session,
+    *,
+    kind: str,
+    entries: Iterable[dict[str, Any]],
+    now: datetime,
+    note: bool = False,
 ) -> int:
     """record_disclosure for many at once (one INSERT; the recipients' names in one query), for
-    jobs that disclose in bulk. Each entry: patient_id, recipient_id, consent_id, categories,
-    data_from, data_to."""
+    pages and jobs that disclose in bulk. Each entry: patient_id, recipient_id, consent_id,
+    categories, data_from, data_to. With `note`, the consents are noted in the session as
+    record_disclosure notes them (`disclosed_in`), for an answer that carries their scope."""
     assert kind in KINDS, kind
     items = list(entries)
     if not items:
@@ -158,8 +164,17 @@ def record_disclosures(
             }
         )
     session.execute(insert(Disclosure), rows)
+    if note:
+        for consent_id in dict.fromkeys(e["consent_id"] for e in items):
+            consent = session.get(Consent, consent_id)  # in the identity map: the gate read it
+            assert consent is not None
+            _note(session, consent)
     log.info("disclosures.recorded", count=len(rows), kind=kind)
     return len(rows)
+
+
+def _note(session: Session, consent: Consent) -> None:
+    session.info.setdefault(_DISCLOSED, {}).setdefault(consent.id, consent)
 
 
 _DISCLOSED = "waymark.disclosed_consents"

@@ -196,3 +196,41 @@ def test_a_roster_count_of_open_alerts_is_a_disclosure_in_the_ledger(
     assert (rows[0].data_from, rows[0].data_to) == (spans["symptoms"][0], spans["counseling"][1])
     # The answer carries the scope of the consent it disclosed under (42 CFR 2.32(b)).
     assert [s["consent_id"] for s in response.json["consent_scopes"]] == [str(consent.id)]
+
+
+def test_roster_statements_do_not_grow_with_the_patients_it_counts_alerts_for(
+    client: FlaskClient,
+    session: Any,
+    engine: Engine,
+    make_patient: Any,
+    make_clinician: Any,
+    auth_headers: Any,
+) -> None:
+    # Every patient counted gets a ledger row, all in one INSERT: a page of 50 alerting
+    # patients costs the statements of a page of one.
+    from tests.support.queries import TEST_TRANSACTION
+
+    clinician = make_clinician()
+    headers = auth_headers(clinician)
+
+    def alerting_patient() -> None:
+        patient = make_patient()
+        sign(session, patient=patient, clinician=clinician)
+        alert_services.raise_alert(
+            session, patient_id=patient.id, kind="k", category="symptoms", episode_key="1",
+            now=datetime.now(UTC),
+        )  # fmt: skip
+        session.commit()
+
+    def run() -> list[str]:
+        with count_queries(engine, skip=TEST_TRANSACTION) as statements:
+            response = client.get("/v1/clinician/patients", headers=headers)
+        assert response.status_code == 200
+        return [s.split()[0] for s in statements]
+
+    alerting_patient()
+    one = run()
+    for _ in range(4):
+        alerting_patient()
+    assert run() == one
+    assert one.count("INSERT") == 2, one  # the audit row and the ledger rows
