@@ -125,7 +125,7 @@ def run_bulk(url: str, admin_id: str) -> dict[str, Any]:
         )
         session.commit()
         seconds = time.perf_counter() - started
-        output = job.output or []
+        output = (job.output if job is not None else None) or []
         session.close()
     count = sum(o["count"] for o in output)
     size = sum(p.stat().st_size for p in Path(export_dir).rglob("*.ndjson"))

@@ -245,9 +245,11 @@ def spawn(url: str, env: dict[str, str], logdir: Path, n: int) -> subprocess.Pop
 
 def leader_pid(engine: sa.Engine) -> int | None:
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text("SELECT instance FROM scheduler_heartbeats WHERE is_leader")
-        ).scalars()
+        rows: list[str] = list(
+            conn.execute(
+                sa.text("SELECT instance FROM scheduler_heartbeats WHERE is_leader")
+            ).scalars()
+        )
         pids = [int(instance.rsplit(":", 1)[1]) for instance in rows]
     return pids[0] if len(pids) == 1 else None
 
@@ -527,7 +529,7 @@ def check(
                 sa.text("SELECT id FROM notification_deliveries WHERE channel = 'email'")
             )
         }
-        attempts = Counter(
+        attempts: Counter[int] = Counter(
             conn.execute(
                 sa.text("SELECT attempts FROM notification_deliveries WHERE channel = 'email'")
             ).scalars()

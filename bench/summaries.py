@@ -172,7 +172,8 @@ def copy_rows(session: Any, table: str, rows: list[dict[str, Any]]) -> None:
             )
 
 
-def copy_all(session: Any, rows: dict[type, list[dict[str, Any]]]) -> None:
+def copy_all(session: Any, rows: dict[Any, list[dict[str, Any]]]) -> None:
+    """`rows`: per mapped model (any class with a __tablename__), its rows."""
     for model, items in rows.items():
         copy_rows(session, model.__tablename__, items)
 
