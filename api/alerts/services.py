@@ -206,46 +206,53 @@ def list_alerts(
             )
         )
         acks = {alert_id: (at, note) for alert_id, at, note in rows}
-    _disclose(session, gate=gate, spans=_event_spans(items))
+    _disclose(session, gate=gate, shown=_listed(items))
     return {
         "items": [_as_seen(a, clinician_id, *acks.get(a.id, (None, None))) for a in items],
         "next_cursor": next_cursor,
     }
 
 
-Spans = dict[uuid.UUID, dict[str, tuple[datetime, datetime]]]
-
-
-def _event_spans(alerts: Iterable[Alert]) -> Spans:
-    """Per patient and category, the period of the events the alerts describe (not when they
-    were raised)."""
-    spans: Spans = defaultdict(dict)
+def _listed(alerts: Iterable[Alert]) -> dict[uuid.UUID, AlertsShown]:
+    by_patient: dict[uuid.UUID, list[Alert]] = defaultdict(list)
     for alert in alerts:
-        known = spans[alert.patient_id].get(alert.category)
-        start, end = alert.events_from, alert.events_to
-        if known is not None:
-            start, end = min(start, known[0]), max(end, known[1])
-        spans[alert.patient_id][alert.category] = (start, end)
-    return spans
+        by_patient[alert.patient_id].append(alert)
+    return {
+        patient_id: AlertsShown(
+            count=len(rows),
+            categories=tuple(sorted({a.category for a in rows})),
+            events_from=min(a.events_from for a in rows),
+            events_to=max(a.events_to for a in rows),
+        )
+        for patient_id, rows in by_patient.items()
+    }
 
 
-def _disclose(session: Session, *, gate: Gate, spans: Spans) -> None:
-    """The ledger's rule for alerts shown (listed or counted): a row per patient, under the
-    consent covering them, with the categories shown and the period of the events the alerts
-    describe; one INSERT for the page, and the consents noted for the answer's scope."""
-    entries = [
-        {
-            "patient_id": patient_id,
-            "recipient_id": gate.clinician_id,
-            "consent_id": gate.covering(patient_id, set(by_category)).id,
-            "categories": sorted(by_category),
-            "data_from": min(start for start, _ in by_category.values()),
-            "data_to": max(end for _, end in by_category.values()),
-        }
-        for patient_id, by_category in spans.items()
-        if by_category
-    ]
-    record_disclosures(session, kind="read", entries=entries, now=gate.now, note=True)
+def disclosure_entry(
+    gate: Gate, patient_id: uuid.UUID, shown: AlertsShown
+) -> dict[str, Any] | None:
+    """The ledger's rule for alerts shown, listed or counted: the categories they derive from and
+    the period of the events they describe (not when they were raised), under the consent that
+    covers them. None when none is shown (a zero count discloses nothing)."""
+    if not shown.count or shown.events_from is None or shown.events_to is None:
+        return None
+    return {
+        "patient_id": patient_id,
+        "recipient_id": gate.clinician_id,
+        "consent_id": gate.covering(patient_id, shown.categories).id,
+        "categories": list(shown.categories),
+        "data_from": shown.events_from,
+        "data_to": shown.events_to,
+    }
+
+
+def _disclose(session: Session, *, gate: Gate, shown: dict[uuid.UUID, AlertsShown]) -> None:
+    """A ledger row per patient shown; one INSERT for the page, and the consents noted for the
+    answer's scope."""
+    entries = [disclosure_entry(gate, patient_id, alerts) for patient_id, alerts in shown.items()]
+    record_disclosures(
+        session, kind="read", entries=[e for e in entries if e], now=gate.now, note=True
+    )
 
 
 def acknowledge_alert(
@@ -293,9 +300,9 @@ _ALERT_CATEGORIES = tuple(c for c in CATEGORIES if c in set(RULE_CATEGORY.values
 
 
 @dataclass(frozen=True)
-class CountedAlerts:
-    """A patient's open alerts as a count shows them: how many, and what that number discloses
-    (the categories they derive from and the period of their events)."""
+class AlertsShown:
+    """A patient's alerts as a page shows them, listed or only counted: how many, and what that
+    discloses (the categories they derive from and the period of their events)."""
 
     count: int
     categories: tuple[str, ...]
@@ -303,9 +310,9 @@ class CountedAlerts:
     events_to: datetime | None
 
     @staticmethod
-    def of(row: Any) -> CountedAlerts:
+    def of(row: Any) -> AlertsShown:
         """From a row of open_alerts_select's columns (an outer join's row may be all NULL)."""
-        return CountedAlerts(
+        return AlertsShown(
             count=int(row.n_open or 0),
             categories=tuple(c for c in _ALERT_CATEGORIES if getattr(row, f"n_{c}") or 0),
             events_from=row.events_from,
@@ -315,7 +322,7 @@ class CountedAlerts:
 
 def open_alerts_select(gate: Gate) -> Any:
     """Open alerts per patient as the gate's clinician sees them (one grouped scan): n_open, a
-    count per category (n_symptoms, ...) and the span of their events (CountedAlerts.of)."""
+    count per category (n_symptoms, ...) and the span of their events (AlertsShown.of)."""
     return (
         select(
             Alert.patient_id,
@@ -342,14 +349,6 @@ def open_counts(
     if not ids:
         return {}
     rows = session.execute(open_alerts_select(gate).where(Alert.patient_id.in_(ids)))
-    counted = {row.patient_id: CountedAlerts.of(row) for row in rows}
-    _disclose(
-        session,
-        gate=gate,
-        spans={
-            patient_id: dict.fromkeys(c.categories, (c.events_from, c.events_to))
-            for patient_id, c in counted.items()
-            if c.count and c.events_from is not None and c.events_to is not None
-        },
-    )
+    counted = {row.patient_id: AlertsShown.of(row) for row in rows}
+    _disclose(session, gate=gate, shown=counted)
     return {patient_id: c.count for patient_id, c in counted.items()}

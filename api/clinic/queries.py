@@ -104,7 +104,7 @@ def roster(
             last_checkin.label("last_checkin"),
             case((medications, taken), else_=None).label("n_taken"),
             case((medications, scheduled), else_=None).label("n_scheduled"),
-            # What the open-alert count discloses, beside it (CountedAlerts).
+            # What the open-alert count discloses, beside it (AlertsShown).
             *(c for c in alerts.c if c.key != "patient_id"),
         )
         .order_by(*ordering)
@@ -112,7 +112,7 @@ def roster(
     rows: list[Any] = list(session.execute(stmt))
     items, entries = [], []
     for row in rows:
-        c, counted = row[0], alert_services.CountedAlerts.of(row)
+        c, counted = row[0], alert_services.AlertsShown.of(row)
         items.append(
             RosterRow(
                 patient_id=c.patient_id,
@@ -133,11 +133,11 @@ def roster(
 
 
 def _disclosed(
-    gate: Gate, consent: Consent, counted: alert_services.CountedAlerts, *, since: datetime
+    gate: Gate, consent: Consent, counted: alert_services.AlertsShown, *, since: datetime
 ) -> list[dict[str, Any]]:
     """The ledger entries for one roster row: the last check-in (symptoms) over the consent's
-    window, the 7-day doses (medications), and what the open-alert count derives from over its
-    events' period (under the consent that covers them, as the alert list cites)."""
+    window and the 7-day doses (medications), merged with the open-alert count's entry
+    (alerts.services.disclosure_entry) when both cite the same consent."""
     entry: dict[str, Any] = {
         "patient_id": consent.patient_id,
         "recipient_id": gate.clinician_id,
@@ -149,21 +149,12 @@ def _disclosed(
         "data_to": gate.now,
     }
     entries = [entry] if entry["categories"] else []
-    if counted.count and counted.events_from is not None:
-        cited = gate.covering(consent.patient_id, counted.categories)
-        if entries and cited.id == consent.id:
-            entry["categories"] = sorted({*entry["categories"], *counted.categories})
-            entry["data_from"] = min(entry["data_from"], counted.events_from)
-        else:
-            entries.append(
-                {
-                    **entry,
-                    "consent_id": cited.id,
-                    "categories": list(counted.categories),
-                    "data_from": counted.events_from,
-                    "data_to": counted.events_to,
-                }
-            )
+    alerts = alert_services.disclosure_entry(gate, consent.patient_id, counted)
+    if alerts is not None and entries and alerts["consent_id"] == consent.id:
+        entry["categories"] = sorted({*entry["categories"], *alerts["categories"]})
+        entry["data_from"] = min(entry["data_from"], alerts["data_from"])
+    elif alerts is not None:
+        entries.append(alerts)
     return entries
 
 
