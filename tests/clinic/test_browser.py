@@ -368,10 +368,20 @@ def test_admin_pages(app: Flask, db: Session, live: str, browser: Any) -> None:
     page.fill("#c-pass", "temporary password 1")
     page.click("text=Create clinician")
     page.wait_for_selector("text=Clinician created.")
-    # Deactivation ends the clinician's dashboard session at once.
     other = browser.new_context()
     their = other.new_page()
-    _sign_in(their, live, clinician, None)
+    first_secret = _sign_in(their, live, clinician, None)
+    # A lost phone: the admin resets the enrolled clinician's second factor; their session ends
+    # and their next sign-in enrols a new one.
+    page.goto(f"{live}/clinic/admin/clinicians")
+    _axe(page, "admin-clinicians-enrolled")
+    page.click(f"tr:has-text('{clinician.display_name}') >> text=Reset second factor")
+    page.wait_for_selector("text=Second factor reset")
+    _axe(page, "admin-clinicians-reset")
+    their.goto(f"{live}/clinic/patients")
+    assert "/clinic/login" in their.url
+    assert _sign_in(their, live, clinician, None) != first_secret
+    # Deactivation ends the clinician's dashboard session at once.
     page.click(f"tr:has-text('{clinician.display_name}') >> text=Deactivate")
     page.wait_for_load_state()
     their.goto(f"{live}/clinic/patients")
