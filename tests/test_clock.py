@@ -9,6 +9,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.support.scan import calls_by_function
+from tests.support.scan import offenders as scan_offenders
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Where the clock may be read: the request's owners (routes), the jobs, the command line.
@@ -51,34 +54,11 @@ def _is_clock_read(call: ast.Call) -> bool:
 
 def _reads(path: Path) -> list[tuple[str, int]]:
     """(enclosing function, line) of every clock read in a file."""
-    found: list[tuple[str, int]] = []
-
-    def visit(node: ast.AST, function: str) -> None:
-        for child in ast.iter_child_nodes(node):
-            name = None
-            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
-                name = child.name
-            elif isinstance(child, ast.Lambda):
-                name = "<lambda>"
-            if isinstance(child, ast.Call) and _is_clock_read(child):
-                found.append((function, child.lineno))
-            visit(child, name or function)
-
-    visit(ast.parse(path.read_text(), str(path)), "<module>")
-    return found
+    return calls_by_function(path, _is_clock_read, lambdas=True)
 
 
 def offenders(root: Path) -> list[str]:
-    owned = {p for pattern in OWNERS for p in root.glob(pattern)}
-    problems = []
-    for package in ("api", "jobs"):
-        for path in sorted((root / package).rglob("*.py")):
-            if path in owned:
-                continue
-            rel = path.relative_to(root).as_posix()
-            allowed = NAMED.get(rel, set())
-            problems += [f"{rel}:{line} ({fn})" for fn, line in _reads(path) if fn not in allowed]
-    return problems
+    return scan_offenders(root, owners=OWNERS, allowed=NAMED, find=_reads)
 
 
 def test_only_routes_jobs_and_named_places_read_the_clock() -> None:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.support.scan import calls_by_function
+from tests.support.scan import offenders as scan_offenders
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Where a commit or rollback may be written: the request's owner (routes), the jobs, the command
@@ -25,36 +28,19 @@ SHORT_TRANSACTIONS = {
 ENDINGS = {"commit", "rollback"}
 
 
+def _is_ending(call: ast.Call) -> bool:
+    return isinstance(call.func, ast.Attribute) and (
+        call.func.attr in ENDINGS or call.func.attr == "begin"
+    )
+
+
 def _endings(path: Path) -> list[tuple[str, int]]:
     """(enclosing function, line) of every .commit()/.rollback() call and `with x.begin():`."""
-    found: list[tuple[str, int]] = []
-
-    def visit(node: ast.AST, function: str) -> None:
-        for child in ast.iter_child_nodes(node):
-            name = child.name if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else None
-            if (
-                isinstance(child, ast.Call)
-                and isinstance(child.func, ast.Attribute)
-                and (child.func.attr in ENDINGS or child.func.attr == "begin")
-            ):
-                found.append((function, child.lineno))
-            visit(child, name or function)
-
-    visit(ast.parse(path.read_text(), str(path)), "<module>")
-    return found
+    return calls_by_function(path, _is_ending)
 
 
 def offenders(root: Path) -> list[str]:
-    owned = {p for pattern in OWNERS for p in root.glob(pattern)}
-    problems = []
-    for package in ("api", "jobs"):
-        for path in sorted((root / package).rglob("*.py")):
-            if path in owned:
-                continue
-            rel = path.relative_to(root).as_posix()
-            allowed = SHORT_TRANSACTIONS.get(rel, set())
-            problems += [f"{rel}:{line} ({fn})" for fn, line in _endings(path) if fn not in allowed]
-    return problems
+    return scan_offenders(root, owners=OWNERS, allowed=SHORT_TRANSACTIONS, find=_endings)
 
 
 def test_only_routes_jobs_and_named_short_transactions_end_a_transaction() -> None:
